@@ -1,0 +1,167 @@
+/**
+ * Configuration: one schema, read once, from the environment.
+ *
+ * Nothing else in the project reads `process.env`. A bad configuration fails at start with one
+ * `ConfigError` that names every bad variable, what was wrong and what was given.
+ */
+import * as z from "zod/mini";
+
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Certificate statuses that mean "no application under review" (an assumption about SCM; see README). */
+export const DEFAULT_ALREADY_WITHDRAWN_STATUSES = ["PAID", "CANCELCHECKING"] as const;
+
+export interface Config {
+  scmEndpoint: string;
+  tokenSecretId: string;
+  dlqUrl: string;
+  maxAttempts: number;
+  retryBaseDelayMs: number;
+  retryMaxDelayMs: number;
+  scmTimeoutMs: number;
+  maxReceiveCount: number;
+  batchConcurrency: number;
+  tokenCacheTtlMs: number;
+  /** Client-side cap on SCM calls per second per container; undefined = off. */
+  scmMaxRps: number | undefined;
+  logLevel: LogLevel;
+  alreadyWithdrawnStatuses: readonly string[];
+  /** IAM tokens are replaced this long before their `expires_at`. */
+  iamTokenRefreshMarginMs: number;
+  /** Time kept free at the end of an invocation for dead-letter sends and the response. */
+  deadlineMarginMs: number;
+  /** Optional DynamoDB ledger table. */
+  ledgerTable: string | undefined;
+  /** True when the SDK's SQS endpoint is overridden (local emulator): queue URLs then must not pick the host. */
+  sqsEndpointOverridden: boolean;
+}
+
+export interface ConfigProblem {
+  variable: string;
+  message: string;
+  given?: string;
+}
+
+export class ConfigError extends Error {
+  readonly problems: readonly ConfigProblem[];
+  constructor(problems: readonly ConfigProblem[]) {
+    const lines = problems.map((p) => `${p.variable} ${p.message}${p.given === undefined ? "" : ` (got ${JSON.stringify(p.given)})`}`);
+    super(`Invalid configuration: ${lines.join("; ")}`);
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+const LOOPBACK_HOSTS = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
+
+/** True for an `http(s)://` URL that is HTTPS, or HTTP to a loopback host only (tests, the simulator). */
+export function isAcceptableEndpoint(value: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  if (url.username || url.password || url.search || url.hash) return false;
+  if (url.protocol === "https:") return true;
+  return url.protocol === "http:" && LOOPBACK_HOSTS.test(url.hostname);
+}
+
+const integer = (min: number, max: number, fallback: number) =>
+  z._default(
+    z.coerce.number({ error: `must be an integer from ${min} to ${max}` }).check(
+      z.int({ error: `must be an integer from ${min} to ${max}` }),
+      z.minimum(min, { error: `must be an integer from ${min} to ${max}` }),
+      z.maximum(max, { error: `must be an integer from ${min} to ${max}` }),
+    ),
+    fallback,
+  );
+
+const EnvSchema = z.object({
+  SCM_ENDPOINT: z.string({ error: "is required" }).check(z.minLength(1, { error: "is required" })).check(
+    z.refine(isAcceptableEndpoint, {
+      error: "must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment",
+    }),
+  ),
+  SCM_TOKEN_SECRET_ID: z.string({ error: "is required" }).check(z.minLength(1, { error: "is required" })),
+  WITHDRAWAL_DLQ_URL: z.string({ error: "is required" }).check(
+    z.refine((v) => /^https?:\/\/[^/]+\/\d+\/[\w-]+(\.fifo)?$/.test(v), { error: "must be an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)" }),
+  ),
+  MAX_ATTEMPTS: integer(1, 10, 3),
+  RETRY_BASE_DELAY_MS: integer(1, 60_000, 200),
+  RETRY_MAX_DELAY_MS: integer(1, 300_000, 5000),
+  SCM_TIMEOUT_MS: integer(100, 900_000, 10_000),
+  MAX_RECEIVE_COUNT: integer(1, 1000, 5),
+  BATCH_CONCURRENCY: integer(1, 100, 10),
+  TOKEN_CACHE_TTL_MS: integer(0, 86_400_000, 300_000),
+  SCM_MAX_RPS: z.optional(
+    z.coerce.number({ error: "must be a positive number of calls per second, or unset for no limit" }).check(
+      z.positive({ error: "must be a positive number of calls per second, or unset for no limit" }),
+      z.maximum(10_000, { error: "must be a positive number of calls per second, or unset for no limit" }),
+    ),
+  ),
+  LOG_LEVEL: z._default(z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }), "info"),
+  ALREADY_WITHDRAWN_STATUSES: z.optional(
+    z.string().check(z.regex(/^[A-Z_]+(,[A-Z_]+)*$/, { error: "must be a comma-separated list of SCM statuses, e.g. PAID,CANCELCHECKING" })),
+  ),
+  IAM_TOKEN_REFRESH_MARGIN_MS: integer(0, 82_800_000, 3_600_000),
+  DEADLINE_MARGIN_MS: integer(0, 60_000, 1000),
+  LEDGER_TABLE: z.optional(z.string()),
+});
+
+/** Variables the schema reads; an empty string counts as unset, so `FOO=` falls back to the default. */
+const VARIABLES = Object.keys(EnvSchema.shape) as (keyof typeof EnvSchema.shape)[];
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input: Record<string, string> = {};
+  for (const name of VARIABLES) {
+    const value = env[name]?.trim();
+    if (value) input[name] = value;
+  }
+  const parsed = EnvSchema.safeParse(input);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const variable = String(issue.path[0]);
+      const given = input[variable];
+      return { variable, message: issue.message, ...(given === undefined ? {} : { given }) };
+    });
+    throw new ConfigError(dedupe(problems));
+  }
+  const e = parsed.data;
+  const problems: ConfigProblem[] = [];
+  if (e.RETRY_MAX_DELAY_MS < e.RETRY_BASE_DELAY_MS) {
+    problems.push({ variable: "RETRY_MAX_DELAY_MS", message: `must be at least RETRY_BASE_DELAY_MS (${e.RETRY_BASE_DELAY_MS})`, given: String(e.RETRY_MAX_DELAY_MS) });
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return {
+    scmEndpoint: e.SCM_ENDPOINT.replace(/\/+$/, ""),
+    tokenSecretId: e.SCM_TOKEN_SECRET_ID,
+    dlqUrl: e.WITHDRAWAL_DLQ_URL,
+    maxAttempts: e.MAX_ATTEMPTS,
+    retryBaseDelayMs: e.RETRY_BASE_DELAY_MS,
+    retryMaxDelayMs: e.RETRY_MAX_DELAY_MS,
+    scmTimeoutMs: e.SCM_TIMEOUT_MS,
+    maxReceiveCount: e.MAX_RECEIVE_COUNT,
+    batchConcurrency: e.BATCH_CONCURRENCY,
+    tokenCacheTtlMs: e.TOKEN_CACHE_TTL_MS,
+    scmMaxRps: e.SCM_MAX_RPS,
+    logLevel: e.LOG_LEVEL,
+    alreadyWithdrawnStatuses: e.ALREADY_WITHDRAWN_STATUSES?.split(",") ?? DEFAULT_ALREADY_WITHDRAWN_STATUSES,
+    iamTokenRefreshMarginMs: e.IAM_TOKEN_REFRESH_MARGIN_MS,
+    deadlineMarginMs: e.DEADLINE_MARGIN_MS,
+    ledgerTable: e.LEDGER_TABLE || undefined,
+    sqsEndpointOverridden: Boolean(env.AWS_ENDPOINT_URL_SQS || env.AWS_ENDPOINT_URL),
+  };
+}
+
+function dedupe(problems: ConfigProblem[]): ConfigProblem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const key = `${p.variable}\0${p.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}

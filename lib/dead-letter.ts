@@ -1,0 +1,57 @@
+/**
+ * The dead-letter sender. The body is the original body, byte for byte, so a redrive replays the
+ * exact job; why it failed travels in message attributes (at most 10, as SQS allows).
+ */
+import { SendMessageCommand, type MessageAttributeValue, type SQSClient } from "@aws-sdk/client-sqs";
+import type { FailureReason } from "./classify.ts";
+
+export interface DeadLetter {
+  body: string;
+  reason: FailureReason;
+  sourceMessageId: string;
+  certificateId: string | undefined;
+  httpStatus: number | undefined;
+  errorCode: string | undefined;
+  errorMsg: string | undefined;
+  attempts: number;
+  receiveCount: number;
+  failedAt: Date;
+}
+
+/** SCM documents `error_msg` as at most 1024 characters; longer ones are cut. */
+export const MAX_ERROR_MSG_LENGTH = 1024;
+const MAX_ID_ATTRIBUTE_LENGTH = 256;
+
+export function deadLetterAttributes(letter: DeadLetter): Record<string, MessageAttributeValue> {
+  const attributes: Record<string, MessageAttributeValue> = {};
+  const string = (name: string, value: string | undefined, max: number) => {
+    const clean = value === undefined ? "" : sqsSafe(value).slice(0, max);
+    if (clean !== "") attributes[name] = { DataType: "String", StringValue: clean };
+  };
+  const number = (name: string, value: number | undefined) => {
+    if (value !== undefined && Number.isFinite(value)) attributes[name] = { DataType: "Number", StringValue: String(value) };
+  };
+  string("failure_reason", letter.reason, 64);
+  number("http_status", letter.httpStatus);
+  string("error_code", letter.errorCode, 64);
+  string("error_msg", letter.errorMsg, MAX_ERROR_MSG_LENGTH);
+  string("certificate_id", letter.certificateId, MAX_ID_ATTRIBUTE_LENGTH);
+  string("source_message_id", letter.sourceMessageId, MAX_ID_ATTRIBUTE_LENGTH);
+  number("attempts", letter.attempts);
+  number("receive_count", letter.receiveCount);
+  string("failed_at", letter.failedAt.toISOString(), 64);
+  return attributes;
+}
+
+/** Removes characters SQS refuses in a message (anything outside #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD and astral planes). */
+export function sqsSafe(value: string): string {
+  return value.replace(/[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, "\uFFFD");
+}
+
+export type DeadLetterSender = (letter: DeadLetter) => Promise<void>;
+
+export function createDeadLetterSender(sqs: SQSClient, queueUrl: string): DeadLetterSender {
+  return async (letter) => {
+    await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: letter.body, MessageAttributes: deadLetterAttributes(letter) }));
+  };
+}

@@ -1,0 +1,27 @@
+/**
+ * The few errors the project throws. They carry data, not prose, and never the token.
+ */
+
+/** The token could not be obtained (Secrets Manager or IAM failed, or the secret is empty/unusable). */
+export class TokenUnavailableError extends Error {
+  /** Why, as a stable code for logs: `secret_fetch_failed`, `secret_empty`, `secret_unusable`, `iam_unreachable`, `iam_rejected`. */
+  readonly code: string;
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TokenUnavailableError";
+    this.code = code;
+  }
+}
+
+/** Normalises anything thrown into an `Error` (with a safe message) exactly once. */
+export function toError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  return new Error(typeof thrown === "string" ? thrown : `non-error thrown: ${Object.prototype.toString.call(thrown)}`);
+}
+
+/** A one-line description of an error for logs: name, code and message, without stack or cause chains. */
+export function describeError(thrown: unknown): string {
+  const error = toError(thrown);
+  const code = (error as { code?: unknown }).code;
+  return `${error.name}${typeof code === "string" ? ` ${code}` : ""}: ${error.message}`;
+}

@@ -1,0 +1,186 @@
+/**
+ * The SCM HTTP client: `cancel-cert`, certificate details and the certificate list.
+ *
+ * - Keep-alive connections, at most `maxSockets` per host (one per record in flight), so a warm
+ *   container reuses its TLS connections instead of paying a handshake per call.
+ * - One time limit per call that covers connecting, silence and a slow drip of the body alike.
+ * - At most `maxBodyBytes` of an answer are read; SCM's documented bodies are a few hundred bytes.
+ * - It never throws for an HTTP status or a network failure: it returns what happened, and
+ *   `classify.ts` decides what that means. The token goes into one header and nowhere else.
+ *
+ * API: https://support.huaweicloud.com/intl/en-us/api-scm/CancelCertificateRequest.html
+ */
+import http from "node:http";
+import https from "node:https";
+import { CERTIFICATE_ID_PATTERN } from "./message.ts";
+
+export type ScmAnswer = {
+  kind: "answer";
+  status: number;
+  /** The parsed JSON body, or undefined when it was empty, not JSON, or over the size cap. */
+  body: unknown;
+  errorCode: string | undefined;
+  errorMsg: string | undefined;
+  /** From a `Retry-After` header (seconds or HTTP date), in milliseconds. */
+  retryAfterMs: number | undefined;
+  durationMs: number;
+};
+
+export type ScmNetworkFailure = {
+  kind: "network";
+  /** `timeout`: no complete answer within the time limit; `connection`: refused, reset, DNS, TLS... */
+  failure: "timeout" | "connection";
+  /** A short description (error code and message of the socket error); never contains the token. */
+  message: string;
+  durationMs: number;
+};
+
+export type ScmResult = ScmAnswer | ScmNetworkFailure;
+
+export interface CallOptions {
+  /** Overrides the client's default time limit for this call (used to stay inside the Lambda deadline). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface ScmClient {
+  cancelCert(certificateId: string, token: string, options?: CallOptions): Promise<ScmResult>;
+  getCertificate(certificateId: string, token: string, options?: CallOptions): Promise<ScmResult>;
+  listCertificates(query: Record<string, string | number | undefined>, token: string, options?: CallOptions): Promise<ScmResult>;
+  /** Closes idle keep-alive sockets. */
+  close(): void;
+}
+
+export interface ScmClientOptions {
+  endpoint: string;
+  timeoutMs: number;
+  maxSockets?: number;
+  maxBodyBytes?: number;
+  now?: () => number;
+}
+
+const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+
+export function createScmClient(options: ScmClientOptions): ScmClient {
+  const base = new URL(options.endpoint);
+  const isHttps = base.protocol === "https:";
+  const agent = new (isHttps ? https.Agent : http.Agent)({
+    keepAlive: true,
+    maxSockets: options.maxSockets ?? 10,
+    // Huawei's gateways close idle connections after about a minute; retire ours first.
+    timeout: 50_000,
+  });
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const now = options.now ?? (() => performance.now());
+  const basePath = base.pathname.replace(/\/+$/, "");
+
+  const send = (method: "GET" | "POST", path: string, token: string, callOptions: CallOptions = {}): Promise<ScmResult> => {
+    const started = now();
+    const timeoutMs = Math.max(1, Math.min(callOptions.timeoutMs ?? options.timeoutMs, options.timeoutMs));
+    return new Promise<ScmResult>((resolve) => {
+      let settled = false;
+      const finish = (result: ScmResult) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        callOptions.signal?.removeEventListener("abort", onAbort);
+        resolve(result);
+      };
+      const fail = (failure: ScmNetworkFailure["failure"], message: string) => {
+        finish({ kind: "network", failure, message, durationMs: now() - started });
+        request.destroy();
+      };
+      const body = method === "POST" ? "{}" : undefined;
+      const request = (isHttps ? https : http).request({
+        protocol: base.protocol,
+        hostname: base.hostname.replace(/^\[|\]$/g, ""),
+        port: base.port || undefined,
+        path: basePath + path,
+        method,
+        agent,
+        headers: {
+          "X-Auth-Token": token,
+          Accept: "application/json",
+          ...(body === undefined ? {} : { "Content-Type": "application/json;charset=UTF-8", "Content-Length": Buffer.byteLength(body) }),
+        },
+      });
+      const timer = setTimeout(() => fail("timeout", `no complete answer within ${timeoutMs} ms`), timeoutMs);
+      const onAbort = () => fail("timeout", "aborted");
+      if (callOptions.signal?.aborted) return onAbort();
+      callOptions.signal?.addEventListener("abort", onAbort, { once: true });
+
+      request.on("error", (error: NodeJS.ErrnoException) => fail("connection", `${error.code ?? error.name}: ${error.message}`));
+      request.on("response", (response) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        let oversized = false;
+        response.on("data", (chunk: Buffer) => {
+          if (oversized) return;
+          size += chunk.length;
+          if (size > maxBodyBytes) {
+            // Enough: the status decides; the rest of a huge body is not worth reading.
+            oversized = true;
+            chunks.length = 0;
+            finish(toAnswer(response, undefined, now() - started));
+            response.destroy();
+            return;
+          }
+          chunks.push(chunk);
+        });
+        response.on("end", () => finish(toAnswer(response, Buffer.concat(chunks).toString("utf8"), now() - started)));
+        response.on("error", (error: NodeJS.ErrnoException) => fail("connection", `${error.code ?? error.name}: ${error.message}`));
+        response.on("aborted", () => fail("connection", "answer cut off"));
+      });
+      request.end(body);
+    });
+  };
+
+  const idPath = (certificateId: string) => {
+    // The worker validates ids first; this guard keeps any other caller from building a path from junk.
+    if (!CERTIFICATE_ID_PATTERN.test(certificateId)) throw new TypeError("certificate_id must be exactly 16 characters A-Z, a-z, 0-9");
+    return `/v3/scm/certificates/${encodeURIComponent(certificateId)}`;
+  };
+
+  return {
+    cancelCert: (id, token, o) => send("POST", `${idPath(id)}/cancel-cert`, token, o),
+    getCertificate: (id, token, o) => send("GET", idPath(id), token, o),
+    listCertificates: (query, token, o) => {
+      const params = new URLSearchParams();
+      for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
+      const qs = params.toString();
+      return send("GET", `/v3/scm/certificates${qs ? `?${qs}` : ""}`, token, o);
+    },
+    close: () => agent.destroy(),
+  };
+}
+
+function toAnswer(response: http.IncomingMessage, text: string | undefined, durationMs: number): ScmAnswer {
+  let body: unknown;
+  if (text) {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+  }
+  const record = typeof body === "object" && body !== null ? (body as Record<string, unknown>) : {};
+  return {
+    kind: "answer",
+    status: response.statusCode ?? 0,
+    body,
+    errorCode: typeof record.error_code === "string" ? record.error_code : undefined,
+    errorMsg: typeof record.error_msg === "string" ? record.error_msg : undefined,
+    retryAfterMs: parseRetryAfter(response.headers["retry-after"]),
+    durationMs,
+  };
+}
+
+/** `Retry-After` as milliseconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
+export function parseRetryAfter(value: string | undefined, nowMs: number = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  const date = Date.parse(trimmed);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, date - nowMs);
+}

@@ -1,0 +1,76 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../lib/config.ts";
+
+const valid = {
+  SCM_ENDPOINT: "https://scm.ap-southeast-1.myhuaweicloud.com",
+  SCM_TOKEN_SECRET_ID: "scm-withdraw/token",
+  WITHDRAWAL_DLQ_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/withdrawals-dlq",
+};
+
+function problemsOf(env: Record<string, string>) {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).problems.map((p) => p.variable);
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("loadConfig", () => {
+  it("applies the documented defaults", () => {
+    const config = loadConfig(valid);
+    expect(config).toMatchObject({
+      maxAttempts: 3,
+      retryBaseDelayMs: 200,
+      retryMaxDelayMs: 5000,
+      scmTimeoutMs: 10_000,
+      maxReceiveCount: 5,
+      batchConcurrency: 10,
+      tokenCacheTtlMs: 300_000,
+      scmMaxRps: undefined,
+      logLevel: "info",
+      alreadyWithdrawnStatuses: ["PAID", "CANCELCHECKING"],
+    });
+  });
+
+  it("names every bad variable in one error", () => {
+    expect(problemsOf({ MAX_ATTEMPTS: "three", BATCH_CONCURRENCY: "0", LOG_LEVEL: "loud" }).sort()).toEqual(
+      ["BATCH_CONCURRENCY", "LOG_LEVEL", "MAX_ATTEMPTS", "SCM_ENDPOINT", "SCM_TOKEN_SECRET_ID", "WITHDRAWAL_DLQ_URL"].sort(),
+    );
+  });
+
+  it("says what was wrong and what was given", () => {
+    expect(() => loadConfig({ ...valid, MAX_ATTEMPTS: "three" })).toThrow('MAX_ATTEMPTS must be an integer from 1 to 10 (got "three")');
+  });
+
+  it("refuses plain http to anything but loopback", () => {
+    expect(problemsOf({ ...valid, SCM_ENDPOINT: "http://scm.example.com" })).toEqual(["SCM_ENDPOINT"]);
+    expect(problemsOf({ ...valid, SCM_ENDPOINT: "http://10.0.0.5:8080" })).toEqual(["SCM_ENDPOINT"]);
+    expect(loadConfig({ ...valid, SCM_ENDPOINT: "http://127.0.0.1:4580/" }).scmEndpoint).toBe("http://127.0.0.1:4580");
+    expect(loadConfig({ ...valid, SCM_ENDPOINT: "http://localhost:4580" }).scmEndpoint).toBe("http://localhost:4580");
+  });
+
+  it("refuses endpoints with credentials or queries", () => {
+    expect(problemsOf({ ...valid, SCM_ENDPOINT: "https://user:pw@scm.example.com" })).toEqual(["SCM_ENDPOINT"]);
+    expect(problemsOf({ ...valid, SCM_ENDPOINT: "https://scm.example.com?x=1" })).toEqual(["SCM_ENDPOINT"]);
+  });
+
+  it("treats an empty variable as unset", () => {
+    expect(loadConfig({ ...valid, MAX_ATTEMPTS: "", SCM_MAX_RPS: "" })).toMatchObject({ maxAttempts: 3, scmMaxRps: undefined });
+  });
+
+  it("reads the optional rate limit and status list", () => {
+    expect(loadConfig({ ...valid, SCM_MAX_RPS: "2.5", ALREADY_WITHDRAWN_STATUSES: "PAID,REVOKED" })).toMatchObject({ scmMaxRps: 2.5, alreadyWithdrawnStatuses: ["PAID", "REVOKED"] });
+    expect(problemsOf({ ...valid, SCM_MAX_RPS: "0" })).toEqual(["SCM_MAX_RPS"]);
+  });
+
+  it("rejects a backoff cap below its base", () => {
+    expect(problemsOf({ ...valid, RETRY_BASE_DELAY_MS: "1000", RETRY_MAX_DELAY_MS: "500" })).toEqual(["RETRY_MAX_DELAY_MS"]);
+  });
+
+  it("notices an SDK endpoint override for SQS", () => {
+    expect(loadConfig(valid).sqsEndpointOverridden).toBe(false);
+    expect(loadConfig({ ...valid, AWS_ENDPOINT_URL_SQS: "http://127.0.0.1:4566" }).sqsEndpointOverridden).toBe(true);
+  });
+});
