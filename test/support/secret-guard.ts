@@ -1,0 +1,45 @@
+/**
+ * Setup file (vitest `setupFiles`): records everything written to stdout and stderr (and the
+ * console), and fails the test file if any test secret appears in it. This is the suite-wide
+ * guarantee that no token or password reaches a log line or an error message.
+ */
+import { afterAll, expect } from "vitest";
+import { allSecrets } from "./secrets.ts";
+
+const captured: string[] = [];
+const wrap = (stream: NodeJS.WriteStream) => {
+  const original = stream.write.bind(stream);
+  stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+    captured.push(typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString("utf8"));
+    return (original as (...args: unknown[]) => boolean)(chunk, ...rest);
+  }) as typeof stream.write;
+};
+wrap(process.stdout);
+wrap(process.stderr);
+for (const method of ["log", "info", "warn", "error", "debug"] as const) {
+  const original = console[method].bind(console);
+  console[method] = (...args: unknown[]) => {
+    captured.push(args.map((a) => (typeof a === "string" ? a : safeInspect(a))).join(" "));
+    original(...args);
+  };
+}
+
+function safeInspect(value: unknown): string {
+  try {
+    return value instanceof Error ? `${value.message}\n${value.stack}` : JSON.stringify(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** Everything written so far (for tests that look at the output themselves). */
+export function capturedOutput(): string {
+  return captured.join("");
+}
+
+afterAll(() => {
+  const output = captured.join("");
+  for (const secret of allSecrets()) {
+    expect(output.includes(secret), "a secret used by the tests appeared in stdout/stderr").toBe(false);
+  }
+});
