@@ -1,0 +1,253 @@
+/**
+ * `serverless package` (osls, offline) and the CloudFormation it generates: the deployment shape and
+ * the security rules of DESIGN.md, checked on the real template rather than on serverless.yml.
+ *
+ * Packages ONCE (beforeAll), into a temp dir, with serverless-esbuild's scratch folder in a temp dir
+ * too, so it never collides with `npm run package` or `invoke local` running in the same tree.
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { inflateRawSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../lib/config.ts";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+const SERVERLESS_BIN = path.join(ROOT, "node_modules", "osls", "bin", "serverless.js");
+/** 6 × timeout + window: https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html */
+const VISIBILITY_FACTOR = 6;
+/** A bundle with the AWS SDK inlined is about 540 KB; without it about 60 KB. */
+const MAX_BUNDLE_BYTES = 256 * 1024;
+
+type Json = Record<string, any>;
+interface Statement {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+}
+
+let workDir: string;
+let template: Json;
+let zip: Map<string, Buffer>;
+
+beforeAll(async () => {
+  workDir = await mkdtemp(path.join(tmpdir(), "scm-withdraw-package-"));
+  const packageDir = path.join(workDir, "package");
+  await promisify(execFile)(process.execPath, [SERVERLESS_BIN, "package", "--stage", "dev", "--package", packageDir], {
+    cwd: ROOT,
+    timeout: 120_000,
+    env: {
+      ...process.env,
+      SLS_TELEMETRY_DISABLED: "1",
+      AWS_ACCESS_KEY_ID: "test",
+      AWS_SECRET_ACCESS_KEY: "test",
+      AWS_REGION: "eu-west-1",
+      AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING: "1",
+      // serverless.yml custom.esbuild.outputWorkFolder (relative to the service dir).
+      SLS_ESBUILD_WORK_FOLDER: path.relative(ROOT, path.join(workDir, "esbuild")),
+    },
+  });
+  template = JSON.parse(await readFile(path.join(packageDir, "cloudformation-template-update-stack.json"), "utf8"));
+  zip = readZip(await readFile(path.join(packageDir, "scm-withdraw.zip")));
+}, 150_000);
+
+afterAll(async () => {
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+});
+
+const resources = (): Json => template.Resources;
+const ofType = (type: string): [string, Json][] => Object.entries(resources()).filter(([, r]) => r.Type === type);
+const only = (type: string): Json => {
+  const found = ofType(type);
+  expect(found.map(([name]) => name), type).toHaveLength(1);
+  return found[0]![1].Properties;
+};
+const fn = () => only("AWS::Lambda::Function");
+const esm = () => only("AWS::Lambda::EventSourceMapping");
+const mainQueue = () => resources().WithdrawalsQueue.Properties as Json;
+const dlq = () => resources().WithdrawalsDlq.Properties as Json;
+const getAtt = (logicalId: string, attribute: string) => ({ "Fn::GetAtt": [logicalId, attribute] });
+const asArray = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
+
+function statements(): Statement[] {
+  return (resources().IamRoleLambdaExecution.Properties.Policies as Json[]).flatMap((p) => p.PolicyDocument.Statement as Statement[]);
+}
+const statementsWith = (action: string) => statements().filter((s) => asArray(s.Action).includes(action));
+/** Resources of a statement as a flat list, each one a string or an intrinsic function. */
+const resourcesOf = (s: Statement): unknown[] => asArray(s.Resource as unknown);
+const isLogsStatement = (s: Statement) => asArray(s.Action).every((a) => a.startsWith("logs:"));
+
+describe("serverless package", () => {
+  it("packages one nodejs22.x arm64 function running handlers/withdraw.handler", () => {
+    expect(fn()).toMatchObject({ Runtime: "nodejs22.x", Architectures: ["arm64"], Handler: "handlers/withdraw.handler", MemorySize: 512, Timeout: 60 });
+  });
+
+  it("maps the withdrawals queue to the function with partial batch responses", () => {
+    expect(esm()).toMatchObject({
+      EventSourceArn: getAtt("WithdrawalsQueue", "Arn"),
+      FunctionResponseTypes: ["ReportBatchItemFailures"],
+      BatchSize: 10,
+      MaximumBatchingWindowInSeconds: 5,
+      ScalingConfig: { MaximumConcurrency: 5 },
+      Enabled: true,
+    });
+    // AWS limits: batches over 10 need a batching window; maximum concurrency is 2 to 1000.
+    expect(esm().BatchSize).toBeLessThanOrEqual(10);
+    expect(esm().ScalingConfig.MaximumConcurrency).toBeGreaterThanOrEqual(2);
+  });
+
+  it("sets the queue visibility timeout to 6 × the function timeout + the batching window", () => {
+    const expected = VISIBILITY_FACTOR * fn().Timeout + esm().MaximumBatchingWindowInSeconds;
+    expect(mainQueue().VisibilityTimeout).toBe(expected);
+  });
+
+  it("redrives to the DLQ only after more receives than the worker's MAX_RECEIVE_COUNT", () => {
+    const workerLimit = Number(fn().Environment.Variables.MAX_RECEIVE_COUNT);
+    expect(Number.isInteger(workerLimit) && workerLimit > 0).toBe(true);
+    expect(mainQueue().RedrivePolicy.deadLetterTargetArn).toEqual(getAtt("WithdrawalsDlq", "Arn"));
+    expect(mainQueue().RedrivePolicy.maxReceiveCount).toBeGreaterThan(workerLimit);
+  });
+
+  it("encrypts both queues and keeps dead letters for 14 days, the SQS maximum", () => {
+    expect(ofType("AWS::SQS::Queue").map(([name]) => name).sort()).toEqual(["WithdrawalsDlq", "WithdrawalsQueue"]);
+    expect(mainQueue().SqsManagedSseEnabled).toBe(true);
+    expect(dlq().SqsManagedSseEnabled).toBe(true);
+    expect(dlq().MessageRetentionPeriod).toBe(1_209_600);
+  });
+
+  it("alarms as soon as the DLQ holds any message, notifying the optional SNS topic", () => {
+    const alarm = only("AWS::CloudWatch::Alarm");
+    expect(alarm).toMatchObject({
+      Namespace: "AWS/SQS",
+      MetricName: "ApproximateNumberOfMessagesVisible",
+      Dimensions: [{ Name: "QueueName", Value: getAtt("WithdrawalsDlq", "QueueName") }],
+      EvaluationPeriods: 1,
+    });
+    const anyMessage =
+      (alarm.ComparisonOperator === "GreaterThanOrEqualToThreshold" && alarm.Threshold === 1) ||
+      (alarm.ComparisonOperator === "GreaterThanThreshold" && alarm.Threshold === 0);
+    expect(anyMessage, `${alarm.ComparisonOperator} ${alarm.Threshold}`).toBe(true);
+    // Actions only when alarmTopicArn is set; by default (empty) the condition is false.
+    expect(alarm.AlarmActions).toEqual({ "Fn::If": ["HasAlarmTopic", [""], { Ref: "AWS::NoValue" }] });
+    expect(template.Conditions.HasAlarmTopic).toEqual({ "Fn::Not": [{ "Fn::Equals": ["", ""] }] });
+  });
+
+  it("gives the function an environment that lib/config.ts accepts", () => {
+    const vars = fn().Environment.Variables as Json;
+    expect(vars.WITHDRAWAL_DLQ_URL).toEqual({ Ref: "WithdrawalsDlq" });
+    expect(vars.NODE_OPTIONS).toContain("--enable-source-maps");
+    const env = { ...vars, WITHDRAWAL_DLQ_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/scm-withdraw-dev-withdrawals-dlq" };
+    expect(Object.values(env).every((v) => typeof v === "string")).toBe(true);
+    const config = loadConfig(env as Record<string, string>);
+    expect(config.scmEndpoint).toBe("https://scm.ap-southeast-1.myhuaweicloud.com");
+    expect(config.maxReceiveCount).toBe(Number(vars.MAX_RECEIVE_COUNT));
+  });
+
+  describe("IAM (least privilege)", () => {
+    it("grants no wildcard action and no '*' resource outside the Framework's log statements", () => {
+      for (const s of statements()) {
+        expect(s.Effect).toBe("Allow");
+        for (const action of asArray(s.Action)) {
+          expect(action, JSON.stringify(s)).not.toMatch(/\*/);
+        }
+        if (isLogsStatement(s)) continue;
+        for (const resource of resourcesOf(s)) {
+          expect(JSON.stringify(resource), JSON.stringify(s)).not.toContain("*");
+        }
+      }
+    });
+
+    it("reads only the one token secret", () => {
+      const granted = statementsWith("secretsmanager:GetSecretValue");
+      expect(granted).toHaveLength(1);
+      expect(asArray(granted[0]!.Action)).toEqual(["secretsmanager:GetSecretValue"]);
+      const [resource] = resourcesOf(granted[0]!);
+      expect(resourcesOf(granted[0]!)).toHaveLength(1);
+      // Secrets Manager appends "-" + 6 random characters to the name: ?????? matches exactly those.
+      expect(resource).toEqual({ "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:scm-withdraw/token-??????" });
+      expect(statements().filter((s) => asArray(s.Action).some((a) => a.startsWith("secretsmanager:")))).toHaveLength(1);
+    });
+
+    it("sends only to the DLQ", () => {
+      const granted = statementsWith("sqs:SendMessage");
+      expect(granted.length).toBeGreaterThan(0);
+      for (const s of granted) expect(resourcesOf(s)).toEqual([getAtt("WithdrawalsDlq", "Arn")]);
+    });
+
+    it("polls only the main queue", () => {
+      for (const action of ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]) {
+        const granted = statementsWith(action);
+        expect(granted.length, action).toBeGreaterThan(0);
+        for (const s of granted) expect(resourcesOf(s), action).toEqual([getAtt("WithdrawalsQueue", "Arn")]);
+      }
+    });
+
+    it("allows no other SQS or Secrets Manager action", () => {
+      const allowed = new Set([
+        "secretsmanager:GetSecretValue",
+        "sqs:SendMessage",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ChangeMessageVisibility",
+      ]);
+      const others = statements()
+        .flatMap((s) => asArray(s.Action))
+        .filter((a) => !a.startsWith("logs:") && !allowed.has(a));
+      expect(others).toEqual([]);
+    });
+  });
+
+  describe("the deployment zip", () => {
+    it("holds only the ESM bundle and its source map", () => {
+      expect([...zip.keys()].sort()).toEqual(["handlers/withdraw.mjs", "handlers/withdraw.mjs.map"]);
+    });
+
+    it("leaves the AWS SDK out of the bundle (the nodejs22.x runtime provides it)", () => {
+      const bundle = zip.get("handlers/withdraw.mjs")!;
+      expect(bundle.length).toBeLessThan(MAX_BUNDLE_BYTES);
+      const code = bundle.toString("utf8");
+      // The SDK is imported, not inlined: every "@aws-sdk/..." or "@smithy/..." literal is an import specifier.
+      expect(code).toMatch(/from\s*"@aws-sdk\/client-sqs"/);
+      const literals = code.match(/"@(?:aws-sdk|smithy)\/[^"]*"/g) ?? [];
+      const imports = code.match(/(?:from\s*|import\s*\(\s*)"@(?:aws-sdk|smithy)\/[^"]*"/g) ?? [];
+      expect(literals.length).toBe(imports.length);
+    });
+
+    it("defines require for CommonJS dependencies and links its source map", () => {
+      const code = zip.get("handlers/withdraw.mjs")!.toString("utf8");
+      expect(code.startsWith('import { createRequire as __scmCreateRequire } from "node:module"; const require = __scmCreateRequire(import.meta.url);')).toBe(true);
+      expect(code.trimEnd().endsWith("//# sourceMappingURL=withdraw.mjs.map")).toBe(true);
+      expect(JSON.parse(zip.get("handlers/withdraw.mjs.map")!.toString("utf8")).sources.some((s: string) => s.endsWith("handlers/withdraw.ts"))).toBe(true);
+    });
+  });
+});
+
+/** A minimal ZIP reader (stored and deflated entries): enough for the Framework's artifact. */
+function readZip(buffer: Buffer): Map<string, Buffer> {
+  const EOCD = 0x06054b50;
+  let eocd = buffer.length - 22;
+  while (eocd >= 0 && buffer.readUInt32LE(eocd) !== EOCD) eocd--;
+  if (eocd < 0) throw new Error("not a zip file");
+  const count = buffer.readUInt16LE(eocd + 10);
+  let offset = buffer.readUInt32LE(eocd + 16);
+  const files = new Map<string, Buffer>();
+  for (let i = 0; i < count; i++) {
+    if (buffer.readUInt32LE(offset) !== 0x02014b50) throw new Error("bad central directory");
+    const method = buffer.readUInt16LE(offset + 10);
+    const compressedSize = buffer.readUInt32LE(offset + 20);
+    const nameLength = buffer.readUInt16LE(offset + 28);
+    const extraLength = buffer.readUInt16LE(offset + 30);
+    const commentLength = buffer.readUInt16LE(offset + 32);
+    const localHeader = buffer.readUInt32LE(offset + 42);
+    const name = buffer.toString("utf8", offset + 46, offset + 46 + nameLength);
+    const dataStart = localHeader + 30 + buffer.readUInt16LE(localHeader + 26) + buffer.readUInt16LE(localHeader + 28);
+    const data = buffer.subarray(dataStart, dataStart + compressedSize);
+    if (!name.endsWith("/")) files.set(name, method === 0 ? data : inflateRawSync(data));
+    offset += 46 + nameLength + extraLength + commentLength;
+  }
+  return files;
+}
