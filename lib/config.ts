@@ -29,6 +29,10 @@ export interface Config {
   alreadyWithdrawnStatuses: readonly string[];
   /** IAM tokens are replaced this long before their `expires_at`. */
   iamTokenRefreshMarginMs: number;
+  /** Where `{"iam": ...}` credentials are exchanged when the secret names no endpoint (no trailing slash). */
+  iamEndpoint: string;
+  /** One IAM token request's time limit. */
+  iamTimeoutMs: number;
   /** Time kept free at the end of an invocation for dead-letter sends and the response. */
   deadlineMarginMs: number;
   /** Optional DynamoDB ledger table. */
@@ -78,11 +82,14 @@ const integer = (min: number, max: number, fallback: number) =>
     fallback,
   );
 
+/** Huawei's global IAM endpoint; regional ones (`https://iam.{region}.myhuaweicloud.com`) work too. */
+export const DEFAULT_IAM_ENDPOINT = "https://iam.myhuaweicloud.com";
+
+const ENDPOINT_RULE = "must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment";
+
 const EnvSchema = z.object({
   SCM_ENDPOINT: z.string({ error: "is required" }).check(z.minLength(1, { error: "is required" })).check(
-    z.refine(isAcceptableEndpoint, {
-      error: "must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment",
-    }),
+    z.refine(isAcceptableEndpoint, { error: ENDPOINT_RULE }),
   ),
   SCM_TOKEN_SECRET_ID: z.string({ error: "is required" }).check(z.minLength(1, { error: "is required" })),
   WITHDRAWAL_DLQ_URL: z.string({ error: "is required" }).check(
@@ -106,6 +113,8 @@ const EnvSchema = z.object({
     z.string().check(z.regex(/^[A-Z_]+(,[A-Z_]+)*$/, { error: "must be a comma-separated list of SCM statuses, e.g. PAID,CANCELCHECKING" })),
   ),
   IAM_TOKEN_REFRESH_MARGIN_MS: integer(0, 82_800_000, 3_600_000),
+  IAM_ENDPOINT: z._default(z.string().check(z.refine(isAcceptableEndpoint, { error: ENDPOINT_RULE })), DEFAULT_IAM_ENDPOINT),
+  IAM_TIMEOUT_MS: integer(100, 60_000, 5000),
   DEADLINE_MARGIN_MS: integer(0, 60_000, 1000),
   LEDGER_TABLE: z.optional(z.string()),
 });
@@ -150,6 +159,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     alreadyWithdrawnStatuses: e.ALREADY_WITHDRAWN_STATUSES?.split(",") ?? DEFAULT_ALREADY_WITHDRAWN_STATUSES,
     iamTokenRefreshMarginMs: e.IAM_TOKEN_REFRESH_MARGIN_MS,
+    iamEndpoint: e.IAM_ENDPOINT.replace(/\/+$/, ""),
+    iamTimeoutMs: e.IAM_TIMEOUT_MS,
     deadlineMarginMs: e.DEADLINE_MARGIN_MS,
     ledgerTable: e.LEDGER_TABLE || undefined,
     sqsEndpointOverridden: Boolean(env.AWS_ENDPOINT_URL_SQS || env.AWS_ENDPOINT_URL),

@@ -1,12 +1,13 @@
 /**
  * Builds the worker's real dependencies from the configuration: the SCM client, the Secrets Manager
- * token provider, the DLQ sender and the logger. Called once per container by the handler; tests
+ * token provider (with the IAM exchange for `{"iam": ...}` secrets), the DLQ sender and the logger. Called once per container by the handler; tests
  * and the local pipeline call it too, with the same configuration variables.
  */
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import type { Config } from "./config.ts";
 import { createDeadLetterSender } from "./dead-letter.ts";
+import { createIamExchange } from "./iam.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createRateLimiter } from "./rate-limiter.ts";
 import { createScmClient } from "./scm-client.ts";
@@ -28,11 +29,14 @@ export function createRuntime(config: Config, overrides: Partial<WorkerDependenc
   const sqs = overrides.sqs ?? new SQSClient({ useQueueUrlAsEndpoint: !config.sqsEndpointOverridden, requestHandler: AWS_REQUEST_HANDLER });
   const secretsManager = overrides.secretsManager ?? new SecretsManagerClient({ requestHandler: AWS_REQUEST_HANDLER });
   const scm = overrides.scm ?? createScmClient({ endpoint: config.scmEndpoint, timeoutMs: config.scmTimeoutMs, maxSockets: config.batchConcurrency });
+  // Used only when the secret holds {"iam": ...}; it opens no connection until then.
+  const iam = createIamExchange({ endpoint: config.iamEndpoint, timeoutMs: config.iamTimeoutMs, secretId: config.tokenSecretId });
   const tokens =
     overrides.tokens ??
     createTokenProvider({
       readSecret: secretsManagerReader(secretsManager, config.tokenSecretId),
       ttlMs: config.tokenCacheTtlMs,
+      exchangeIam: iam.exchange,
       iamRefreshMarginMs: config.iamTokenRefreshMarginMs,
     });
   const worker = createWorker({
@@ -49,6 +53,7 @@ export function createRuntime(config: Config, overrides: Partial<WorkerDependenc
     logger,
     close: () => {
       scm.close();
+      iam.close();
       if (!overrides.sqs) sqs.destroy();
       if (!overrides.secretsManager) secretsManager.destroy();
     },

@@ -121,10 +121,10 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
       if (secret.kind === "token") return { token: secret.token, freshUntil: now() + options.ttlMs };
       if (!options.exchangeIam) throw new TokenUnavailableError("secret_unusable", 'the secret holds IAM credentials but no IAM exchange is configured');
       const issued = await options.exchangeIam(secret.credentials);
-      // Reuse an IAM token until `margin` before it expires, but never past half its life: a token
-      // issued with a short life must still be replaced before it dies.
+      // Reuse an IAM token until `margin` before it expires. One that lives no longer than the margin
+      // (issued short-lived) is reused for half its life instead, so it is still replaced before it dies.
       const life = Math.max(0, issued.expiresAt - now());
-      return { token: issued.token, freshUntil: now() + Math.max(life - margin, Math.min(life / 2, life - 1000)) };
+      return { token: issued.token, freshUntil: now() + (life > margin ? life - margin : life / 2) };
     })().then(
       (entry) => {
         cache = entry;
