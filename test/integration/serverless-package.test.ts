@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { inflateRawSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadCleanupConfig } from "../../lib/cleanup-config.ts";
 import { loadConfig } from "../../lib/config.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -65,7 +66,7 @@ const only = (type: string): Json => {
   expect(found.map(([name]) => name), type).toHaveLength(1);
   return found[0]![1].Properties;
 };
-const fn = () => only("AWS::Lambda::Function");
+const fn = () => resources().WithdrawLambdaFunction.Properties as Json;
 const esm = () => only("AWS::Lambda::EventSourceMapping");
 const mainQueue = () => resources().WithdrawalsQueue.Properties as Json;
 const dlq = () => resources().WithdrawalsDlq.Properties as Json;
@@ -81,7 +82,7 @@ const resourcesOf = (s: Statement): unknown[] => asArray(s.Resource as unknown);
 const isLogsStatement = (s: Statement) => asArray(s.Action).every((a) => a.startsWith("logs:"));
 
 describe("serverless package", () => {
-  it("packages one nodejs22.x arm64 function running handlers/withdraw.handler", () => {
+  it("packages the withdraw function: nodejs22.x arm64 running handlers/withdraw.handler", () => {
     expect(fn()).toMatchObject({ Runtime: "nodejs22.x", Architectures: ["arm64"], Handler: "handlers/withdraw.handler", MemorySize: 512, Timeout: 60 });
   });
 
@@ -201,9 +202,60 @@ describe("serverless package", () => {
     });
   });
 
+
+  describe("the cleanup sweep", () => {
+    const cleanup = () => resources().CleanupLambdaFunction.Properties as Json;
+    const rule = () => only("AWS::Events::Rule");
+    const cleanupStatements = (): Statement[] => (resources().CleanupRole.Properties.Policies as Json[]).flatMap((p) => p.PolicyDocument.Statement as Statement[]);
+
+    it("packages handlers/cleanup.handler on nodejs22.x arm64, not retried by Lambda", () => {
+      expect(ofType("AWS::Lambda::Function").map(([name]) => name).sort()).toEqual(["CleanupLambdaFunction", "WithdrawLambdaFunction"]);
+      expect(cleanup()).toMatchObject({ Runtime: "nodejs22.x", Architectures: ["arm64"], Handler: "handlers/cleanup.handler", Timeout: 300 });
+      expect(only("AWS::Lambda::EventInvokeConfig")).toMatchObject({ FunctionName: { Ref: "CleanupLambdaFunction" }, MaximumRetryAttempts: 0 });
+    });
+
+    it("runs on an EventBridge schedule that only EventBridge may invoke", () => {
+      expect(rule()).toMatchObject({ ScheduleExpression: "cron(0 6 * * ? *)", State: "ENABLED", Targets: [{ Arn: getAtt("CleanupLambdaFunction", "Arn") }] });
+      const permission = ofType("AWS::Lambda::Permission").map(([, r]) => r.Properties as Json).find((p) => JSON.stringify(p.FunctionName).includes("CleanupLambdaFunction"));
+      expect(permission).toMatchObject({ Action: "lambda:InvokeFunction", Principal: "events.amazonaws.com", SourceArn: getAtt("CleanupEventsRuleSchedule1", "Arn") });
+    });
+
+    it("is a dry run by default, so a deploy never withdraws anything by surprise", () => {
+      const vars = cleanup().Environment.Variables as Json;
+      expect(vars.CLEANUP_MODE).toBe("dry-run");
+      expect(vars.WITHDRAWAL_QUEUE_URL).toEqual({ Ref: "WithdrawalsQueue" });
+      const env = { ...vars, WITHDRAWAL_DLQ_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/scm-withdraw-dev-withdrawals-dlq", WITHDRAWAL_QUEUE_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/scm-withdraw-dev-withdrawals" };
+      expect(Object.values(env).every((v) => typeof v === "string")).toBe(true);
+      const config = loadCleanupConfig(env as Record<string, string>);
+      expect(config).toMatchObject({ mode: "dry-run", filters: { statuses: ["CHECKING", "CHECKING_ORG", "SUPPLEMENTCHECKING"], maxJobs: 100 } });
+      // The same config with the mode flipped is accepted too (what --param="cleanupMode=enqueue" deploys).
+      expect(loadCleanupConfig({ ...(env as Record<string, string>), CLEANUP_MODE: "enqueue" }).mode).toBe("enqueue");
+    });
+
+    it("has its own role: its log group, the one token secret, and SendMessage on the withdrawals queue only", () => {
+      expect(cleanup().Role).toEqual(getAtt("CleanupRole", "Arn"));
+      const role = resources().CleanupRole.Properties as Json;
+      expect(role.AssumeRolePolicyDocument.Statement).toEqual([{ Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" }]);
+      expect(role.ManagedPolicyArns).toBeUndefined();
+      expect(cleanupStatements().map((s) => ({ Effect: s.Effect, Action: asArray(s.Action).sort(), Resource: s.Resource }))).toEqual([
+        { Effect: "Allow", Action: ["logs:CreateLogStream", "logs:PutLogEvents"], Resource: getAtt("CleanupLogGroup", "Arn") },
+        {
+          Effect: "Allow",
+          Action: ["secretsmanager:GetSecretValue"],
+          Resource: { "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:scm-withdraw/token-??????" },
+        },
+        { Effect: "Allow", Action: ["sqs:SendMessage"], Resource: getAtt("WithdrawalsQueue", "Arn") },
+      ]);
+    });
+
+    it("leaves the worker's role unable to send to the withdrawals queue", () => {
+      for (const s of statementsWith("sqs:SendMessage")) expect(resourcesOf(s)).not.toContainEqual(getAtt("WithdrawalsQueue", "Arn"));
+    });
+  });
+
   describe("the deployment zip", () => {
     it("holds only the ESM bundle and its source map", () => {
-      expect([...zip.keys()].sort()).toEqual(["handlers/withdraw.mjs", "handlers/withdraw.mjs.map"]);
+      expect([...zip.keys()].sort()).toEqual(["handlers/cleanup.mjs", "handlers/cleanup.mjs.map", "handlers/withdraw.mjs", "handlers/withdraw.mjs.map"]);
     });
 
     it("leaves the AWS SDK out of the bundle (the nodejs22.x runtime provides it)", () => {
@@ -211,7 +263,7 @@ describe("serverless package", () => {
       expect(bundle.length).toBeLessThan(MAX_BUNDLE_BYTES);
       const code = bundle.toString("utf8");
       // The SDK is imported, not inlined: every "@aws-sdk/..." or "@smithy/..." literal is an import specifier.
-      expect(code).toMatch(/from\s*"@aws-sdk\/client-sqs"/);
+      expect(code).toMatch(/(?:from\s*|import\s*\(\s*)"@aws-sdk\/client-sqs"/);
       const literals = code.match(/"@(?:aws-sdk|smithy)\/[^"]*"/g) ?? [];
       const imports = code.match(/(?:from\s*|import\s*\(\s*)"@(?:aws-sdk|smithy)\/[^"]*"/g) ?? [];
       expect(literals.length).toBe(imports.length);
