@@ -104,12 +104,14 @@ export function createScmClient(options: ScmClientOptions): ScmClient {
           ...(body === undefined ? {} : { "Content-Type": "application/json;charset=UTF-8", "Content-Length": Buffer.byteLength(body) }),
         },
       });
+      // Listen for errors before anything can destroy the request: destroying it (an already-aborted
+      // signal) emits "socket hang up", which would be an uncaught exception without a listener.
+      request.on("error", (error: NodeJS.ErrnoException) => fail("connection", `${error.code ?? error.name}: ${error.message}`));
       const timer = setTimeout(() => fail("timeout", `no complete answer within ${timeoutMs} ms`), timeoutMs);
       const onAbort = () => fail("timeout", "aborted");
       if (callOptions.signal?.aborted) return onAbort();
       callOptions.signal?.addEventListener("abort", onAbort, { once: true });
 
-      request.on("error", (error: NodeJS.ErrnoException) => fail("connection", `${error.code ?? error.name}: ${error.message}`));
       request.on("response", (response) => {
         const chunks: Buffer[] = [];
         let size = 0;

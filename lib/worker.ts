@@ -4,19 +4,25 @@
  * Every record ends in exactly one place: withdrawn (acknowledged), dead-lettered with its reason
  * (then acknowledged), or reported in `batchItemFailures` so SQS delivers it again. It never throws
  * for a per-record problem, and a failed dead-letter send means "deliver again", never "done".
+ *
+ * Observability: every record gets exactly one outcome log line (`withdrawal_succeeded`,
+ * `withdrawal_already_withdrawn`, `withdrawal_dead_lettered`, `withdrawal_left_for_retry`,
+ * `dead_letter_failed` or `withdrawal_crashed`), and every per-record line carries the same
+ * correlation fields ({@link Correlation}). Each invocation ends with one `batch_processed` line and
+ * its metrics (`lib/metrics.ts`, Embedded Metric Format).
  */
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { classifyAnswer, classifyStatusCheck, type FailureReason, type RetryReason } from "./classify.ts";
+import { classifyAnswer, classifyStatusCheck, THROTTLING_CODES, type FailureReason, type RetryReason } from "./classify.ts";
 import type { Config } from "./config.ts";
 import type { DeadLetterSender } from "./dead-letter.ts";
-import { describeError } from "./errors.ts";
+import { describeError, TokenUnavailableError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import { parseWithdrawalBody, type WithdrawalRequest } from "./message.ts";
+import { createMetricsRecorder, emfSink, type MetricsRecorder, type MetricsSink } from "./metrics.ts";
 import { unlimited, type RateLimiter } from "./rate-limiter.ts";
 import { deadlineFrom, retryDelay, sleep as defaultSleep } from "./retry.ts";
 import type { ScmClient, ScmResult } from "./scm-client.ts";
 import type { TokenProvider } from "./token-provider.ts";
-import { TokenUnavailableError } from "./errors.ts";
 
 export type WorkerConfig = Pick<
   Config,
@@ -33,8 +39,10 @@ export interface WorkerDependencies {
   now?: () => number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   random?: () => number;
-  /** Called once per record with its final outcome (the ledger and metrics hang off this). */
+  /** Called once per record with its final outcome (the ledger hangs off this). */
   onOutcome?: (outcome: RecordOutcome) => void | Promise<void>;
+  /** Receives each invocation's metrics once, at the end of `processBatch`. Default: EMF lines on stdout. */
+  metrics?: MetricsSink;
 }
 
 /** The subset of the Lambda context the worker uses. */
@@ -69,11 +77,35 @@ export type RecordOutcome = {
   | { state: "retrying"; reason: string; attempts: number; last: LastAnswer }
 );
 
+/**
+ * The fields every per-record log line carries, so one Logs Insights filter (`requestId`,
+ * `certificateId`, `messageId`, `batchId`) finds a job's whole story.
+ */
+export interface Correlation {
+  certificateId: string | undefined;
+  messageId: string;
+  /** The message's `request_id`, default its SQS messageId. */
+  requestId: string;
+  source: string | undefined;
+  batchId: string | undefined;
+  receiveCount: number;
+}
+
 const NO_ANSWER: LastAnswer = { httpStatus: undefined, errorCode: undefined, errorMsg: undefined };
 /** Below this, a call cannot finish before the deadline; do not start it. */
 const MIN_CALL_BUDGET_MS = 50;
 /** When the context gives no remaining time (a plain script), assume Lambda's default 60 s function. */
 const DEFAULT_REMAINING_MS = 60_000;
+/** Log lines quote SCM's `error_msg` up to this length (the DLQ attribute keeps up to 1024). */
+const LOGGED_ERROR_MSG_LENGTH = 256;
+/** Fields read from a body that failed the schema are untrusted: cut them for the logs. */
+const LOOSE_FIELD_LENGTH = 128;
+
+interface Job {
+  record: SQSRecord;
+  correlation: Correlation;
+  parsed: ReturnType<typeof parseWithdrawalBody>;
+}
 
 export function createWorker(deps: WorkerDependencies) {
   const { config, scm, tokens, sendDeadLetter, logger } = deps;
@@ -81,6 +113,7 @@ export function createWorker(deps: WorkerDependencies) {
   const now = deps.now ?? Date.now;
   const sleep = deps.sleep ?? defaultSleep;
   const random = deps.random ?? Math.random;
+  const metricsSink = deps.metrics ?? emfSink();
 
   async function processBatch(event: SQSEvent, context: InvocationContext = {}): Promise<SQSBatchResponse> {
     const started = now();
@@ -90,75 +123,120 @@ export function createWorker(deps: WorkerDependencies) {
     const abort = new AbortController();
     const deadlineTimer = setTimeout(() => abort.abort(new Error("deadline")), Math.max(0, deadline - started));
     const log = logger.child(context.awsRequestId ? { awsRequestId: context.awsRequestId } : {});
+    const metrics = createMetricsRecorder();
+    const failures: string[] = [];
+    const counts = { withdrawn: 0, already_withdrawn: 0, dead_lettered: 0, retrying: 0 };
 
     try {
+      // Parse every body first: each record's correlation fields are known before anything can fail.
+      const jobs = records.map(toJob);
+
       // Without a token nothing can be withdrawn; leave the whole batch for redelivery.
       try {
         await tokens.getToken();
       } catch (error) {
-        log.error("token_unavailable", { code: error instanceof TokenUnavailableError ? error.code : "unknown", error: describeError(error), records: records.length });
-        return { batchItemFailures: records.map((r) => ({ itemIdentifier: r.messageId })) };
+        metrics.count("TokenUnavailable");
+        log.error("token_unavailable", { code: tokenErrorCode(error), error: describeError(error), records: records.length });
+        for (const { record, correlation } of jobs) {
+          failures.push(record.messageId);
+          counts.retrying += 1;
+          metrics.count("LeftForRetry");
+          log.warn("withdrawal_left_for_retry", { ...correlation, attempt: 0, reason: "token_unavailable", durationMs: now() - started });
+        }
+        return { batchItemFailures: failures.map((itemIdentifier) => ({ itemIdentifier })) };
       }
 
-      const failures: string[] = [];
-      const counts = { withdrawn: 0, already_withdrawn: 0, dead_lettered: 0, retrying: 0 };
-      const settle = async (record: SQSRecord, outcome: RecordOutcome) => {
+      const settled = new Set<string>();
+      const settle: Settle = async (record, outcome) => {
+        settled.add(record.messageId);
         counts[outcome.state] += 1;
+        countOutcome(metrics, outcome);
         if (outcome.state === "retrying") failures.push(record.messageId);
         try {
           await deps.onOutcome?.(outcome);
         } catch (error) {
-          log.warn("outcome_hook_failed", { messageId: record.messageId, error: describeError(error) });
+          log.warn("outcome_hook_failed", { ...correlationOf(outcome), error: describeError(error) });
         }
       };
 
       // Group valid records by certificate: two jobs for one certificate in a batch make one SCM call.
-      const groups = new Map<string, { record: SQSRecord; request: WithdrawalRequest }[]>();
+      const groups = new Map<string, { job: Job; request: WithdrawalRequest }[]>();
       const tasks: (() => Promise<void>)[] = [];
-      for (const record of records) {
-        const parsed = parseWithdrawalBody(typeof record.body === "string" ? record.body : "");
+      for (const job of jobs) {
+        const { parsed } = job;
         if (!parsed.ok) {
-          tasks.push(() => handleInvalid(record, parsed.problem, parsed.certificateId, log, settle));
+          tasks.push(() => handleInvalid(job, parsed.problem, log, settle));
           continue;
         }
         const group = groups.get(parsed.request.certificate_id);
-        if (group) group.push({ record, request: parsed.request });
-        else groups.set(parsed.request.certificate_id, [{ record, request: parsed.request }]);
+        if (group) group.push({ job, request: parsed.request });
+        else groups.set(parsed.request.certificate_id, [{ job, request: parsed.request }]);
       }
       for (const [certificateId, members] of groups) {
         tasks.push(async () => {
+          const taskStarted = now();
+          const correlations = members.map((m) => m.job.correlation);
           try {
-            const result = await withdraw(certificateId, deadline, abort.signal, log, members[0]!.record.messageId);
-            await Promise.all(members.map(({ record, request }) => finish(record, request, result, log, settle)));
+            const result = await withdraw(certificateId, deadline, abort.signal, log, correlations, taskStarted, metrics);
+            await Promise.all(members.map(({ job, request }) => finish(job, request, result, taskStarted, log, settle)));
           } catch (error) {
             // A bug, not an SCM answer: hand the records back rather than guess their fate.
-            log.error("withdrawal_crashed", { certificateId, error: describeError(error) });
-            for (const { record } of members) if (!failures.includes(record.messageId)) failures.push(record.messageId);
+            for (const { job } of members) {
+              if (settled.has(job.record.messageId) || failures.includes(job.record.messageId)) continue;
+              failures.push(job.record.messageId);
+              counts.retrying += 1;
+              metrics.count("LeftForRetry");
+              log.error("withdrawal_crashed", { ...job.correlation, error: describeError(error), durationMs: now() - taskStarted });
+            }
           }
         });
       }
       await runWithConcurrency(tasks, config.batchConcurrency);
-
-      log.info("batch_processed", { records: records.length, ...counts, failures: failures.length, durationMs: now() - started });
       return { batchItemFailures: failures.map((itemIdentifier) => ({ itemIdentifier })) };
     } finally {
       clearTimeout(deadlineTimer);
+      const snapshot = metrics.snapshot();
+      log.info("batch_processed", { records: records.length, ...counts, failures: failures.length, scmCalls: snapshot.scmLatencyMs.length, durationMs: now() - started });
+      try {
+        metricsSink(snapshot, now());
+      } catch (error) {
+        log.warn("metrics_failed", { error: describeError(error) });
+      }
     }
   }
 
   /** Calls cancel-cert for one certificate until it is decided, out of attempts, or out of time. */
-  async function withdraw(certificateId: string, deadline: number, signal: AbortSignal, log: Logger, messageId: string): Promise<WithdrawalResult> {
+  async function withdraw(
+    certificateId: string,
+    deadline: number,
+    signal: AbortSignal,
+    log: Logger,
+    members: readonly Correlation[],
+    started: number,
+    metrics: MetricsRecorder,
+  ): Promise<WithdrawalResult> {
     let attempts = 0;
     let transientFailures = 0;
     let tokenRefreshed = false;
     let last: LastAnswer = NO_ANSWER;
+    // Lines about a call concern every record that shares it.
+    const each = (emit: (fields: Correlation) => void) => members.forEach(emit);
+    const tokenLost = (error: unknown): WithdrawalResult => {
+      metrics.count("TokenUnavailable");
+      each((c) => log.warn("token_unavailable", { ...c, attempt: attempts, code: tokenErrorCode(error), error: describeError(error), durationMs: now() - started }));
+      return { kind: "transient", reason: "token_unavailable", attempts, last };
+    };
+    const observe = (result: ScmResult) => {
+      metrics.scmLatency(result.durationMs);
+      if (isThrottling(result)) metrics.count("Throttled");
+    };
 
     for (;;) {
       let token: string;
       try {
         token = await tokens.getToken();
-      } catch {
-        return { kind: "transient", reason: "token_unavailable", attempts, last };
+      } catch (error) {
+        return tokenLost(error);
       }
       try {
         await limiter.take(signal);
@@ -170,9 +248,11 @@ export function createWorker(deps: WorkerDependencies) {
 
       attempts += 1;
       const result = await scm.cancelCert(certificateId, token, { timeoutMs: Math.min(config.scmTimeoutMs, budget), signal });
-      last = lastAnswer(result);
+      observe(result);
+      last = lastAnswer(result, token);
       const decision = classifyAnswer(result, { tokenRefreshed });
       let retry: { reason: RetryReason; retryAfterMs: number | undefined };
+      let failed: { call: "cancel" | "detail"; result: ScmResult; answer: LastAnswer } = { call: "cancel", result, answer: last };
 
       switch (decision.kind) {
         case "withdrawn":
@@ -181,21 +261,23 @@ export function createWorker(deps: WorkerDependencies) {
           return { kind: "dead-letter", reason: decision.reason, attempts, last };
         case "refresh-token":
           tokenRefreshed = true;
-          log.warn("token_rejected", { certificateId, messageId, status: last.httpStatus, errorCode: last.errorCode });
+          each((c) => log.warn("token_rejected", { ...c, attempt: attempts, status: last.httpStatus, errorCode: last.errorCode, latencyMs: Math.round(result.durationMs), durationMs: now() - started }));
           try {
             await tokens.refresh(token);
-          } catch {
-            return { kind: "transient", reason: "token_unavailable", attempts, last };
+          } catch (error) {
+            return tokenLost(error);
           }
           continue;
         case "check-status": {
           const budgetLeft = deadline - now();
           if (budgetLeft < MIN_CALL_BUDGET_MS) return { kind: "transient", reason: "deadline", attempts, last };
           const details = await scm.getCertificate(certificateId, token, { timeoutMs: Math.min(config.scmTimeoutMs, budgetLeft), signal });
+          observe(details);
           const check = classifyStatusCheck(details, config.alreadyWithdrawnStatuses);
           if (check.kind === "already-withdrawn") return { kind: "already-withdrawn", attempts, certificateStatus: check.status, last };
           if (check.kind === "rejected") return { kind: "dead-letter", reason: "rejected", attempts, last };
           retry = check;
+          failed = { call: "detail", result: details, answer: lastAnswer(details, token) };
           break;
         }
         case "retry":
@@ -209,7 +291,21 @@ export function createWorker(deps: WorkerDependencies) {
       if (transientFailures >= config.maxAttempts) return { kind: "transient", reason: retry.reason, attempts, last };
       const delay = retryDelay(transientFailures - 1, retry.retryAfterMs, { baseMs: config.retryBaseDelayMs, capMs: config.retryMaxDelayMs }, random);
       if (now() + delay + MIN_CALL_BUDGET_MS > deadline) return { kind: "transient", reason: "deadline", attempts, last };
-      log.info("withdrawal_retrying", { certificateId, messageId, attempt: attempts, reason: retry.reason, status: last.httpStatus, errorCode: last.errorCode, delayMs: delay });
+      metrics.count("Retried");
+      each((c) =>
+        log.info("withdrawal_retrying", {
+          ...c,
+          attempt: attempts,
+          call: failed.call,
+          reason: retry.reason,
+          status: failed.answer.httpStatus,
+          errorCode: failed.answer.errorCode,
+          errorMsg: cut(failed.answer.errorMsg),
+          latencyMs: Math.round(failed.result.durationMs),
+          delayMs: delay,
+          durationMs: now() - started,
+        }),
+      );
       try {
         await sleep(delay, signal);
       } catch {
@@ -219,31 +315,31 @@ export function createWorker(deps: WorkerDependencies) {
   }
 
   /** Acknowledges, dead-letters or hands back one record, given its certificate's result. */
-  async function finish(record: SQSRecord, request: WithdrawalRequest, result: WithdrawalResult, log: Logger, settle: Settle) {
-    const receiveCount = receiveCountOf(record);
+  async function finish(job: Job, request: WithdrawalRequest, result: WithdrawalResult, started: number, log: Logger, settle: Settle) {
+    const { record, correlation } = job;
     const base = {
       messageId: record.messageId,
-      requestId: request.request_id ?? record.messageId,
+      requestId: correlation.requestId,
       certificateId: request.certificate_id,
       request,
-      receiveCount,
+      receiveCount: correlation.receiveCount,
     };
-    const fields = { certificateId: request.certificate_id, messageId: record.messageId, requestId: base.requestId, source: request.source, batchId: request.batch_id, attempts: result.attempts };
+    const fields = { ...correlation, attempt: result.attempts, status: result.last.httpStatus, errorCode: result.last.errorCode };
 
     switch (result.kind) {
       case "withdrawn":
-        log.info("withdrawal_succeeded", { ...fields, status: result.last.httpStatus });
+        log.info("withdrawal_succeeded", { ...fields, durationMs: now() - started });
         return settle(record, { ...base, state: "withdrawn", attempts: result.attempts, last: result.last });
       case "already-withdrawn":
-        log.info("withdrawal_already_withdrawn", { ...fields, certificateStatus: result.certificateStatus, errorCode: result.last.errorCode });
+        log.info("withdrawal_already_withdrawn", { ...fields, certificateStatus: result.certificateStatus, durationMs: now() - started });
         return settle(record, { ...base, state: "already_withdrawn", attempts: result.attempts, last: result.last });
       case "dead-letter":
-        return deadLetter(record, base, result.reason, result.attempts, result.last, fields, log, settle);
+        return deadLetter(record, base, result.reason, result.attempts, result.last, { ...fields, errorMsg: cut(result.last.errorMsg) }, started, log, settle);
       case "transient":
-        if (receiveCount >= config.maxReceiveCount) {
-          return deadLetter(record, base, "retries_exhausted", result.attempts, result.last, { ...fields, lastReason: result.reason }, log, settle);
+        if (correlation.receiveCount >= config.maxReceiveCount) {
+          return deadLetter(record, base, "retries_exhausted", result.attempts, result.last, { ...fields, errorMsg: cut(result.last.errorMsg), lastReason: result.reason }, started, log, settle);
         }
-        log.warn("withdrawal_left_for_retry", { ...fields, reason: result.reason, status: result.last.httpStatus, errorCode: result.last.errorCode, receiveCount });
+        log.warn("withdrawal_left_for_retry", { ...fields, reason: result.reason, errorMsg: cut(result.last.errorMsg), durationMs: now() - started });
         return settle(record, { ...base, state: "retrying", reason: result.reason, attempts: result.attempts, last: result.last });
       default:
         return assertNever(result);
@@ -257,6 +353,7 @@ export function createWorker(deps: WorkerDependencies) {
     attempts: number,
     last: LastAnswer,
     fields: Record<string, unknown>,
+    started: number,
     log: Logger,
     settle: Settle,
   ) {
@@ -274,16 +371,19 @@ export function createWorker(deps: WorkerDependencies) {
         failedAt: new Date(now()),
       });
     } catch (error) {
-      log.error("dead_letter_failed", { ...fields, reason, error: describeError(error) });
+      log.error("dead_letter_failed", { ...fields, reason, error: describeError(error), durationMs: now() - started });
       return settle(record, { ...base, state: "retrying", reason: "dead_letter_failed", attempts, last });
     }
-    log.warn("withdrawal_dead_lettered", { ...fields, reason, status: last.httpStatus, errorCode: last.errorCode });
+    log.warn("withdrawal_dead_lettered", { ...fields, reason, durationMs: now() - started });
     return settle(record, { ...base, state: "dead_lettered", reason, attempts, last });
   }
 
-  async function handleInvalid(record: SQSRecord, problem: string, certificateId: string | undefined, log: Logger, settle: Settle) {
-    const base = { messageId: record.messageId, requestId: record.messageId, certificateId, request: undefined, receiveCount: receiveCountOf(record) };
-    await deadLetter(record, base, "invalid_message", 0, { httpStatus: undefined, errorCode: undefined, errorMsg: problem }, { messageId: record.messageId, problem }, log, settle);
+  async function handleInvalid(job: Job, problem: string, log: Logger, settle: Settle) {
+    const started = now();
+    const { record, correlation } = job;
+    const base = { messageId: record.messageId, requestId: correlation.requestId, certificateId: correlation.certificateId, request: undefined, receiveCount: correlation.receiveCount };
+    const last = { httpStatus: undefined, errorCode: undefined, errorMsg: problem };
+    await deadLetter(record, base, "invalid_message", 0, last, { ...correlation, attempt: 0, problem }, started, log, settle);
   }
 
   return { processBatch };
@@ -291,9 +391,99 @@ export function createWorker(deps: WorkerDependencies) {
 
 type Settle = (record: SQSRecord, outcome: RecordOutcome) => Promise<void>;
 
-function lastAnswer(result: ScmResult): LastAnswer {
-  if (result.kind === "network") return { httpStatus: undefined, errorCode: undefined, errorMsg: result.message };
-  return { httpStatus: result.status, errorCode: result.errorCode, errorMsg: result.errorMsg };
+function toJob(record: SQSRecord): Job {
+  const body = typeof record.body === "string" ? record.body : "";
+  const parsed = parseWithdrawalBody(body);
+  const receiveCount = receiveCountOf(record);
+  if (parsed.ok) {
+    const { request } = parsed;
+    return {
+      record,
+      parsed,
+      correlation: { certificateId: request.certificate_id, messageId: record.messageId, requestId: request.request_id ?? record.messageId, source: request.source, batchId: request.batch_id, receiveCount },
+    };
+  }
+  // The body failed the schema, but whatever correlation it carries still helps find the job.
+  const loose = looseFields(body);
+  return {
+    record,
+    parsed,
+    correlation: {
+      certificateId: parsed.certificateId === undefined ? undefined : parsed.certificateId.slice(0, LOOSE_FIELD_LENGTH),
+      messageId: record.messageId,
+      requestId: loose.request_id || record.messageId,
+      source: loose.source,
+      batchId: loose.batch_id,
+      receiveCount,
+    },
+  };
+}
+
+function looseFields(body: string): { request_id?: string; source?: string; batch_id?: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    return {};
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) return {};
+  const record = json as Record<string, unknown>;
+  const pick = (key: string) => (typeof record[key] === "string" ? (record[key] as string).slice(0, LOOSE_FIELD_LENGTH) : undefined);
+  return { request_id: pick("request_id"), source: pick("source"), batch_id: pick("batch_id") };
+}
+
+function correlationOf(outcome: RecordOutcome): Partial<Correlation> {
+  return {
+    certificateId: outcome.certificateId,
+    messageId: outcome.messageId,
+    requestId: outcome.requestId,
+    source: outcome.request?.source,
+    batchId: outcome.request?.batch_id,
+    receiveCount: outcome.receiveCount,
+  };
+}
+
+function countOutcome(metrics: MetricsRecorder, outcome: RecordOutcome): void {
+  switch (outcome.state) {
+    case "withdrawn":
+      return metrics.count("Withdrawn");
+    case "already_withdrawn":
+      return metrics.count("AlreadyWithdrawn");
+    case "dead_lettered":
+      return metrics.deadLettered(outcome.reason);
+    case "retrying":
+      metrics.count("LeftForRetry");
+      if (outcome.reason === "dead_letter_failed") metrics.count("DeadLetterFailed");
+      return;
+    default:
+      return assertNever(outcome);
+  }
+}
+
+function isThrottling(result: ScmResult): boolean {
+  if (result.kind !== "answer") return false;
+  return result.status === 429 || (result.errorCode !== undefined && (THROTTLING_CODES as readonly string[]).includes(result.errorCode));
+}
+
+function tokenErrorCode(error: unknown): string {
+  return error instanceof TokenUnavailableError ? error.code : "unknown";
+}
+
+/**
+ * What an answer said, for logs and the DLQ. The token is cut out of anything SCM sent back: a
+ * gateway that echoes request headers in its error text must not leak it into logs or the DLQ.
+ */
+function lastAnswer(result: ScmResult, token: string): LastAnswer {
+  if (result.kind === "network") return { httpStatus: undefined, errorCode: undefined, errorMsg: redact(result.message, token) };
+  return { httpStatus: result.status, errorCode: redact(result.errorCode, token), errorMsg: redact(result.errorMsg, token) };
+}
+
+function redact(text: string | undefined, secret: string): string | undefined {
+  return text === undefined || secret === "" || !text.includes(secret) ? text : text.split(secret).join("[redacted]");
+}
+
+function cut(text: string | undefined): string | undefined {
+  return text === undefined || text.length <= LOGGED_ERROR_MSG_LENGTH ? text : `${text.slice(0, LOGGED_ERROR_MSG_LENGTH)}…`;
 }
 
 function receiveCountOf(record: SQSRecord): number {
