@@ -11,7 +11,7 @@
  * No value read here is ever logged or put in an error message.
  */
 import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { TokenUnavailableError, describeError } from "./errors.ts";
+import { TokenUnavailableError } from "./errors.ts";
 
 export interface TokenProvider {
   /** The current token, from the cache when it is fresh. */
@@ -82,7 +82,10 @@ function checkToken(token: string): string {
   if (trimmed.length < MIN_TOKEN_LENGTH) {
     throw new TokenUnavailableError("secret_unusable", `the stored token is shorter than ${MIN_TOKEN_LENGTH} characters, so it cannot be an IAM token`);
   }
-  if (/[\r\n\0]/.test(trimmed)) throw new TokenUnavailableError("secret_unusable", "the stored token contains line breaks");
+  // IAM tokens are printable ASCII; anything else cannot travel in an HTTP header (Node refuses it).
+  if (!/^[\x21-\x7E]+$/.test(trimmed)) {
+    throw new TokenUnavailableError("secret_unusable", "the stored token contains characters that cannot be sent in an HTTP header (spaces, control or non-ASCII characters)");
+  }
   return trimmed;
 }
 
@@ -160,10 +163,24 @@ export function secretsManagerReader(client: SecretsManagerClient, secretId: str
       output = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
     } catch (error) {
       const code = (error as { name?: string }).name === "ResourceNotFoundException" ? "secret_not_found" : "secret_fetch_failed";
-      throw new TokenUnavailableError(code, `could not read secret ${secretId}: ${describeError(error)}`, { cause: error });
+      throw new TokenUnavailableError(code, `could not read secret ${secretId}: ${describeSecretsError(error)}`);
     }
     if (output.SecretString !== undefined) return output.SecretString;
     if (output.SecretBinary !== undefined) return Buffer.from(output.SecretBinary).toString("utf8");
     return "";
   };
+}
+
+/**
+ * A Secrets Manager failure, described without risking the secret: modelled AWS errors (with a
+ * `$fault`) keep their message (e.g. which role lacks which permission); anything else, such as a
+ * parse error that may quote the start of the answer, is reduced to its name and HTTP status.
+ * The error is not kept as `cause` for the same reason.
+ */
+function describeSecretsError(error: unknown): string {
+  const e = error as { name?: string; message?: string; $fault?: string; $metadata?: { httpStatusCode?: number }; $response?: { statusCode?: number } };
+  const status = e.$metadata?.httpStatusCode ?? e.$response?.statusCode;
+  const name = e.name ?? "Error";
+  if (e.$fault) return `${name}: ${e.message ?? ""}`.trim();
+  return status === undefined ? name : `${name} (HTTP ${status})`;
 }

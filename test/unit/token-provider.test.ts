@@ -123,3 +123,46 @@ describe("createTokenProvider", () => {
     expect(exchanges).toBe(2);
   });
 });
+
+describe("secret hygiene", () => {
+  it.each([
+    ["a non-ASCII character", `${TOKEN_A}é`],
+    ["a control character", `${TOKEN_A}\u0007x`],
+    ["an inner space", `${TOKEN_A} ${TOKEN_B}`],
+  ])("refuses a stored token with %s (it could not be sent as a header)", (_name, token) => {
+    expect(() => parseSecret(token)).toThrow(TokenUnavailableError);
+    expect(() => parseSecret(JSON.stringify({ token }))).toThrow(/cannot be sent in an HTTP header/);
+  });
+
+  it("does not quote the Secrets Manager answer when it cannot be parsed", async () => {
+    const { secretsManagerReader } = await import("../../lib/token-provider.ts");
+    const leaked = "MIIsecretPrefix";
+    const client = {
+      send: async () => {
+        const error = new Error(`Unexpected token 'M', "${leaked}"... is not valid JSON`);
+        error.name = "SyntaxError";
+        Object.assign(error, { $response: { statusCode: 200 } });
+        throw error;
+      },
+    };
+    const read = secretsManagerReader(client as never, "scm-withdraw/token");
+    const error = (await read().catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(TokenUnavailableError);
+    expect(error.message).toContain("SyntaxError");
+    expect(error.message).not.toContain(leaked);
+  });
+
+  it("keeps the service's explanation for modelled AWS errors", async () => {
+    const { secretsManagerReader } = await import("../../lib/token-provider.ts");
+    const client = {
+      send: async () => {
+        const error = new Error("User: arn:aws:sts::1:assumed-role/x is not authorized to perform: secretsmanager:GetSecretValue");
+        error.name = "AccessDeniedException";
+        Object.assign(error, { $fault: "client", $metadata: { httpStatusCode: 400 } });
+        throw error;
+      },
+    };
+    const error = (await secretsManagerReader(client as never, "s")().catch((e: unknown) => e)) as Error;
+    expect(error.message).toContain("not authorized to perform");
+  });
+});
