@@ -132,8 +132,9 @@ export function createWorker(deps: WorkerDependencies) {
       const jobs = records.map(toJob);
 
       // Without a token nothing can be withdrawn; leave the whole batch for redelivery.
+      // (An empty event needs no token: don't spend a Secrets Manager read on it.)
       try {
-        await tokens.getToken();
+        if (jobs.length > 0) await tokens.getToken();
       } catch (error) {
         metrics.count("TokenUnavailable");
         log.error("token_unavailable", { code: tokenErrorCode(error), error: describeError(error), records: records.length });

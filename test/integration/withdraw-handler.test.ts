@@ -241,6 +241,13 @@ describe("the token", () => {
     expect(stack.secrets.reads(SECRET_ID) - before).toBe(1);
   });
 
+  it("is not read for an event with no records", async () => {
+    const handler = await coldStart();
+    const before = stack.secrets.reads(SECRET_ID);
+    expect(await handler({ Records: [] }, lambdaContext())).toEqual({ batchItemFailures: [] });
+    expect(stack.secrets.reads(SECRET_ID)).toBe(before);
+  });
+
   it("is re-read after a 401, bypassing the cache, and the record then succeeds (rotation)", async () => {
     const handler = await coldStart();
     await handler(sqsEvent(sqsRecord(job(DEMO.withdrawn))), lambdaContext()); // warm: TEST_TOKEN cached
