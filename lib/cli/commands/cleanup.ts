@@ -1,0 +1,231 @@
+/**
+ * `scm-withdraw cleanup`: the scheduled sweep's logic (`lib/cleanup.ts`), run by hand. Lists the
+ * applications under review, applies the same filters, and enqueues one job each (or, with
+ * `--dry-run`, only says what it would enqueue).
+ */
+import { readFileSync } from "node:fs";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { parseCleanupFilters, OFFSET_MODES, REVIEW_STATUSES, type OffsetMode } from "../../cleanup-config.ts";
+import { CleanupError, makeRunId, MAX_OFFSET, runCleanup, type CleanupDependencies, type CleanupReport } from "../../cleanup.ts";
+import { DEFAULT_IAM_ENDPOINT, isAcceptableEndpoint } from "../../config.ts";
+import { describeError } from "../../errors.ts";
+import { createIamExchange } from "../../iam.ts";
+import { LOCAL } from "../../local/defaults.ts";
+import { silentLogger } from "../../logger.ts";
+import { createSender } from "../../producer.ts";
+import { createScmClient } from "../../scm-client.ts";
+import { createTokenProvider, parseSecret, secretsManagerReader, type IamExchange, type SecretReader } from "../../token-provider.ts";
+import { stringFlag, UsageError } from "../args.ts";
+import { CliError, EXIT, type Command, type CommandContext } from "../context.ts";
+import { formatDuration, formatTable, queueName } from "../output.ts";
+
+const NAME = "cleanup";
+/** Over-the-cap ids shown in the text output; `--json` has them all. */
+const SAMPLE = 10;
+const LOCAL_SCM_ENDPOINT = `http://${LOCAL.host}:${LOCAL.scmPort}`;
+
+export const cleanupCommand: Command = {
+  name: NAME,
+  summary: "find applications still under review and enqueue a withdrawal for each (the scheduled sweep, by hand)",
+  usage: "cleanup [--dry-run] [--status LIST] [--content TEXT] [--exclude IDS] [--exclude-file PATH] [--max N] [--reason TEXT] [--scm-endpoint URL] [--token-file PATH]",
+  description: [
+    "Lists certificates with GET /v3/scm/certificates, one pass per status, oldest update first, and",
+    `enqueues one job per match (source "cleanup", the run's id as batch_id). Default statuses:`,
+    `${REVIEW_STATUSES.join(", ")} (the states with an application under review).`,
+    "A certificate is never enqueued twice in a run. The report says what was found, what was enqueued,",
+    "and what was skipped and why (excluded, duplicate, over_cap, status_filtered, invalid_id).",
+    "",
+    `SCM's listing cannot page past offset ${MAX_OFFSET}: when more certificates match than that reaches, the run`,
+    "says how many were not seen (narrow with --content, or run again once these are withdrawn).",
+    "Everything is listed before anything is enqueued: if the listing fails, nothing is enqueued.",
+    "",
+    'The token: --token-file (the raw token, {"token": ...} or {"iam": {...}}), else the Secrets Manager',
+    "secret $SCM_TOKEN_SECRET_ID, else (for the local simulator only) the local pipeline's demo token.",
+    "",
+    "Exit 0 when the run finished and every selected job was enqueued; 1 when the listing or a send failed.",
+  ].join("\n"),
+  options: {
+    status: { type: "string", valueName: "LIST", description: `comma-separated statuses to sweep (default: ${REVIEW_STATUSES.join(",")})` },
+    content: { type: "string", valueName: "TEXT", description: "only certificates whose name or domain matches (SCM's own search)" },
+    exclude: { type: "string", valueName: "IDS", description: "comma-separated certificate ids never to enqueue" },
+    "exclude-file": { type: "string", valueName: "PATH", description: "file of certificate ids never to enqueue (one or more per line, # comments)" },
+    max: { type: "string", valueName: "N", description: "enqueue at most N jobs; the rest are reported as over_cap (default 100)" },
+    reason: { type: "string", valueName: "TEXT", description: "reason put in every job (at most 256 characters)" },
+    "dry-run": { type: "boolean", description: "list and report what would be enqueued; enqueue nothing" },
+    "scm-endpoint": { type: "string", valueName: "URL", description: `SCM endpoint (default: $SCM_ENDPOINT, else the local simulator ${LOCAL_SCM_ENDPOINT})` },
+    "token-file": { type: "string", valueName: "PATH", description: "file holding the SCM token (or {\"iam\": {...}} credentials)" },
+    "offset-mode": { type: "string", valueName: "MODE", description: "whether the listing's offset counts records or pages: auto (probe once, default), records, pages" },
+  },
+  async run(context, { values, positionals }) {
+    if (positionals.length > 0) throw new UsageError(`cleanup takes no arguments (got ${JSON.stringify(positionals[0])}); use --status, --content or --exclude`, NAME);
+    const dryRun = values["dry-run"] === true;
+    const filters = readFilters(values);
+    const offsetMode = readOffsetMode(stringFlag(values, "offset-mode"));
+    const scmEndpoint = (stringFlag(values, "scm-endpoint") ?? nonEmpty(context.env.SCM_ENDPOINT) ?? LOCAL_SCM_ENDPOINT).replace(/\/+$/, "");
+    if (!isAcceptableEndpoint(scmEndpoint)) {
+      throw new UsageError(`--scm-endpoint must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment (got ${JSON.stringify(scmEndpoint)})`, NAME);
+    }
+    const source = tokenSource(context, stringFlag(values, "token-file"), scmEndpoint);
+    const tokens = createTokenProvider({ readSecret: source.readSecret, ...(source.exchangeIam ? { exchangeIam: source.exchangeIam } : {}), ttlMs: 60_000 });
+    const { queueUrl } = context.target;
+    const scm = createScmClient({ endpoint: scmEndpoint, timeoutMs: 10_000, maxSockets: 2 });
+    const deps: CleanupDependencies = {
+      scm,
+      tokens,
+      logger: silentLogger,
+      retry: { maxAttempts: 4, baseDelayMs: 500, maxDelayMs: 5000, timeoutMs: 10_000 },
+      ...(dryRun ? {} : { createSender: (onResult) => createSender<string>({ sqs: context.sqs, queueUrl, onResult }) }),
+    };
+    let report: CleanupReport;
+    try {
+      // A wrong queue fails in one line before any listing, not after it.
+      if (!dryRun) await context.checkQueue(queueUrl);
+      report = await runCleanup(deps, { runId: makeRunId(new Date()), mode: dryRun ? "dry-run" : "enqueue", filters, offsetMode });
+    } catch (error) {
+      if (error instanceof CleanupError) throw new CliError(error.message);
+      throw error;
+    } finally {
+      scm.close();
+      source.close();
+    }
+
+    if (context.json) context.printJson(report);
+    else printReport(context, report, queueUrl);
+    // Last, so they are the last thing on the terminal (and on stderr, so --json stays parseable).
+    for (const warning of report.warnings) context.note(`warning: ${warning}`);
+    return report.failed.length > 0 ? EXIT.failed : EXIT.ok;
+  },
+};
+
+function readFilters(values: Record<string, string | boolean | undefined>) {
+  const excludeFile = stringFlag(values, "exclude-file");
+  let fileText = "";
+  if (excludeFile !== undefined) {
+    try {
+      fileText = readFileSync(excludeFile, "utf8");
+    } catch (error) {
+      throw new UsageError(`--exclude-file: cannot read ${excludeFile} (${(error as NodeJS.ErrnoException).code ?? describeError(error)})`, NAME);
+    }
+  }
+  const exclude = [stringFlag(values, "exclude"), fileText].filter(Boolean).join("\n");
+  const { filters, problems } = parseCleanupFilters(
+    { statuses: stringFlag(values, "status"), content: stringFlag(values, "content"), exclude, maxJobs: stringFlag(values, "max"), reason: stringFlag(values, "reason") },
+    { statuses: "--status", content: "--content", exclude: excludeFile === undefined ? "--exclude" : "--exclude/--exclude-file", maxJobs: "--max", reason: "--reason" },
+  );
+  const [first] = problems;
+  if (first) throw new UsageError(`${first.variable} ${first.message}${first.given === undefined ? "" : ` (got ${JSON.stringify(first.given)})`}`, NAME);
+  return filters;
+}
+
+function readOffsetMode(value: string | undefined): OffsetMode {
+  if (value === undefined) return "auto";
+  if ((OFFSET_MODES as readonly string[]).includes(value)) return value as OffsetMode;
+  throw new UsageError(`--offset-mode must be one of ${OFFSET_MODES.join(", ")} (got ${JSON.stringify(value)})`, NAME);
+}
+
+/** Where the token comes from; a file is checked now, so a bad one is one line before any call. */
+function tokenSource(context: CommandContext, tokenFile: string | undefined, scmEndpoint: string): { readSecret: SecretReader; exchangeIam?: IamExchange; close(): void } {
+  // Only used when the token source holds {"iam": ...}; it opens no connection until then.
+  const iam = () => createIamExchange({ endpoint: nonEmpty(context.env.IAM_ENDPOINT) ?? DEFAULT_IAM_ENDPOINT, timeoutMs: 5000, ...(tokenFile ? { secretId: tokenFile } : {}) });
+  if (tokenFile !== undefined) {
+    const read = () => {
+      try {
+        return readFileSync(tokenFile, "utf8");
+      } catch (error) {
+        throw new UsageError(`--token-file: cannot read ${tokenFile} (${(error as NodeJS.ErrnoException).code ?? describeError(error)})`, NAME);
+      }
+    };
+    try {
+      parseSecret(read());
+    } catch (error) {
+      if (error instanceof UsageError) throw error;
+      // parseSecret's messages describe the shape, never the value.
+      throw new UsageError(`--token-file ${tokenFile}: ${(error as Error).message}`, NAME);
+    }
+    const exchanger = iam();
+    // Read again on every token request: a 401 then picks up a token renewed in the file meanwhile.
+    return { readSecret: async () => read(), exchangeIam: exchanger.exchange, close: () => exchanger.close() };
+  }
+  const secretId = nonEmpty(context.env.SCM_TOKEN_SECRET_ID);
+  if (secretId !== undefined) {
+    const region = context.target.region;
+    const client = new SecretsManagerClient({ ...(region ? { region } : {}), requestHandler: { connectionTimeout: 3000, requestTimeout: 5000 } });
+    const exchanger = iam();
+    return {
+      readSecret: secretsManagerReader(client, secretId),
+      exchangeIam: exchanger.exchange,
+      close: () => {
+        client.destroy();
+        exchanger.close();
+      },
+    };
+  }
+  if (scmEndpoint === LOCAL_SCM_ENDPOINT) return { readSecret: async () => LOCAL.demoToken, close: () => {} };
+  throw new UsageError("no SCM token: pass --token-file PATH, or set SCM_TOKEN_SECRET_ID to the Secrets Manager secret that holds it", NAME);
+}
+
+function printReport(context: CommandContext, report: CleanupReport, queueUrl: string): void {
+  const destination = report.mode === "dry-run" ? "dry run, nothing enqueued" : `-> ${queueName(queueUrl)}`;
+  context.print(`cleanup run ${report.runId} (${destination})`);
+  context.print();
+  for (const line of formatTable(report.passes, [
+    { header: "status", value: (p) => p.status },
+    { header: "matching", value: (p) => p.totalCount, align: "right" },
+    { header: "listed", value: (p) => p.listed, align: "right" },
+    { header: "not reachable", value: (p) => p.unreachable, align: "right" },
+    { header: "calls", value: (p) => p.calls, align: "right" },
+  ]))
+    context.print(line);
+
+  const jobs = report.mode === "dry-run" ? report.selected : report.enqueued;
+  if (jobs.length > 0 || report.failed.length > 0) {
+    context.print();
+    const rows = [
+      ...jobs.map((j) => ({ id: j.certificateId, status: j.status, name: j.name ?? "", domain: j.domain ?? "", outcome: j.messageId ?? "would enqueue" })),
+      ...report.failed.map((f) => ({ id: f.certificateId, status: "", name: "", domain: "", outcome: `FAILED: ${f.error}` })),
+    ];
+    for (const line of formatTable(rows, [
+      { header: "certificate_id", value: (r) => r.id },
+      { header: "status", value: (r) => r.status },
+      { header: "name", value: (r) => r.name },
+      { header: "domain", value: (r) => r.domain },
+      { header: report.mode === "dry-run" ? "action" : "message_id", value: (r) => r.outcome },
+    ]))
+      context.print(line);
+  }
+
+  const listedSkips = report.skipped.filter((s) => s.reason !== "over_cap");
+  if (listedSkips.length > 0) {
+    context.print();
+    for (const line of formatTable(listedSkips, [
+      { header: "skipped", value: (s) => s.certificateId },
+      { header: "status", value: (s) => s.status },
+      { header: "reason", value: (s) => s.reason },
+    ]))
+      context.print(line);
+  }
+  const overCap = report.skipped.filter((s) => s.reason === "over_cap");
+  if (overCap.length > 0) {
+    const sample = overCap.slice(0, SAMPLE).map((s) => s.certificateId).join(", ");
+    context.print();
+    context.print(`over the cap (--max ${report.filters.maxJobs}): ${overCap.length} not enqueued: ${sample}${overCap.length > SAMPLE ? `, ... (${overCap.length - SAMPLE} more; --json lists all)` : ""}`);
+  }
+
+  const c = report.counts;
+  const skippedParts = Object.entries(c.skipped).filter(([, n]) => n > 0).map(([reason, n]) => `${reason} ${n}`);
+  context.print();
+  context.print(
+    [
+      `found ${c.found}`,
+      report.mode === "dry-run" ? `would enqueue ${c.selected}` : `enqueued ${c.enqueued}`,
+      ...(c.failed > 0 ? [`failed ${c.failed}`] : []),
+      `skipped ${c.skipped.excluded + c.skipped.duplicate + c.skipped.over_cap + c.skipped.status_filtered + c.skipped.invalid_id}${skippedParts.length > 0 ? ` (${skippedParts.join(", ")})` : ""}`,
+      `not reachable ${c.unreachable}`,
+    ].join(", ") + ` in ${formatDuration(report.durationMs)}`,
+  );
+  if (report.mode === "enqueue" && c.enqueued > 0) context.print(`batch_id: ${report.runId}`);
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === "" ? undefined : value.trim();
+}

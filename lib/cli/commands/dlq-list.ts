@@ -1,0 +1,115 @@
+/** `scm-withdraw dlq list`: what is in the dead-letter queue and why, leaving every message there. */
+import { integerFlag, stringFlag, UsageError } from "../args.ts";
+import { EXIT, type Command, type CommandContext } from "../context.ts";
+import { createDlqScanner, DLQ_REASONS, parseReasons, type DlqMessage } from "../dlq.ts";
+import { displayId, formatTable, plural, queueName } from "../output.ts";
+
+const SAMPLES = 3;
+
+export const dlqListCommand: Command = {
+  name: "dlq list",
+  summary: "count dead-lettered jobs by failure_reason and error_code, with sample ids (removes nothing)",
+  usage: "dlq list [--reason R[,R...]] [--max N]",
+  description: [
+    "Reads the dead-letter queue and counts its messages by failure_reason and error_code, with up to",
+    `${SAMPLES} sample certificate ids each. Every message stays in the queue: the scan hides them while it`,
+    "runs and makes them all visible again as soon as it ends, so a following `dlq redrive` sees them.",
+    `Reasons: ${DLQ_REASONS.join(", ")} (unlabelled: moved by the queue's redrive policy, without the worker's attributes).`,
+  ].join("\n"),
+  options: {
+    reason: { type: "string", valueName: "R", description: "count only these failure reasons (comma-separated)" },
+    max: { type: "string", valueName: "N", description: "stop after N matching messages" },
+  },
+  async run(context, { values, positionals }) {
+    if (positionals.length > 0) throw new UsageError(`dlq list takes no arguments (got ${JSON.stringify(positionals[0])})`, "dlq list");
+    const reasons = reasonFilter(stringFlag(values, "reason"), "dlq list");
+    const max = integerFlag(values, "max", { min: 1, max: 1_000_000 }, "dlq list");
+    const dlqUrl = await context.dlqUrl();
+
+    const groups = new Map<string, Group>();
+    const scan = await scanDlq(context, dlqUrl, (message) => {
+      if (reasons && !reasons.has(message.reason)) return "skip";
+      const key = `${message.reason}\u0000${message.errorCode ?? ""}`;
+      let group = groups.get(key);
+      if (!group) groups.set(key, (group = { failure_reason: message.reason, error_code: message.errorCode ?? null, count: 0, sample_certificate_ids: [] }));
+      group.count++;
+      const id = message.certificateId;
+      if (id !== undefined && group.sample_certificate_ids.length < SAMPLES && !group.sample_certificate_ids.includes(id)) group.sample_certificate_ids.push(id);
+      return "counted";
+    }, max);
+
+    const sorted = [...groups.values()].sort((a, b) => b.count - a.count || a.failure_reason.localeCompare(b.failure_reason));
+    const matching = sorted.reduce((n, g) => n + g.count, 0);
+    if (context.json) {
+      context.printJson({ dlq_url: dlqUrl, scanned: scan.scanned, matching, groups: sorted, arrived_during_scan: scan.arrivedLater, stopped_at_max: scan.stoppedAtMax, interrupted: scan.interrupted });
+    } else {
+      const name = queueName(dlqUrl);
+      if (scan.scanned === 0) context.print(`${name} is empty`);
+      else {
+        context.print(`${name}: ${scan.scanned} messages${reasons ? `, ${matching} with reason ${[...reasons].join(" or ")}` : ""} (all left in the queue)`);
+        if (sorted.length > 0) {
+          for (const line of formatTable([...sorted, { failure_reason: "total", error_code: null, count: matching, sample_certificate_ids: [] }], [
+            { header: "failure_reason", value: (g) => g.failure_reason },
+            { header: "error_code", value: (g) => (g.failure_reason === "total" ? "" : (g.error_code ?? "-")) },
+            { header: "count", value: (g) => g.count, align: "right" },
+            { header: "sample certificate ids", value: (g) => g.sample_certificate_ids.map(displayId).join(", ") },
+          ]))
+            context.print(line);
+        }
+      }
+      if (scan.arrivedLater > 0) context.print(`${plural(scan.arrivedLater, "message")} arrived while listing: not counted`);
+      if (scan.stoppedAtMax) context.print(`stopped after ${max} matching messages (--max); there may be more`);
+    }
+    if (scan.releaseFailed > 0) context.note(`${scan.releaseFailed} messages could not be made visible again at once; they reappear within 60 s`);
+    return scan.interrupted ? EXIT.interrupted : EXIT.ok;
+  },
+};
+
+interface Group {
+  failure_reason: string;
+  error_code: string | null;
+  count: number;
+  sample_certificate_ids: string[];
+}
+
+export function reasonFilter(value: string | undefined, command: string): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const parsed = parseReasons(value);
+  if ("bad" in parsed) throw new UsageError(`--reason ${JSON.stringify(parsed.bad)} is not a failure reason; use one of ${DLQ_REASONS.join(", ")}`, command);
+  return parsed.reasons;
+}
+
+/**
+ * Receives every message of the DLQ once (until it is empty, `max` messages were counted, or Ctrl-C),
+ * hands each to `visit`, then makes them all visible again.
+ */
+async function scanDlq(context: CommandContext, dlqUrl: string, visit: (message: DlqMessage) => "counted" | "skip", max: number | undefined) {
+  const scanner = createDlqScanner({ sqs: context.sqs, url: dlqUrl, waitSeconds: context.io.dlqWaitSeconds ?? 1 });
+  let scanned = 0;
+  let counted = 0;
+  let stoppedAtMax = false;
+  let interrupted = false;
+  let released = { failed: 0 };
+  try {
+    scanning: for (;;) {
+      const batch = await context.call(dlqUrl, () => scanner.next());
+      if (batch === undefined) break;
+      for (const message of batch) {
+        scanned++;
+        if (visit(message) === "counted") counted++;
+        if (max !== undefined && counted >= max) {
+          stoppedAtMax = true;
+          break scanning;
+        }
+      }
+      if (context.signal?.aborted) {
+        interrupted = true;
+        break;
+      }
+    }
+  } finally {
+    // Also after an error or Ctrl-C: nothing may stay hidden longer than necessary.
+    released = await scanner.release();
+  }
+  return { scanned, stoppedAtMax, interrupted, arrivedLater: scanner.arrivedLater, releaseFailed: released.failed };
+}

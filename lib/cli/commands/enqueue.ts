@@ -1,0 +1,93 @@
+/** `scm-withdraw enqueue <certificate_id...>`: a few jobs, typed by hand. */
+import { parseWithdrawalBody } from "../../message.ts";
+import { createSender, type SendResult } from "../../producer.ts";
+import { stringFlag, UsageError } from "../args.ts";
+import { EXIT, type Command } from "../context.ts";
+import { formatTable, queueName } from "../output.ts";
+
+export const enqueueCommand: Command = {
+  name: "enqueue",
+  summary: "validate certificate ids and send one withdrawal job each",
+  usage: "enqueue <certificate_id...> [--reason TEXT] [--request-id ID] [--batch-id ID]",
+  description: [
+    "Each id is validated with the shared schema (exactly 16 characters A-Z, a-z, 0-9) and sent as one",
+    'job with source "manual". Invalid ids are reported one per line and not sent; the valid ones are',
+    "still sent. Prints each job's SQS message id. Exit 1 if any id was invalid or failed to send.",
+  ].join("\n"),
+  options: {
+    reason: { type: "string", valueName: "TEXT", description: "why (at most 256 characters), kept in the job for the audit trail" },
+    "request-id": { type: "string", valueName: "ID", description: "your correlation id (only with a single certificate id)" },
+    "batch-id": { type: "string", valueName: "ID", description: "group the jobs under this batch id" },
+  },
+  async run(context, { values, positionals }) {
+    if (positionals.length === 0) throw new UsageError("enqueue needs at least one certificate id", "enqueue");
+    const requestId = stringFlag(values, "request-id");
+    if (requestId !== undefined && positionals.length > 1) throw new UsageError(`--request-id applies to one job, but ${positionals.length} certificate ids were given`, "enqueue");
+    const extra = {
+      source: "manual",
+      requested_at: new Date().toISOString(),
+      ...(stringFlag(values, "reason") !== undefined ? { reason: stringFlag(values, "reason") } : {}),
+      ...(requestId !== undefined ? { request_id: requestId } : {}),
+      ...(stringFlag(values, "batch-id") !== undefined ? { batch_id: stringFlag(values, "batch-id") } : {}),
+    };
+
+    // A bad --reason/--request-id/--batch-id would fail every id the same way: check the flags once.
+    const flags = parseWithdrawalBody(JSON.stringify({ certificate_id: "0000000000000000", ...extra }));
+    if (!flags.ok) throw new UsageError(flags.problem, "enqueue");
+
+    const invalid: { certificate_id: string; error: string }[] = [];
+    const duplicates: string[] = [];
+    const jobs: { id: string; body: string }[] = [];
+    const seen = new Set<string>();
+    for (const id of positionals) {
+      const parsed = parseWithdrawalBody(JSON.stringify({ certificate_id: id, ...extra }));
+      if (!parsed.ok) {
+        invalid.push({ certificate_id: id, error: parsed.problem });
+      } else if (seen.has(id)) {
+        duplicates.push(id);
+      } else {
+        seen.add(id);
+        jobs.push({ id, body: JSON.stringify(parsed.request) });
+      }
+    }
+    for (const { certificate_id, error } of invalid) context.note(`invalid certificate id ${JSON.stringify(certificate_id)}: ${error}; not sent`);
+    for (const id of duplicates) context.note(`${id} given more than once: sent once`);
+
+    const results: SendResult<string>[] = [];
+    if (jobs.length > 0) {
+      const { queueUrl } = context.target;
+      await context.checkQueue(queueUrl);
+      const sender = createSender<string>({ sqs: context.sqs, queueUrl, onResult: (r) => results.push(r) });
+      for (const job of jobs) await sender.push({ key: job.id, body: job.body });
+      await sender.flush();
+    }
+    // Results arrive in completion order; print them in the order the ids were given.
+    const order = new Map(jobs.map((j, i) => [j.id, i]));
+    results.sort((a, b) => order.get(a.key)! - order.get(b.key)!);
+    const sent = results.filter((r) => r.ok);
+    const failed = results.filter((r) => !r.ok);
+
+    if (context.json) {
+      context.printJson({
+        queue_url: context.target.queueUrl,
+        sent: sent.map((r) => ({ certificate_id: r.key, message_id: r.messageId })),
+        failed: failed.map((r) => ({ certificate_id: r.key, error: r.error })),
+        invalid,
+        duplicates,
+      });
+    } else {
+      if (results.length > 0) {
+        for (const line of formatTable(results, [
+          { header: "certificate_id", value: (r) => r.key },
+          { header: "message_id", value: (r) => (r.ok ? r.messageId : `FAILED: ${r.error}`) },
+        ]))
+          context.print(line);
+      }
+      const parts = [`sent ${sent.length} to ${queueName(context.target.queueUrl)}`];
+      if (failed.length > 0) parts.push(`${failed.length} failed`);
+      if (invalid.length > 0) parts.push(`${invalid.length} invalid (not sent)`);
+      context.print(parts.join(", "));
+    }
+    return invalid.length > 0 || failed.length > 0 ? EXIT.failed : EXIT.ok;
+  },
+};

@@ -1,0 +1,180 @@
+/**
+ * Reading the dead-letter queue without losing anything. SQS has no "peek": a message can only be
+ * seen by receiving it, which hides it for the visibility timeout. So a scan receives messages,
+ * holds every one it does not remove, and at the end makes all held messages visible again at once
+ * (`ChangeMessageVisibility` to 0), so the next `dlq list` or `dlq redrive` sees them immediately.
+ *
+ * Held messages stay hidden while the scan runs on purpose: releasing them one by one would make
+ * the next receive return them again, and a scan could go round in circles without reaching the
+ * rest of the queue.
+ *
+ * A scan only hands out messages that were in the DLQ before it started (SQS's `SentTimestamp`).
+ * Without that cut-off a redrive feeds itself: a job redriven while its cause persists is
+ * dead-lettered again as a NEW message, the same scan picks it up and redrives it again, and so on.
+ * Later arrivals are held and released like the rest, and left for the next run.
+ */
+import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
+import { FAILURE_REASONS } from "../classify.ts";
+
+/** The reason shown for a DLQ message without a `failure_reason` attribute: the queue's redrive policy moved it there. */
+export const UNLABELLED = "unlabelled";
+export const DLQ_REASONS = [...FAILURE_REASONS, UNLABELLED] as const;
+
+export interface DlqMessage {
+  messageId: string;
+  receiptHandle: string;
+  /** The original job, byte for byte. */
+  body: string;
+  /** `failure_reason`, or {@link UNLABELLED}. */
+  reason: string;
+  errorCode: string | undefined;
+  httpStatus: string | undefined;
+  /** From the `certificate_id` attribute, else from the body when it is JSON with one. */
+  certificateId: string | undefined;
+  failedAt: string | undefined;
+}
+
+export interface DlqScannerOptions {
+  sqs: SQSClient;
+  url: string;
+  /** How long received messages stay hidden while the scan runs; they are released at the end anyway. */
+  visibilityTimeoutSeconds?: number;
+  /** Long-poll wait per receive. */
+  waitSeconds?: number;
+  /** Only messages sent to the DLQ before this time (ms since the epoch) are handed out; default: when the scanner is created. */
+  arrivedBefore?: number;
+}
+
+export interface DlqScanner {
+  /**
+   * Receives up to 10 messages not seen before in this scan and returns those that arrived before
+   * the cut-off (possibly none); undefined means the scan is over (nothing unseen is left).
+   * Every message received is held (hidden) until {@link release} or {@link remove}.
+   */
+  next(): Promise<DlqMessage[] | undefined>;
+  /** Messages that arrived in the DLQ after the cut-off, seen and held but not handed out. */
+  readonly arrivedLater: number;
+  /** Deletes messages from the DLQ; returns the ids it could not delete (they stay held). */
+  remove(messages: readonly DlqMessage[]): Promise<{ failed: { message: DlqMessage; error: string }[] }>;
+  /** Makes every held message visible again. Returns how many could not be released (they reappear after the timeout anyway). */
+  release(): Promise<{ released: number; failed: number }>;
+}
+
+export function createDlqScanner(options: DlqScannerOptions): DlqScanner {
+  const { sqs, url } = options;
+  const visibility = options.visibilityTimeoutSeconds ?? 60;
+  const wait = options.waitSeconds ?? 1;
+  const arrivedBefore = options.arrivedBefore ?? Date.now();
+  const seen = new Set<string>();
+  // message id -> newest receipt handle (a handle from an older receive may no longer work)
+  const held = new Map<string, string>();
+  let arrivedLater = 0;
+
+  return {
+    get arrivedLater() {
+      return arrivedLater;
+    },
+
+    async next() {
+      const { Messages = [] } = await sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: url,
+          MaxNumberOfMessages: 10,
+          VisibilityTimeout: visibility,
+          WaitTimeSeconds: wait,
+          MessageAttributeNames: ["All"],
+          MessageSystemAttributeNames: ["SentTimestamp"],
+        }),
+      );
+      let unseen = 0;
+      const fresh: DlqMessage[] = [];
+      for (const message of Messages) {
+        if (!message.MessageId || !message.ReceiptHandle) continue;
+        held.set(message.MessageId, message.ReceiptHandle);
+        if (seen.has(message.MessageId)) continue;
+        seen.add(message.MessageId);
+        unseen++;
+        const sentAt = Number(message.Attributes?.SentTimestamp);
+        if (Number.isFinite(sentAt) && sentAt > arrivedBefore) arrivedLater++;
+        else fresh.push(toDlqMessage(message));
+      }
+      return unseen === 0 ? undefined : fresh;
+    },
+
+    async remove(messages) {
+      const failed: { message: DlqMessage; error: string }[] = [];
+      for (let i = 0; i < messages.length; i += 10) {
+        const chunk = messages.slice(i, i + 10);
+        try {
+          const output = await sqs.send(
+            new DeleteMessageBatchCommand({ QueueUrl: url, Entries: chunk.map((m, j) => ({ Id: String(j), ReceiptHandle: held.get(m.messageId) ?? m.receiptHandle })) }),
+          );
+          for (const ok of output.Successful ?? []) held.delete(chunk[Number(ok.Id)]!.messageId);
+          for (const f of output.Failed ?? []) failed.push({ message: chunk[Number(f.Id)]!, error: `${f.Code}: ${f.Message ?? ""}`.trim() });
+        } catch (error) {
+          for (const message of chunk) failed.push({ message, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+        }
+      }
+      return { failed };
+    },
+
+    async release() {
+      const handles = [...held.values()];
+      held.clear();
+      let failed = 0;
+      const chunks: string[][] = [];
+      for (let i = 0; i < handles.length; i += 10) chunks.push(handles.slice(i, i + 10));
+      // Several calls at once: a large DLQ should not stay hidden longer than needed.
+      await inParallel(chunks, RELEASE_CONCURRENCY, async (chunk) => {
+        try {
+          const output = await sqs.send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: url, Entries: chunk.map((h, j) => ({ Id: String(j), ReceiptHandle: h, VisibilityTimeout: 0 })) }));
+          failed += output.Failed?.length ?? 0;
+        } catch {
+          failed += chunk.length;
+        }
+      });
+      return { released: handles.length - failed, failed };
+    },
+  };
+}
+
+const RELEASE_CONCURRENCY = 8;
+
+async function inParallel<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+function toDlqMessage(message: Message): DlqMessage {
+  const attribute = (name: string) => message.MessageAttributes?.[name]?.StringValue || undefined;
+  const body = message.Body ?? "";
+  return {
+    messageId: message.MessageId!,
+    receiptHandle: message.ReceiptHandle!,
+    body,
+    reason: attribute("failure_reason") ?? UNLABELLED,
+    errorCode: attribute("error_code"),
+    httpStatus: attribute("http_status"),
+    certificateId: attribute("certificate_id") ?? certificateIdFromBody(body),
+    failedAt: attribute("failed_at"),
+  };
+}
+
+function certificateIdFromBody(body: string): string | undefined {
+  try {
+    const id = (JSON.parse(body) as { certificate_id?: unknown }).certificate_id;
+    return typeof id === "string" ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Parses `--reason a,b` into the set of reasons, or returns the bad one. */
+export function parseReasons(value: string): { reasons: Set<string> } | { bad: string } {
+  const reasons = new Set(value.split(",").map((r) => r.trim()).filter((r) => r !== ""));
+  for (const reason of reasons) if (!(DLQ_REASONS as readonly string[]).includes(reason)) return { bad: reason };
+  return reasons.size === 0 ? { bad: value } : { reasons };
+}

@@ -1,0 +1,201 @@
+/**
+ * `scm-withdraw`, the operator CLI: dispatch, global flags, `--help`, and exit codes.
+ *
+ * `main(argv, io)` does everything and returns the exit code, with the streams and the environment
+ * injected, so tests run it in-process; `runCli()` wires it to the real process (the bin).
+ *
+ * Adding a command is one line in {@link COMMANDS}: a module exporting a {@link Command}
+ * (`{ name, summary, usage, description, options, run }`). Two-word names (`"dlq list"`) make groups.
+ */
+import { readFileSync } from "node:fs";
+import { describeError } from "../errors.ts";
+import { localSqsEndpoint } from "../local/defaults.ts";
+import { formatOptions, parseArgs, UsageError } from "./args.ts";
+import { bulkCommand } from "./commands/bulk.ts";
+import { dlqListCommand } from "./commands/dlq-list.ts";
+import { dlqRedriveCommand } from "./commands/dlq-redrive.ts";
+import { enqueueCommand } from "./commands/enqueue.ts";
+import { statusCommand } from "./commands/status.ts";
+import { cleanupCommand } from "./commands/cleanup.ts";
+import { CliError, CommandContext, EXIT, GLOBAL_OPTIONS, resolveTarget, type CliIo, type Command } from "./context.ts";
+
+export { EXIT, type CliIo, type Command } from "./context.ts";
+
+export const PROGRAM = "scm-withdraw";
+
+/** Every command, in the order `--help` lists them. */
+export const COMMANDS: readonly Command[] = [enqueueCommand, bulkCommand, dlqListCommand, dlqRedriveCommand, statusCommand, cleanupCommand];
+
+/** Runs one command line; returns the exit code (0 ok, 1 some work failed, 2 usage error, 130 interrupted). */
+export async function main(argv: readonly string[], io: CliIo, commands: readonly Command[] = COMMANDS): Promise<number> {
+  let commandName: string | undefined;
+  try {
+    if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
+      io.stdout.write(`${version()}\n`);
+      return EXIT.ok;
+    }
+    const { command, rest } = findCommand(argv, commands);
+    commandName = command?.name;
+    if (!command) {
+      // No command: `--help` asks for the index; anything else is a usage error that shows it.
+      const { values, positionals } = parseArgs(rest, GLOBAL_OPTIONS);
+      if (positionals[0] === "help") return help(io, commands, positionals.slice(1));
+      if (positionals.length > 0) throw unknownCommand(positionals, commands);
+      if (values.help) {
+        io.stdout.write(indexHelp(commands));
+        return EXIT.ok;
+      }
+      io.stderr.write(indexHelp(commands));
+      return EXIT.usage;
+    }
+    const args = parseArgs(rest, { ...GLOBAL_OPTIONS, ...command.options }, command.name);
+    if (args.values.help) {
+      io.stdout.write(commandHelp(command));
+      return EXIT.ok;
+    }
+    const target = resolveTarget(args.values, io.env ?? process.env);
+    const context = new CommandContext(io, target, { json: args.values.json === true, command: command.name });
+    try {
+      return await command.run(context, args);
+    } finally {
+      context.close();
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      const about = error.command ?? commandName;
+      io.stderr.write(`${PROGRAM}: error: ${error.message} (see \`${PROGRAM}${about ? ` ${about}` : ""} --help\`)\n`);
+      return EXIT.usage;
+    }
+    // Operational failures are already one line; anything else (a bug) is reduced to one line, no stack.
+    io.stderr.write(`${PROGRAM}: error: ${error instanceof CliError ? error.message : describeError(error)}\n`);
+    return EXIT.failed;
+  }
+}
+
+/**
+ * Finds the command words in `argv` (global flags may come before them, e.g. `--json dlq list`) and
+ * returns the rest of the arguments for the command's own parser.
+ */
+function findCommand(argv: readonly string[], commands: readonly Command[]): { command: Command | undefined; rest: string[] } {
+  const positions: number[] = [];
+  for (let i = 0; i < argv.length && positions.length < 2; i++) {
+    const token = argv[i]!;
+    if (token === "--") break;
+    if (token.startsWith("-") && token !== "-") {
+      const name = token.replace(/^-+/, "").split("=", 1)[0]!;
+      const def = (GLOBAL_OPTIONS as Record<string, { type: string }>)[name];
+      if (def?.type === "string" && !token.includes("=")) i++;
+      // Flags after the first word belong to the command; only a second word may still follow.
+      continue;
+    }
+    positions.push(i);
+  }
+  const [first, second] = positions.map((i) => argv[i]!);
+  const byName = (name: string) => commands.find((c) => c.name === name);
+  const match = (second !== undefined ? byName(`${first} ${second}`) : undefined) ?? (first !== undefined ? byName(first) : undefined);
+  if (!match) {
+    if (first !== undefined && commands.some((c) => c.name.startsWith(`${first} `))) {
+      const subs = commands.filter((c) => c.name.startsWith(`${first} `)).map((c) => c.name.slice(first.length + 1));
+      throw new UsageError(second === undefined ? `${first} needs a subcommand: ${subs.join(", ")}` : `unknown ${first} subcommand "${second}": use ${subs.join(", ")}`);
+    }
+    return { command: undefined, rest: [...argv] };
+  }
+  const used = new Set(positions.slice(0, match.name.split(" ").length));
+  return { command: match, rest: argv.filter((_, i) => !used.has(i)) };
+}
+
+function unknownCommand(positionals: string[], commands: readonly Command[]): UsageError {
+  const first = positionals[0]!;
+  const groups = [...new Set(commands.map((c) => c.name.split(" ")[0]!))];
+  const close = groups.find((g) => g.startsWith(first.slice(0, 2)) && Math.abs(g.length - first.length) <= 2);
+  return new UsageError(`unknown command "${first}"${close ? ` (did you mean ${close}?)` : ""}`);
+}
+
+function help(io: CliIo, commands: readonly Command[], words: string[]): number {
+  if (words.length === 0) {
+    io.stdout.write(indexHelp(commands));
+    return EXIT.ok;
+  }
+  const command = commands.find((c) => c.name === words.join(" ")) ?? commands.find((c) => c.name === words[0]);
+  if (!command) throw unknownCommand(words, commands);
+  io.stdout.write(commandHelp(command));
+  return EXIT.ok;
+}
+
+function indexHelp(commands: readonly Command[]): string {
+  const heads = commands.map((c) => {
+    const positional = c.usage.slice(c.name.length).split(" [", 1)[0]!.trim();
+    return `${c.name}${positional ? ` ${positional}` : ""}`;
+  });
+  const width = Math.max(...heads.map((h) => h.length));
+  return [
+    `${PROGRAM}: feed the withdrawals queue and triage its dead-letter queue`,
+    "",
+    `usage: ${PROGRAM} <command> [options]`,
+    "",
+    "commands:",
+    ...commands.map((c, i) => `  ${heads[i]!.padEnd(width)}  ${c.summary}`),
+    "",
+    "global options (any command):",
+    ...formatOptions(GLOBAL_OPTIONS),
+    "",
+    ...TARGET_NOTES,
+    "",
+    `Run \`${PROGRAM} <command> --help\` for a command's own options.`,
+    "",
+  ].join("\n");
+}
+
+function commandHelp(command: Command): string {
+  const own = formatOptions(command.options);
+  return [
+    `usage: ${PROGRAM} ${command.usage}`,
+    "",
+    command.summary.charAt(0).toUpperCase() + command.summary.slice(1) + ".",
+    "",
+    command.description,
+    "",
+    ...(own.length > 0 ? ["options:", ...own, ""] : []),
+    "global options:",
+    ...formatOptions(GLOBAL_OPTIONS),
+    "",
+    ...TARGET_NOTES,
+    "",
+  ].join("\n");
+}
+
+const TARGET_NOTES = [
+  `By default every command talks to the local pipeline (\`npm start\`): SQS at ${localSqsEndpoint()}.`,
+  "For AWS, pass --queue-url (and --dlq-url unless the queue's redrive policy names it); credentials and",
+  "region come from the standard AWS environment variables and profiles.",
+  "",
+  "exit codes: 0 everything done, 1 some work failed, 2 usage error (nothing done), 130 interrupted",
+];
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string };
+  return `${PROGRAM} ${pkg.version ?? "unknown"}`;
+}
+
+/** The bin's entry: real streams, Ctrl-C handling, and the exit code. */
+export async function runCli(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  // `scm-withdraw dlq list | head -1` closes stdout early: that is not an error worth a stack trace.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw error;
+  });
+  const controller = new AbortController();
+  const onSignal = () => {
+    if (controller.signal.aborted) process.exit(EXIT.interrupted);
+    process.stderr.write(`\n${PROGRAM}: stopping: finishing what is in flight (press Ctrl-C again to quit at once)\n`);
+    controller.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    process.exitCode = await main(argv, { stdout: process.stdout, stderr: process.stderr, env: process.env, signal: controller.signal });
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}

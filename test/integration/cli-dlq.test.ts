@@ -1,0 +1,234 @@
+/**
+ * `scm-withdraw dlq list` and `dlq redrive`, in-process against fauxqs, with dead letters carrying the
+ * worker's attributes (`lib/dead-letter.ts`); and a redrive round trip through the real handler.
+ */
+import { GetQueueAttributesCommand, SendMessageCommand, SQSClient, type SendMessageBatchCommandInput } from "@aws-sdk/client-sqs";
+import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { DEMO } from "../../lib/local/demo-certificates.ts";
+import { seedDemoScenario } from "../../lib/local/scm-simulator.ts";
+import { cli, drain, startQueues, type Queues } from "../support/cli.ts";
+import { lambdaContext, sqsEvent, sqsRecord } from "../support/lambda.ts";
+import { attributesOf, startStack } from "../support/stack.ts";
+
+let queues: Queues;
+beforeAll(async () => {
+  queues = await startQueues();
+});
+afterAll(async () => {
+  await queues.close();
+});
+
+const id = (n: number) => `scs${String(n).padStart(13, "0")}`;
+
+/** Bodies as producers wrote them: odd spacing and non-ASCII must survive a redrive byte for byte. */
+const SEEDED = {
+  notFound: [1, 2, 3, 4].map((n) => `{"certificate_id": "${id(n)}",  "reason":"kündigung ✓", "source":"bulk"}`),
+  rejected: [5, 6].map((n) => JSON.stringify({ certificate_id: id(n), source: "manual" })),
+  invalid: "withdraw scs1000000000001 please",
+  unlabelled: JSON.stringify({ certificate_id: id(8) }),
+};
+
+async function seedDlq() {
+  await queues.drain(queues.dlqUrl);
+  await queues.drain(queues.queueUrl);
+  for (const [i, body] of SEEDED.notFound.entries()) await queues.deadLetter({ body, reason: "not_found", httpStatus: 404, errorCode: "SCM.0020", certificateId: id(i + 1) });
+  for (const [i, body] of SEEDED.rejected.entries()) await queues.deadLetter({ body, reason: "rejected", httpStatus: 400, errorCode: "SCM.0010", certificateId: id(i + 5) });
+  await queues.deadLetter({ body: SEEDED.invalid, reason: "invalid_message", errorMsg: "body is not JSON" });
+  // What SQS's own redrive policy moves: the original message, none of the worker's attributes.
+  await queues.sqs.send(new SendMessageCommand({ QueueUrl: queues.dlqUrl, MessageBody: SEEDED.unlabelled }));
+}
+
+async function depth(url: string) {
+  const { Attributes = {} } = await queues.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] }));
+  return { visible: Number(Attributes.ApproximateNumberOfMessages), inFlight: Number(Attributes.ApproximateNumberOfMessagesNotVisible) };
+}
+
+describe("dlq list", () => {
+  beforeAll(seedDlq);
+
+  it("counts by failure_reason and error_code with up to 3 sample ids, and leaves every message visible", async () => {
+    const run = await cli(["dlq", "list", "--json", ...queues.flags]);
+    expect(run.code).toBe(0);
+    const out = JSON.parse(run.stdout);
+    expect(out).toMatchObject({ dlq_url: queues.dlqUrl, scanned: 8, matching: 8, stopped_at_max: false });
+    expect(out.groups).toEqual([
+      { failure_reason: "not_found", error_code: "SCM.0020", count: 4, sample_certificate_ids: expect.any(Array) },
+      { failure_reason: "rejected", error_code: "SCM.0010", count: 2, sample_certificate_ids: expect.arrayContaining([id(5), id(6)]) },
+      { failure_reason: "invalid_message", error_code: null, count: 1, sample_certificate_ids: [] },
+      { failure_reason: "unlabelled", error_code: null, count: 1, sample_certificate_ids: [id(8)] },
+    ]);
+    const samples = out.groups[0].sample_certificate_ids as string[];
+    expect(samples).toHaveLength(3);
+    for (const s of samples) expect([id(1), id(2), id(3), id(4)]).toContain(s);
+    // Visible again at once: nothing in flight, so a redrive right after sees everything.
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
+  });
+
+  it("shows the same counts when run again", async () => {
+    const first = await cli(["dlq", "list", ...queues.flags]);
+    const second = await cli(["dlq", "list", ...queues.flags]);
+    expect(first.code).toBe(0);
+    const counts = (text: string) => text.split("\n").map((l) => l.replace(/\s{2,}scs.*$/, ""));
+    expect(counts(second.stdout)).toEqual(counts(first.stdout));
+    expect(first.stdout).toMatch(/^withdrawals-dlq: 8 messages \(all left in the queue\)\n/);
+    expect(first.stdout).toMatch(/\nfailure_reason\s+error_code\s+count\s+sample certificate ids\n/);
+    expect(first.stdout).toMatch(/\nnot_found\s+SCM\.0020\s+4\s+scs/);
+    expect(first.stdout).toMatch(/\ninvalid_message\s+-\s+1\n/);
+    expect(first.stdout).toMatch(/\ntotal\s+8\n/);
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
+  });
+
+  it("filters by --reason and stops at --max", async () => {
+    const filtered = JSON.parse((await cli(["dlq", "list", "--reason", "rejected,invalid_message", "--json", ...queues.flags])).stdout);
+    expect(filtered.groups.map((g: { failure_reason: string; count: number }) => [g.failure_reason, g.count])).toEqual([
+      ["rejected", 2],
+      ["invalid_message", 1],
+    ]);
+    const capped = JSON.parse((await cli(["dlq", "list", "--max", "3", "--json", ...queues.flags])).stdout);
+    expect(capped.matching).toBe(3);
+    expect(capped.stopped_at_max).toBe(true);
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
+  });
+
+  it("says when the DLQ is empty", async () => {
+    const empty = await startQueues();
+    const run = await cli(["dlq", "list", ...empty.flags]);
+    await empty.close();
+    expect(run).toEqual({ code: 0, stdout: "withdrawals-dlq is empty\n", stderr: "" });
+  });
+});
+
+describe("dlq redrive", () => {
+  beforeEach(seedDlq);
+
+  it("moves only the matching reason, original bodies byte for byte and without the DLQ attributes", async () => {
+    const run = await cli(["dlq", "redrive", "--reason", "not_found", ...queues.flags]);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe("");
+    expect(run.stdout).toMatch(/^moved 4 messages from withdrawals-dlq to withdrawals:\nfailure_reason\s+moved\nnot_found\s+4\nleft in withdrawals-dlq: 4 not matching --reason not_found\n$/);
+    const moved = await drain(queues.sqs, queues.queueUrl);
+    expect(moved.map((m) => m.Body).sort()).toEqual([...SEEDED.notFound].sort());
+    for (const m of moved) expect(m.MessageAttributes).toBeUndefined();
+    // The rest stays in the DLQ, visible at once, with its attributes.
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 4, inFlight: 0 });
+    const left = await queues.drain(queues.dlqUrl);
+    expect(left.map((m) => attributesOf(m).failure_reason ?? "unlabelled").sort()).toEqual(["invalid_message", "rejected", "rejected", "unlabelled"]);
+  });
+
+  it("moves everything without --reason, and reports the new message ids with --json", async () => {
+    const run = await cli(["dlq", "redrive", "--json", ...queues.flags]);
+    expect(run.code).toBe(0);
+    const out = JSON.parse(run.stdout);
+    expect(out).toMatchObject({ moved: 8, by_reason: { not_found: 4, rejected: 2, invalid_message: 1, unlabelled: 1 }, failed: [], not_matching: 0 });
+    const moved = await drain(queues.sqs, queues.queueUrl);
+    expect(moved.map((m) => m.MessageId).sort()).toEqual(out.messages.map((m: { message_id: string }) => m.message_id).sort());
+    expect(moved.map((m) => m.Body).sort()).toEqual([...SEEDED.notFound, ...SEEDED.rejected, SEEDED.invalid, SEEDED.unlabelled].sort());
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 0, inFlight: 0 });
+  });
+
+  it("--max moves at most N; --dry-run moves nothing", async () => {
+    const dry = await cli(["dlq", "redrive", "--reason", "rejected", "--dry-run", ...queues.flags]);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toMatch(/^dry run: would move 2 messages from withdrawals-dlq to withdrawals:\nfailure_reason\s+would move\nrejected\s+2\n/);
+    expect(await depth(queues.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
+
+    const capped = await cli(["dlq", "redrive", "--reason", "not_found", "--max", "3", "--json", ...queues.flags]);
+    expect(JSON.parse(capped.stdout)).toMatchObject({ moved: 3, stopped_at_max: true });
+    expect(await depth(queues.queueUrl)).toEqual({ visible: 3, inFlight: 0 });
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 5, inFlight: 0 });
+  });
+
+  it("deletes nothing from the DLQ when the send to the queue fails", async () => {
+    const createSqsClient = (config: ConstructorParameters<typeof SQSClient>[0]) => {
+      const sqs = new SQSClient(config!);
+      sqs.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName === "SendMessageBatchCommand") throw Object.assign(new Error("send refused"), { name: "ServiceUnavailable" });
+          return next(args);
+        },
+        { step: "initialize", name: "failSends" },
+      );
+      return sqs;
+    };
+    const run = await cli(["dlq", "redrive", "--reason", "rejected", ...queues.flags], { createSqsClient });
+    expect(run.code).toBe(1);
+    const lines = run.stderr.trim().split("\n");
+    expect(lines).toHaveLength(2);
+    for (const line of lines) expect(line).toMatch(/^not moved: scs000000000000[56] \(DLQ message [\w-]+, rejected\): ServiceUnavailable: send refused; it stays in withdrawals-dlq$/);
+    expect(run.stdout).toContain("moved 0 messages");
+    expect(run.stdout).toContain("failed: 2");
+    expect(await depth(queues.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
+  });
+
+  it("does not loop when redriven jobs are dead-lettered again while it runs", async () => {
+    // As if the worker failed every redriven job again at once: each send to the queue puts a new dead letter in the DLQ.
+    const createSqsClient = (config: ConstructorParameters<typeof SQSClient>[0]) => {
+      const sqs = new SQSClient(config!);
+      sqs.middlewareStack.add(
+        (next, context) => async (args) => {
+          const result = await next(args);
+          if (context.commandName === "SendMessageBatchCommand") {
+            for (const entry of (args.input as SendMessageBatchCommandInput).Entries!) {
+              await queues.deadLetter({ body: entry.MessageBody!, reason: "not_found", errorCode: "SCM.0020" });
+            }
+          }
+          return result;
+        },
+        { step: "initialize", name: "failAgain" },
+      );
+      return sqs;
+    };
+    const run = await cli(["dlq", "redrive", "--reason", "not_found", "--json", ...queues.flags], { createSqsClient });
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ moved: 4, arrived_during_run: 4, not_matching: 4 });
+    expect(await depth(queues.queueUrl)).toEqual({ visible: 4, inFlight: 0 });
+    // 8 seeded - 4 moved + 4 dead-lettered again, all visible for the next run.
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
+  });
+
+  it("touches nothing when the withdrawals queue does not exist", async () => {
+    const run = await cli(["dlq", "redrive", "--queue-url", queues.queueUrl.replace(/withdrawals$/, "withdrawalz"), "--dlq-url", queues.dlqUrl]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^scm-withdraw: error: no queue http:\/\/sqs\.eu-west-1\.localhost:\d+\/000000000000\/withdrawalz on /);
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
+  });
+});
+
+describe("a redrive round trip through the real handler", () => {
+  type Handler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
+
+  it("dead-letters a job while SCM fails, redrives it once SCM is fixed, and the job is then withdrawn", async () => {
+    const stack = await startStack();
+    const savedEnv = { ...process.env };
+    try {
+      seedDemoScenario(stack.sim);
+      process.env = { ...savedEnv, ...stack.env };
+      vi.resetModules();
+      const handler = (await import("../../handlers/withdraw.ts")).handler as unknown as Handler;
+      const flags = ["--queue-url", stack.queueUrl, "--dlq-url", stack.dlqUrl];
+
+      // SCM answers 500 every time and this is the last receive: the worker dead-letters it.
+      const body = JSON.stringify({ certificate_id: DEMO.alwaysFailing, source: "bulk", batch_id: "b-round-trip" });
+      expect((await handler(sqsEvent(sqsRecord(body, { receiveCount: 5 })), lambdaContext())).batchItemFailures).toEqual([]);
+      const listed = JSON.parse((await cli(["dlq", "list", "--json", ...flags])).stdout);
+      expect(listed.groups).toEqual([{ failure_reason: "retries_exhausted", error_code: "SCM.0500", count: 1, sample_certificate_ids: [DEMO.alwaysFailing] }]);
+
+      // The outage is over: redrive that reason, then the worker gets the job again.
+      stack.sim.clearFaults();
+      const redrive = await cli(["dlq", "redrive", "--reason", "retries_exhausted", ...flags]);
+      expect(redrive.code).toBe(0);
+      const [requeued, ...rest] = await drain(stack.sqs, stack.queueUrl);
+      expect(rest).toEqual([]);
+      expect(requeued!.Body).toBe(body);
+      expect((await handler(sqsEvent(sqsRecord(requeued!.Body!, { messageId: requeued!.MessageId! })), lambdaContext())).batchItemFailures).toEqual([]);
+      expect(stack.sim.withdrawals(DEMO.alwaysFailing)).toBe(1);
+      expect(await stack.drainDlq()).toEqual([]);
+    } finally {
+      process.env = savedEnv;
+      await stack.close();
+    }
+  });
+});
