@@ -1,0 +1,696 @@
+/**
+ * The whole pipeline on one machine, without AWS: an embedded SQS (fauxqs) with the withdrawals
+ * queue and its DLQ, the SCM simulator (or a real SCM), a local Secrets Manager endpoint serving the
+ * token, and the REAL `handlers/withdraw.ts` run by the local event-source runner (`runner.ts`).
+ *
+ * `npm start` (scripts/start.ts) is a thin terminal front end over {@link startPipeline}; tests,
+ * benchmarks and chaos runs use the function directly:
+ *
+ * ```ts
+ * const pipeline = await startPipeline({ sqsPort: 0, scmPort: 0, secretsPort: 0 });
+ * await pipeline.enqueue(demoJobs());
+ * const stats = await pipeline.drain();
+ * await pipeline.stop();
+ * ```
+ *
+ * The handler runs in worker threads, one per concurrent batch (`lambda-container.ts`): each is a
+ * "Lambda container" with its own `process.env` (the handler's configuration), its own module scope
+ * (token cache, keep-alive connections) and its own cold start; one that times out is terminated and
+ * replaced. The handler's JSON log lines come back to this thread: they are passed to `onLogLine`
+ * (the worker log) and read to count what happened to each job.
+ *
+ * @module
+ */
+import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
+import type { Context, SQSEvent } from "aws-lambda";
+import { buildApp } from "fauxqs";
+import { randomUUID } from "node:crypto";
+import { createServer, type AddressInfo } from "node:net";
+import { Worker } from "node:worker_threads";
+import { buildWithdrawalBody } from "../message.ts";
+import { createSender, type SendResult } from "../producer.ts";
+import { parseSecret } from "../token-provider.ts";
+import type { ContainerMessage, InvokeMessage } from "./lambda-container.ts";
+import { LOCAL } from "./defaults.ts";
+import { DEMO, DEMO_INVALID_BODIES } from "./demo-certificates.ts";
+import { createEventSourceRunner, type EventSourceRunner, type InvocationReport, type RunnerStats } from "./runner.ts";
+import { startScmSimulator, seedDemoScenario, type ScmSimulator, type ScmSimulatorOptions } from "./scm-simulator.ts";
+import { startSecretsManagerServer, type SecretsManagerServer } from "./secrets-manager-server.ts";
+
+/** Local defaults, chosen so `npm start -- --drain` finishes in seconds (see the README's local pipeline section). */
+export const LOCAL_PIPELINE_DEFAULTS = {
+  /** Queue visibility timeout (s): a failed record comes back this long after its receive (or its invocation's end). */
+  visibilityTimeoutSeconds: 2,
+  /** The worker's MAX_RECEIVE_COUNT: the 3rd receive of a still-failing record dead-letters it (production: 5). */
+  maxReceiveCount: 3,
+  /** The queue's redrive maxReceiveCount: a safety net above MAX_RECEIVE_COUNT, as in serverless.yml (production: 8). */
+  redriveMarginReceives: 2,
+  batchSize: 10,
+  /** Production waits up to 5 s to fill a batch; locally a job starts at once. */
+  batchingWindowMs: 0,
+  /** Batches in flight at once (containers); Lambda's minimum maximum concurrency is 2. */
+  maxConcurrency: 2,
+  /** The function timeout the context counts down from: production's (serverless.yml), so the worker's deadline logic behaves the same. */
+  functionTimeoutMs: 60_000,
+} as const;
+
+/** DLQ key for messages the queue's redrive policy moved there (no `failure_reason`: the worker never decided). */
+export const REDRIVE_POLICY_REASON = "redrive_policy";
+
+export interface PipelineOptions {
+  /** Ports on 127.0.0.1; 0 (the default here) picks free ones. `npm start` passes `LOCAL`'s. */
+  sqsPort?: number;
+  scmPort?: number;
+  secretsPort?: number;
+  /** A real SCM endpoint: no simulator is started. */
+  scmEndpoint?: string;
+  /** The SecretString to serve (raw token or `{"token": ...}`). Default: the simulator's demo token. */
+  secret?: string;
+  /** Extra options for the simulator (latency, rate limit, ...). Its tokens always include the served token. */
+  simulator?: ScmSimulatorOptions;
+  /** Seed the simulator with the demo certificates (default true). */
+  seedDemo?: boolean;
+  visibilityTimeoutSeconds?: number;
+  /** The worker's MAX_RECEIVE_COUNT; the queue's redrive `maxReceiveCount` is this + 2. */
+  maxReceiveCount?: number;
+  batchSize?: number;
+  batchingWindowMs?: number;
+  maxConcurrency?: number;
+  functionTimeoutMs?: number;
+  /** Long-poll wait per receive (s); short so `stop()` is quick. Default 1. */
+  pollWaitSeconds?: number;
+  /** More handler configuration (DESIGN.md variables: MAX_ATTEMPTS, SCM_TIMEOUT_MS, LOG_LEVEL, ...). The pipeline's own wiring wins. */
+  env?: Record<string, string | undefined>;
+  /** Every line the handler writes (its JSON logs) and anything a container prints to stderr. */
+  onLogLine?: (line: string) => void;
+  onInvocation?: (report: InvocationReport) => void;
+  /** Queue errors and failed invocations. */
+  onError?: (error: Error, where: string) => void;
+}
+
+/** Where each job stands, from the handler's log lines (per SQS message id). */
+export type JobState = "withdrawn" | "already_withdrawn" | "dead_lettered" | "retrying";
+
+/** The live counters: {@link PipelineStats} without the DLQ's breakdown by reason (which reads every DLQ message). */
+export type PipelineProgress = Omit<PipelineStats, "deadLettered">;
+
+export interface PipelineStats {
+  /** Jobs sent by {@link Pipeline.enqueue}. */
+  enqueued: number;
+  /** Jobs withdrawn (the handler logged `withdrawal_succeeded`). */
+  withdrawn: number;
+  /** Jobs acknowledged as already withdrawn (`withdrawal_already_withdrawn`). */
+  alreadyWithdrawn: number;
+  /** What the DLQ holds now, by `failure_reason`; {@link REDRIVE_POLICY_REASON} for messages the queue's redrive moved. */
+  deadLettered: Record<string, number>;
+  deadLetteredTotal: number;
+  /** Jobs whose last attempt failed transiently; they come back after the visibility timeout. */
+  retrying: number;
+  /** Messages on the withdrawals queue: waiting to be received, and received (being processed, or failed and waiting out the visibility timeout). */
+  pending: { inQueue: number; inFlight: number };
+  runner: RunnerStats;
+  /** Since the pipeline started. */
+  elapsedMs: number;
+}
+
+/** A message left on a queue when the pipeline stopped (the embedded queue lives in memory). */
+export interface LeftoverMessage {
+  messageId: string;
+  body: string;
+  receiveCount: number;
+  /** String values of the message attributes (the DLQ's `failure_reason`, `error_code`, ...). */
+  attributes: Record<string, string>;
+}
+
+export interface StopReport {
+  stats: PipelineStats;
+  /** Still on the withdrawals queue: not processed to the end. */
+  unfinished: LeftoverMessage[];
+  /** In the DLQ. */
+  deadLetters: LeftoverMessage[];
+}
+
+export interface Pipeline {
+  /** `http://127.0.0.1:PORT`: the value for AWS_ENDPOINT_URL_SQS. */
+  readonly sqsEndpoint: string;
+  readonly queueUrl: string;
+  readonly dlqUrl: string;
+  readonly queueArn: string;
+  readonly scmEndpoint: string;
+  readonly secretsEndpoint: string;
+  readonly secretId: string;
+  readonly region: string;
+  /** The simulator, unless a real `scmEndpoint` was given. */
+  readonly sim: ScmSimulator | undefined;
+  /** The local Secrets Manager endpoint (rotate the token with `setSecret`, inject outages with `failNext`). */
+  readonly secrets: SecretsManagerServer;
+  /** An SQS client for the embedded queue (explicit endpoint, dummy credentials). */
+  readonly sqs: SQSClient;
+  /** The settings in force (defaults applied). */
+  readonly settings: Required<Pick<PipelineOptions, "visibilityTimeoutSeconds" | "maxReceiveCount" | "batchSize" | "batchingWindowMs" | "maxConcurrency" | "functionTimeoutMs">> & {
+    redriveMaxReceiveCount: number;
+  };
+  /** Sends bodies to the withdrawals queue (SendMessageBatch, 10 per call); resolves with each result. */
+  enqueue(bodies: readonly string[]): Promise<SendResult<number>[]>;
+  /** Counters, the DLQ by reason (read from the DLQ's messages) and the queue's depth. */
+  stats(): Promise<PipelineStats>;
+  /** The same without the DLQ's breakdown: cheap, for a live progress line. */
+  progress(): Promise<PipelineProgress>;
+  /** True when nothing is queued, in flight, or being enqueued. */
+  isIdle(): Promise<boolean>;
+  /** Resolves once the queue and everything in flight are empty; rejects after `timeoutMs` if given. */
+  drain(options?: { timeoutMs?: number; pollMs?: number }): Promise<PipelineStats>;
+  /** Stops polling, lets the batches in flight finish, reports what is left, and closes everything. */
+  stop(): Promise<StopReport>;
+}
+
+/** A port the pipeline needs is taken. */
+export class PortInUseError extends Error {
+  readonly port: number;
+  readonly service: string;
+  constructor(service: string, port: number, options?: ErrorOptions) {
+    super(`port ${port} (${service}) on ${LOCAL.host} is already in use`, options);
+    this.name = "PortInUseError";
+    this.port = port;
+    this.service = service;
+  }
+}
+
+/** A container could not start the handler (for example a bad configuration). */
+export class ContainerStartError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ContainerStartError";
+  }
+}
+
+/** The demo jobs: one per outcome of `DEMO`, plus the invalid bodies. */
+export function demoJobs(): string[] {
+  return [
+    ...Object.entries(DEMO).map(([name, id]) => buildWithdrawalBody({ certificate_id: id, source: "manual", request_id: `demo-${name}`, reason: `demo: ${name}` })),
+    ...DEMO_INVALID_BODIES,
+  ];
+}
+
+/** What the demo jobs end as, once drained (see `demo-certificates.ts`). */
+export const DEMO_EXPECTED = {
+  withdrawn: 3,
+  alreadyWithdrawn: 1,
+  deadLettered: { invalid_message: 2, rejected: 1, forbidden: 1, not_found: 1, retries_exhausted: 1 },
+} as const;
+
+export async function startPipeline(options: PipelineOptions = {}): Promise<Pipeline> {
+  const maxReceiveCount = options.maxReceiveCount ?? LOCAL_PIPELINE_DEFAULTS.maxReceiveCount;
+  const settings = {
+    visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? LOCAL_PIPELINE_DEFAULTS.visibilityTimeoutSeconds,
+    maxReceiveCount,
+    // Above the worker's count, as deployed: the queue only moves what the worker could not decide.
+    redriveMaxReceiveCount: maxReceiveCount + LOCAL_PIPELINE_DEFAULTS.redriveMarginReceives,
+    batchSize: options.batchSize ?? LOCAL_PIPELINE_DEFAULTS.batchSize,
+    batchingWindowMs: options.batchingWindowMs ?? LOCAL_PIPELINE_DEFAULTS.batchingWindowMs,
+    maxConcurrency: options.maxConcurrency ?? LOCAL_PIPELINE_DEFAULTS.maxConcurrency,
+    functionTimeoutMs: options.functionTimeoutMs ?? LOCAL_PIPELINE_DEFAULTS.functionTimeoutMs,
+  };
+  const secret = options.secret ?? LOCAL.demoToken;
+  const stored = parseSecret(secret); // throws TokenUnavailableError (without the token) if unusable
+  const region = LOCAL.region;
+  const started = Date.now();
+
+  const closers: (() => Promise<void> | void)[] = [];
+  const closeAll = async () => {
+    for (const close of closers.splice(0).reverse()) {
+      try {
+        await close();
+      } catch {
+        // Closing is best effort: one failing closer must not keep the others open.
+      }
+    }
+  };
+
+  try {
+    // Check every port first: a clear error before anything starts (and the Secrets Manager server
+    // does not report a taken port itself).
+    await assertPortFree("SQS", options.sqsPort ?? 0);
+    if (!options.scmEndpoint) await assertPortFree("SCM simulator", options.scmPort ?? 0);
+    await assertPortFree("Secrets Manager", options.secretsPort ?? 0);
+
+    // ---- SQS (fauxqs), bound to loopback only ----
+    const app = buildApp({ logger: false, defaultRegion: region });
+    try {
+      await app.listen({ port: options.sqsPort ?? 0, host: LOCAL.host });
+    } catch (error) {
+      throw isAddressInUse(error) ? new PortInUseError("SQS", options.sqsPort ?? 0, { cause: error }) : error;
+    }
+    closers.push(() => app.close());
+    const sqsEndpoint = `http://${LOCAL.host}:${(app.server.address() as AddressInfo).port}`;
+    // fauxqs's queue URLs name sqs.<region>.localhost, which may not resolve: the explicit endpoint wins.
+    const sqs = new SQSClient({ endpoint: sqsEndpoint, region, credentials: { accessKeyId: "local", secretAccessKey: "local" } });
+    closers.push(() => sqs.destroy());
+
+    const dlqUrl = (
+      await sqs.send(new CreateQueueCommand({ QueueName: LOCAL.dlqName, Attributes: { MessageRetentionPeriod: "1209600" } }))
+    ).QueueUrl!;
+    const dlqArn = await queueArnOf(sqs, dlqUrl);
+    const queueUrl = (
+      await sqs.send(
+        new CreateQueueCommand({
+          QueueName: LOCAL.queueName,
+          Attributes: {
+            VisibilityTimeout: String(settings.visibilityTimeoutSeconds),
+            RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: settings.redriveMaxReceiveCount }),
+          },
+        }),
+      )
+    ).QueueUrl!;
+    const queueArn = await queueArnOf(sqs, queueUrl);
+
+    // ---- SCM: the simulator, or the real one ----
+    let sim: ScmSimulator | undefined;
+    let scmEndpoint = options.scmEndpoint;
+    if (!scmEndpoint) {
+      const simOptions: ScmSimulatorOptions = { ...options.simulator, port: options.scmPort ?? 0 };
+      if (stored.kind === "token") simOptions.tokens = [...(options.simulator?.tokens ?? []), stored.token];
+      else simOptions.iamUsers = [...(options.simulator?.iamUsers ?? []), { domain: stored.credentials.domain, user: stored.credentials.user, password: stored.credentials.password }];
+      try {
+        sim = await startScmSimulator(simOptions);
+      } catch (error) {
+        throw isAddressInUse(error) ? new PortInUseError("SCM simulator", options.scmPort ?? 0, { cause: error }) : error;
+      }
+      closers.push(() => sim!.close());
+      if (options.seedDemo ?? true) seedDemoScenario(sim);
+      scmEndpoint = sim.url;
+    }
+
+    // ---- Secrets Manager: serves the token to the handler ----
+    let secrets: SecretsManagerServer;
+    try {
+      secrets = await startSecretsManagerServer({ [LOCAL.secretId]: secret }, options.secretsPort ?? 0);
+    } catch (error) {
+      throw isAddressInUse(error) ? new PortInUseError("Secrets Manager", options.secretsPort ?? 0, { cause: error }) : error;
+    }
+    closers.push(() => secrets.close());
+
+    // ---- what happened to each job, from the handler's log lines ----
+    const jobs = new Map<string, JobState>();
+    const counts: Record<JobState, number> = { withdrawn: 0, already_withdrawn: 0, dead_lettered: 0, retrying: 0 };
+    const setState = (messageId: unknown, state: JobState) => {
+      if (typeof messageId !== "string") return;
+      const current = jobs.get(messageId);
+      // A decided job stays decided (a redelivery after a lost delete must not count twice).
+      if (current === state || (current !== undefined && current !== "retrying")) return;
+      if (current !== undefined) counts[current] -= 1;
+      counts[state] += 1;
+      jobs.set(messageId, state);
+    };
+    const onLogLine = (line: string) => {
+      options.onLogLine?.(line);
+      if (!line.startsWith("{")) return;
+      let entry: { event?: unknown; messageId?: unknown };
+      try {
+        entry = JSON.parse(line) as typeof entry;
+      } catch {
+        return;
+      }
+      switch (entry.event) {
+        case "withdrawal_succeeded":
+          return setState(entry.messageId, "withdrawn");
+        case "withdrawal_already_withdrawn":
+          return setState(entry.messageId, "already_withdrawn");
+        case "withdrawal_dead_lettered":
+          return setState(entry.messageId, "dead_lettered");
+        case "withdrawal_left_for_retry":
+        case "dead_letter_failed":
+          return setState(entry.messageId, "retrying");
+      }
+    };
+
+    // ---- the handler's containers and the event-source runner ----
+    const handlerEnv: Record<string, string> = {
+      ...definedOnly(options.env ?? {}),
+      SCM_ENDPOINT: scmEndpoint,
+      SCM_TOKEN_SECRET_ID: LOCAL.secretId,
+      WITHDRAWAL_DLQ_URL: dlqUrl,
+      MAX_RECEIVE_COUNT: String(settings.maxReceiveCount),
+      AWS_ENDPOINT_URL_SQS: sqsEndpoint,
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
+      AWS_REGION: region,
+      AWS_ACCESS_KEY_ID: "local",
+      AWS_SECRET_ACCESS_KEY: "local",
+    };
+    const pool = createContainerPool(handlerEnv, onLogLine);
+    closers.push(() => pool.close());
+    // Cold-start every container now, so a bad configuration fails here, once, with its message.
+    await pool.warm(settings.maxConcurrency);
+
+    const runner: EventSourceRunner = createEventSourceRunner({
+      sqs,
+      queueUrl,
+      queueArn,
+      region,
+      invoke: pool.invoke,
+      visibilityTimeoutSeconds: settings.visibilityTimeoutSeconds,
+      batchSize: settings.batchSize,
+      batchingWindowMs: settings.batchingWindowMs,
+      maxConcurrency: settings.maxConcurrency,
+      functionTimeoutMs: settings.functionTimeoutMs,
+      waitTimeSeconds: options.pollWaitSeconds ?? 1,
+      onInvocation: (report) => {
+        // Whole-batch failures (timeout, crash, token unavailable) log no per-record line.
+        for (const id of report.failed) setState(id, "retrying");
+        options.onInvocation?.(report);
+      },
+      ...(options.onError ? { onError: options.onError } : {}),
+    });
+    runner.start();
+    closers.push(() => runner.stop());
+
+    let enqueued = 0;
+    let enqueueing = 0;
+
+    const inspect = async (name: string): Promise<InspectedQueue> => {
+      const response = await app.inject({ method: "GET", url: `/_fauxqs/queues/${encodeURIComponent(name)}` });
+      if (response.statusCode !== 200) throw new Error(`fauxqs: cannot inspect queue ${name} (HTTP ${response.statusCode})`);
+      return response.json() as InspectedQueue;
+    };
+
+    /** Message counts of both queues, without reading the messages (cheap enough for a live progress line). */
+    const queueCounts = async () => {
+      const response = await app.inject({ method: "GET", url: "/_fauxqs/queues" });
+      const queues = response.json() as { name: string; approximateMessageCount: number; approximateInflightCount: number; approximateDelayedCount: number }[];
+      const find = (name: string) => queues.find((q) => q.name === name) ?? { approximateMessageCount: 0, approximateInflightCount: 0, approximateDelayedCount: 0 };
+      const queue = find(LOCAL.queueName);
+      const dlq = find(LOCAL.dlqName);
+      return {
+        pending: { inQueue: queue.approximateMessageCount + queue.approximateDelayedCount, inFlight: queue.approximateInflightCount },
+        deadLetteredTotal: dlq.approximateMessageCount + dlq.approximateDelayedCount + dlq.approximateInflightCount,
+      };
+    };
+
+    const progress = async (): Promise<PipelineProgress> => {
+      const { pending, deadLetteredTotal } = await queueCounts();
+      return {
+        enqueued,
+        withdrawn: counts.withdrawn,
+        alreadyWithdrawn: counts.already_withdrawn,
+        deadLetteredTotal,
+        retrying: counts.retrying,
+        pending,
+        runner: runner.stats(),
+        elapsedMs: Date.now() - started,
+      };
+    };
+
+    const stats = async (): Promise<PipelineStats> => {
+      const [current, dlq] = await Promise.all([progress(), inspect(LOCAL.dlqName)]);
+      const deadLettered: Record<string, number> = {};
+      const letters = allMessages(dlq);
+      for (const message of letters) {
+        const reason = message.messageAttributes?.["failure_reason"]?.StringValue ?? REDRIVE_POLICY_REASON;
+        deadLettered[reason] = (deadLettered[reason] ?? 0) + 1;
+      }
+      return { ...current, deadLettered, deadLetteredTotal: letters.length };
+    };
+
+    const isIdle = async () => {
+      if (enqueueing > 0 || runner.inFlight > 0) return false;
+      const { pending } = await queueCounts();
+      return pending.inQueue + pending.inFlight === 0 && runner.inFlight === 0 && enqueueing === 0;
+    };
+
+    const leftovers = async (name: string): Promise<LeftoverMessage[]> =>
+      allMessages(await inspect(name)).map((m) => ({
+        messageId: m.messageId,
+        body: m.body,
+        receiveCount: m.approximateReceiveCount,
+        attributes: Object.fromEntries(Object.entries(m.messageAttributes ?? {}).map(([k, v]) => [k, v.StringValue ?? ""])),
+      }));
+
+    let stopping: Promise<StopReport> | undefined;
+
+    return {
+      sqsEndpoint,
+      queueUrl,
+      dlqUrl,
+      queueArn,
+      scmEndpoint,
+      secretsEndpoint: secrets.url,
+      secretId: LOCAL.secretId,
+      region,
+      sim,
+      secrets,
+      sqs,
+      settings,
+      async enqueue(bodies) {
+        enqueueing += 1;
+        try {
+          const results: SendResult<number>[] = [];
+          const sender = createSender<number>({ sqs, queueUrl, onResult: (result) => results.push(result) });
+          for (const [index, body] of bodies.entries()) await sender.push({ key: index, body });
+          await sender.flush();
+          enqueued += results.filter((r) => r.ok).length;
+          return results.sort((a, b) => a.key - b.key);
+        } finally {
+          enqueueing -= 1;
+        }
+      },
+      stats,
+      progress,
+      isIdle,
+      async drain({ timeoutMs, pollMs = 100 } = {}) {
+        const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+        // Two idle looks in a row, so a record between "received" and "handed over" is not missed.
+        for (let idleLooks = 0; idleLooks < 2; ) {
+          if (Date.now() > deadline) throw new Error(`drain: still busy after ${timeoutMs} ms`);
+          idleLooks = (await isIdle()) ? idleLooks + 1 : 0;
+          await new Promise((resolve) => setTimeout(resolve, pollMs));
+        }
+        return stats();
+      },
+      stop() {
+        stopping ??= (async () => {
+          try {
+            await runner.stop();
+            const [finalStats, unfinished, deadLetters] = await Promise.all([stats(), leftovers(LOCAL.queueName), leftovers(LOCAL.dlqName)]);
+            return { stats: finalStats, unfinished, deadLetters };
+          } finally {
+            await closeAll();
+          }
+        })();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+/**
+ * The summary table `npm start` prints: jobs withdrawn and already withdrawn (from the handler's log
+ * lines), what the DLQ holds by reason (from the DLQ itself), and what is still pending (from the queue).
+ */
+export function formatSummary(stats: PipelineStats): string {
+  const rows: [string, number][] = [
+    ["withdrawn", stats.withdrawn],
+    ["already withdrawn", stats.alreadyWithdrawn],
+    ["dead-lettered (in the DLQ)", stats.deadLetteredTotal],
+    ...Object.entries(stats.deadLettered)
+      .sort(([a], [b]) => reasonRank(a) - reasonRank(b) || a.localeCompare(b))
+      .map(([reason, count]): [string, number] => [`  ${reason === REDRIVE_POLICY_REASON ? "moved by the redrive policy" : reason}`, count]),
+    ["still pending", stats.pending.inQueue + stats.pending.inFlight],
+    ["  in queue", stats.pending.inQueue],
+    ["  in flight", stats.pending.inFlight],
+  ];
+  const width = Math.max(...rows.map(([label]) => label.length)) + 4;
+  const { runner } = stats;
+  const plural = (count: number, one: string, many: string) => `${count} ${count === 1 ? one : many}`;
+  const header = `after ${(stats.elapsedMs / 1000).toFixed(1)} s: ${plural(runner.records, "delivery", "deliveries")} in ${plural(runner.invocations, "batch", "batches")} (${plural(runner.redeliveries, "redelivery", "redeliveries")})`;
+  return [header, ...rows.map(([label, count]) => `  ${label.padEnd(width)}${String(count).padStart(5)}`)].join("\n");
+}
+
+/** The outcome table's order (DESIGN.md), then anything else, then the redrive policy's moves. */
+const REASON_ORDER = ["invalid_message", "unauthorized", "forbidden", "not_found", "rejected", "retries_exhausted"];
+const reasonRank = (reason: string) => (reason === REDRIVE_POLICY_REASON ? 1000 : REASON_ORDER.indexOf(reason) === -1 ? 999 : REASON_ORDER.indexOf(reason));
+
+// ---------------------------------------------------------------------------------------------
+// Containers: the handler in worker threads
+// ---------------------------------------------------------------------------------------------
+
+interface ContainerPool {
+  /** Starts `count` containers and waits until each has imported the handler. */
+  warm(count: number): Promise<void>;
+  invoke(event: SQSEvent, context: Context, signal: AbortSignal): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+interface Container {
+  worker: Worker;
+  ready: Promise<void>;
+  /** The invocation running now, if any. */
+  current: { id: number; resolve: (response: unknown) => void; reject: (error: Error) => void } | undefined;
+  dead: boolean;
+}
+
+/**
+ * The thread's entry: registers tsx (TypeScript) in the thread, then imports the container module.
+ * Node 20 does not pass `--import` loaders on to worker threads, hence the register call.
+ */
+const BOOTSTRAP = `
+const { workerData } = require("node:worker_threads");
+import(workerData.tsxApi).then((tsx) => { tsx.register(); return import(workerData.entry); });
+`;
+
+function createContainerPool(env: Record<string, string>, onLogLine: (line: string) => void): ContainerPool {
+  const tsxApi = import.meta.resolve("tsx/esm/api");
+  const entry = new URL("./lambda-container.ts", import.meta.url).href;
+  const idle: Container[] = [];
+  const all = new Set<Container>();
+  let nextId = 0;
+  let closed = false;
+
+  const spawn = (): Container => {
+    const worker = new Worker(BOOTSTRAP, { eval: true, env, workerData: { tsxApi, entry }, stdout: true, stderr: true });
+    let startupError: Error | undefined;
+    const container: Container = { worker, ready: Promise.resolve(), current: undefined, dead: false };
+    all.add(container);
+    pipeLines(worker.stdout, onLogLine);
+    pipeLines(worker.stderr, onLogLine);
+    container.ready = new Promise<void>((resolve, reject) => {
+      worker.on("message", (message: ContainerMessage) => {
+        if (message.type === "ready") return resolve();
+        if (message.type === "log") return void splitLines(message.text, onLogLine);
+        if (message.type === "result" && container.current?.id === message.id) {
+          const { resolve: done, reject: fail } = container.current;
+          container.current = undefined;
+          if ("error" in message) fail(new Error(message.error));
+          else done(message.response);
+        }
+      });
+      worker.on("error", (error) => {
+        startupError = error;
+        reject(new ContainerStartError(`the handler could not start: ${error.message}`, { cause: error }));
+      });
+      worker.on("exit", (code) => {
+        container.dead = true;
+        all.delete(container);
+        const index = idle.indexOf(container);
+        if (index >= 0) idle.splice(index, 1);
+        reject(new ContainerStartError(`the handler's container exited (code ${code}) before it was ready`));
+        container.current?.reject(new Error(startupError ? `the container crashed: ${startupError.message}` : `the container exited (code ${code})`));
+        container.current = undefined;
+      });
+    });
+    container.ready.catch(() => {});
+    return container;
+  };
+
+  const acquire = async (): Promise<Container> => {
+    const container = idle.pop() ?? spawn();
+    await container.ready;
+    return container;
+  };
+
+  return {
+    async warm(count) {
+      const containers = Array.from({ length: count }, spawn);
+      await Promise.all(containers.map((c) => c.ready));
+      idle.push(...containers);
+    },
+    async invoke(event, context, signal) {
+      if (closed) throw new Error("the pipeline is stopping");
+      const container = await acquire();
+      const id = ++nextId;
+      try {
+        return await new Promise<unknown>((resolve, reject) => {
+          container.current = { id, resolve, reject };
+          // Lambda stops a timed-out invocation by discarding its execution environment: so do we.
+          signal.addEventListener("abort", () => {
+            reject(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
+            void container.worker.terminate();
+          }, { once: true });
+          const message: InvokeMessage = {
+            type: "invoke",
+            id,
+            event,
+            functionName: context.functionName,
+            region: event.Records[0]?.awsRegion ?? LOCAL.region,
+            requestId: context.awsRequestId,
+            deadline: Date.now() + context.getRemainingTimeInMillis(),
+          };
+          container.worker.postMessage(message);
+        });
+      } finally {
+        if (!container.dead && !signal.aborted && !closed) idle.push(container);
+      }
+    },
+    async close() {
+      closed = true;
+      await Promise.all([...all].map((c) => c.worker.terminate()));
+    },
+  };
+}
+
+function pipeLines(stream: NodeJS.ReadableStream | null, onLine: (line: string) => void) {
+  if (!stream) return;
+  let rest = "";
+  stream.setEncoding("utf8");
+  stream.on("data", (chunk: string) => {
+    rest = splitLines(rest + chunk, onLine, true);
+  });
+  stream.on("end", () => {
+    if (rest) onLine(rest);
+  });
+}
+
+/** Calls `onLine` for each complete line; returns the unfinished tail when `keepTail`. */
+function splitLines(text: string, onLine: (line: string) => void, keepTail = false): string {
+  const lines = text.split("\n");
+  const tail = keepTail ? (lines.pop() ?? "") : "";
+  for (const line of lines) if (line.trim() !== "") onLine(line);
+  return tail;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+interface InspectedMessage {
+  messageId: string;
+  body: string;
+  approximateReceiveCount: number;
+  messageAttributes?: Record<string, { DataType: string; StringValue?: string }>;
+}
+
+interface InspectedQueue {
+  messages: { ready: InspectedMessage[]; delayed: InspectedMessage[]; inflight: { message: InspectedMessage; visibilityDeadline: number }[] };
+}
+
+function allMessages(queue: InspectedQueue): InspectedMessage[] {
+  return [...queue.messages.ready, ...queue.messages.delayed, ...queue.messages.inflight.map((entry) => entry.message)];
+}
+
+async function queueArnOf(sqs: SQSClient, queueUrl: string): Promise<string> {
+  const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] }));
+  return Attributes!.QueueArn!;
+}
+
+function isAddressInUse(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === "EADDRINUSE";
+}
+
+/** Fails with {@link PortInUseError} when `port` (not 0) on 127.0.0.1 is taken. */
+async function assertPortFree(service: string, port: number): Promise<void> {
+  if (port === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", (error) => reject(isAddressInUse(error) ? new PortInUseError(service, port, { cause: error }) : error));
+    probe.listen(port, LOCAL.host, () => probe.close(() => resolve()));
+  });
+}
+
+function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== ""));
+}
+
+/** A random id for a run (used in file names of leftovers). */
+export const runId = (): string => `${new Date().toISOString().replace(/[:.]/g, "-")}-${randomUUID().slice(0, 4)}`;

@@ -1,0 +1,497 @@
+/**
+ * `npm start`: the whole pipeline on this machine (see `lib/local/pipeline.ts` and the README's
+ * "Run it locally" section). A terminal front end: flags, progress, the summary table, signals.
+ *
+ * Exit codes: 0 done (drained with `--drain`, or stopped cleanly with Ctrl-C), 1 the pipeline could
+ * not start (a port taken, a bad configuration), 2 bad flags, 130 a `--drain` interrupted by Ctrl-C
+ * (after a clean stop), or a second Ctrl-C (forced: batches in flight abandoned).
+ */
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, relative } from "node:path";
+import { parseArgs } from "node:util";
+import { isAcceptableEndpoint } from "../lib/config.ts";
+import { describeError } from "../lib/errors.ts";
+import { buildWithdrawalBody, CERTIFICATE_ID_PATTERN } from "../lib/message.ts";
+import { LOCAL } from "../lib/local/defaults.ts";
+import { DEMO } from "../lib/local/demo-certificates.ts";
+import {
+  ContainerStartError,
+  LOCAL_PIPELINE_DEFAULTS,
+  PortInUseError,
+  demoJobs,
+  formatSummary,
+  runId,
+  startPipeline,
+  type LeftoverMessage,
+  type Pipeline,
+  type PipelineProgress,
+} from "../lib/local/pipeline.ts";
+import { parseSecret } from "../lib/token-provider.ts";
+
+const NAME = "npm start";
+
+const HELP = `Usage: npm start [-- options]
+
+Runs the whole pipeline on this machine, without AWS: an embedded SQS (fauxqs, 127.0.0.1) with the
+${LOCAL.queueName} queue and its DLQ, the SCM simulator, a local Secrets Manager endpoint serving the
+token, and the real handler (handlers/withdraw.ts) fed by a local Lambda-style SQS event source.
+It enqueues one demo job per outcome, shows progress and a summary, then keeps running so you can
+enqueue more from another terminal (npx scm-withdraw enqueue ${DEMO.withdrawn}). Ctrl-C stops
+cleanly: batches in flight finish first.
+
+Options:
+  --drain                  exit 0 once the queue and everything in flight are empty
+  --scm-endpoint URL       a real SCM (https://scm.<region>.myhuaweicloud.com) instead of the simulator;
+                           needs --token-file; no demo jobs unless --demo
+  --token-file PATH        the token to use: the raw token or {"token": "..."} (default: the
+                           simulator's demo token)
+  --jobs FILE              enqueue the certificate ids in FILE at start (one per line; blank lines and
+                           # comments ignored; an invalid line stops everything before anything is sent).
+                           With --drain: withdraw a list and exit. CSV/JSONL: use npx scm-withdraw bulk
+  --demo, --no-demo        enqueue the demo jobs (default: only with the simulator, and without --jobs)
+  --sqs-port N             embedded SQS port (default ${LOCAL.sqsPort}; 0 = any free port)
+  --scm-port N             SCM simulator port (default ${LOCAL.scmPort})
+  --secrets-port N         local Secrets Manager port (default ${LOCAL.secretsManagerPort})
+  --visibility-timeout S   queue visibility timeout, seconds (default ${LOCAL_PIPELINE_DEFAULTS.visibilityTimeoutSeconds}): a failed job comes back after it
+  --max-receive-count N    the worker's MAX_RECEIVE_COUNT (default ${LOCAL_PIPELINE_DEFAULTS.maxReceiveCount}); the queue's redrive policy
+                           moves a message after N+${LOCAL_PIPELINE_DEFAULTS.redriveMarginReceives} receives
+  --batch-size N           records per invocation, 1 to 10 (default ${LOCAL_PIPELINE_DEFAULTS.batchSize})
+  --batching-window S      seconds a poller waits to fill a batch (default ${LOCAL_PIPELINE_DEFAULTS.batchingWindowMs / 1000})
+  --concurrency N          batches in flight at once, one handler container each (default ${LOCAL_PIPELINE_DEFAULTS.maxConcurrency})
+  --function-timeout S     the handler's timeout, seconds (default ${LOCAL_PIPELINE_DEFAULTS.functionTimeoutMs / 1000})
+  --log-file PATH          where the handler's JSON log lines go, rewritten each run (default .local/worker.log);
+                           leftovers are saved next to it
+  -v, --verbose            also print the handler's log lines here
+  -h, --help               show this help
+
+The handler's other settings come from the environment, as in Lambda (MAX_ATTEMPTS, SCM_TIMEOUT_MS,
+RETRY_BASE_DELAY_MS, SCM_MAX_RPS, LOG_LEVEL, ...; see the README's Configuration table), e.g.
+  SCM_MAX_RPS=5 npm start -- --scm-endpoint https://scm.ap-southeast-1.myhuaweicloud.com --token-file token.txt`;
+
+/** DESIGN.md's handler variables a user may set for a local run (the pipeline wires the rest). */
+const PASS_THROUGH = [
+  "MAX_ATTEMPTS",
+  "RETRY_BASE_DELAY_MS",
+  "RETRY_MAX_DELAY_MS",
+  "SCM_TIMEOUT_MS",
+  "BATCH_CONCURRENCY",
+  "TOKEN_CACHE_TTL_MS",
+  "SCM_MAX_RPS",
+  "LOG_LEVEL",
+  "ALREADY_WITHDRAWN_STATUSES",
+  "IAM_TOKEN_REFRESH_MARGIN_MS",
+  "DEADLINE_MARGIN_MS",
+] as const;
+
+class UsageError extends Error {}
+
+interface Settings {
+  drain: boolean;
+  scmEndpoint: string | undefined;
+  secret: string | undefined;
+  tokenFile: string | undefined;
+  /** Bodies to enqueue at start (from --jobs). */
+  jobs: string[];
+  jobsFile: string | undefined;
+  duplicateJobs: number;
+  demo: boolean;
+  sqsPort: number;
+  scmPort: number;
+  secretsPort: number;
+  visibilityTimeoutSeconds: number;
+  maxReceiveCount: number;
+  batchSize: number;
+  batchingWindowMs: number;
+  maxConcurrency: number;
+  functionTimeoutMs: number;
+  logFile: string;
+  verbose: boolean;
+}
+
+function parseFlags(argv: string[]): Settings | "help" {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        drain: { type: "boolean" },
+        "scm-endpoint": { type: "string" },
+        "token-file": { type: "string" },
+        jobs: { type: "string" },
+        demo: { type: "boolean" },
+        "no-demo": { type: "boolean" },
+        "sqs-port": { type: "string" },
+        "scm-port": { type: "string" },
+        "secrets-port": { type: "string" },
+        "visibility-timeout": { type: "string" },
+        "max-receive-count": { type: "string" },
+        "batch-size": { type: "string" },
+        "batching-window": { type: "string" },
+        concurrency: { type: "string" },
+        "function-timeout": { type: "string" },
+        "log-file": { type: "string" },
+        verbose: { type: "boolean", short: "v" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (error) {
+    // node's messages are long and mention internals; keep the essential part on one line.
+    const message = (error as Error).message.split("\n")[0]!.replace(/\. To specify a positional argument.*$/, "");
+    throw new UsageError(message.replace(/^Unknown option '(.*)'$/, "unknown option $1").replace(/^Unexpected argument '(.*)'.*$/, "unexpected argument $1 (flags only)"));
+  }
+  const v = parsed.values;
+  if (v.help) return "help";
+  if (v.demo && v["no-demo"]) throw new UsageError("--demo and --no-demo contradict each other");
+
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = v[name as keyof typeof v];
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (typeof raw !== "string" || !/^\d+$/.test(raw) || value < min || value > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(raw)})`);
+    return value;
+  };
+
+  const scmEndpoint = v["scm-endpoint"];
+  if (scmEndpoint !== undefined && !isAcceptableEndpoint(scmEndpoint)) {
+    throw new UsageError(`--scm-endpoint must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment (got ${JSON.stringify(scmEndpoint)})`);
+  }
+  const tokenFile = v["token-file"];
+  if (scmEndpoint !== undefined && tokenFile === undefined) throw new UsageError("--scm-endpoint needs --token-file: the demo token only opens the simulator");
+  let secret: string | undefined;
+  if (tokenFile !== undefined) {
+    try {
+      secret = readFileSync(tokenFile, "utf8");
+    } catch (error) {
+      throw new UsageError(`--token-file: cannot read ${tokenFile} (${(error as NodeJS.ErrnoException).code ?? describeError(error)})`);
+    }
+    try {
+      const stored = parseSecret(secret);
+      if (stored.kind !== "token") throw new Error('IAM credentials ({"iam": ...}) are not supported by the local pipeline yet; put a token in the file');
+    } catch (error) {
+      // The parser's messages describe the problem, never the content.
+      throw new UsageError(`--token-file ${tokenFile}: ${(error as Error).message}`);
+    }
+  }
+
+  const jobsFile = v.jobs;
+  const { bodies: jobs, duplicates } = jobsFile === undefined ? { bodies: [], duplicates: 0 } : readJobsFile(jobsFile);
+
+  return {
+    drain: v.drain ?? false,
+    scmEndpoint,
+    secret,
+    tokenFile,
+    jobs,
+    jobsFile,
+    duplicateJobs: duplicates,
+    demo: v.demo ?? (v["no-demo"] ? false : scmEndpoint === undefined && jobsFile === undefined),
+    sqsPort: integer("sqs-port", LOCAL.sqsPort, 0, 65535),
+    scmPort: integer("scm-port", LOCAL.scmPort, 0, 65535),
+    secretsPort: integer("secrets-port", LOCAL.secretsManagerPort, 0, 65535),
+    visibilityTimeoutSeconds: integer("visibility-timeout", LOCAL_PIPELINE_DEFAULTS.visibilityTimeoutSeconds, 1, 43_200),
+    maxReceiveCount: integer("max-receive-count", LOCAL_PIPELINE_DEFAULTS.maxReceiveCount, 1, 998),
+    batchSize: integer("batch-size", LOCAL_PIPELINE_DEFAULTS.batchSize, 1, 10),
+    batchingWindowMs: integer("batching-window", LOCAL_PIPELINE_DEFAULTS.batchingWindowMs / 1000, 0, 300) * 1000,
+    maxConcurrency: integer("concurrency", LOCAL_PIPELINE_DEFAULTS.maxConcurrency, 1, 64),
+    functionTimeoutMs: integer("function-timeout", LOCAL_PIPELINE_DEFAULTS.functionTimeoutMs / 1000, 1, 900) * 1000,
+    logFile: v["log-file"] ?? ".local/worker.log",
+    verbose: v.verbose ?? false,
+  };
+}
+
+/** Reads `--jobs FILE`: one certificate id per line; every line is checked before anything is sent. */
+function readJobsFile(path: string): { bodies: string[]; duplicates: number } {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new UsageError(`--jobs: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? describeError(error)})`);
+  }
+  const ids = new Set<string>();
+  const invalid: string[] = [];
+  let duplicates = 0;
+  const batchId = `npm-start-${runId()}`;
+  for (const [index, raw] of text.split(/\r?\n/).entries()) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    if (!CERTIFICATE_ID_PATTERN.test(line)) invalid.push(`line ${index + 1} ${JSON.stringify(line.slice(0, 40))}`);
+    else if (ids.has(line)) duplicates += 1;
+    else ids.add(line);
+  }
+  if (invalid.length > 0) {
+    const shown = invalid.slice(0, 5).join(", ");
+    throw new UsageError(`--jobs ${path}: ${invalid.length} line(s) are not certificate ids (16 characters A-Z, a-z, 0-9), nothing was sent: ${shown}${invalid.length > 5 ? ", ..." : ""}`);
+  }
+  return { bodies: [...ids].map((id) => buildWithdrawalBody({ certificate_id: id, source: "bulk", batch_id: batchId })), duplicates };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const out = process.stdout;
+const tty = out.isTTY === true;
+const say = (line = "") => {
+  clearLive();
+  out.write(`${line}\n`);
+};
+
+let liveShown = false;
+function clearLive() {
+  if (liveShown) {
+    out.write("\r\x1b[2K");
+    liveShown = false;
+  }
+}
+
+function progressLine(stats: PipelineProgress): string {
+  const parts = [
+    `${stats.runner.records} delivered`,
+    `${stats.withdrawn} withdrawn`,
+    `${stats.alreadyWithdrawn} already withdrawn`,
+    `${stats.deadLetteredTotal} dead-lettered`,
+    ...(stats.retrying > 0 ? [`${stats.retrying} to retry`] : []),
+    // SQS's view: a batch's messages stay on the queue (in flight) until the batch returns.
+    `queue ${stats.pending.inQueue} + ${stats.pending.inFlight} in flight`,
+  ];
+  return `${(stats.elapsedMs / 1000).toFixed(1).padStart(6)} s  ${parts.join(" · ")}`;
+}
+
+const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? "" : "s"}`;
+
+function relativePath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel.startsWith("..") ? path : rel;
+}
+
+function saveLeftovers(kind: "unfinished" | "dead-letters", messages: LeftoverMessage[], dir: string, id: string): string | undefined {
+  if (messages.length === 0) return undefined;
+  const path = `${dir}/${kind}-${id}.jsonl`;
+  const lines =
+    kind === "unfinished"
+      ? // One body per line: a .jsonl the operator CLI's `bulk` re-enqueues as it is.
+        messages.map((m) => (m.body.includes("\n") ? JSON.stringify(m.body) : m.body))
+      : messages.map((m) => JSON.stringify({ message_id: m.messageId, ...m.attributes, body: m.body }));
+  writeFileSync(path, `${lines.join("\n")}\n`);
+  return path;
+}
+
+async function main(): Promise<number> {
+  let settings: Settings | "help";
+  try {
+    settings = parseFlags(process.argv.slice(2));
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`${NAME}: ${error.message} (see npm start -- --help)\n`);
+      return 2;
+    }
+    throw error;
+  }
+  if (settings === "help") {
+    out.write(`${HELP}\n`);
+    return 0;
+  }
+  const s = settings;
+
+  mkdirSync(dirname(s.logFile), { recursive: true });
+  // One log per run: the embedded queues start empty every time, so earlier runs' lines would mislead.
+  const log = createWriteStream(s.logFile, { flags: "w" });
+  const shownErrors = new Set<string>();
+  let running = false;
+  const onLogLine = (line: string) => {
+    log.write(`${line}\n`);
+    if (s.verbose) return say(line);
+    // Errors are worth a line here even without --verbose (once per kind); a failed start is
+    // reported once, below.
+    if (running && line.includes('"level":"error"')) {
+      try {
+        const entry = JSON.parse(line) as { event?: string; error?: string; code?: string };
+        const key = entry.event ?? "error";
+        if (shownErrors.has(key)) return;
+        shownErrors.add(key);
+        say(`handler error: ${key}${entry.code ? ` (${entry.code})` : ""}${entry.error ? `: ${entry.error}` : ""} — more in ${s.logFile}`);
+      } catch {
+        // not JSON: it is in the log file
+      }
+    }
+  };
+
+  // A bad value is reported by the handler's own configuration check, which names every bad variable.
+  const env: Record<string, string | undefined> = {};
+  for (const name of PASS_THROUGH) env[name] = process.env[name];
+  // The AWS SDK warns once per process (and per container) that its 2027 releases need Node 22: in
+  // a terminal demo it drowns the output. The variable is read when a client is created.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+  env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
+
+  let pipeline: Pipeline;
+  try {
+    pipeline = await startPipeline({
+      sqsPort: s.sqsPort,
+      scmPort: s.scmPort,
+      secretsPort: s.secretsPort,
+      ...(s.scmEndpoint ? { scmEndpoint: s.scmEndpoint } : {}),
+      ...(s.secret !== undefined ? { secret: s.secret } : {}),
+      visibilityTimeoutSeconds: s.visibilityTimeoutSeconds,
+      maxReceiveCount: s.maxReceiveCount,
+      batchSize: s.batchSize,
+      batchingWindowMs: s.batchingWindowMs,
+      maxConcurrency: s.maxConcurrency,
+      functionTimeoutMs: s.functionTimeoutMs,
+      env,
+      onLogLine,
+      onError: (error, where) => log.write(`${JSON.stringify({ level: "warn", event: "runner_error", where, error: describeError(error) })}\n`),
+    });
+  } catch (error) {
+    log.end();
+    if (error instanceof PortInUseError) {
+      const flag = { SQS: "--sqs-port", "SCM simulator": "--scm-port", "Secrets Manager": "--secrets-port" }[error.service] ?? "the port flags";
+      process.stderr.write(`${NAME}: ${error.message}: is another npm start running? Stop it, or choose another port with ${flag}\n`);
+    } else if (error instanceof ContainerStartError) {
+      process.stderr.write(`${NAME}: ${error.message} (details in ${s.logFile})\n`);
+    } else {
+      process.stderr.write(`${NAME}: could not start: ${describeError(error)}\n`);
+    }
+    return 1;
+  }
+
+  const p = pipeline;
+  running = true;
+  const defaultPorts = s.sqsPort === LOCAL.sqsPort;
+  const { settings: set } = p;
+  say("scm-withdraw local pipeline");
+  say(`  queue     ${p.queueUrl}`);
+  say(`  DLQ       ${p.dlqUrl}`);
+  say(`            SQS endpoint ${p.sqsEndpoint} (fauxqs, in memory); visibility timeout ${set.visibilityTimeoutSeconds} s;`);
+  say(`            the worker dead-letters a still-failing job on receive ${set.maxReceiveCount}, the redrive policy after ${set.redriveMaxReceiveCount}`);
+  say(`  SCM       ${p.sim ? `simulator on ${p.scmEndpoint} (demo certificates ${DEMO.withdrawn} to ${DEMO.throttledThenWithdrawn})` : p.scmEndpoint}`);
+  say(`  token     ${s.tokenFile ? `from ${s.tokenFile}` : "the simulator's demo token"}, served as secret ${p.secretId} by ${p.secretsEndpoint}`);
+  say(`  handler   handlers/withdraw.ts in ${set.maxConcurrency} container(s): batches of ${set.batchSize}, window ${set.batchingWindowMs / 1000} s, timeout ${set.functionTimeoutMs / 1000} s`);
+  say(`  log       ${s.logFile} (the handler's JSON lines${s.verbose ? ", also shown here" : "; --verbose shows them here"})`);
+  say();
+
+  const hint = () => {
+    const enqueue = defaultPorts ? `npx scm-withdraw enqueue ${DEMO.withdrawn}` : `npx scm-withdraw enqueue ${DEMO.withdrawn} --queue-url ${p.queueUrl}`;
+    say("Still running. To add jobs, from another terminal:");
+    say(`  ${enqueue}`);
+    say(`  or any SQS client with AWS_ENDPOINT_URL_SQS=${p.sqsEndpoint} AWS_REGION=${p.region} (any credentials) and the queue URL above`);
+    say("Ctrl-C stops (batches in flight finish first).");
+  };
+
+  // ---- signals: the first stops cleanly, a second one forces ----
+  let stopRequested = false;
+  let resolveStop: () => void = () => {};
+  const stopSignal = new Promise<void>((resolve) => (resolveStop = resolve));
+  let firstSignalAt = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    // Wrappers (npm, npx, tsx) may relay the terminal's one Ctrl-C a second time within milliseconds:
+    // only a second Ctrl-C pressed later forces.
+    if (stopRequested && Date.now() - firstSignalAt < 1000) return;
+    if (stopRequested) {
+      say(`${signal} again: forced stop; jobs in flight are abandoned (the in-memory queue goes with them).`);
+      process.exit(130);
+    }
+    stopRequested = true;
+    firstSignalAt = Date.now();
+    if (tty) say();
+    say(`${signal}: stopping: no new batches; waiting for ${p.settings.maxConcurrency > 1 ? "the batches" : "the batch"} in flight (Ctrl-C again forces)...`);
+    resolveStop();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  if (s.jobs.length > 0 || s.jobsFile !== undefined) {
+    const results = await p.enqueue(s.jobs);
+    const failed = results.filter((r) => !r.ok);
+    say(`Enqueued ${plural(results.length - failed.length, "job")} from ${s.jobsFile}${s.duplicateJobs > 0 ? ` (${plural(s.duplicateJobs, "duplicate id")} dropped)` : ""}.`);
+    if (failed.length > 0) say(`  ${failed.length} could not be sent: ${failed.map((r) => (r.ok ? "" : r.error)).join("; ")}`);
+  }
+  if (s.demo) {
+    const results = await p.enqueue(demoJobs());
+    const failed = results.filter((r) => !r.ok);
+    say(`Enqueued ${results.length - failed.length} demo jobs: one per outcome (3 withdrawn, 1 already withdrawn, 6 dead-lettered, one of them after ${set.maxReceiveCount} receives).`);
+    if (failed.length > 0) say(`  ${failed.length} could not be sent: ${failed.map((r) => (r.ok ? "" : r.error)).join("; ")}`);
+  } else if (s.jobsFile === undefined) {
+    say("No jobs enqueued (the demo jobs are for the simulator; add --demo to send them anyway, or --jobs FILE).");
+  }
+
+  // ---- progress until drained (--drain) or stopped ----
+  let busy = s.demo || s.jobs.length > 0;
+  let lastActivity = 0;
+  let hinted = false;
+  let lastPlain = "";
+  let lastPlainAt = 0;
+  const spinner = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+  let frame = 0;
+  if (!busy && !s.drain) {
+    hint();
+    hinted = true;
+  }
+
+  let idleLooks = 0;
+  let lastSummary = "";
+  while (!stopRequested) {
+    const [current, idle] = await Promise.all([p.progress(), p.isIdle()]);
+    idleLooks = idle ? idleLooks + 1 : 0;
+    // Busy when work is seen, or when jobs came and went between two looks (a quick enqueue).
+    const activity = current.runner.invocations + current.enqueued;
+    if (!idle || activity !== lastActivity) busy = true;
+    lastActivity = activity;
+    if (busy && !s.verbose) {
+      const line = progressLine(current);
+      if (tty) {
+        // Cut to the terminal's width: a wrapped line could not be redrawn in place.
+        out.write(`\r\x1b[2K${`${spinner[frame++ % spinner.length]} ${line}`.slice(0, Math.max(20, (out.columns || 120) - 1))}`);
+        liveShown = true;
+      } else if (line.replace(/^\s*[\d.]+ s/, "") !== lastPlain && Date.now() - lastPlainAt >= 2000) {
+        say(line);
+        lastPlain = line.replace(/^\s*[\d.]+ s/, "");
+        lastPlainAt = Date.now();
+      }
+    }
+    if (idleLooks >= 2 && (busy || s.drain)) {
+      // Idle twice in a row: everything enqueued so far has an outcome.
+      busy = false;
+      clearLive();
+      const summary = formatSummary(await p.stats());
+      say(`Summary ${summary}`);
+      lastSummary = summary.split("\n").slice(1).join("\n");
+      say();
+      if (s.drain) break;
+      if (!hinted) {
+        hint();
+        hinted = true;
+      } else {
+        say("Waiting for more jobs (Ctrl-C stops).");
+      }
+    }
+    await Promise.race([new Promise((resolve) => setTimeout(resolve, tty ? 150 : 250)), stopSignal]);
+  }
+
+  // ---- stop: let batches in flight finish, then report what is left ----
+  const report = await p.stop();
+  clearLive();
+  if (stopRequested) {
+    const summary = formatSummary(report.stats);
+    say(summary.split("\n").slice(1).join("\n") === lastSummary ? "Stopped; nothing changed since the summary above." : `\nSummary ${summary}\n`);
+  }
+  const dir = dirname(s.logFile);
+  const id = runId();
+  const unfinished = saveLeftovers("unfinished", report.unfinished, dir, id);
+  const deadLetters = saveLeftovers("dead-letters", report.deadLetters, dir, id);
+  // The embedded queues live in memory: what is left on them is written down, not lost.
+  if (unfinished) say(`${plural(report.unfinished.length, "job")} had not finished; saved to ${relativePath(unfinished)}: re-enqueue with npx scm-withdraw bulk ${relativePath(unfinished)}`);
+  if (deadLetters) say(`The DLQ's ${plural(report.deadLetters.length, "message")} (body and failure_reason) are saved to ${relativePath(deadLetters)}.`);
+  say(`Handler log: ${s.logFile}`);
+  await new Promise<void>((resolve) => log.end(resolve));
+  // An interrupted --drain did not drain: say so to the script that ran it.
+  return s.drain && stopRequested ? 130 : 0;
+}
+
+process.exitCode = await main().catch((error: unknown) => {
+  clearLive();
+  process.stderr.write(`${NAME}: ${describeError(error)}\n`);
+  return 1;
+});
+// Worker threads and sockets are closed; exit now rather than wait for stray timers.
+process.exit(process.exitCode);
