@@ -1,0 +1,101 @@
+/**
+ * `npm run bench`: every comparison of issue 6 in one run, side by side with its baseline, printed as
+ * a table and written to BENCHMARKS.md with the machine it ran on.
+ *
+ *   npm run bench                 # everything (about 3 minutes)
+ *   npm run bench -- --only 1,3   # some comparisons only (BENCHMARKS.md is then not written)
+ *
+ * A script, not a test: it exits 1 when a target is missed, but nothing in `npm test` depends on it.
+ */
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { Section } from "./report.ts";
+
+// The AWS SDK warns on Node 20 that its releases after January 2027 will need Node 22: true, but
+// noise in a benchmark's output (the CLI drops it the same way). Installed before anything loads
+// the SDK, hence the dynamic imports below.
+process.removeAllListeners("warning");
+process.on("warning", (warning) => {
+  if (warning.name === "NodeVersionSupportWarning" || String(warning.message).startsWith("NodeVersionSupportWarning")) return;
+  process.stderr.write(`(node:${process.pid}) ${warning.name}: ${warning.message}\n`);
+});
+
+const { PROJECT_ROOT } = await import("../scripts/build.mjs");
+const { buildBundles } = await import("./bundles.ts");
+const { benchColdStart } = await import("./cold-start.ts");
+const { benchBulk } = await import("./bulk.ts");
+const { benchThrottling } = await import("./throttling.ts");
+const { benchThroughput } = await import("./throughput.ts");
+const { benchmarksMarkdown, describeMachine, loadAverage, textTable } = await import("./report.ts");
+const { startBenchStack } = await import("./stack.ts");
+
+const ALL = ["1", "2", "3", "4", "5"] as const;
+
+function parseOnly(argv: readonly string[]): Set<string> {
+  const index = argv.findIndex((a) => a === "--only" || a.startsWith("--only="));
+  if (index < 0) return new Set(ALL);
+  const value = argv[index]!.includes("=") ? argv[index]!.split("=")[1] : argv[index + 1];
+  const picked = (value ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  const bad = picked.filter((p) => !(ALL as readonly string[]).includes(p));
+  if (picked.length === 0 || bad.length > 0) {
+    console.error(`--only takes comparison numbers from 1 to 5, comma-separated (got ${JSON.stringify(value ?? "")})`);
+    process.exit(2);
+  }
+  return new Set(picked);
+}
+
+async function main() {
+  const only = parseOnly(process.argv.slice(2));
+  const started = performance.now();
+  const machine = describeMachine();
+  const step = (message: string) => console.error(`[bench ${fixed0((performance.now() - started) / 1000)} s] ${message}`);
+  step(`${machine.cpu}, ${machine.cores} cores, ${machine.memory}, Node ${machine.node}; ${machine.loadStart}`);
+
+  step("building bundles");
+  const bundles = await buildBundles();
+  const stack = await startBenchStack();
+  const sections: Section[] = [];
+  try {
+    if (only.has("1") || only.has("2")) {
+      step("1-2: throughput and connection reuse");
+      sections.push(...(await benchThroughput(stack, bundles)));
+    }
+    if (only.has("3")) {
+      step("3: cold start");
+      sections.push(await benchColdStart(bundles));
+    }
+    if (only.has("4")) {
+      step("4: bulk enqueue");
+      sections.push(await benchBulk());
+    }
+    if (only.has("5")) {
+      step("5: throttling");
+      sections.push(await benchThrottling(stack, bundles));
+    }
+  } finally {
+    await stack.close();
+  }
+  machine.loadEnd = loadAverage();
+  const seconds = (performance.now() - started) / 1000;
+  step(`done; ${machine.loadEnd}`);
+
+  const rows = sections.flatMap((s) => s.rows);
+  console.log(textTable(rows));
+  const failed = rows.filter((r) => r.pass === false);
+  console.log(failed.length === 0 ? "\nEvery target met." : `\n${failed.length} target(s) missed.`);
+  if (only.size === ALL.length) {
+    await writeFile(path.join(PROJECT_ROOT, "BENCHMARKS.md"), benchmarksMarkdown(machine, sections, seconds));
+    console.log(`Written to BENCHMARKS.md (${fixed0(seconds)} s).`);
+  } else {
+    for (const section of sections) console.log(`\n${section.title}\n${section.notes.map((n) => `- ${n}`).join("\n")}`);
+    console.log(`\nPartial run (--only): BENCHMARKS.md left as it was (${fixed0(seconds)} s).`);
+  }
+  process.exitCode = failed.length === 0 ? 0 : 1;
+}
+
+const fixed0 = (n: number) => n.toFixed(0);
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  process.exit(1);
+});
