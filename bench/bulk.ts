@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 /**
  * Comparison 4: bulk enqueue.
  * - 10,000 ids from a file to the local queue (fauxqs) with `scm-withdraw bulk`, called in-process
@@ -64,7 +65,10 @@ function runBin(args: string[], cwd: string): Promise<{ code: number | null; max
   const script = `process.on("exit", () => process.stderr.write("\\n@@maxrss " + process.resourceUsage().maxRSS + "\\n")); process.argv.splice(1, 0, "scm-withdraw"); await import(${JSON.stringify(bin)});`;
   return new Promise((resolve) => {
     const started = performance.now();
-    const child = spawn(process.execPath, ["--input-type=module", "-e", script, ...args], {
+    // Run node with the flags of the bin's shebang (`#!/usr/bin/env -S node FLAGS`), as npx would.
+    const shebang = readFileSync(new URL(bin), "utf8").split("\n", 1)[0] ?? "";
+    const nodeFlags = shebang.split(/\s+/).slice(3);
+    const child = spawn(process.execPath, [...nodeFlags, "--input-type=module", "-e", script, ...args], {
       cwd,
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp" },
       stdio: ["ignore", "pipe", "pipe"],

@@ -1,4 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
+// --max-semi-space-size=1: a small young generation. `bulk` streams millions of short-lived lines; with
+// V8's default young generation (up to 3 × 16 MB) the garbage between collections alone costs ~40 MB of
+// RSS. Measured on 1,000,000 ids with --dry-run: 233 MB → 187 MB peak RSS, same run time.
 // The `scm-withdraw` operator CLI (`npx scm-withdraw --help`). The CLI is TypeScript run through tsx,
 // like the rest of the project's tooling: nothing to build first.
 
