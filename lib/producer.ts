@@ -46,15 +46,23 @@ export function createSender<K>(options: SenderOptions<K>): Sender<K> {
   let buffer: OutgoingMessage<K>[] = [];
   let bufferBytes = 0;
   const inFlight = new Set<Promise<void>>();
+  let failure: unknown;
 
   const dispatch = () => {
     if (buffer.length === 0) return;
     const batch = buffer;
     buffer = [];
     bufferBytes = 0;
-    const call = sendWithRetries(options.sqs, options.queueUrl, batch, maxRetries).then((results) => results.forEach(onResult));
+    const call = sendWithRetries(options.sqs, options.queueUrl, batch, maxRetries)
+      .then((results) => results.forEach(onResult))
+      // A callback that throws (a results file that cannot be written) must stop the caller, not
+      // vanish as an unhandled rejection: keep the first error and raise it from push()/flush().
+      .catch((error: unknown) => void (failure ??= error))
+      .finally(() => inFlight.delete(call));
     inFlight.add(call);
-    void call.finally(() => inFlight.delete(call));
+  };
+  const raiseFailure = () => {
+    if (failure !== undefined) throw failure;
   };
 
   return {
@@ -65,10 +73,12 @@ export function createSender<K>(options: SenderOptions<K>): Sender<K> {
       bufferBytes += size;
       if (buffer.length >= MAX_BATCH_ENTRIES) dispatch();
       while (inFlight.size >= concurrency) await Promise.race(inFlight);
+      raiseFailure();
     },
     async flush() {
       dispatch();
       while (inFlight.size > 0) await Promise.race(inFlight);
+      raiseFailure();
     },
   };
 }
@@ -95,8 +105,9 @@ export async function sendWithRetries<K>(sqs: SQSClient, queueUrl: string, messa
         else retry.push(entry);
       }
     } catch (error) {
-      // The whole call failed (network, throttling, credentials): every entry is retried the same way.
-      if (attempt >= maxRetries) {
+      // The whole call failed. Network errors and throttling are retried for every entry; a client
+      // fault the SDK does not call retryable (no such queue, access denied) fails them all at once.
+      if (attempt >= maxRetries || isPermanent(error)) {
         for (const { message } of pending) results.push({ key: message.key, ok: false, error: describeError(error) });
         return results;
       }
@@ -112,4 +123,9 @@ function messageBytes(message: OutgoingMessage<unknown>): number {
   let size = Buffer.byteLength(message.body);
   for (const [name, value] of Object.entries(message.attributes ?? {})) size += name.length + (value.DataType?.length ?? 0) + Buffer.byteLength(value.StringValue ?? "");
   return size;
+}
+
+function isPermanent(error: unknown): boolean {
+  const e = error as { $fault?: string; $retryable?: unknown };
+  return e.$fault === "client" && !e.$retryable;
 }

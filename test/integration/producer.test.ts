@@ -138,3 +138,31 @@ describe("sendWithRetries", () => {
     sqs.destroy();
   });
 });
+
+describe("permanent whole-call failures", () => {
+  it("does not retry a call to a queue that does not exist", async () => {
+    const observed = observedClient();
+    const missing = queues.queueUrl.replace(/[^/]+$/, "no-such-queue");
+    const results = await sendWithRetries(observed.sqs, missing, [job(1), job(2)], 3);
+    expect(results.map((r) => r.ok)).toEqual([false, false]);
+    expect(results[0]!.ok === false && results[0]!.error).toMatch(/QueueDoesNotExist|NonExistentQueue/);
+    expect(observed.calls).toHaveLength(1);
+    observed.sqs.destroy();
+  });
+});
+
+describe("a throwing onResult callback", () => {
+  it("surfaces from flush() instead of becoming an unhandled rejection", async () => {
+    const observed = observedClient();
+    const sender = createSender<number>({
+      sqs: observed.sqs,
+      queueUrl: queues.queueUrl,
+      onResult: () => {
+        throw new Error("results file is full");
+      },
+    });
+    await sender.push(job(1));
+    await expect(sender.flush()).rejects.toThrow("results file is full");
+    observed.sqs.destroy();
+  });
+});
