@@ -65,7 +65,14 @@ export async function startSecretsManagerServer(secrets: Record<string, string> 
     });
   });
   server.keepAliveTimeout = 1000;
-  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  // A taken port rejects here (EADDRINUSE) instead of surfacing later as an unhandled "error" event.
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
   const address = server.address() as AddressInfo;
 
   return {
