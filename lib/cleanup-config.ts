@@ -75,6 +75,8 @@ export interface CleanupConfig {
   logLevel: LogLevel;
   /** True when the SDK's SQS endpoint is overridden (a local emulator): queue URLs then must not pick the host. */
   sqsEndpointOverridden: boolean;
+  /** The optional ledger table (`LEDGER_TABLE`): enqueued jobs are recorded there as queued. */
+  ledgerTable: string | undefined;
 }
 
 /** The raw text of the filter settings, and the name to blame for each in an error (a variable or a flag). */
@@ -196,6 +198,7 @@ const EnvSchema = z.object({
   IAM_TIMEOUT_MS: integer(100, 60_000, 5000),
   DEADLINE_MARGIN_MS: integer(0, 300_000, 10_000),
   LOG_LEVEL: z._default(z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }), "info"),
+  LEDGER_TABLE: z.optional(z.string()),
 });
 
 const VARIABLES = Object.keys(EnvSchema.shape) as (keyof typeof EnvSchema.shape)[];
@@ -256,5 +259,6 @@ export function loadCleanupConfig(env: NodeJS.ProcessEnv = process.env): Cleanup
     deadlineMarginMs: e.DEADLINE_MARGIN_MS,
     logLevel: e.LOG_LEVEL,
     sqsEndpointOverridden: Boolean(env.AWS_ENDPOINT_URL_SQS || env.AWS_ENDPOINT_URL),
+    ledgerTable: e.LEDGER_TABLE || undefined,
   };
 }

@@ -23,6 +23,8 @@ import { classifyAnswer } from "./classify.ts";
 import type { CleanupConfig, CleanupFilters, OffsetMode } from "./cleanup-config.ts";
 import { describeError, TokenUnavailableError } from "./errors.ts";
 import { createIamExchange } from "./iam.ts";
+// Types only: the ledger (and the DynamoDB SDK) is loaded only when LEDGER_TABLE is set.
+import type { JobRef, Ledger } from "./ledger.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { buildWithdrawalBody, CERTIFICATE_ID_PATTERN } from "./message.ts";
 import { createSender, type SendResult, type Sender } from "./producer.ts";
@@ -156,6 +158,12 @@ export interface CleanupDependencies {
   tokens: TokenProvider;
   /** Makes the sender for one run (`createSender` from `lib/producer.ts`); needed in `enqueue` mode only. */
   createSender?: (onResult: (result: SendResult<string>) => void) => Sender<string>;
+  /**
+   * The optional ledger (lib/ledger.ts): the run's jobs are recorded as queued before they are sent,
+   * under the run id as batch id, and the run's total at the end, so `scm-withdraw batch status <run id>`
+   * follows it. Its failures are logged by the ledger and never stop the run.
+   */
+  ledger?: Pick<Ledger, "recordQueued" | "recordNotSent" | "recordBatch">;
   logger: Logger;
   retry: ListingRetry;
   now?: () => number;
@@ -448,19 +456,27 @@ export async function runCleanup(deps: CleanupDependencies, options: CleanupRunO
       else failed.push({ certificateId: result.key, error: result.error });
     });
     const requestedAt = new Date(now()).toISOString();
+    // One id per run and certificate: a retried invocation of the same scheduled event sends the same ids.
+    const requestId = (certificateId: string) => `${runId}-${certificateId}`;
+    const ref = (certificateId: string): JobRef => ({ requestId: requestId(certificateId), batchId: runId, certificateId, source: "cleanup" });
+    // Recorded before they are sent, so no worker outcome can come before "queued".
+    await deps.ledger?.recordQueued(selected.map((job) => ref(job.certificateId)), { batchId: runId, source: "cleanup" });
     for (const job of selected) {
       const body = buildWithdrawalBody({
         certificate_id: job.certificateId,
         source: "cleanup",
         batch_id: runId,
-        // One id per run and certificate: a retried invocation of the same scheduled event sends the same ids.
-        request_id: `${runId}-${job.certificateId}`,
+        request_id: requestId(job.certificateId),
         reason: filters.reason,
         requested_at: requestedAt,
       });
       await sender.push({ key: job.certificateId, body });
     }
     await sender.flush();
+    if (deps.ledger) {
+      if (failed.length > 0) await deps.ledger.recordNotSent(failed.map((f) => ref(f.certificateId)));
+      await deps.ledger.recordBatch(runId, { expectedTotal: enqueued.length, source: "cleanup" });
+    }
     // Completion order is arbitrary; the report follows the listing order.
     const order = new Map(selected.map((job, index) => [job.certificateId, index]));
     enqueued.sort((a, b) => order.get(a.certificateId)! - order.get(b.certificateId)!);
@@ -529,6 +545,8 @@ export interface CleanupRuntimeOverrides {
   /** For secrets holding IAM credentials (`{"iam": {...}}`); default: the real exchange with `IAM_ENDPOINT`. */
   exchangeIam?: IamExchange;
   logger?: Logger;
+  /** Replaces the ledger built from `config.ledgerTable` (tests). */
+  ledger?: CleanupDependencies["ledger"];
 }
 
 export interface CleanupRuntime {
@@ -564,6 +582,9 @@ export function createCleanupRuntime(config: CleanupConfig, overrides: CleanupRu
     retry: { maxAttempts: config.maxAttempts, baseDelayMs: config.retryBaseDelayMs, maxDelayMs: config.retryMaxDelayMs, timeoutMs: config.scmTimeoutMs },
     ...(sqs && queueUrl ? { createSender: (onResult: (result: SendResult<string>) => void) => createSender<string>({ sqs, queueUrl, onResult }) } : {}),
   };
+  const ledger = overrides.ledger ? undefined : config.ledgerTable ? lazyLedger(config.ledgerTable, logger) : undefined;
+  const ledgerDeps = overrides.ledger ?? ledger;
+  if (ledgerDeps) deps.ledger = ledgerDeps;
   return {
     config,
     logger,
@@ -580,6 +601,25 @@ export function createCleanupRuntime(config: CleanupConfig, overrides: CleanupRu
       if (sqs && !overrides.sqs) sqs.destroy();
       if (secretsManager && !overrides.secretsManager) secretsManager.destroy();
       iam?.close();
+      ledger?.close();
     },
+  };
+}
+
+/** The ledger, loaded (with the DynamoDB SDK) on the first run that enqueues something. */
+function lazyLedger(tableName: string, logger: Logger) {
+  let created: { destroy(): void } | undefined;
+  let loading: Promise<Ledger> | undefined;
+  const load = () =>
+    (loading ??= Promise.all([import("@aws-sdk/client-dynamodb"), import("./ledger.ts")]).then(([{ DynamoDBClient }, { createLedger }]) => {
+      const client = new DynamoDBClient({ requestHandler: AWS_REQUEST_HANDLER });
+      created = client;
+      return createLedger({ client, tableName, logger });
+    }));
+  return {
+    recordQueued: async (...args: Parameters<Ledger["recordQueued"]>) => (await load()).recordQueued(...args),
+    recordNotSent: async (...args: Parameters<Ledger["recordNotSent"]>) => (await load()).recordNotSent(...args),
+    recordBatch: async (...args: Parameters<Ledger["recordBatch"]>) => (await load()).recordBatch(...args),
+    close: () => created?.destroy(),
   };
 }

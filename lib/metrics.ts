@@ -40,6 +40,11 @@ export const COUNTERS = [
   "TokenUnavailable",
   /** DLQ sends that failed (the record is left for redelivery instead). */
   "DeadLetterFailed",
+  /**
+   * Ledger writes (claims and outcomes) that failed or were skipped while the ledger was considered
+   * down (`LEDGER_TABLE`; see lib/ledger.ts). The job's fate is unaffected; only its record is missing.
+   */
+  "LedgerWriteFailed",
 ] as const;
 export type Counter = (typeof COUNTERS)[number];
 

@@ -4,12 +4,14 @@
  * and the local pipeline call it too, with the same configuration variables.
  */
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { SQSClient } from "@aws-sdk/client-sqs";
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { Config } from "./config.ts";
 import { createDeadLetterSender } from "./dead-letter.ts";
 import { createIamExchange } from "./iam.ts";
+import type { Ledger } from "./ledger.ts";
 import { createLogger, type Logger } from "./logger.ts";
-import { createRateLimiter } from "./rate-limiter.ts";
+import { createRateLimiter, GATEWAY_HEADROOM, systemClock } from "./rate-limiter.ts";
 import { createScmClient } from "./scm-client.ts";
 import { createTokenProvider, secretsManagerReader } from "./token-provider.ts";
 import { createWorker, type WorkerDependencies } from "./worker.ts";
@@ -23,10 +25,21 @@ export interface Runtime {
   close(): void;
 }
 
-export function createRuntime(config: Config, overrides: Partial<WorkerDependencies> & { sqs?: SQSClient; secretsManager?: SecretsManagerClient } = {}): Runtime {
+export function createRuntime(
+  config: Config,
+  overrides: Partial<WorkerDependencies> & { sqs?: SQSClient; secretsManager?: SecretsManagerClient; dynamo?: DynamoDBClient } = {},
+): Runtime {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
-  // With an endpoint override (a local emulator), the SDK must not send to the queue URL's host.
-  const sqs = overrides.sqs ?? new SQSClient({ useQueueUrlAsEndpoint: !config.sqsEndpointOverridden, requestHandler: AWS_REQUEST_HANDLER });
+  // The SQS client (for dead letters only) is made on the first dead letter: loading the SQS SDK is
+  // about 15 ms of every cold start, and most containers never dead-letter anything (dead-letter.ts).
+  let createdSqs: SQSClient | undefined;
+  let sqsClient: Promise<SQSClient> | undefined;
+  const sqs = () =>
+    (sqsClient ??= import("@aws-sdk/client-sqs").then(({ SQSClient }) => {
+      // With an endpoint override (a local emulator), the SDK must not send to the queue URL's host.
+      createdSqs = new SQSClient({ useQueueUrlAsEndpoint: !config.sqsEndpointOverridden, requestHandler: AWS_REQUEST_HANDLER });
+      return createdSqs;
+    }));
   const secretsManager = overrides.secretsManager ?? new SecretsManagerClient({ requestHandler: AWS_REQUEST_HANDLER });
   const scm = overrides.scm ?? createScmClient({ endpoint: config.scmEndpoint, timeoutMs: config.scmTimeoutMs, maxSockets: config.batchConcurrency });
   // Used only when the secret holds {"iam": ...}; it opens no connection until then.
@@ -39,14 +52,25 @@ export function createRuntime(config: Config, overrides: Partial<WorkerDependenc
       exchangeIam: iam.exchange,
       iamRefreshMarginMs: config.iamTokenRefreshMarginMs,
     });
+  const ledger = config.ledgerTable ? lazyLedger(config.ledgerTable, logger, overrides.dynamo) : undefined;
   const worker = createWorker({
     config,
     scm,
     tokens,
-    sendDeadLetter: overrides.sendDeadLetter ?? createDeadLetterSender(sqs, config.dlqUrl),
+    sendDeadLetter: overrides.sendDeadLetter ?? createDeadLetterSender(overrides.sqs ?? sqs, config.dlqUrl),
     logger,
-    ...(config.scmMaxRps ? { limiter: createRateLimiter(config.scmMaxRps) } : {}),
+    // A little under SCM_MAX_RPS, so jitter on the way to the gateway does not cost 429s (rate-limiter.ts).
+    ...(config.scmMaxRps ? { limiter: createRateLimiter(config.scmMaxRps, systemClock, { headroom: GATEWAY_HEADROOM }) } : {}),
     ...overrides,
+    ...(ledger && !overrides.ledger
+      ? {
+          ledger,
+          onOutcome: async (outcome) => {
+            await ledger.onOutcome(outcome);
+            await overrides.onOutcome?.(outcome);
+          },
+        }
+      : {}),
   });
   return {
     worker,
@@ -54,8 +78,32 @@ export function createRuntime(config: Config, overrides: Partial<WorkerDependenc
     close: () => {
       scm.close();
       iam.close();
-      if (!overrides.sqs) sqs.destroy();
+      createdSqs?.destroy();
       if (!overrides.secretsManager) secretsManager.destroy();
+      ledger?.close();
     },
+  };
+}
+
+/**
+ * The ledger (LEDGER_TABLE), loaded on its first use: lib/ledger.ts and the DynamoDB SDK are imported
+ * only by containers that have a ledger, so a container without one pays nothing at cold start. Like
+ * every ledger call, a failed load means "proceed" and no record; it never decides a job's fate.
+ */
+function lazyLedger(tableName: string, logger: Logger, dynamo: DynamoDBClient | undefined) {
+  let created: DynamoDBClient | undefined;
+  let loaded: Ledger | undefined;
+  let loading: Promise<Ledger> | undefined;
+  const load = () =>
+    (loading ??= Promise.all([import("@aws-sdk/client-dynamodb"), import("./ledger.ts")]).then(([{ DynamoDBClient }, { createLedger }]) => {
+      // Two attempts: each ledger call has its own short time limit (1 s), retries must fit in it.
+      const client = dynamo ?? (created = new DynamoDBClient({ requestHandler: AWS_REQUEST_HANDLER, maxAttempts: 2 }));
+      return (loaded = createLedger({ client, tableName, logger }));
+    }));
+  return {
+    claim: async (job: Parameters<Ledger["claim"]>[0]) => (await load()).claim(job),
+    onOutcome: async (outcome: Parameters<Ledger["onOutcome"]>[0]) => (await load()).onOutcome(outcome),
+    stats: () => loaded?.stats() ?? { failures: 0, skipped: 0 },
+    close: () => created?.destroy(),
   };
 }

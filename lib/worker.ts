@@ -7,7 +7,8 @@
  *
  * Observability: every record gets exactly one outcome log line (`withdrawal_succeeded`,
  * `withdrawal_already_withdrawn`, `withdrawal_dead_lettered`, `withdrawal_left_for_retry`,
- * `dead_letter_failed` or `withdrawal_crashed`), and every per-record line carries the same
+ * `dead_letter_failed`, `withdrawal_crashed`, or with the ledger `withdrawal_duplicate_skipped`),
+ * and every per-record line carries the same
  * correlation fields ({@link Correlation}). Each invocation ends with one `batch_processed` line and
  * its metrics (`lib/metrics.ts`, Embedded Metric Format).
  */
@@ -16,6 +17,8 @@ import { classifyAnswer, classifyStatusCheck, THROTTLING_CODES, type FailureReas
 import type { Config } from "./config.ts";
 import type { DeadLetterSender } from "./dead-letter.ts";
 import { describeError, TokenUnavailableError } from "./errors.ts";
+// Types only: the ledger (and the DynamoDB SDK behind it) is loaded by runtime.ts only when LEDGER_TABLE is set.
+import type { ClaimResult, JobRef, LedgerStats } from "./ledger.ts";
 import type { Logger } from "./logger.ts";
 import { parseWithdrawalBody, type WithdrawalRequest } from "./message.ts";
 import { createMetricsRecorder, emfSink, type MetricsRecorder, type MetricsSink } from "./metrics.ts";
@@ -41,6 +44,12 @@ export interface WorkerDependencies {
   random?: () => number;
   /** Called once per record with its final outcome (the ledger hangs off this). */
   onOutcome?: (outcome: RecordOutcome) => void | Promise<void>;
+  /**
+   * The duplicate guard (lib/ledger.ts, optional): before SCM is called, every job of a certificate
+   * is claimed; a job the ledger already holds as withdrawn is acknowledged without a second call.
+   * `stats` (failed and skipped writes) feeds the `LedgerWriteFailed` metric.
+   */
+  ledger?: { claim(job: JobRef): Promise<ClaimResult>; stats?(): Pick<LedgerStats, "failures" | "skipped"> };
   /** Receives each invocation's metrics once, at the end of `processBatch`. Default: EMF lines on stdout. */
   metrics?: MetricsSink;
 }
@@ -126,6 +135,9 @@ export function createWorker(deps: WorkerDependencies) {
     const metrics = createMetricsRecorder();
     const failures: string[] = [];
     const counts = { withdrawn: 0, already_withdrawn: 0, dead_lettered: 0, retrying: 0 };
+    /** Records acknowledged because the ledger says their job was already withdrawn (no SCM call). */
+    let duplicates = 0;
+    const ledgerFailuresBefore = ledgerFailures();
 
     try {
       // Parse every body first: each record's correlation fields are known before anything can fail.
@@ -173,11 +185,19 @@ export function createWorker(deps: WorkerDependencies) {
         if (group) group.push({ job, request: parsed.request });
         else groups.set(parsed.request.certificate_id, [{ job, request: parsed.request }]);
       }
-      for (const [certificateId, members] of groups) {
+      for (const [certificateId, group] of groups) {
         tasks.push(async () => {
           const taskStarted = now();
-          const correlations = members.map((m) => m.job.correlation);
+          let members = group;
           try {
+            // The duplicate guard: jobs the ledger already holds as withdrawn are done; withdraw the rest once.
+            if (deps.ledger) {
+              members = await claimAll(deps.ledger, group, log, taskStarted);
+              for (const { job } of group) if (!members.some((m) => m.job === job)) settled.add(job.record.messageId);
+              duplicates += group.length - members.length;
+              if (members.length === 0) return;
+            }
+            const correlations = members.map((m) => m.job.correlation);
             const result = await withdraw(certificateId, deadline, abort.signal, log, correlations, taskStarted, metrics);
             await Promise.all(members.map(({ job, request }) => finish(job, request, result, taskStarted, log, settle)));
           } catch (error) {
@@ -196,14 +216,55 @@ export function createWorker(deps: WorkerDependencies) {
       return { batchItemFailures: failures.map((itemIdentifier) => ({ itemIdentifier })) };
     } finally {
       clearTimeout(deadlineTimer);
+      // Every ledger write of this invocation (claims, and outcomes through onOutcome) has finished by now.
+      const ledgerFailed = ledgerFailures() - ledgerFailuresBefore;
+      if (ledgerFailed > 0) metrics.count("LedgerWriteFailed", ledgerFailed);
       const snapshot = metrics.snapshot();
-      log.info("batch_processed", { records: records.length, ...counts, failures: failures.length, scmCalls: snapshot.scmLatencyMs.length, durationMs: now() - started });
+      log.info("batch_processed", {
+        records: records.length,
+        ...counts,
+        ...(deps.ledger ? { duplicates } : {}),
+        failures: failures.length,
+        scmCalls: snapshot.scmLatencyMs.length,
+        durationMs: now() - started,
+      });
       try {
         metricsSink(snapshot, now());
       } catch (error) {
         log.warn("metrics_failed", { error: describeError(error) });
       }
     }
+  }
+
+  /** Failed and skipped ledger writes so far (0 without a ledger). */
+  function ledgerFailures(): number {
+    const stats = deps.ledger?.stats?.();
+    return stats ? stats.failures + stats.skipped : 0;
+  }
+
+  /**
+   * Claims every job of one certificate's group at once (one conditional write each) and returns the
+   * members still to withdraw. A job answered `already_withdrawn_in_ledger` is acknowledged: not in
+   * `batchItemFailures`, no outcome (its success is already recorded), one `withdrawal_duplicate_skipped`
+   * line. A claim that fails for any reason means "proceed" (the ledger never decides a job's fate).
+   */
+  async function claimAll<M extends { job: Job; request: WithdrawalRequest }>(ledger: NonNullable<WorkerDependencies["ledger"]>, group: readonly M[], log: Logger, started: number): Promise<M[]> {
+    const answers = await Promise.all(
+      group.map(async ({ job }): Promise<ClaimResult> => {
+        const { requestId, batchId, certificateId, source } = job.correlation;
+        try {
+          return await ledger.claim({ requestId, batchId, certificateId, source });
+        } catch {
+          return "proceed";
+        }
+      }),
+    );
+    const remaining: M[] = [];
+    group.forEach((member, index) => {
+      if (answers[index] !== "already_withdrawn_in_ledger") return void remaining.push(member);
+      log.info("withdrawal_duplicate_skipped", { ...member.job.correlation, attempt: 0, durationMs: now() - started });
+    });
+    return remaining;
   }
 
   /** Calls cancel-cert for one certificate until it is decided, out of attempts, or out of time. */

@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 import { isAcceptableEndpoint } from "../lib/config.ts";
 import { describeError } from "../lib/errors.ts";
 import { buildWithdrawalBody, CERTIFICATE_ID_PATTERN } from "../lib/message.ts";
-import { LOCAL } from "../lib/local/defaults.ts";
+import { LOCAL, localDynamoEndpoint } from "../lib/local/defaults.ts";
 import { DEMO } from "../lib/local/demo-certificates.ts";
 import {
   ContainerStartError,
@@ -52,6 +52,8 @@ Options:
   --sqs-port N             embedded SQS port (default ${LOCAL.sqsPort}; 0 = any free port)
   --scm-port N             SCM simulator port (default ${LOCAL.scmPort})
   --secrets-port N         local Secrets Manager port (default ${LOCAL.secretsManagerPort})
+  --dynamodb-port N        the ledger's local DynamoDB (dynalite) port (default ${LOCAL.dynamoDbPort}; with --sqs-port 0, any free port)
+  --no-ledger              no ledger: no DynamoDB, and the handler runs without LEDGER_TABLE
   --visibility-timeout S   queue visibility timeout, seconds (default ${LOCAL_PIPELINE_DEFAULTS.visibilityTimeoutSeconds}): a failed job comes back after it
   --max-receive-count N    the worker's MAX_RECEIVE_COUNT (default ${LOCAL_PIPELINE_DEFAULTS.maxReceiveCount}); the queue's redrive policy
                            moves a message after N+${LOCAL_PIPELINE_DEFAULTS.redriveMarginReceives} receives
@@ -95,6 +97,8 @@ interface Settings {
   jobsFile: string | undefined;
   duplicateJobs: number;
   demo: boolean;
+  ledger: boolean;
+  dynamoDbPort: number;
   sqsPort: number;
   scmPort: number;
   secretsPort: number;
@@ -125,6 +129,8 @@ function parseFlags(argv: string[]): Settings | "help" {
         "sqs-port": { type: "string" },
         "scm-port": { type: "string" },
         "secrets-port": { type: "string" },
+        "dynamodb-port": { type: "string" },
+        "no-ledger": { type: "boolean" },
         "visibility-timeout": { type: "string" },
         "max-receive-count": { type: "string" },
         "batch-size": { type: "string" },
@@ -187,6 +193,9 @@ function parseFlags(argv: string[]): Settings | "help" {
     jobsFile,
     duplicateJobs: duplicates,
     demo: v.demo ?? (v["no-demo"] ? false : scmEndpoint === undefined && jobsFile === undefined),
+    ledger: !v["no-ledger"],
+    // Free ports for everything when SQS takes a free one (tests, several pipelines side by side).
+    dynamoDbPort: integer("dynamodb-port", v["sqs-port"] === "0" ? 0 : LOCAL.dynamoDbPort, 0, 65535),
     sqsPort: integer("sqs-port", LOCAL.sqsPort, 0, 65535),
     scmPort: integer("scm-port", LOCAL.scmPort, 0, 65535),
     secretsPort: integer("secrets-port", LOCAL.secretsManagerPort, 0, 65535),
@@ -264,6 +273,21 @@ function relativePath(path: string): string {
   return rel.startsWith("..") ? path : rel;
 }
 
+/** The ledger's view of the demo batch: it should agree with the summary above. */
+async function sayLedger(p: Pipeline, batchId: string): Promise<void> {
+  try {
+    const status = await p.ledger!.ledger.batchStatus(batchId, { consistent: true });
+    const { counts } = status;
+    const state = status.done ? "done" : `${status.pending} pending`;
+    say(
+      `Ledger: demo batch ${batchId}: ${state}, ${counts.withdrawn} withdrawn, ${counts.already_withdrawn} already withdrawn, ${counts.dead_lettered} dead-lettered` +
+        ` (the 2 invalid bodies are outside it); npx scm-withdraw batch report ${batchId}`,
+    );
+  } catch (error) {
+    say(`Ledger: cannot read the demo batch: ${describeError(error)}`);
+  }
+}
+
 function saveLeftovers(kind: "unfinished" | "dead-letters", messages: LeftoverMessage[], dir: string, id: string): string | undefined {
   if (messages.length === 0) return undefined;
   const path = `${dir}/${kind}-${id}.jsonl`;
@@ -330,6 +354,7 @@ async function main(): Promise<number> {
       sqsPort: s.sqsPort,
       scmPort: s.scmPort,
       secretsPort: s.secretsPort,
+      ...(s.ledger ? { ledger: true, dynamoDbPort: s.dynamoDbPort } : {}),
       ...(s.scmEndpoint ? { scmEndpoint: s.scmEndpoint } : {}),
       ...(s.secret !== undefined ? { secret: s.secret } : {}),
       visibilityTimeoutSeconds: s.visibilityTimeoutSeconds,
@@ -345,7 +370,7 @@ async function main(): Promise<number> {
   } catch (error) {
     log.end();
     if (error instanceof PortInUseError) {
-      const flag = { SQS: "--sqs-port", "SCM simulator": "--scm-port", "Secrets Manager": "--secrets-port" }[error.service] ?? "the port flags";
+      const flag = { SQS: "--sqs-port", "SCM simulator": "--scm-port", "Secrets Manager": "--secrets-port", DynamoDB: "--dynamodb-port (or --no-ledger)" }[error.service] ?? "the port flags";
       process.stderr.write(`${NAME}: ${error.message}: is another npm start running? Stop it, or choose another port with ${flag}\n`);
     } else if (error instanceof ContainerStartError) {
       process.stderr.write(`${NAME}: ${error.message} (details in ${s.logFile})\n`);
@@ -366,14 +391,22 @@ async function main(): Promise<number> {
   say(`            the worker dead-letters a still-failing job on receive ${set.maxReceiveCount}, the redrive policy after ${set.redriveMaxReceiveCount}`);
   say(`  SCM       ${p.sim ? `simulator on ${p.scmEndpoint} (demo certificates ${DEMO.withdrawn} to ${DEMO.throttledThenWithdrawn})` : p.scmEndpoint}`);
   say(`  token     ${s.tokenFile ? `from ${s.tokenFile}` : "the simulator's demo token"}, served as secret ${p.secretId} by ${p.secretsEndpoint}`);
+  say(
+    p.ledger
+      ? `  ledger    table ${p.ledger.tableName} on ${p.ledger.endpoint} (dynalite, in memory; --no-ledger turns it off)`
+      : "  ledger    off (--no-ledger): jobs are not recorded; `scm-withdraw batch` has nothing to read",
+  );
   say(`  handler   handlers/withdraw.ts in ${set.maxConcurrency} container(s): batches of ${set.batchSize}, window ${set.batchingWindowMs / 1000} s, timeout ${set.functionTimeoutMs / 1000} s`);
   say(`  log       ${s.logFile} (the handler's JSON lines${s.verbose ? ", also shown here" : "; --verbose shows them here"})`);
   say();
 
   const hint = () => {
-    const enqueue = defaultPorts ? `npx scm-withdraw enqueue ${DEMO.withdrawn}` : `npx scm-withdraw enqueue ${DEMO.withdrawn} --queue-url ${p.queueUrl}`;
+    const ledgerFlags =
+      p.ledger && !(defaultPorts && p.ledger.endpoint === localDynamoEndpoint()) ? ` --ledger-table ${p.ledger.tableName} (with AWS_ENDPOINT_URL_DYNAMODB=${p.ledger.endpoint})` : "";
+    const enqueue = defaultPorts ? `npx scm-withdraw enqueue ${DEMO.withdrawn}${ledgerFlags}` : `npx scm-withdraw enqueue ${DEMO.withdrawn} --queue-url ${p.queueUrl}${ledgerFlags}`;
     say("Still running. To add jobs, from another terminal:");
     say(`  ${enqueue}`);
+    if (p.ledger) say(`  npx scm-withdraw bulk ids.txt --wait${ledgerFlags}   (records the batch in the ledger and follows it to the end)`);
     say(`  or any SQS client with AWS_ENDPOINT_URL_SQS=${p.sqsEndpoint} AWS_REGION=${p.region} (any credentials) and the queue URL above`);
     say("Ctrl-C stops (batches in flight finish first).");
   };
@@ -406,8 +439,11 @@ async function main(): Promise<number> {
     say(`Enqueued ${plural(results.length - failed.length, "job")} from ${s.jobsFile}${s.duplicateJobs > 0 ? ` (${plural(s.duplicateJobs, "duplicate id")} dropped)` : ""}.`);
     if (failed.length > 0) say(`  ${failed.length} could not be sent: ${failed.map((r) => (r.ok ? "" : r.error)).join("; ")}`);
   }
+  // With the ledger, the demo's valid jobs form one batch (the invalid bodies cannot carry a batch id).
+  const demoBatch = p.ledger ? `demo-${new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15)}-${runId().slice(-4)}` : undefined;
+  const demoBatchSize = Object.keys(DEMO).length;
   if (s.demo) {
-    const results = await p.enqueue(demoJobs());
+    const results = await p.enqueue(demoJobs(demoBatch), demoBatch ? { batch: { id: demoBatch, expectedTotal: demoBatchSize } } : {});
     const failed = results.filter((r) => !r.ok);
     say(`Enqueued ${results.length - failed.length} demo jobs: one per outcome (3 withdrawn, 1 already withdrawn, 6 dead-lettered, one of them after ${set.maxReceiveCount} receives).`);
     if (failed.length > 0) say(`  ${failed.length} could not be sent: ${failed.map((r) => (r.ok ? "" : r.error)).join("; ")}`);
@@ -430,6 +466,7 @@ async function main(): Promise<number> {
 
   let idleLooks = 0;
   let lastSummary = "";
+  let ledgerShown = false;
   while (!stopRequested) {
     const [current, idle] = await Promise.all([p.progress(), p.isIdle()]);
     idleLooks = idle ? idleLooks + 1 : 0;
@@ -456,6 +493,10 @@ async function main(): Promise<number> {
       const summary = formatSummary(await p.stats());
       say(`Summary ${summary}`);
       lastSummary = summary.split("\n").slice(1).join("\n");
+      if (demoBatch && s.demo && !ledgerShown) {
+        await sayLedger(p, demoBatch);
+        ledgerShown = true;
+      }
       say();
       if (s.drain) break;
       if (!hinted) {

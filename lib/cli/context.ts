@@ -5,9 +5,12 @@
  * Defaults are the local pipeline's (`npm start`, see `lib/local/defaults.ts`); with `--queue-url`
  * naming a real AWS queue, the SDK's standard credentials, region and endpoint resolution apply.
  */
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { GetQueueAttributesCommand, SQSClient, type SQSClientConfig } from "@aws-sdk/client-sqs";
 import { describeError } from "../errors.ts";
-import { LOCAL, localQueueUrl } from "../local/defaults.ts";
+import type { Ledger } from "../ledger.ts";
+import { createLogger } from "../logger.ts";
+import { LOCAL, localDynamoEndpoint, localQueueUrl } from "../local/defaults.ts";
 import { UsageError, type OptionSpec, type ParsedArgs } from "./args.ts";
 import type { OutputStream } from "./output.ts";
 
@@ -50,6 +53,11 @@ export const GLOBAL_OPTIONS = {
   "dlq-url": { type: "string", valueName: "URL", description: "the dead-letter queue (default: $WITHDRAWAL_DLQ_URL, else the queue's redrive policy target)" },
   region: { type: "string", valueName: "REGION", description: "AWS region (default: $AWS_REGION, else the one in the queue URL)" },
   "endpoint-url": { type: "string", valueName: "URL", description: "SQS endpoint override (default: $AWS_ENDPOINT_URL_SQS; for the local pipeline, 127.0.0.1)" },
+  "ledger-table": {
+    type: "string",
+    valueName: "NAME",
+    description: `the ledger's DynamoDB table (default: $LEDGER_TABLE; for the local pipeline, ${LOCAL.ledgerTable} on ${localDynamoEndpoint()})`,
+  },
   json: { type: "boolean", description: "print machine-readable JSON on stdout instead of text" },
   help: { type: "boolean", short: "h", description: "show help for the command" },
 } as const satisfies OptionSpec;
@@ -79,6 +87,23 @@ export interface Target {
   local: boolean;
 }
 
+export interface LedgerTarget {
+  tableName: string;
+  /** The DynamoDB endpoint; undefined = the SDK's own resolution (real AWS). */
+  endpoint: string | undefined;
+  /** undefined = the SDK's own resolution (AWS_PROFILE's region). */
+  region: string | undefined;
+  local: boolean;
+  /**
+   * Nobody asked for it: the local pipeline's default table. Used only if it answers (an `npm start
+   * -- --no-ledger` has none), so the producers then work as without a ledger.
+   */
+  implicit: boolean;
+}
+
+/** What a command that cannot work without the ledger says when there is none. */
+export const NEEDS_LEDGER = "needs the ledger: set LEDGER_TABLE or --ledger-table";
+
 const QUEUE_URL = /^https?:\/\/[^/\s]+\/[^/\s]+\/[A-Za-z0-9_-]{1,80}(\.fifo)?\/?$/;
 
 /** Works out queues, endpoint and region from the global flags and the environment. */
@@ -105,6 +130,31 @@ export function resolveTarget(values: ParsedArgs["values"], env: Record<string, 
   return { queueUrl, dlqUrl, endpoint, region, local };
 }
 
+/**
+ * The ledger (optional; where jobs are recorded and batches followed): `--ledger-table` or
+ * `LEDGER_TABLE`, or the local pipeline's table when the queue is the local pipeline's default too.
+ * The endpoint comes from the SDK's standard `AWS_ENDPOINT_URL_DYNAMODB` (or `AWS_ENDPOINT_URL`).
+ */
+export function resolveLedgerTarget(values: ParsedArgs["values"], env: Record<string, string | undefined>): LedgerTarget | undefined {
+  const flag = (name: string) => (typeof values[name] === "string" ? (values[name] as string) : undefined);
+  const tableName = flag("ledger-table") ?? nonEmpty(env.LEDGER_TABLE);
+  const localPipeline = flag("queue-url") === undefined && nonEmpty(env.WITHDRAWAL_QUEUE_URL) === undefined;
+  const endpoint = (nonEmpty(env.AWS_ENDPOINT_URL_DYNAMODB) ?? nonEmpty(env.AWS_ENDPOINT_URL))?.replace(/\/$/, "");
+  if (endpoint !== undefined && !/^https?:\/\/[^/\s]+\/?$/.test(endpoint)) {
+    throw new UsageError(`the DynamoDB endpoint must be a URL like http://127.0.0.1:${LOCAL.dynamoDbPort} (got ${JSON.stringify(endpoint)})`);
+  }
+  // The region: given, else a real queue URL's; else the SDK's own (a profile's) for a real table.
+  const queueUrl = flag("queue-url") ?? nonEmpty(env.WITHDRAWAL_QUEUE_URL);
+  const given = flag("region") ?? nonEmpty(env.AWS_REGION) ?? nonEmpty(env.AWS_DEFAULT_REGION) ?? (queueUrl ? /^https?:\/\/sqs[.-]([a-z0-9-]+)\.amazonaws\./.exec(queueUrl)?.[1] : undefined);
+  if (tableName !== undefined) {
+    if (!/^[A-Za-z0-9_.-]{3,255}$/.test(tableName)) throw new UsageError(`--ledger-table must be a DynamoDB table name: 3 to 255 characters A-Z, a-z, 0-9, _ . - (got ${JSON.stringify(tableName)})`);
+    const local = endpoint !== undefined && isLoopback(new URL(endpoint).hostname);
+    return { tableName, endpoint, region: given ?? (local ? LOCAL.region : undefined), local, implicit: false };
+  }
+  if (!localPipeline) return undefined;
+  return { tableName: LOCAL.ledgerTable, endpoint: endpoint ?? localDynamoEndpoint(), region: given ?? LOCAL.region, local: true, implicit: true };
+}
+
 function isLoopback(hostname: string): boolean {
   return hostname === "localhost" || hostname.endsWith(".localhost") || /^127(\.\d{1,3}){3}$/.test(hostname) || hostname === "[::1]";
 }
@@ -118,14 +168,19 @@ export class CommandContext {
   readonly env: Record<string, string | undefined>;
   readonly json: boolean;
   readonly target: Target;
+  readonly ledgerTarget: LedgerTarget | undefined;
   readonly command: string;
   #sqs: SQSClient | undefined;
   #dlqUrl: string | undefined;
+  #dynamo: DynamoDBClient | undefined;
+  #ledger: Promise<Ledger | undefined> | undefined;
+  #ledgerWarnings = 0;
 
-  constructor(io: CliIo, target: Target, options: { json: boolean; command: string }) {
+  constructor(io: CliIo, target: Target, options: { json: boolean; command: string; ledger?: LedgerTarget | undefined }) {
     this.io = io;
     this.env = io.env ?? process.env;
     this.target = target;
+    this.ledgerTarget = options.ledger;
     this.json = options.json;
     this.command = options.command;
     this.#dlqUrl = target.dlqUrl;
@@ -163,6 +218,57 @@ export class CommandContext {
     return this.#dlqUrl;
   }
 
+  /**
+   * The ledger, or undefined when there is none: not configured, or the local pipeline's default
+   * table does not answer (then producers work as without a ledger). Its write failures become
+   * `warning:` lines on stderr (a few; the command's summary counts the rest). Created on first use.
+   */
+  ledger(): Promise<Ledger | undefined> {
+    this.#ledger ??= this.#openLedger();
+    return this.#ledger;
+  }
+
+  /** The ledger, for commands that cannot work without it (`batch`, `bulk --wait`). */
+  async requireLedger(): Promise<Ledger> {
+    const ledger = await this.ledger();
+    if (ledger) return ledger;
+    const target = this.ledgerTarget;
+    if (target?.implicit) throw new CliError(`no ledger at ${target.endpoint}: start the local pipeline with \`npm start\` (without --no-ledger), or set LEDGER_TABLE or --ledger-table`);
+    throw new CliError(`${this.command} ${NEEDS_LEDGER}`);
+  }
+
+  async #openLedger(): Promise<Ledger | undefined> {
+    const target = this.ledgerTarget;
+    if (!target) return undefined;
+    // Loaded only by the commands that use the ledger: the others (and a million-line --dry-run) stay lean.
+    const [{ DynamoDBClient, DescribeTableCommand }, { createLedger }] = await Promise.all([import("@aws-sdk/client-dynamodb"), import("../ledger.ts")]);
+    const { region } = target;
+    this.#dynamo = new DynamoDBClient({
+      ...(region ? { region } : {}),
+      ...(target.endpoint ? { endpoint: target.endpoint } : {}),
+      ...(target.local && !this.env.AWS_ACCESS_KEY_ID && !this.env.AWS_PROFILE ? { credentials: { accessKeyId: "local", secretAccessKey: "local" } } : {}),
+      requestHandler: { connectionTimeout: 3000, requestTimeout: 10_000 },
+    });
+    if (target.implicit) {
+      try {
+        await this.#dynamo.send(new DescribeTableCommand({ TableName: target.tableName }), { abortSignal: AbortSignal.timeout(3000) });
+      } catch {
+        return undefined;
+      }
+    }
+    const logger = createLogger({
+      level: "warn",
+      write: (line) => {
+        // A few lines say what is wrong; more would bury the command's own output.
+        if (++this.#ledgerWarnings > 3) return;
+        const entry = JSON.parse(line) as { event?: string; operation?: string; error?: string };
+        if (entry.event === "ledger_write_failed") this.note(`warning: the ledger (table ${target.tableName}) could not record ${entry.operation ?? "a write"}: ${entry.error ?? "unknown error"}`);
+        else if (entry.event === "ledger_unavailable") this.note(`warning: the ledger (table ${target.tableName}) keeps failing; not recording for a while`);
+      },
+    });
+    return createLedger({ client: this.#dynamo, tableName: target.tableName, logger });
+  }
+
   /** Checks that a queue answers, so a wrong URL fails once, in one line, before any work. */
   async checkQueue(url: string): Promise<void> {
     await this.call(url, () => this.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] })));
@@ -193,6 +299,7 @@ export class CommandContext {
 
   close(): void {
     this.#sqs?.destroy();
+    this.#dynamo?.destroy();
   }
 }
 

@@ -11,20 +11,31 @@ import { readFileSync } from "node:fs";
 import { describeError } from "../errors.ts";
 import { localSqsEndpoint } from "../local/defaults.ts";
 import { formatOptions, parseArgs, UsageError } from "./args.ts";
+import { batchReportCommand } from "./commands/batch-report.ts";
+import { batchStatusCommand } from "./commands/batch-status.ts";
 import { bulkCommand } from "./commands/bulk.ts";
 import { dlqListCommand } from "./commands/dlq-list.ts";
 import { dlqRedriveCommand } from "./commands/dlq-redrive.ts";
 import { enqueueCommand } from "./commands/enqueue.ts";
 import { statusCommand } from "./commands/status.ts";
 import { cleanupCommand } from "./commands/cleanup.ts";
-import { CliError, CommandContext, EXIT, GLOBAL_OPTIONS, resolveTarget, type CliIo, type Command } from "./context.ts";
+import { CliError, CommandContext, EXIT, GLOBAL_OPTIONS, resolveLedgerTarget, resolveTarget, type CliIo, type Command } from "./context.ts";
 
 export { EXIT, type CliIo, type Command } from "./context.ts";
 
 export const PROGRAM = "scm-withdraw";
 
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [enqueueCommand, bulkCommand, dlqListCommand, dlqRedriveCommand, statusCommand, cleanupCommand];
+export const COMMANDS: readonly Command[] = [
+  enqueueCommand,
+  bulkCommand,
+  batchStatusCommand,
+  batchReportCommand,
+  dlqListCommand,
+  dlqRedriveCommand,
+  statusCommand,
+  cleanupCommand,
+];
 
 /** Runs one command line; returns the exit code (0 ok, 1 some work failed, 2 usage error, 130 interrupted). */
 export async function main(argv: readonly string[], io: CliIo, commands: readonly Command[] = COMMANDS): Promise<number> {
@@ -53,8 +64,9 @@ export async function main(argv: readonly string[], io: CliIo, commands: readonl
       io.stdout.write(commandHelp(command));
       return EXIT.ok;
     }
-    const target = resolveTarget(args.values, io.env ?? process.env);
-    const context = new CommandContext(io, target, { json: args.values.json === true, command: command.name });
+    const env = io.env ?? process.env;
+    const target = resolveTarget(args.values, env);
+    const context = new CommandContext(io, target, { json: args.values.json === true, command: command.name, ledger: resolveLedgerTarget(args.values, env) });
     try {
       return await command.run(context, args);
     } finally {
@@ -167,7 +179,8 @@ function commandHelp(command: Command): string {
 const TARGET_NOTES = [
   `By default every command talks to the local pipeline (\`npm start\`): SQS at ${localSqsEndpoint()}.`,
   "For AWS, pass --queue-url (and --dlq-url unless the queue's redrive policy names it); credentials and",
-  "region come from the standard AWS environment variables and profiles.",
+  "region come from the standard AWS environment variables and profiles. The ledger (batch tracking) is",
+  "LEDGER_TABLE or --ledger-table, with AWS_ENDPOINT_URL_DYNAMODB for a local DynamoDB.",
   "",
   "exit codes: 0 everything done, 1 some work failed, 2 usage error (nothing done), 130 interrupted",
 ];

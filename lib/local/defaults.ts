@@ -16,6 +16,8 @@ export const LOCAL = {
   queueName: "withdrawals",
   dlqName: "withdrawals-dlq",
   secretId: "scm-withdraw/local-token",
+  /** The ledger's table on the local DynamoDB: the name serverless.yml gives it for the stage `local`. */
+  ledgerTable: "scm-withdraw-local-ledger",
   /** The static token the local SCM simulator accepts (not a secret: it only opens the local simulator). */
   demoToken: "local-demo-token-0123456789abcdef0123456789abcdef",
 } as const;
@@ -23,3 +25,5 @@ export const LOCAL = {
 export const localSqsEndpoint = (port: number = LOCAL.sqsPort) => `http://${LOCAL.host}:${port}`;
 /** fauxqs builds queue URLs as http://sqs.REGION.localhost:PORT/000000000000/NAME. */
 export const localQueueUrl = (name: string, port: number = LOCAL.sqsPort) => `http://sqs.${LOCAL.region}.localhost:${port}/000000000000/${name}`;
+/** The local DynamoDB (dynalite) of `npm start`: the value for AWS_ENDPOINT_URL_DYNAMODB. */
+export const localDynamoEndpoint = (port: number = LOCAL.dynamoDbPort) => `http://${LOCAL.host}:${port}`;

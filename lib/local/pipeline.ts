@@ -13,6 +13,9 @@
  * await pipeline.stop();
  * ```
  *
+ * With `ledger: true`, a local DynamoDB (dynalite) runs beside the queue with the ledger's table, and
+ * the handler gets `LEDGER_TABLE` and `AWS_ENDPOINT_URL_DYNAMODB`, as a deployed one gets its table.
+ *
  * The handler runs in worker threads, one per concurrent batch (`lambda-container.ts`): each is a
  * "Lambda container" with its own `process.env` (the handler's configuration), its own module scope
  * (token cache, keep-alive connections) and its own cold start; one that times out is terminated and
@@ -21,18 +24,21 @@
  *
  * @module
  */
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import type { Context, SQSEvent } from "aws-lambda";
 import { buildApp } from "fauxqs";
 import { randomUUID } from "node:crypto";
 import { createServer, type AddressInfo } from "node:net";
 import { Worker } from "node:worker_threads";
-import { buildWithdrawalBody } from "../message.ts";
+import { createLedger, jobRefFromBody, type JobRef, type Ledger } from "../ledger.ts";
+import { buildWithdrawalBody, parseWithdrawalBody } from "../message.ts";
 import { createSender, type SendResult } from "../producer.ts";
 import { parseSecret } from "../token-provider.ts";
 import type { ContainerMessage, InvokeMessage } from "./lambda-container.ts";
 import { LOCAL } from "./defaults.ts";
 import { DEMO, DEMO_INVALID_BODIES } from "./demo-certificates.ts";
+import { createLedgerTable, localDynamoClient, startLocalDynamo, type LocalDynamo } from "./dynamodb.ts";
 import { createEventSourceRunner, type EventSourceRunner, type InvocationReport, type RunnerStats } from "./runner.ts";
 import { startScmSimulator, seedDemoScenario, type ScmSimulator, type ScmSimulatorOptions } from "./scm-simulator.ts";
 import { startSecretsManagerServer, type SecretsManagerServer } from "./secrets-manager-server.ts";
@@ -79,6 +85,14 @@ export interface PipelineOptions {
   functionTimeoutMs?: number;
   /** Long-poll wait per receive (s); short so `stop()` is quick. Default 1. */
   pollWaitSeconds?: number;
+  /**
+   * The ledger (lib/ledger.ts). `true`: dynalite on `dynamoDbPort` with the ledger's table (named
+   * `LOCAL.ledgerTable` unless `tableName` is given). `{ endpoint }`: a DynamoDB already running there
+   * (its table is not created: pointing it at a stopped one simulates an outage). Default: no ledger.
+   */
+  ledger?: boolean | { tableName?: string; endpoint?: string };
+  /** Port of the local DynamoDB with `ledger: true`; 0 (the default here) picks a free one. `npm start` passes `LOCAL`'s. */
+  dynamoDbPort?: number;
   /** More handler configuration (DESIGN.md variables: MAX_ATTEMPTS, SCM_TIMEOUT_MS, LOG_LEVEL, ...). The pipeline's own wiring wins. */
   env?: Record<string, string | undefined>;
   /** Every line the handler writes (its JSON logs) and anything a container prints to stderr. */
@@ -130,6 +144,19 @@ export interface StopReport {
   deadLetters: LeftoverMessage[];
 }
 
+/** The ledger of a pipeline started with `ledger`. */
+export interface PipelineLedger {
+  /** The value for AWS_ENDPOINT_URL_DYNAMODB (the CLI's and the handler's). */
+  readonly endpoint: string;
+  readonly tableName: string;
+  /** A client for the endpoint (placeholder credentials). */
+  readonly client: DynamoDBClient;
+  /** A ledger over the same table, for reads (`batchStatus`, `batchJobs`) and producers. */
+  readonly ledger: Ledger;
+  /** Stops the local DynamoDB (an outage); only when the pipeline started it. */
+  stopDynamo(): Promise<void>;
+}
+
 export interface Pipeline {
   /** `http://127.0.0.1:PORT`: the value for AWS_ENDPOINT_URL_SQS. */
   readonly sqsEndpoint: string;
@@ -146,12 +173,19 @@ export interface Pipeline {
   readonly secrets: SecretsManagerServer;
   /** An SQS client for the embedded queue (explicit endpoint, dummy credentials). */
   readonly sqs: SQSClient;
+  /** The ledger, when started with `ledger`. */
+  readonly ledger: PipelineLedger | undefined;
   /** The settings in force (defaults applied). */
   readonly settings: Required<Pick<PipelineOptions, "visibilityTimeoutSeconds" | "maxReceiveCount" | "batchSize" | "batchingWindowMs" | "maxConcurrency" | "functionTimeoutMs">> & {
     redriveMaxReceiveCount: number;
   };
-  /** Sends bodies to the withdrawals queue (SendMessageBatch, 10 per call); resolves with each result. */
-  enqueue(bodies: readonly string[]): Promise<SendResult<number>[]>;
+  /**
+   * Sends bodies to the withdrawals queue (SendMessageBatch, 10 per call); resolves with each result.
+   * With the ledger, bodies that carry a `request_id` are first recorded as queued (the others get
+   * their ledger entry from the worker, keyed by their SQS message id), and `batch` records a batch's
+   * expected total once they are sent.
+   */
+  enqueue(bodies: readonly string[], options?: { batch?: { id: string; expectedTotal: number } }): Promise<SendResult<number>[]>;
   /** Counters, the DLQ by reason (read from the DLQ's messages) and the queue's depth. */
   stats(): Promise<PipelineStats>;
   /** The same without the DLQ's breakdown: cheap, for a live progress line. */
@@ -184,10 +218,15 @@ export class ContainerStartError extends Error {
   }
 }
 
-/** The demo jobs: one per outcome of `DEMO`, plus the invalid bodies. */
-export function demoJobs(): string[] {
+/**
+ * The demo jobs: one per outcome of `DEMO`, plus the invalid bodies. With `batchId`, the valid ones
+ * belong to that batch (the ledger can then follow them as one).
+ */
+export function demoJobs(batchId?: string): string[] {
   return [
-    ...Object.entries(DEMO).map(([name, id]) => buildWithdrawalBody({ certificate_id: id, source: "manual", request_id: `demo-${name}`, reason: `demo: ${name}` })),
+    ...Object.entries(DEMO).map(([name, id]) =>
+      buildWithdrawalBody({ certificate_id: id, source: "manual", request_id: `demo-${name}`, reason: `demo: ${name}`, ...(batchId ? { batch_id: batchId } : {}) }),
+    ),
     ...DEMO_INVALID_BODIES,
   ];
 }
@@ -233,6 +272,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     await assertPortFree("SQS", options.sqsPort ?? 0);
     if (!options.scmEndpoint) await assertPortFree("SCM simulator", options.scmPort ?? 0);
     await assertPortFree("Secrets Manager", options.secretsPort ?? 0);
+    if (options.ledger === true) await assertPortFree("DynamoDB", options.dynamoDbPort ?? 0);
 
     // ---- SQS (fauxqs), bound to loopback only ----
     const app = buildApp({ logger: false, defaultRegion: region });
@@ -290,6 +330,39 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     }
     closers.push(() => secrets.close());
 
+    // ---- the ledger: dynalite with the table, or a DynamoDB that is already there ----
+    let ledger: PipelineLedger | undefined;
+    if (options.ledger) {
+      const given = options.ledger === true ? {} : options.ledger;
+      const tableName = given.tableName ?? LOCAL.ledgerTable;
+      let dynamo: LocalDynamo | undefined;
+      if (!given.endpoint) {
+        try {
+          dynamo = await startLocalDynamo({ port: options.dynamoDbPort ?? 0 });
+        } catch (error) {
+          throw /already in use/.test((error as Error).message) ? new PortInUseError("DynamoDB", options.dynamoDbPort ?? 0, { cause: error }) : error;
+        }
+        // Once only: a test may stop it (an outage) before the pipeline stops.
+        const close = dynamo.close;
+        let closing: Promise<void> | undefined;
+        dynamo.close = () => (closing ??= close());
+        closers.push(() => dynamo!.close());
+      }
+      const endpoint = given.endpoint ?? dynamo!.endpoint;
+      const client = localDynamoClient(endpoint);
+      closers.push(() => client.destroy());
+      if (dynamo) await createLedgerTable(client, tableName);
+      ledger = {
+        endpoint,
+        tableName,
+        client,
+        ledger: createLedger({ client, tableName }),
+        stopDynamo: async () => {
+          await dynamo?.close();
+        },
+      };
+    }
+
     // ---- what happened to each job, from the handler's log lines ----
     const jobs = new Map<string, JobState>();
     const counts: Record<JobState, number> = { withdrawn: 0, already_withdrawn: 0, dead_lettered: 0, retrying: 0 };
@@ -336,6 +409,8 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       AWS_REGION: region,
       AWS_ACCESS_KEY_ID: "local",
       AWS_SECRET_ACCESS_KEY: "local",
+      // As deployed: the table's name, and (the SDK's standard variable) where DynamoDB is.
+      ...(ledger ? { LEDGER_TABLE: ledger.tableName, AWS_ENDPOINT_URL_DYNAMODB: ledger.endpoint } : {}),
     };
     const pool = createContainerPool(handlerEnv, onLogLine);
     closers.push(() => pool.close());
@@ -439,15 +514,30 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       sim,
       secrets,
       sqs,
+      ledger,
       settings,
-      async enqueue(bodies) {
+      async enqueue(bodies, { batch } = {}) {
         enqueueing += 1;
         try {
+          // Recorded before they are sent (as every producer does), when the ledger can know them.
+          const refs = new Map<number, JobRef>();
+          if (ledger) {
+            for (const [index, body] of bodies.entries()) {
+              const parsed = parseWithdrawalBody(body);
+              if (parsed.ok && parsed.request.request_id !== undefined) refs.set(index, jobRefFromBody(body, parsed.request.request_id));
+            }
+            if (refs.size > 0) await ledger.ledger.recordQueued([...refs.values()]);
+          }
           const results: SendResult<number>[] = [];
           const sender = createSender<number>({ sqs, queueUrl, onResult: (result) => results.push(result) });
           for (const [index, body] of bodies.entries()) await sender.push({ key: index, body });
           await sender.flush();
           enqueued += results.filter((r) => r.ok).length;
+          if (ledger) {
+            const notSent = results.flatMap((r) => (!r.ok && refs.has(r.key) ? [refs.get(r.key)!] : []));
+            if (notSent.length > 0) await ledger.ledger.recordNotSent(notSent);
+            if (batch) await ledger.ledger.recordBatch(batch.id, { expectedTotal: batch.expectedTotal });
+          }
           return results.sort((a, b) => a.key - b.key);
         } finally {
           enqueueing -= 1;

@@ -15,6 +15,7 @@ import { inflateRawSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadCleanupConfig } from "../../lib/cleanup-config.ts";
 import { loadConfig } from "../../lib/config.ts";
+import { LEDGER_TABLE_SCHEMA } from "../../lib/ledger.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const SERVERLESS_BIN = path.join(ROOT, "node_modules", "osls", "bin", "serverless.js");
@@ -194,6 +195,8 @@ describe("serverless package", () => {
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
         "sqs:ChangeMessageVisibility",
+        // The ledger; scoped to its table in "the ledger table" below.
+        "dynamodb:UpdateItem",
       ]);
       const others = statements()
         .flatMap((s) => asArray(s.Action))
@@ -245,11 +248,75 @@ describe("serverless package", () => {
           Resource: { "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:scm-withdraw/token-??????" },
         },
         { Effect: "Allow", Action: ["sqs:SendMessage"], Resource: getAtt("WithdrawalsQueue", "Arn") },
+        {
+          Effect: "Allow",
+          Action: ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"],
+          Resource: getAtt("LedgerTable", "Arn"),
+        },
       ]);
     });
 
     it("leaves the worker's role unable to send to the withdrawals queue", () => {
       for (const s of statementsWith("sqs:SendMessage")) expect(resourcesOf(s)).not.toContainEqual(getAtt("WithdrawalsQueue", "Arn"));
+    });
+  });
+
+  describe("the ledger table", () => {
+    const table = () => resources().LedgerTable as Json;
+    const cleanupStatements = (): Statement[] => (resources().CleanupRole.Properties.Policies as Json[]).flatMap((p) => p.PolicyDocument.Statement as Statement[]);
+    const dynamoActions = (list: Statement[]) => list.flatMap((s) => asArray(s.Action)).filter((a) => a.startsWith("dynamodb:"));
+
+    it("is one on-demand DynamoDB table, keyed pk (HASH) + sk (RANGE) strings, as lib/ledger.ts expects", () => {
+      expect(ofType("AWS::DynamoDB::Table").map(([name]) => name)).toEqual(["LedgerTable"]);
+      const props = table().Properties as Json;
+      expect(props.TableName).toBe("scm-withdraw-dev-ledger");
+      expect(props.BillingMode).toBe("PAY_PER_REQUEST");
+      expect(props.ProvisionedThroughput).toBeUndefined();
+      expect(props.KeySchema).toEqual([
+        { AttributeName: LEDGER_TABLE_SCHEMA.partitionKey, KeyType: "HASH" },
+        { AttributeName: LEDGER_TABLE_SCHEMA.sortKey, KeyType: "RANGE" },
+      ]);
+      expect(props.AttributeDefinitions).toEqual([
+        { AttributeName: "pk", AttributeType: "S" },
+        { AttributeName: "sk", AttributeType: "S" },
+      ]);
+      // No index: a batch's status and its jobs are each one Query on the table itself.
+      expect(props.GlobalSecondaryIndexes).toBeUndefined();
+      expect(props.LocalSecondaryIndexes).toBeUndefined();
+    });
+
+    it("is encrypted at rest and expires items through TTL on expires_at", () => {
+      const props = table().Properties as Json;
+      expect(props.SSESpecification).toEqual({ SSEEnabled: true });
+      expect(props.TimeToLiveSpecification).toEqual({ AttributeName: LEDGER_TABLE_SCHEMA.ttlAttribute, Enabled: true });
+    });
+
+    it("is given to both functions as LEDGER_TABLE, and the worker's configuration accepts it", () => {
+      const name = (table().Properties as Json).TableName;
+      expect(fn().Environment.Variables.LEDGER_TABLE).toBe(name);
+      expect((resources().CleanupLambdaFunction.Properties as Json).Environment.Variables.LEDGER_TABLE).toBe(name);
+      const vars = { ...(fn().Environment.Variables as Json), WITHDRAWAL_DLQ_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/scm-withdraw-dev-withdrawals-dlq" };
+      expect(loadConfig(vars as Record<string, string>).ledgerTable).toBe(name);
+      expect(template.Outputs.LedgerTableName.Value).toEqual({ Ref: "LedgerTable" });
+    });
+
+    it("lets the worker do UpdateItem on the table only, nothing else in DynamoDB", () => {
+      const granted = statements().filter((s) => asArray(s.Action).some((a) => a.startsWith("dynamodb:")));
+      expect(granted).toHaveLength(1);
+      expect(asArray(granted[0]!.Action)).toEqual(["dynamodb:UpdateItem"]);
+      expect(resourcesOf(granted[0]!)).toEqual([getAtt("LedgerTable", "Arn")]);
+      expect(dynamoActions(statements())).toEqual(["dynamodb:UpdateItem"]);
+    });
+
+    it("lets the sweep record queued jobs (batch read, batch write, update, delete) on the table only", () => {
+      const granted = cleanupStatements().filter((s) => asArray(s.Action).some((a) => a.startsWith("dynamodb:")));
+      expect(granted).toHaveLength(1);
+      expect(resourcesOf(granted[0]!)).toEqual([getAtt("LedgerTable", "Arn")]);
+      expect(dynamoActions(cleanupStatements()).sort()).toEqual(["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"]);
+      // Neither role may read a batch back or scan: that is the operators' job (batch status/report).
+      for (const action of ["dynamodb:Query", "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:*"]) {
+        expect(dynamoActions([...statements(), ...cleanupStatements()])).not.toContain(action);
+      }
     });
   });
 

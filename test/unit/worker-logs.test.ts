@@ -338,6 +338,7 @@ describe("the worker's metrics", () => {
       Throttled: 2, // 429 and a 400 with APIGW.0308
       TokenUnavailable: 0,
       DeadLetterFailed: 1,
+      LedgerWriteFailed: 0, // no ledger configured
     });
     expect(m!.deadLetteredByReason).toEqual({ forbidden: 1, retries_exhausted: 1, invalid_message: 2 });
     // One latency per SCM call that answered (the crashing fake throws instead of answering).

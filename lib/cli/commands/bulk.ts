@@ -7,19 +7,29 @@ import { randomBytes } from "node:crypto";
 import { closeSync, createReadStream, openSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { resolve } from "node:path";
 import { BULK_FORMATS, BulkFileError, CertificateIdSet, formatFromPath, readBulk, type BulkFormat } from "../../bulk-file.ts";
+import type { JobRef } from "../../ledger.ts";
 import { parseWithdrawalBody } from "../../message.ts";
 import { createSender } from "../../producer.ts";
 import { integerFlag, stringFlag, UsageError } from "../args.ts";
-import { EXIT, type Command } from "../context.ts";
+import { DEFAULT_STALL_TIMEOUT_MS, DEFAULT_WATCH_INTERVAL_MS, durationFlag, formatStatus, statusJson, WATCH_OPTIONS, watchBatch, watchVerdict } from "../batch.ts";
+import { CliError, EXIT, type Command } from "../context.ts";
 import { createProgress, csvField, formatBytes, formatDuration, plural, queueName } from "../output.ts";
 
 /** Problem lines printed to stderr before the rest is left to the results file. */
 const MAX_PROBLEM_LINES = 20;
+/**
+ * Jobs recorded in the ledger per round before they are sent (a BatchGetItem per 100 to see what is
+ * already there, a BatchWriteItem per 25): large enough to keep DynamoDB calls few, small enough that
+ * a job is never sent long after it was recorded.
+ */
+const LEDGER_CHUNK = 500;
+/** `<batch_id>:<certificate_id>` must fit in a request_id (at most 128 characters). */
+const MAX_LEDGER_BATCH_ID = 128 - 1 - 16;
 
 export const bulkCommand: Command = {
   name: "bulk",
   summary: "send every certificate id in a .txt, .csv or .jsonl file (streamed, de-duplicated)",
-  usage: "bulk <file> [--batch-id ID] [--reason TEXT] [--dry-run] [--results PATH] [--format txt|csv|jsonl] [--concurrency N]",
+  usage: "bulk <file> [--batch-id ID] [--reason TEXT] [--dry-run] [--wait] [--results PATH] [--format txt|csv|jsonl] [--concurrency N]",
   description: [
     "Formats (by extension, or --format):",
     "  .txt    one certificate id per line; blank lines and # comments are skipped",
@@ -32,7 +42,15 @@ export const bulkCommand: Command = {
     "id seen before in the file is skipped as a duplicate. The results file gets one row per record:",
     "line, certificate_id, outcome (sent, failed, invalid, duplicate; valid in a dry run), message_id, detail.",
     "",
-    "Exit 0 when every record was valid and sent; 1 when any line was invalid or any send failed.",
+    "With the ledger (LEDGER_TABLE / --ledger-table, or the local pipeline's), every job gets a request_id",
+    "(<batch_id>:<certificate_id> unless its line has one) and is recorded as queued before it is sent;",
+    "a job the ledger already holds as withdrawn (a re-run of the same file and batch id) is not sent",
+    "again (outcome already_done). At the end the batch's total is recorded, so `batch status` can tell",
+    "when it is done. --wait then follows the batch to the end with a progress bar.",
+    "",
+    "Exit 0 when every record was valid and sent (with --wait: and every job withdrawn or already",
+    "withdrawn); 1 when any line was invalid, any send failed, or (with --wait) any job was dead-lettered",
+    "or the batch stalled.",
   ].join("\n"),
   options: {
     "batch-id": { type: "string", valueName: "ID", description: "the batch id stamped on every job (default: bulk-YYYYMMDD-HHMMSS-xxxx, printed at the start)" },
@@ -41,6 +59,8 @@ export const bulkCommand: Command = {
     results: { type: "string", valueName: "PATH", description: "where to write the results CSV (default: <file>.results.csv)" },
     format: { type: "string", valueName: "FORMAT", description: "txt, csv or jsonl, when the extension does not say" },
     concurrency: { type: "string", valueName: "N", description: "SendMessageBatch calls in flight (default 8)" },
+    wait: { type: "boolean", description: "follow the batch in the ledger until every job is final; exit 1 if any was dead-lettered" },
+    ...WATCH_OPTIONS,
   },
   async run(context, { values, positionals }) {
     if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? "bulk needs a file" : `bulk takes one file (got ${positionals.length})`, "bulk");
@@ -57,13 +77,25 @@ export const bulkCommand: Command = {
     if (!flags.ok) throw new UsageError(flags.problem, "bulk");
     const resultsPath = stringFlag(values, "results") ?? `${file}.results.csv`;
     if (resolve(resultsPath) === resolve(file)) throw new UsageError(`--results would overwrite the input file ${file}`, "bulk");
+    const wait = values.wait === true;
+    if (wait && dryRun) throw new UsageError("--wait follows a batch that was sent: it cannot be used with --dry-run", "bulk");
+    const intervalMs = durationFlag(values, "interval", { minMs: 100, maxMs: 3_600_000 }, "bulk") ?? DEFAULT_WATCH_INTERVAL_MS;
+    const stallTimeoutMs = durationFlag(values, "stall-timeout", { minMs: 1000, maxMs: 7 * 86_400_000 }, "bulk") ?? DEFAULT_STALL_TIMEOUT_MS;
     const { queueUrl } = context.target;
     if (!dryRun) await context.checkQueue(queueUrl);
+    // Before reading the file: --wait without a ledger fails here, having sent nothing.
+    const ledger = dryRun ? undefined : wait ? await context.requireLedger() : await context.ledger();
+    if (ledger && batchId.length > MAX_LEDGER_BATCH_ID) {
+      throw new UsageError(`--batch-id must be at most ${MAX_LEDGER_BATCH_ID} characters with the ledger (each job's request_id is <batch_id>:<certificate_id>)`, "bulk");
+    }
 
     const results = openResults(resultsPath);
     results.row(["line", "certificate_id", "outcome", "message_id", "detail"]);
 
-    const counts = { read: 0, valid: 0, invalid: 0, duplicates: 0, sent: 0, failed: 0 };
+    const counts = { read: 0, valid: 0, invalid: 0, duplicates: 0, sent: 0, failed: 0, ...(ledger ? { already_done: 0 } : {}) };
+    const ledgerCounts = { failed: 0 };
+    /** Jobs recorded as queued whose send failed: the ledger forgets them at the end. */
+    const notSent: JobRef[] = [];
     const started = performance.now();
     const stderr = context.io.stderr;
     const progress = createProgress(stderr, { enabled: !context.json });
@@ -86,7 +118,7 @@ export const bulkCommand: Command = {
 
     const sender = dryRun
       ? undefined
-      : createSender<{ line: number; id: string }>({
+      : createSender<{ line: number; id: string; ref?: JobRef }>({
           sqs: context.sqs,
           queueUrl,
           concurrency,
@@ -96,11 +128,34 @@ export const bulkCommand: Command = {
               results.row([result.key.line, result.key.id, "sent", result.messageId, ""]);
             } else {
               counts.failed++;
+              if (result.key.ref) notSent.push(result.key.ref);
               results.row([result.key.line, result.key.id, "failed", "", result.error]);
               problem(result.key.line, `${result.key.id} not sent: ${result.error}`);
             }
           },
         });
+
+    // With the ledger, jobs wait here until their chunk is recorded as queued; then they are sent.
+    let chunk: { line: number; id: string; body: string; ref: JobRef }[] = [];
+    const sendChunk = async () => {
+      if (!ledger || !sender || chunk.length === 0) return;
+      const jobs = chunk;
+      chunk = [];
+      const queued = await ledger.recordQueued(
+        jobs.map((j) => j.ref),
+        { batchId, source: "bulk" },
+      );
+      ledgerCounts.failed += queued.failed.length;
+      const done = new Set(queued.alreadyDone);
+      for (const job of jobs) {
+        if (done.has(job.ref.requestId)) {
+          counts.already_done = (counts.already_done ?? 0) + 1;
+          results.row([job.line, job.id, "already_done", "", `request ${job.ref.requestId} is already withdrawn according to the ledger; not sent again`]);
+        } else {
+          await sender.push({ key: { line: job.line, id: job.id, ref: job.ref }, body: job.body });
+        }
+      }
+    };
 
     const seen = new CertificateIdSet();
     const input = createReadStream(file);
@@ -121,7 +176,11 @@ export const bulkCommand: Command = {
           } else {
             counts.valid++;
             if (dryRun) results.row([entry.line, entry.certificateId, "valid", "", ""]);
-            else await sender?.push({ key: { line: entry.line, id: entry.certificateId }, body: entry.body });
+            else if (ledger) {
+              const job = withRequestId(entry.body, batchId, entry.certificateId);
+              chunk.push({ line: entry.line, id: entry.certificateId, ...job });
+              if (chunk.length >= LEDGER_CHUNK) await sendChunk();
+            } else await sender?.push({ key: { line: entry.line, id: entry.certificateId }, body: entry.body });
           }
         }
         progress.update(
@@ -141,18 +200,51 @@ export const bulkCommand: Command = {
         unlinkSync(resultsPath);
         throw new UsageError(`${file}: ${error.message}`, "bulk");
       }
+      await sendChunk();
       await sender?.flush();
       results.close();
       throw error;
     } finally {
       input.destroy();
     }
+    await sendChunk();
     await sender?.flush();
     results.close();
     progress.done();
+    let batchRecorded = false;
+    if (ledger) {
+      if (notSent.length > 0) await ledger.recordNotSent(notSent);
+      // The batch's size: the jobs that went out, and those the ledger already had as done.
+      batchRecorded = (await ledger.recordBatch(batchId, { expectedTotal: counts.sent + (counts.already_done ?? 0), source: "bulk" })) === "written";
+    }
 
     const elapsedMs = performance.now() - started;
     if (problemsHidden > 0) context.note(`... and ${problemsHidden} more problems: see ${resultsPath}`);
+    const inBatch = counts.sent + (counts.already_done ?? 0);
+    if (!context.json) {
+      context.print(`read ${plural(counts.read, "record")}: ${counts.valid} valid, ${counts.invalid} invalid (not sent), ${plural(counts.duplicates, "duplicate")} (skipped)`);
+      if (dryRun) context.print(`dry run: ${counts.valid} would be sent, nothing was sent`);
+      else context.print(`sent ${counts.sent}, failed ${counts.failed}${counts.already_done ? `, ${counts.already_done} already withdrawn (not sent again)` : ""} in ${formatDuration(elapsedMs)} (${rate()} messages/s)`);
+      if (interrupted) context.print("interrupted: the rest of the file was not read");
+      if (ledger) {
+        const trouble = ledgerCounts.failed > 0 || !batchRecorded ? ` (${plural(ledgerCounts.failed, "job")}${batchRecorded ? "" : " and the batch's total"} could not be recorded)` : "";
+        context.print(`ledger: ${plural(inBatch, "job")} in batch ${batchId}${trouble}${wait || !batchRecorded ? "" : `; follow with \`scm-withdraw batch status ${batchId} --watch\``}`);
+      }
+      context.print(`results: ${resultsPath}`);
+    }
+
+    // --wait: follow the batch until every job is final (an interrupted send has nothing complete to follow).
+    let followed: Awaited<ReturnType<typeof watchBatch>> | undefined;
+    if (wait && ledger && !interrupted) {
+      if (!batchRecorded) throw new CliError(`cannot follow batch ${batchId}: the ledger could not record its total (see the warnings above); the jobs that were sent stay sent`);
+      if (!context.json) context.print(`following batch ${batchId} until every job is final (Ctrl-C stops following; the jobs go on)`);
+      followed = await watchBatch(context, ledger, batchId, { intervalMs, stallTimeoutMs });
+      if (!context.json) {
+        for (const line of formatStatus(followed.status)) context.print(line);
+        context.print(watchVerdict(batchId, followed.status, followed.end, stallTimeoutMs));
+      }
+    }
+
     if (context.json) {
       context.printJson({
         batch_id: batchId,
@@ -165,16 +257,14 @@ export const bulkCommand: Command = {
         elapsed_ms: Math.round(elapsedMs),
         rate_per_second: rate(),
         results_file: resultsPath,
+        ...(ledger ? { ledger: { table: context.ledgerTarget?.tableName, jobs: inBatch, not_recorded: ledgerCounts.failed, batch_recorded: batchRecorded } } : {}),
+        ...(followed ? { wait: { end: followed.end, ...statusJson(followed.status, context.ledgerTarget?.tableName) } } : {}),
       });
-    } else {
-      context.print(`read ${plural(counts.read, "record")}: ${counts.valid} valid, ${counts.invalid} invalid (not sent), ${plural(counts.duplicates, "duplicate")} (skipped)`);
-      if (dryRun) context.print(`dry run: ${counts.valid} would be sent, nothing was sent`);
-      else context.print(`sent ${counts.sent}, failed ${counts.failed} in ${formatDuration(elapsedMs)} (${rate()} messages/s)`);
-      if (interrupted) context.print("interrupted: the rest of the file was not read");
-      context.print(`results: ${resultsPath}`);
     }
-    if (interrupted) return EXIT.interrupted;
-    return counts.invalid > 0 || counts.failed > 0 ? EXIT.failed : EXIT.ok;
+    if (interrupted || followed?.end === "interrupted") return EXIT.interrupted;
+    if (counts.invalid > 0 || counts.failed > 0) return EXIT.failed;
+    if (followed && (followed.end !== "done" || followed.status.counts.dead_lettered > 0)) return EXIT.failed;
+    return EXIT.ok;
   },
 };
 
@@ -231,5 +321,15 @@ function openResults(path: string): { row(fields: (string | number)[]): void; cl
       flush();
       closeSync(fd);
     },
+  };
+}
+
+/** The job's body with a request_id (the ledger's key; `<batch_id>:<certificate_id>` unless the line gave one) and its ledger reference. */
+function withRequestId(body: string, batchId: string, certificateId: string): { body: string; ref: JobRef } {
+  const request = JSON.parse(body) as { request_id?: string; source?: string };
+  const requestId = request.request_id ?? `${batchId}:${certificateId}`;
+  return {
+    body: request.request_id === undefined ? JSON.stringify({ ...request, request_id: requestId }) : body,
+    ref: { requestId, batchId, certificateId, source: request.source ?? "bulk" },
   };
 }

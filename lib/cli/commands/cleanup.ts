@@ -80,6 +80,9 @@ export const cleanupCommand: Command = {
     try {
       // A wrong queue fails in one line before any listing, not after it.
       if (!dryRun) await context.checkQueue(queueUrl);
+      // With the ledger, the run's jobs are recorded as queued under the run id (`batch status <run id>`).
+      const ledger = dryRun ? undefined : await context.ledger();
+      if (ledger) deps.ledger = ledger;
       report = await runCleanup(deps, { runId: makeRunId(new Date()), mode: dryRun ? "dry-run" : "enqueue", filters, offsetMode });
     } catch (error) {
       if (error instanceof CleanupError) throw new CliError(error.message);
@@ -90,7 +93,10 @@ export const cleanupCommand: Command = {
     }
 
     if (context.json) context.printJson(report);
-    else printReport(context, report, queueUrl);
+    else {
+      printReport(context, report, queueUrl);
+      if (deps.ledger && report.counts.enqueued > 0) context.print(`follow with \`scm-withdraw batch status ${report.runId} --watch\``);
+    }
     // Last, so they are the last thing on the terminal (and on stderr, so --json stays parseable).
     for (const warning of report.warnings) context.note(`warning: ${warning}`);
     return report.failed.length > 0 ? EXIT.failed : EXIT.ok;

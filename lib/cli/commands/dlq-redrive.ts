@@ -9,6 +9,8 @@
  * Only messages that were in the DLQ when the run started are moved (see `lib/cli/dlq.ts`), so a job
  * that fails again while the run goes on is not redriven in a loop.
  */
+import type { JobRef } from "../../ledger.ts";
+import { parseWithdrawalBody } from "../../message.ts";
 import { createSender, type SendResult } from "../../producer.ts";
 import { integerFlag, stringFlag, UsageError } from "../args.ts";
 import { EXIT, type Command } from "../context.ts";
@@ -36,6 +38,9 @@ export const dlqRedriveCommand: Command = {
     "fails again meanwhile is dead-lettered as a new message and waits for the next run (no loop).",
     "Fix the cause first (e.g. wait out an SCM outage), then redrive.",
     `Reasons: ${DLQ_REASONS.join(", ")}.`,
+    "With the ledger (LEDGER_TABLE / --ledger-table, or the local pipeline's), each job is recorded as",
+    "requeued before it is sent back (only jobs whose body has a request_id: the worker keys the others",
+    "by their new SQS message id), so `batch status` shows it pending again until its new outcome.",
     "Exit 1 if any matching message could not be moved.",
   ].join("\n"),
   options: {
@@ -52,6 +57,8 @@ export const dlqRedriveCommand: Command = {
     const { queueUrl } = context.target;
     if (!dryRun) await context.checkQueue(queueUrl);
 
+    const ledger = dryRun ? undefined : await context.ledger();
+    let notRecorded = 0;
     const scanner = createDlqScanner({ sqs: context.sqs, url: dlqUrl, waitSeconds: context.io.dlqWaitSeconds ?? 1 });
     const moved: { message: DlqMessage; messageId: string }[] = [];
     const wouldMove: DlqMessage[] = [];
@@ -76,6 +83,11 @@ export const dlqRedriveCommand: Command = {
         }
         if (dryRun) wouldMove.push(...candidates);
         else if (candidates.length > 0) {
+          // Recorded first: the worker's new outcome must come after "requeued", never before it.
+          if (ledger) {
+            const refs = candidates.flatMap(jobRefOf);
+            if (refs.length > 0) notRecorded += (await ledger.recordRequeued(refs)).failed.length;
+          }
           const sent: SendResult<DlqMessage>[] = [];
           // createSender splits by size too: DLQ bodies can be large, and a batch call has a byte limit.
           const sender = createSender<DlqMessage>({ sqs: context.sqs, queueUrl, onResult: (r) => sent.push(r) });
@@ -105,6 +117,7 @@ export const dlqRedriveCommand: Command = {
       else context.note(`sent ${what} as ${f.newMessageId} but could not delete it from ${dlqName}: ${f.error}; a later redrive would send it again`);
     }
     if (releaseFailed > 0) context.note(`${releaseFailed} messages could not be made visible again at once; they reappear within 60 s`);
+    if (notRecorded > 0) context.note(`the ledger could not record ${plural(notRecorded, "job")} as requeued (they were moved all the same)`);
 
     const byReason = countByReason((dryRun ? wouldMove : moved.map((m) => m.message)).map((m) => m.reason));
     if (context.json) {
@@ -143,4 +156,12 @@ function countByReason(reasons: string[]): Map<string, number> {
   const counts = new Map<string, number>();
   for (const r of reasons) counts.set(r, (counts.get(r) ?? 0) + 1);
   return new Map([...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])));
+}
+
+/** The ledger's key of a dead-lettered job: only a body with a request_id keeps its key across a redrive. */
+function jobRefOf(message: DlqMessage): JobRef[] {
+  const parsed = parseWithdrawalBody(message.body);
+  if (!parsed.ok || parsed.request.request_id === undefined) return [];
+  const { request } = parsed;
+  return [{ requestId: request.request_id!, batchId: request.batch_id, certificateId: request.certificate_id, source: request.source }];
 }

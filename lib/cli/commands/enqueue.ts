@@ -1,5 +1,7 @@
 /** `scm-withdraw enqueue <certificate_id...>`: a few jobs, typed by hand. */
-import { parseWithdrawalBody } from "../../message.ts";
+import { randomUUID } from "node:crypto";
+import type { JobRef } from "../../ledger.ts";
+import { parseWithdrawalBody, type WithdrawalRequest } from "../../message.ts";
 import { createSender, type SendResult } from "../../producer.ts";
 import { stringFlag, UsageError } from "../args.ts";
 import { EXIT, type Command } from "../context.ts";
@@ -13,6 +15,10 @@ export const enqueueCommand: Command = {
     "Each id is validated with the shared schema (exactly 16 characters A-Z, a-z, 0-9) and sent as one",
     'job with source "manual". Invalid ids are reported one per line and not sent; the valid ones are',
     "still sent. Prints each job's SQS message id. Exit 1 if any id was invalid or failed to send.",
+    "",
+    "With the ledger (LEDGER_TABLE / --ledger-table, or the local pipeline's), every job gets a request_id",
+    "(--request-id, else a random UUID), is recorded as queued before it is sent, and its request_id is",
+    "printed; a request_id the ledger already holds as withdrawn is not sent again.",
   ].join("\n"),
   options: {
     reason: { type: "string", valueName: "TEXT", description: "why (at most 256 characters), kept in the job for the audit trail" },
@@ -37,7 +43,7 @@ export const enqueueCommand: Command = {
 
     const invalid: { certificate_id: string; error: string }[] = [];
     const duplicates: string[] = [];
-    const jobs: { id: string; body: string }[] = [];
+    const jobs: { id: string; request: WithdrawalRequest }[] = [];
     const seen = new Set<string>();
     for (const id of positionals) {
       const parsed = parseWithdrawalBody(JSON.stringify({ certificate_id: id, ...extra }));
@@ -47,20 +53,40 @@ export const enqueueCommand: Command = {
         duplicates.push(id);
       } else {
         seen.add(id);
-        jobs.push({ id, body: JSON.stringify(parsed.request) });
+        jobs.push({ id, request: parsed.request });
       }
     }
     for (const { certificate_id, error } of invalid) context.note(`invalid certificate id ${JSON.stringify(certificate_id)}: ${error}; not sent`);
     for (const id of duplicates) context.note(`${id} given more than once: sent once`);
 
     const results: SendResult<string>[] = [];
+    const alreadyDone: { certificate_id: string; request_id: string }[] = [];
+    let ledgerOn = false;
+    const requestIds = new Map<string, string>();
     if (jobs.length > 0) {
       const { queueUrl } = context.target;
       await context.checkQueue(queueUrl);
+      const ledger = await context.ledger();
+      let toSend = jobs;
+      if (ledger) {
+        // The ledger knows a job by its request_id: give every job one, and record it before sending it.
+        ledgerOn = true;
+        for (const job of jobs) {
+          job.request = { ...job.request, request_id: job.request.request_id ?? randomUUID() };
+          requestIds.set(job.id, job.request.request_id!);
+        }
+        const queued = await ledger.recordQueued(jobs.map(({ request }) => jobRef(request)));
+        const done = new Set(queued.alreadyDone);
+        toSend = jobs.filter((job) => !done.has(job.request.request_id!));
+        for (const job of jobs) if (done.has(job.request.request_id!)) alreadyDone.push({ certificate_id: job.id, request_id: job.request.request_id! });
+      }
       const sender = createSender<string>({ sqs: context.sqs, queueUrl, onResult: (r) => results.push(r) });
-      for (const job of jobs) await sender.push({ key: job.id, body: job.body });
+      for (const job of toSend) await sender.push({ key: job.id, body: JSON.stringify(job.request) });
       await sender.flush();
+      const notSent = new Set(results.filter((r) => !r.ok).map((r) => r.key));
+      if (ledger && notSent.size > 0) await ledger.recordNotSent(jobs.filter((j) => notSent.has(j.id)).map(({ request }) => jobRef(request)));
     }
+    for (const { certificate_id, request_id } of alreadyDone) context.note(`${certificate_id}: request ${request_id} is already withdrawn according to the ledger; not sent again`);
     // Results arrive in completion order; print them in the order the ids were given.
     const order = new Map(jobs.map((j, i) => [j.id, i]));
     results.sort((a, b) => order.get(a.key)! - order.get(b.key)!);
@@ -70,15 +96,17 @@ export const enqueueCommand: Command = {
     if (context.json) {
       context.printJson({
         queue_url: context.target.queueUrl,
-        sent: sent.map((r) => ({ certificate_id: r.key, message_id: r.messageId })),
+        sent: sent.map((r) => ({ certificate_id: r.key, ...(ledgerOn ? { request_id: requestIds.get(r.key) } : {}), message_id: r.messageId })),
         failed: failed.map((r) => ({ certificate_id: r.key, error: r.error })),
         invalid,
         duplicates,
+        ...(ledgerOn ? { already_done: alreadyDone } : {}),
       });
     } else {
       if (results.length > 0) {
         for (const line of formatTable(results, [
           { header: "certificate_id", value: (r) => r.key },
+          ...(ledgerOn ? [{ header: "request_id", value: (r: SendResult<string>) => requestIds.get(r.key) ?? "" }] : []),
           { header: "message_id", value: (r) => (r.ok ? r.messageId : `FAILED: ${r.error}`) },
         ]))
           context.print(line);
@@ -86,8 +114,13 @@ export const enqueueCommand: Command = {
       const parts = [`sent ${sent.length} to ${queueName(context.target.queueUrl)}`];
       if (failed.length > 0) parts.push(`${failed.length} failed`);
       if (invalid.length > 0) parts.push(`${invalid.length} invalid (not sent)`);
+      if (alreadyDone.length > 0) parts.push(`${alreadyDone.length} already withdrawn (not sent)`);
       context.print(parts.join(", "));
     }
     return invalid.length > 0 || failed.length > 0 ? EXIT.failed : EXIT.ok;
   },
 };
+
+function jobRef(request: WithdrawalRequest): JobRef {
+  return { requestId: request.request_id!, batchId: request.batch_id, certificateId: request.certificate_id, source: request.source };
+}
