@@ -8,9 +8,9 @@
  */
 import { createWriteStream, mkdirSync } from "node:fs";
 import { dirname, relative } from "node:path";
-import { parseArgs } from "node:util";
 import { describeError } from "../lib/errors.ts";
 import { CHAOS_DEFAULTS, formatAccounting, formatDiscrepancies, formatPlan, planChaos, runChaos, type ChaosPlan } from "../lib/local/chaos.ts";
+import { integerFlag, parseFlagValues, UsageError } from "../lib/local/flags.ts";
 
 const NAME = "npm run chaos";
 
@@ -31,41 +31,21 @@ Options:
   --log-file PATH   where the handler's JSON log lines go (default .local/chaos-worker.log)
   -h, --help        show this help`;
 
-class UsageError extends Error {}
-
-function integer(name: string, value: string | undefined, min: number, max: number): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max} (got "${value}")`);
-  return Number(value);
-}
-
 function parseFlags(argv: string[]) {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        jobs: { type: "string" },
-        seed: { type: "string" },
-        kills: { type: "string" },
-        concurrency: { type: "string" },
-        "log-file": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (error) {
-    const message = (error instanceof Error ? error.message : String(error)).split("\n")[0]!.replace(/\. To specify a positional argument.*$/, "");
-    throw new UsageError(message.replace(/^Unknown option '(.*)'.*$/, "unknown option $1").replace(/^Unexpected argument '(.*)'.*$/, "unexpected argument $1 (flags only)"));
-  }
-  const { values } = parsed;
+  const values = parseFlagValues(argv, {
+    jobs: { type: "string" },
+    seed: { type: "string" },
+    kills: { type: "string" },
+    concurrency: { type: "string" },
+    "log-file": { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
   if (values.help) return "help" as const;
   return {
-    jobs: integer("jobs", values.jobs, 1, 1_000_000),
-    seed: integer("seed", values.seed, 0, 0xffffffff),
-    kills: integer("kills", values.kills, 0, 1000),
-    maxConcurrency: integer("concurrency", values.concurrency, 1, 32),
+    jobs: integerFlag(values, "jobs", 1, 1_000_000),
+    seed: integerFlag(values, "seed", 0, 0xffffffff),
+    kills: integerFlag(values, "kills", 0, 1000),
+    maxConcurrency: integerFlag(values, "concurrency", 1, 32),
     logFile: values["log-file"] ?? ".local/chaos-worker.log",
   };
 }

@@ -8,12 +8,12 @@
  */
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, relative } from "node:path";
-import { parseArgs } from "node:util";
 import { isAcceptableEndpoint } from "../lib/config.ts";
 import { describeError } from "../lib/errors.ts";
 import { buildWithdrawalBody, CERTIFICATE_ID_PATTERN } from "../lib/message.ts";
 import { LOCAL, localDynamoEndpoint } from "../lib/local/defaults.ts";
 import { DEMO } from "../lib/local/demo-certificates.ts";
+import { integerFlag, parseFlagValues, UsageError } from "../lib/local/flags.ts";
 import {
   ContainerStartError,
   LOCAL_PIPELINE_DEFAULTS,
@@ -22,9 +22,11 @@ import {
   formatSummary,
   runId,
   startPipeline,
+  summaryChanged,
   type LeftoverMessage,
   type Pipeline,
   type PipelineProgress,
+  type PipelineStats,
 } from "../lib/local/pipeline.ts";
 import { parseSecret } from "../lib/token-provider.ts";
 
@@ -85,8 +87,6 @@ const PASS_THROUGH = [
   "DEADLINE_MARGIN_MS",
 ] as const;
 
-class UsageError extends Error {}
-
 interface Settings {
   drain: boolean;
   scmEndpoint: string | undefined;
@@ -113,51 +113,32 @@ interface Settings {
 }
 
 function parseFlags(argv: string[]): Settings | "help" {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        drain: { type: "boolean" },
-        "scm-endpoint": { type: "string" },
-        "token-file": { type: "string" },
-        jobs: { type: "string" },
-        demo: { type: "boolean" },
-        "no-demo": { type: "boolean" },
-        "sqs-port": { type: "string" },
-        "scm-port": { type: "string" },
-        "secrets-port": { type: "string" },
-        "dynamodb-port": { type: "string" },
-        "no-ledger": { type: "boolean" },
-        "visibility-timeout": { type: "string" },
-        "max-receive-count": { type: "string" },
-        "batch-size": { type: "string" },
-        "batching-window": { type: "string" },
-        concurrency: { type: "string" },
-        "function-timeout": { type: "string" },
-        "log-file": { type: "string" },
-        verbose: { type: "boolean", short: "v" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (error) {
-    // node's messages are long and mention internals; keep the essential part on one line.
-    const message = (error as Error).message.split("\n")[0]!.replace(/\. To specify a positional argument.*$/, "");
-    throw new UsageError(message.replace(/^Unknown option '(.*)'$/, "unknown option $1").replace(/^Unexpected argument '(.*)'.*$/, "unexpected argument $1 (flags only)"));
-  }
-  const v = parsed.values;
+  const v = parseFlagValues(argv, {
+    drain: { type: "boolean" },
+    "scm-endpoint": { type: "string" },
+    "token-file": { type: "string" },
+    jobs: { type: "string" },
+    demo: { type: "boolean" },
+    "no-demo": { type: "boolean" },
+    "sqs-port": { type: "string" },
+    "scm-port": { type: "string" },
+    "secrets-port": { type: "string" },
+    "dynamodb-port": { type: "string" },
+    "no-ledger": { type: "boolean" },
+    "visibility-timeout": { type: "string" },
+    "max-receive-count": { type: "string" },
+    "batch-size": { type: "string" },
+    "batching-window": { type: "string" },
+    concurrency: { type: "string" },
+    "function-timeout": { type: "string" },
+    "log-file": { type: "string" },
+    verbose: { type: "boolean", short: "v" },
+    help: { type: "boolean", short: "h" },
+  });
   if (v.help) return "help";
   if (v.demo && v["no-demo"]) throw new UsageError("--demo and --no-demo contradict each other");
 
-  const integer = (name: string, fallback: number, min: number, max: number): number => {
-    const raw = v[name as keyof typeof v];
-    if (raw === undefined) return fallback;
-    const value = Number(raw);
-    if (typeof raw !== "string" || !/^\d+$/.test(raw) || value < min || value > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(raw)})`);
-    return value;
-  };
+  const integer = (name: string, fallback: number, min: number, max: number): number => integerFlag(v, name, min, max) ?? fallback;
 
   const scmEndpoint = v["scm-endpoint"];
   if (scmEndpoint !== undefined && !isAcceptableEndpoint(scmEndpoint)) {
@@ -465,7 +446,8 @@ async function main(): Promise<number> {
   }
 
   let idleLooks = 0;
-  let lastSummary = "";
+  /** The stats of the summary printed last: Ctrl-C prints it again only if something changed since. */
+  let lastShown: PipelineStats | undefined;
   let ledgerShown = false;
   while (!stopRequested) {
     const [current, idle] = await Promise.all([p.progress(), p.isIdle()]);
@@ -490,9 +472,8 @@ async function main(): Promise<number> {
       // Idle twice in a row: everything enqueued so far has an outcome.
       busy = false;
       clearLive();
-      const summary = formatSummary(await p.stats());
-      say(`Summary ${summary}`);
-      lastSummary = summary.split("\n").slice(1).join("\n");
+      lastShown = await p.stats();
+      say(`Summary ${formatSummary(lastShown)}`);
       if (demoBatch && s.demo && !ledgerShown) {
         await sayLedger(p, demoBatch);
         ledgerShown = true;
@@ -513,8 +494,7 @@ async function main(): Promise<number> {
   const report = await p.stop();
   clearLive();
   if (stopRequested) {
-    const summary = formatSummary(report.stats);
-    say(summary.split("\n").slice(1).join("\n") === lastSummary ? "Stopped; nothing changed since the summary above." : `\nSummary ${summary}\n`);
+    say(summaryChanged(lastShown, report.stats) ? `\nSummary ${formatSummary(report.stats)}\n` : "Stopped; nothing changed since the summary above.");
   }
   const dir = dirname(s.logFile);
   const id = runId();

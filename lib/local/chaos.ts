@@ -11,9 +11,10 @@
  *
  * The pieces are the real ones: fauxqs (SQS, with the DLQ and a redrive policy), the SCM simulator,
  * the local Secrets Manager endpoint, the real `handlers/withdraw.ts` in worker-thread "containers"
- * (`lambda-container.ts`) and the event-source runner (`runner.ts`). This module wires them itself,
- * rather than through `startPipeline`, because it needs two things the pipeline does not expose:
- * killing the runner and its containers abruptly, and starting a fresh generation of both.
+ * (`container-pool.ts`, the pipeline's own, whose `kill()` is the crash) and the event-source runner
+ * (`runner.ts`). This module wires them itself, rather than through `startPipeline`, because it needs
+ * two things the pipeline does not expose: killing the runner and its containers abruptly, and
+ * starting a fresh generation of both.
  *
  * ```ts
  * const plan = planChaos({ jobs: 300, seed: 7 });
@@ -24,18 +25,15 @@
  *
  * @module
  */
-import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
-import type { Context, SQSEvent } from "aws-lambda";
-import { buildApp } from "fauxqs";
-import type { AddressInfo } from "node:net";
+import type { SQSClient } from "@aws-sdk/client-sqs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { Worker } from "node:worker_threads";
 import type { FailureReason } from "../classify.ts";
 import { buildWithdrawalBody } from "../message.ts";
 import { createSender, type SendResult } from "../producer.ts";
 import { sleep } from "../retry.ts";
+import { createContainerPool, KilledError, localHandlerEnv, type ContainerPool } from "./container-pool.ts";
 import { LOCAL } from "./defaults.ts";
-import type { ContainerMessage, InvokeMessage } from "./lambda-container.ts";
+import { deadLetterReason, REDRIVE_POLICY_REASON, startLocalQueues, type InspectedMessage } from "./queues.ts";
 import { createEventSourceRunner, type EventSourceRunner, type InvocationReport, type RunnerStats } from "./runner.ts";
 import { faults, startScmSimulator, type CertificateInput, type CertificateStatus, type Fault, type ScmSimulator } from "./scm-simulator.ts";
 import { startSecretsManagerServer } from "./secrets-manager-server.ts";
@@ -72,8 +70,9 @@ export const CHAOS_DEFAULTS = {
 
 /** The redrive policy's `maxReceiveCount` is this much above the worker's, as in serverless.yml. */
 const REDRIVE_MARGIN = 2;
-/** The DLQ key for messages the queue's redrive policy moved (no `failure_reason`). */
-export const REDRIVE_POLICY_REASON = "redrive_policy";
+
+/** The DLQ key for messages the queue's redrive policy moved there (defined with the queues). */
+export { REDRIVE_POLICY_REASON };
 
 // ---------------------------------------------------------------------------------------------
 // Seeded randomness
@@ -429,148 +428,6 @@ export function expectedCounts(plan: ChaosPlan): Record<ExpectedOutcome, number>
 const OUTCOME_ORDER: readonly ExpectedOutcome[] = ["withdrawn", "already_withdrawn", "invalid_message", "unauthorized", "forbidden", "not_found", "rejected", "retries_exhausted"];
 
 // ---------------------------------------------------------------------------------------------
-// Containers that can be killed
-// ---------------------------------------------------------------------------------------------
-
-/** Thrown into an invocation whose container was killed, and into SQS calls of a killed event source. */
-export class KilledError extends Error {
-  constructor(what: string) {
-    super(`${what} was killed`);
-    this.name = "KilledError";
-  }
-}
-
-interface Container {
-  worker: Worker;
-  ready: Promise<void>;
-  current: { id: number; resolve: (response: unknown) => void; reject: (error: Error) => void } | undefined;
-  dead: boolean;
-}
-
-/** The thread's entry, as in `pipeline.ts`: registers tsx in the thread (Node 20 does not pass loaders on), then imports the container. */
-const BOOTSTRAP = `
-const { workerData } = require("node:worker_threads");
-import(workerData.tsxApi).then((tsx) => { tsx.register(); return import(workerData.entry); });
-`;
-
-/**
- * Worker-thread containers running the real handler (`lambda-container.ts`), like the pipeline's
- * pool, plus `kill()`: every thread is terminated at once, whatever it is doing (an SCM call, a DLQ
- * send), and every invocation in flight fails, like a Lambda execution environment that crashed.
- */
-function createKillablePool(env: Record<string, string>, onLogLine: (line: string) => void) {
-  const tsxApi = import.meta.resolve("tsx/esm/api");
-  const entry = new URL("./lambda-container.ts", import.meta.url).href;
-  const idle: Container[] = [];
-  const all = new Set<Container>();
-  let nextId = 0;
-  let killed = false;
-  let busy = 0;
-
-  const spawn = (): Container => {
-    const worker = new Worker(BOOTSTRAP, { eval: true, env, workerData: { tsxApi, entry }, stdout: true, stderr: true });
-    const container: Container = { worker, ready: Promise.resolve(), current: undefined, dead: false };
-    all.add(container);
-    pipeLines(worker.stdout, onLogLine);
-    pipeLines(worker.stderr, onLogLine);
-    container.ready = new Promise<void>((resolve, reject) => {
-      worker.on("message", (message: ContainerMessage) => {
-        if (message.type === "ready") return resolve();
-        if (message.type === "log") return void splitLines(message.text, onLogLine);
-        if (message.type === "result" && container.current?.id === message.id) {
-          const { resolve: done, reject: fail } = container.current;
-          container.current = undefined;
-          if ("error" in message) fail(new Error(message.error));
-          else done(message.response);
-        }
-      });
-      worker.on("error", (error) => reject(new Error(`the handler could not start: ${error.message}`)));
-      worker.on("exit", (code) => {
-        container.dead = true;
-        all.delete(container);
-        const index = idle.indexOf(container);
-        if (index >= 0) idle.splice(index, 1);
-        reject(new Error(`the container exited (code ${code}) before it was ready`));
-        container.current?.reject(killed ? new KilledError("the container") : new Error(`the container exited (code ${code})`));
-        container.current = undefined;
-      });
-    });
-    container.ready.catch(() => {});
-    return container;
-  };
-
-  return {
-    /** Invocations running in a container now. */
-    get busy() {
-      return busy;
-    },
-    async warm(count: number): Promise<void> {
-      const containers = Array.from({ length: count }, spawn);
-      await Promise.all(containers.map((c) => c.ready));
-      idle.push(...containers);
-    },
-    async invoke(event: SQSEvent, context: Context, signal: AbortSignal): Promise<unknown> {
-      if (killed) throw new KilledError("the container");
-      const container = idle.pop() ?? spawn();
-      await container.ready;
-      if (killed) throw new KilledError("the container");
-      const id = ++nextId;
-      busy += 1;
-      try {
-        return await new Promise<unknown>((resolve, reject) => {
-          container.current = { id, resolve, reject };
-          signal.addEventListener("abort", () => {
-            reject(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
-            void container.worker.terminate();
-          }, { once: true });
-          const message: InvokeMessage = {
-            type: "invoke",
-            id,
-            event,
-            functionName: context.functionName,
-            region: event.Records[0]?.awsRegion ?? LOCAL.region,
-            requestId: context.awsRequestId,
-            deadline: Date.now() + context.getRemainingTimeInMillis(),
-          };
-          container.worker.postMessage(message);
-        });
-      } finally {
-        busy -= 1;
-        if (!container.dead && !signal.aborted && !killed) idle.push(container);
-      }
-    },
-    /** Terminates every thread now; invocations in flight reject with {@link KilledError}. */
-    async kill(): Promise<void> {
-      killed = true;
-      for (const container of all) {
-        container.current?.reject(new KilledError("the container"));
-        container.current = undefined;
-      }
-      await Promise.all([...all].map((c) => c.worker.terminate()));
-    },
-  };
-}
-
-function pipeLines(stream: NodeJS.ReadableStream | null, onLine: (line: string) => void) {
-  if (!stream) return;
-  let rest = "";
-  stream.setEncoding("utf8");
-  stream.on("data", (chunk: string) => {
-    rest = splitLines(rest + chunk, onLine, true);
-  });
-  stream.on("end", () => {
-    if (rest) onLine(rest);
-  });
-}
-
-function splitLines(text: string, onLine: (line: string) => void, keepTail = false): string {
-  const lines = text.split("\n");
-  const tail = keepTail ? (lines.pop() ?? "") : "";
-  for (const line of lines) if (line.trim() !== "") onLine(line);
-  return tail;
-}
-
-// ---------------------------------------------------------------------------------------------
 // The run
 // ---------------------------------------------------------------------------------------------
 
@@ -667,7 +524,7 @@ export interface ChaosReport {
 interface Generation {
   number: number;
   sqs: SQSClient;
-  pool: ReturnType<typeof createKillablePool>;
+  pool: ContainerPool;
   runner: EventSourceRunner;
   killed: boolean;
   killSwitch: () => void;
@@ -693,27 +550,9 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
 
   try {
     // ---- SQS ----
-    const app = buildApp({ logger: false, defaultRegion: region });
-    await app.listen({ port: 0, host: LOCAL.host });
-    closers.push(() => app.close());
-    const sqsEndpoint = `http://${LOCAL.host}:${(app.server.address() as AddressInfo).port}`;
-    const credentials = { accessKeyId: "local", secretAccessKey: "local" };
-    const sqs = new SQSClient({ endpoint: sqsEndpoint, region, credentials });
-    closers.push(() => sqs.destroy());
-    const dlqUrl = (await sqs.send(new CreateQueueCommand({ QueueName: LOCAL.dlqName }))).QueueUrl!;
-    const dlqArn = await queueArnOf(sqs, dlqUrl);
-    const queueUrl = (
-      await sqs.send(
-        new CreateQueueCommand({
-          QueueName: LOCAL.queueName,
-          Attributes: {
-            VisibilityTimeout: String(settings.visibilityTimeoutSeconds),
-            RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: settings.maxReceiveCount + REDRIVE_MARGIN }),
-          },
-        }),
-      )
-    ).QueueUrl!;
-    const queueArn = await queueArnOf(sqs, queueUrl);
+    const queues = await startLocalQueues({ region, visibilityTimeoutSeconds: settings.visibilityTimeoutSeconds, redriveMaxReceiveCount: settings.maxReceiveCount + REDRIVE_MARGIN });
+    closers.push(() => queues.close());
+    const { endpoint: sqsEndpoint, sqs, queueUrl, queueArn, dlqUrl } = queues;
 
     // ---- SCM and Secrets Manager ----
     const sim = await startScmSimulator({ tokens: [token] });
@@ -751,38 +590,29 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
     };
 
     const handlerEnv: Record<string, string> = {
-      SCM_ENDPOINT: sim.url,
-      SCM_TOKEN_SECRET_ID: LOCAL.secretId,
-      WITHDRAWAL_DLQ_URL: dlqUrl,
-      MAX_RECEIVE_COUNT: String(settings.maxReceiveCount),
+      ...localHandlerEnv({ scmEndpoint: sim.url, secretsEndpoint: secrets.url, sqsEndpoint, dlqUrl, maxReceiveCount: settings.maxReceiveCount, region }),
       MAX_ATTEMPTS: String(settings.maxAttempts),
       SCM_TIMEOUT_MS: String(settings.scmTimeoutMs),
       RETRY_BASE_DELAY_MS: String(settings.retryBaseDelayMs),
       RETRY_MAX_DELAY_MS: String(settings.retryMaxDelayMs),
-      AWS_ENDPOINT_URL_SQS: sqsEndpoint,
-      AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
-      AWS_REGION: region,
-      AWS_ACCESS_KEY_ID: "local",
-      AWS_SECRET_ACCESS_KEY: "local",
     };
 
     // ---- the event source, in generations: a kill ends one, a restart begins the next ----
     const reports: InvocationReport[] = [];
     const generations: Generation[] = [];
-    type Pool = ReturnType<typeof createKillablePool>;
     /**
      * The next generation's containers boot in the background while the current one works, so a
      * restart costs the planned downtime rather than seconds of TypeScript compilation per thread.
      * Each is still a fresh container: its first invocation reads the secret and opens connections.
      */
-    const bootPool = (): Promise<Pool> => {
-      const pool = createKillablePool(handlerEnv, onLogLine);
+    const bootPool = (): Promise<ContainerPool> => {
+      const pool = createContainerPool(handlerEnv, onLogLine);
       closers.push(() => pool.kill());
       const warmed = pool.warm(settings.maxConcurrency).then(() => pool);
       warmed.catch(() => {});
       return warmed;
     };
-    let standby: Promise<Pool> | undefined = bootPool();
+    let standby: Promise<ContainerPool> | undefined = bootPool();
     const startGeneration = async (bootNext: boolean): Promise<Generation> => {
       const number = generations.length + 1;
       let killSwitch: () => void = () => {};
@@ -792,7 +622,7 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
       killedSignal.catch(() => {});
       // Its own SQS client: once killed, every call it makes fails, including calls already on the
       // wire (their answers are dropped), so a delete that had not completed never happens.
-      const generationSqs = new SQSClient({ endpoint: sqsEndpoint, region, credentials });
+      const generationSqs = queues.client();
       const generation: Partial<Generation> & { killed: boolean; lostSqsCalls: number } = { number, killed: false, lostSqsCalls: 0, armed: undefined };
       generationSqs.middlewareStack.add(
         (next) => async (args) => {
@@ -849,12 +679,6 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
       return ready;
     };
 
-    const queueCounts = async () => {
-      const response = await app.inject({ method: "GET", url: "/_fauxqs/queues" });
-      const queues = response.json() as { name: string; approximateMessageCount: number; approximateInflightCount: number; approximateDelayedCount: number }[];
-      const queue = queues.find((q) => q.name === LOCAL.queueName);
-      return queue ? queue.approximateMessageCount + queue.approximateInflightCount + queue.approximateDelayedCount : 0;
-    };
     // ---- enqueue (the first containers boot meanwhile) ----
     const started = Date.now();
     const elapsed = () => Date.now() - started;
@@ -876,7 +700,11 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
     await options.afterEnqueue?.({ sqs, queueUrl, dlqUrl, sim });
     progress("enqueued");
     let current = await startGeneration(plan.killAt.length > 0);
-    const isIdle = async () => current.runner.inFlight === 0 && (await queueCounts()) === 0;
+    const isIdle = async () => {
+      if (current.runner.inFlight > 0) return false;
+      const { queue } = await queues.counts();
+      return queue.waiting + queue.inFlight === 0;
+    };
 
     // ---- kills ----
     const kills: KillEvent[] = [];
@@ -962,12 +790,7 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
     lag.disable();
 
     // ---- reconcile ----
-    const inspect = async (name: string) => {
-      const response = await app.inject({ method: "GET", url: `/_fauxqs/queues/${encodeURIComponent(name)}` });
-      const queue = response.json() as InspectedQueue;
-      return [...queue.messages.ready, ...queue.messages.delayed, ...queue.messages.inflight.map((entry) => entry.message)];
-    };
-    const [deadLetters, leftovers] = await Promise.all([inspect(LOCAL.dlqName), inspect(LOCAL.queueName)]);
+    const [deadLetters, leftovers] = await Promise.all([queues.messages("dlq"), queues.messages("queue")]);
 
     const runnerStats = sumRunnerStats(generations.map((g) => g.runner.stats()));
     const report = reconcile({
@@ -995,22 +818,6 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
       }
     }
   }
-}
-
-interface InspectedMessage {
-  messageId: string;
-  body: string;
-  approximateReceiveCount: number;
-  messageAttributes?: Record<string, { DataType: string; StringValue?: string }>;
-}
-
-interface InspectedQueue {
-  messages: { ready: InspectedMessage[]; delayed: InspectedMessage[]; inflight: { message: InspectedMessage; visibilityDeadline: number }[] };
-}
-
-async function queueArnOf(sqs: SQSClient, queueUrl: string): Promise<string> {
-  const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] }));
-  return Attributes!.QueueArn!;
 }
 
 function sumRunnerStats(all: RunnerStats[]): RunnerStats {
@@ -1111,7 +918,7 @@ function reconcile(input: ReconcileInput): ChaosReport {
     let outcome: ActualOutcome;
     const ack = acknowledgement(jobEvents);
     if (letters.length > 0) {
-      const reasons = new Set(letters.map((l) => l.messageAttributes?.["failure_reason"]?.StringValue ?? REDRIVE_POLICY_REASON));
+      const reasons = new Set(letters.map(deadLetterReason));
       outcome = (reasons.size === 1 ? [...reasons][0] : [...reasons].join("+")) as ActualOutcome;
     } else if (queued.has(job.body)) {
       outcome = "still_queued";
@@ -1136,7 +943,7 @@ function reconcile(input: ReconcileInput): ChaosReport {
         `receives: [${(messageId ? deliveries.get(messageId) : undefined)?.join(", ") ?? ""}]`,
         `killed in ${kills} batch(es)`,
         `handler: ${jobEvents.join(" → ") || "no outcome line"}`,
-        letters.length > 0 ? `DLQ: ${letters.map((l) => `${l.messageAttributes?.["failure_reason"]?.StringValue ?? REDRIVE_POLICY_REASON} (http ${l.messageAttributes?.["http_status"]?.StringValue ?? "-"}, ${l.messageAttributes?.["error_code"]?.StringValue ?? "-"}, receive ${l.messageAttributes?.["receive_count"]?.StringValue ?? "-"})`).join("; ")}` : "",
+        letters.length > 0 ? `DLQ: ${letters.map((l) => `${deadLetterReason(l)} (http ${l.messageAttributes?.["http_status"]?.StringValue ?? "-"}, ${l.messageAttributes?.["error_code"]?.StringValue ?? "-"}, receive ${l.messageAttributes?.["receive_count"]?.StringValue ?? "-"})`).join("; ")}` : "",
       ]
         .filter(Boolean)
         .join("; ");

@@ -1,11 +1,11 @@
 /**
- * One local "Lambda container": the entry of a worker thread started by `lib/local/pipeline.ts`.
+ * One local "Lambda container": the entry of a worker thread started by `lib/local/container-pool.ts`.
  *
  * It imports the real `handlers/withdraw.ts` (whose module scope reads the thread's own
  * `process.env`, exactly as a Lambda container reads its configuration at cold start), says `ready`,
  * then runs one invocation per `invoke` message and posts the handler's response back. The handler's
- * JSON log lines (its stdout) are sent to the pipeline, which counts outcomes from them and writes
- * them to the worker log. A timed-out container is terminated by the pipeline, as Lambda would.
+ * JSON log lines (its stdout) are sent to the pool's owner (the pipeline counts outcomes from them and
+ * writes them to the worker log). A timed-out container is terminated by the pool, as Lambda would.
  *
  * @module
  */
@@ -35,7 +35,7 @@ export type ContainerMessage =
 type Handler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 
 const port = parentPort;
-if (!port) throw new Error("lambda-container.ts runs inside a worker thread started by lib/local/pipeline.ts");
+if (!port) throw new Error("lambda-container.ts runs inside a worker thread started by lib/local/container-pool.ts");
 
 // Like Lambda's runtime, the container captures what the function writes to stdout (its JSON log
 // lines) and ships it to the pipeline, on the same port as the results: so every log line of an

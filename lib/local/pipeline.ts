@@ -16,7 +16,7 @@
  * With `ledger: true`, a local DynamoDB (dynalite) runs beside the queue with the ledger's table, and
  * the handler gets `LEDGER_TABLE` and `AWS_ENDPOINT_URL_DYNAMODB`, as a deployed one gets its table.
  *
- * The handler runs in worker threads, one per concurrent batch (`lambda-container.ts`): each is a
+ * The handler runs in worker threads, one per concurrent batch (`container-pool.ts`): each is a
  * "Lambda container" with its own `process.env` (the handler's configuration), its own module scope
  * (token cache, keep-alive connections) and its own cold start; one that times out is terminated and
  * replaced. The handler's JSON log lines come back to this thread: they are passed to `onLogLine`
@@ -25,20 +25,18 @@
  * @module
  */
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
-import type { Context, SQSEvent } from "aws-lambda";
-import { buildApp } from "fauxqs";
+import type { SQSClient } from "@aws-sdk/client-sqs";
 import { randomUUID } from "node:crypto";
-import { createServer, type AddressInfo } from "node:net";
-import { Worker } from "node:worker_threads";
+import { createServer } from "node:net";
 import { createLedger, jobRefFromBody, type JobRef, type Ledger } from "../ledger.ts";
 import { buildWithdrawalBody, parseWithdrawalBody } from "../message.ts";
 import { createSender, type SendResult } from "../producer.ts";
 import { parseSecret } from "../token-provider.ts";
-import type { ContainerMessage, InvokeMessage } from "./lambda-container.ts";
+import { ContainerStartError, createContainerPool, localHandlerEnv } from "./container-pool.ts";
 import { LOCAL } from "./defaults.ts";
 import { DEMO, DEMO_INVALID_BODIES } from "./demo-certificates.ts";
 import { createLedgerTable, localDynamoClient, startLocalDynamo, type LocalDynamo } from "./dynamodb.ts";
+import { deadLetterReason, REDRIVE_POLICY_REASON, startLocalQueues, type LocalQueues } from "./queues.ts";
 import { createEventSourceRunner, type EventSourceRunner, type InvocationReport, type RunnerStats } from "./runner.ts";
 import { startScmSimulator, seedDemoScenario, type ScmSimulator, type ScmSimulatorOptions } from "./scm-simulator.ts";
 import { startSecretsManagerServer, type SecretsManagerServer } from "./secrets-manager-server.ts";
@@ -60,8 +58,8 @@ export const LOCAL_PIPELINE_DEFAULTS = {
   functionTimeoutMs: 60_000,
 } as const;
 
-/** DLQ key for messages the queue's redrive policy moved there (no `failure_reason`: the worker never decided). */
-export const REDRIVE_POLICY_REASON = "redrive_policy";
+/** The DLQ key for messages the queue's redrive policy moved there (defined with the queues). */
+export { REDRIVE_POLICY_REASON };
 
 export interface PipelineOptions {
   /** Ports on 127.0.0.1; 0 (the default here) picks free ones. `npm start` passes `LOCAL`'s. */
@@ -210,13 +208,8 @@ export class PortInUseError extends Error {
   }
 }
 
-/** A container could not start the handler (for example a bad configuration). */
-export class ContainerStartError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ContainerStartError";
-  }
-}
+/** `startPipeline` rejects with it when the handler cannot start in its containers (for example a bad configuration). */
+export { ContainerStartError };
 
 /**
  * The demo jobs: one per outcome of `DEMO`, plus the invalid bodies. With `batchId`, the valid ones
@@ -275,34 +268,19 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     if (options.ledger === true) await assertPortFree("DynamoDB", options.dynamoDbPort ?? 0);
 
     // ---- SQS (fauxqs), bound to loopback only ----
-    const app = buildApp({ logger: false, defaultRegion: region });
+    let queues: LocalQueues;
     try {
-      await app.listen({ port: options.sqsPort ?? 0, host: LOCAL.host });
+      queues = await startLocalQueues({
+        port: options.sqsPort ?? 0,
+        region,
+        visibilityTimeoutSeconds: settings.visibilityTimeoutSeconds,
+        redriveMaxReceiveCount: settings.redriveMaxReceiveCount,
+      });
     } catch (error) {
       throw isAddressInUse(error) ? new PortInUseError("SQS", options.sqsPort ?? 0, { cause: error }) : error;
     }
-    closers.push(() => app.close());
-    const sqsEndpoint = `http://${LOCAL.host}:${(app.server.address() as AddressInfo).port}`;
-    // fauxqs's queue URLs name sqs.<region>.localhost, which may not resolve: the explicit endpoint wins.
-    const sqs = new SQSClient({ endpoint: sqsEndpoint, region, credentials: { accessKeyId: "local", secretAccessKey: "local" } });
-    closers.push(() => sqs.destroy());
-
-    const dlqUrl = (
-      await sqs.send(new CreateQueueCommand({ QueueName: LOCAL.dlqName, Attributes: { MessageRetentionPeriod: "1209600" } }))
-    ).QueueUrl!;
-    const dlqArn = await queueArnOf(sqs, dlqUrl);
-    const queueUrl = (
-      await sqs.send(
-        new CreateQueueCommand({
-          QueueName: LOCAL.queueName,
-          Attributes: {
-            VisibilityTimeout: String(settings.visibilityTimeoutSeconds),
-            RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: settings.redriveMaxReceiveCount }),
-          },
-        }),
-      )
-    ).QueueUrl!;
-    const queueArn = await queueArnOf(sqs, queueUrl);
+    closers.push(() => queues.close());
+    const { endpoint: sqsEndpoint, sqs, queueUrl, queueArn, dlqUrl } = queues;
 
     // ---- SCM: the simulator, or the real one ----
     let sim: ScmSimulator | undefined;
@@ -400,15 +378,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     // ---- the handler's containers and the event-source runner ----
     const handlerEnv: Record<string, string> = {
       ...definedOnly(options.env ?? {}),
-      SCM_ENDPOINT: scmEndpoint,
-      SCM_TOKEN_SECRET_ID: LOCAL.secretId,
-      WITHDRAWAL_DLQ_URL: dlqUrl,
-      MAX_RECEIVE_COUNT: String(settings.maxReceiveCount),
-      AWS_ENDPOINT_URL_SQS: sqsEndpoint,
-      AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
-      AWS_REGION: region,
-      AWS_ACCESS_KEY_ID: "local",
-      AWS_SECRET_ACCESS_KEY: "local",
+      ...localHandlerEnv({ scmEndpoint, secretsEndpoint: secrets.url, sqsEndpoint, dlqUrl, maxReceiveCount: settings.maxReceiveCount, region }),
       // As deployed: the table's name, and (the SDK's standard variable) where DynamoDB is.
       ...(ledger ? { LEDGER_TABLE: ledger.tableName, AWS_ENDPOINT_URL_DYNAMODB: ledger.endpoint } : {}),
     };
@@ -442,23 +412,10 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     let enqueued = 0;
     let enqueueing = 0;
 
-    const inspect = async (name: string): Promise<InspectedQueue> => {
-      const response = await app.inject({ method: "GET", url: `/_fauxqs/queues/${encodeURIComponent(name)}` });
-      if (response.statusCode !== 200) throw new Error(`fauxqs: cannot inspect queue ${name} (HTTP ${response.statusCode})`);
-      return response.json() as InspectedQueue;
-    };
-
     /** Message counts of both queues, without reading the messages (cheap enough for a live progress line). */
     const queueCounts = async () => {
-      const response = await app.inject({ method: "GET", url: "/_fauxqs/queues" });
-      const queues = response.json() as { name: string; approximateMessageCount: number; approximateInflightCount: number; approximateDelayedCount: number }[];
-      const find = (name: string) => queues.find((q) => q.name === name) ?? { approximateMessageCount: 0, approximateInflightCount: 0, approximateDelayedCount: 0 };
-      const queue = find(LOCAL.queueName);
-      const dlq = find(LOCAL.dlqName);
-      return {
-        pending: { inQueue: queue.approximateMessageCount + queue.approximateDelayedCount, inFlight: queue.approximateInflightCount },
-        deadLetteredTotal: dlq.approximateMessageCount + dlq.approximateDelayedCount + dlq.approximateInflightCount,
-      };
+      const { queue, dlq } = await queues.counts();
+      return { pending: { inQueue: queue.waiting, inFlight: queue.inFlight }, deadLetteredTotal: dlq.waiting + dlq.inFlight };
     };
 
     const progress = async (): Promise<PipelineProgress> => {
@@ -476,11 +433,10 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     };
 
     const stats = async (): Promise<PipelineStats> => {
-      const [current, dlq] = await Promise.all([progress(), inspect(LOCAL.dlqName)]);
+      const [current, letters] = await Promise.all([progress(), queues.messages("dlq")]);
       const deadLettered: Record<string, number> = {};
-      const letters = allMessages(dlq);
       for (const message of letters) {
-        const reason = message.messageAttributes?.["failure_reason"]?.StringValue ?? REDRIVE_POLICY_REASON;
+        const reason = deadLetterReason(message);
         deadLettered[reason] = (deadLettered[reason] ?? 0) + 1;
       }
       return { ...current, deadLettered, deadLetteredTotal: letters.length };
@@ -492,8 +448,8 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       return pending.inQueue + pending.inFlight === 0 && runner.inFlight === 0 && enqueueing === 0;
     };
 
-    const leftovers = async (name: string): Promise<LeftoverMessage[]> =>
-      allMessages(await inspect(name)).map((m) => ({
+    const leftovers = async (which: "queue" | "dlq"): Promise<LeftoverMessage[]> =>
+      (await queues.messages(which)).map((m) => ({
         messageId: m.messageId,
         body: m.body,
         receiveCount: m.approximateReceiveCount,
@@ -560,7 +516,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
         stopping ??= (async () => {
           try {
             await runner.stop();
-            const [finalStats, unfinished, deadLetters] = await Promise.all([stats(), leftovers(LOCAL.queueName), leftovers(LOCAL.dlqName)]);
+            const [finalStats, unfinished, deadLetters] = await Promise.all([stats(), leftovers("queue"), leftovers("dlq")]);
             return { stats: finalStats, unfinished, deadLetters };
           } finally {
             await closeAll();
@@ -598,171 +554,25 @@ export function formatSummary(stats: PipelineStats): string {
   return [header, ...rows.map(([label, count]) => `  ${label.padEnd(width)}${String(count).padStart(5)}`)].join("\n");
 }
 
+/**
+ * Whether `now` reports anything that `shown` (the summary printed last, if any) did not: `npm start`
+ * prints the summary again on Ctrl-C only then. Every figure counts but the elapsed time, the header's
+ * deliveries and batches too: a job can be processed without moving a row (one the ledger already has
+ * as withdrawn is acknowledged without a withdrawal, a redelivery of a decided job counts once).
+ */
+export function summaryChanged(shown: PipelineStats | undefined, now: PipelineStats): boolean {
+  if (!shown) return true;
+  const figures = (stats: PipelineStats) => formatSummary({ ...stats, elapsedMs: 0 });
+  return figures(shown) !== figures(now);
+}
+
 /** The outcome table's order (DESIGN.md), then anything else, then the redrive policy's moves. */
 const REASON_ORDER = ["invalid_message", "unauthorized", "forbidden", "not_found", "rejected", "retries_exhausted"];
 const reasonRank = (reason: string) => (reason === REDRIVE_POLICY_REASON ? 1000 : REASON_ORDER.indexOf(reason) === -1 ? 999 : REASON_ORDER.indexOf(reason));
 
 // ---------------------------------------------------------------------------------------------
-// Containers: the handler in worker threads
-// ---------------------------------------------------------------------------------------------
-
-interface ContainerPool {
-  /** Starts `count` containers and waits until each has imported the handler. */
-  warm(count: number): Promise<void>;
-  invoke(event: SQSEvent, context: Context, signal: AbortSignal): Promise<unknown>;
-  close(): Promise<void>;
-}
-
-interface Container {
-  worker: Worker;
-  ready: Promise<void>;
-  /** The invocation running now, if any. */
-  current: { id: number; resolve: (response: unknown) => void; reject: (error: Error) => void } | undefined;
-  dead: boolean;
-}
-
-/**
- * The thread's entry: registers tsx (TypeScript) in the thread, then imports the container module.
- * Node 20 does not pass `--import` loaders on to worker threads, hence the register call.
- */
-const BOOTSTRAP = `
-const { workerData } = require("node:worker_threads");
-import(workerData.tsxApi).then((tsx) => { tsx.register(); return import(workerData.entry); });
-`;
-
-function createContainerPool(env: Record<string, string>, onLogLine: (line: string) => void): ContainerPool {
-  const tsxApi = import.meta.resolve("tsx/esm/api");
-  const entry = new URL("./lambda-container.ts", import.meta.url).href;
-  const idle: Container[] = [];
-  const all = new Set<Container>();
-  let nextId = 0;
-  let closed = false;
-
-  const spawn = (): Container => {
-    const worker = new Worker(BOOTSTRAP, { eval: true, env, workerData: { tsxApi, entry }, stdout: true, stderr: true });
-    let startupError: Error | undefined;
-    const container: Container = { worker, ready: Promise.resolve(), current: undefined, dead: false };
-    all.add(container);
-    pipeLines(worker.stdout, onLogLine);
-    pipeLines(worker.stderr, onLogLine);
-    container.ready = new Promise<void>((resolve, reject) => {
-      worker.on("message", (message: ContainerMessage) => {
-        if (message.type === "ready") return resolve();
-        if (message.type === "log") return void splitLines(message.text, onLogLine);
-        if (message.type === "result" && container.current?.id === message.id) {
-          const { resolve: done, reject: fail } = container.current;
-          container.current = undefined;
-          if ("error" in message) fail(new Error(message.error));
-          else done(message.response);
-        }
-      });
-      worker.on("error", (error) => {
-        startupError = error;
-        reject(new ContainerStartError(`the handler could not start: ${error.message}`, { cause: error }));
-      });
-      worker.on("exit", (code) => {
-        container.dead = true;
-        all.delete(container);
-        const index = idle.indexOf(container);
-        if (index >= 0) idle.splice(index, 1);
-        reject(new ContainerStartError(`the handler's container exited (code ${code}) before it was ready`));
-        container.current?.reject(new Error(startupError ? `the container crashed: ${startupError.message}` : `the container exited (code ${code})`));
-        container.current = undefined;
-      });
-    });
-    container.ready.catch(() => {});
-    return container;
-  };
-
-  const acquire = async (): Promise<Container> => {
-    const container = idle.pop() ?? spawn();
-    await container.ready;
-    return container;
-  };
-
-  return {
-    async warm(count) {
-      const containers = Array.from({ length: count }, spawn);
-      await Promise.all(containers.map((c) => c.ready));
-      idle.push(...containers);
-    },
-    async invoke(event, context, signal) {
-      if (closed) throw new Error("the pipeline is stopping");
-      const container = await acquire();
-      const id = ++nextId;
-      try {
-        return await new Promise<unknown>((resolve, reject) => {
-          container.current = { id, resolve, reject };
-          // Lambda stops a timed-out invocation by discarding its execution environment: so do we.
-          signal.addEventListener("abort", () => {
-            reject(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
-            void container.worker.terminate();
-          }, { once: true });
-          const message: InvokeMessage = {
-            type: "invoke",
-            id,
-            event,
-            functionName: context.functionName,
-            region: event.Records[0]?.awsRegion ?? LOCAL.region,
-            requestId: context.awsRequestId,
-            deadline: Date.now() + context.getRemainingTimeInMillis(),
-          };
-          container.worker.postMessage(message);
-        });
-      } finally {
-        if (!container.dead && !signal.aborted && !closed) idle.push(container);
-      }
-    },
-    async close() {
-      closed = true;
-      await Promise.all([...all].map((c) => c.worker.terminate()));
-    },
-  };
-}
-
-function pipeLines(stream: NodeJS.ReadableStream | null, onLine: (line: string) => void) {
-  if (!stream) return;
-  let rest = "";
-  stream.setEncoding("utf8");
-  stream.on("data", (chunk: string) => {
-    rest = splitLines(rest + chunk, onLine, true);
-  });
-  stream.on("end", () => {
-    if (rest) onLine(rest);
-  });
-}
-
-/** Calls `onLine` for each complete line; returns the unfinished tail when `keepTail`. */
-function splitLines(text: string, onLine: (line: string) => void, keepTail = false): string {
-  const lines = text.split("\n");
-  const tail = keepTail ? (lines.pop() ?? "") : "";
-  for (const line of lines) if (line.trim() !== "") onLine(line);
-  return tail;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-interface InspectedMessage {
-  messageId: string;
-  body: string;
-  approximateReceiveCount: number;
-  messageAttributes?: Record<string, { DataType: string; StringValue?: string }>;
-}
-
-interface InspectedQueue {
-  messages: { ready: InspectedMessage[]; delayed: InspectedMessage[]; inflight: { message: InspectedMessage; visibilityDeadline: number }[] };
-}
-
-function allMessages(queue: InspectedQueue): InspectedMessage[] {
-  return [...queue.messages.ready, ...queue.messages.delayed, ...queue.messages.inflight.map((entry) => entry.message)];
-}
-
-async function queueArnOf(sqs: SQSClient, queueUrl: string): Promise<string> {
-  const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] }));
-  return Attributes!.QueueArn!;
-}
 
 function isAddressInUse(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === "EADDRINUSE";

@@ -15,8 +15,8 @@
  */
 
 import { randomBytes } from "node:crypto";
-import { parseArgs } from "node:util";
 import { DEMO } from "./demo-certificates.ts";
+import { parseFlagValues } from "./flags.ts";
 import { seedDemoScenario, startScmSimulator } from "./scm-simulator.ts";
 import type { IamUser, ScmSimulatorOptions } from "./scm-simulator.ts";
 
@@ -32,18 +32,22 @@ function numberFlag(name: string, value: string | undefined): number | undefined
   return parsed;
 }
 
-const { values } = parseArgs({
-  options: {
-    port: { type: "string", default: "4580" },
-    token: { type: "string", multiple: true },
-    "iam-user": { type: "string", multiple: true },
-    "latency-ms": { type: "string" },
-    "rate-limit": { type: "string" },
-    "settle-ms": { type: "string" },
-    "list-offset-mode": { type: "string" },
-    help: { type: "boolean", short: "h" },
-  },
-});
+const values = (() => {
+  try {
+    return parseFlagValues(process.argv.slice(2), {
+      port: { type: "string", default: "4580" },
+      token: { type: "string", multiple: true },
+      "iam-user": { type: "string", multiple: true },
+      "latency-ms": { type: "string" },
+      "rate-limit": { type: "string" },
+      "settle-ms": { type: "string" },
+      "list-offset-mode": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    });
+  } catch (error) {
+    return fail((error as Error).message);
+  }
+})();
 
 if (values.help) {
   console.log(

@@ -6,7 +6,7 @@
 import { CreateQueueCommand, GetQueueAttributesCommand, SendMessageBatchCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { buildApp } from "fauxqs";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
@@ -14,7 +14,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { buildWithdrawalBody } from "../../lib/message.ts";
-import { DEMO_EXPECTED, REDRIVE_POLICY_REASON, startPipeline, type Pipeline } from "../../lib/local/pipeline.ts";
+import { DEMO } from "../../lib/local/demo-certificates.ts";
+import { DEMO_EXPECTED, formatSummary, REDRIVE_POLICY_REASON, startPipeline, summaryChanged, type Pipeline } from "../../lib/local/pipeline.ts";
 import { createEventSourceRunner, type InvocationReport, type Invoke } from "../../lib/local/runner.ts";
 import { faults } from "../../lib/local/scm-simulator.ts";
 import { TEST_TOKEN } from "../support/secrets.ts";
@@ -62,6 +63,81 @@ describe.concurrent("the local pipeline", () => {
     const deadLetters = readFileSync(join(scratch, "drain", deadLetterFile!), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { failure_reason: string });
     expect(deadLetters.map((d) => d.failure_reason).sort()).toEqual(Object.entries(DEMO_EXPECTED.deadLettered).flatMap(([r, n]) => Array(n).fill(r)).sort());
     for (const text of [stdout, stderr, log]) expect(text.includes(TEST_TOKEN)).toBe(false);
+  });
+
+  it("Ctrl-C after more jobs came in: the last summary npm start prints counts them", async () => {
+    const logFile = join(scratch, "ctrl-c", "worker.log");
+    const child = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts", "--sqs-port", "0", "--scm-port", "0", "--secrets-port", "0", "--visibility-timeout", "1", "--log-file", logFile], {
+      cwd: REPO,
+      env: { ...process.env, FORCE_COLOR: "0" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    try {
+      // The demo jobs are done and summed up; then two more jobs come from another producer.
+      await vi.waitFor(() => expect(stdout).toContain("Still running."), { timeout: 40_000, interval: 100 });
+      const endpoint = /AWS_ENDPOINT_URL_SQS=(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)![1]!;
+      const queueUrl = /^ {2}queue {5}(\S+)$/m.exec(stdout)![1]!;
+      const dlqUrl = /^ {2}DLQ {7}(\S+)$/m.exec(stdout)![1]!;
+      const sqs = new SQSClient({ endpoint, region: "eu-west-1", credentials: { accessKeyId: "local", secretAccessKey: "local" } });
+      try {
+        await sqs.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: [DEMO.withdrawn, DEMO.notFound].map((id, i) => ({ Id: String(i), MessageBody: job(id) })) }));
+        const depth = async (url: string) => {
+          const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] }));
+          return Number(Attributes!.ApproximateNumberOfMessages) + Number(Attributes!.ApproximateNumberOfMessagesNotVisible);
+        };
+        // Both processed (the not-found one is in the DLQ beside the demo's 6), whether or not a summary followed yet.
+        await vi.waitFor(async () => expect([await depth(queueUrl), await depth(dlqUrl)]).toEqual([0, 7]), { timeout: 20_000, interval: 50 });
+      } finally {
+        sqs.destroy();
+      }
+      child.kill("SIGINT");
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill("SIGKILL");
+    }
+
+    expect(stderr, stderr).not.toMatch(/npm start:/);
+    expect(stdout).toMatch(/^SIGINT: stopping/m);
+    // The last table printed, in the loop or on Ctrl-C, is the one "nothing changed since" refers to.
+    const last = (label: string) => Number([...stdout.matchAll(new RegExp(`^\\s+${label}\\s+(\\d+)$`, "gm"))].at(-1)?.[1]);
+    expect(last("withdrawn")).toBe(DEMO_EXPECTED.withdrawn);
+    expect(last("already withdrawn")).toBe(DEMO_EXPECTED.alreadyWithdrawn + 1);
+    expect(last("not_found")).toBe(DEMO_EXPECTED.deadLettered.not_found + 1);
+    expect(last("dead-lettered \\(in the DLQ\\)")).toBe(7);
+    expect(last("still pending")).toBe(0);
+  });
+
+  it("summaryChanged: a delivery that moves no row of the table (a job the ledger already has as withdrawn) is still a change", async () => {
+    const pipeline = await startPipeline({ ...FREE_PORTS, ledger: true, dynamoDbPort: 0, seedDemo: false, visibilityTimeoutSeconds: 1, maxConcurrency: 1, env: FAST_ENV });
+    try {
+      const sim = pipeline.sim!;
+      const id = "summary000000001";
+      sim.addCertificate({ id, status: "CHECKING" });
+      const body = buildWithdrawalBody({ certificate_id: id, source: "manual", request_id: "summary-changed-1" });
+      await pipeline.enqueue([body]);
+      const shown = await pipeline.drain({ timeoutMs: 20_000 });
+      expect(shown.withdrawn).toBe(1);
+      // Only time has passed: nothing to print again.
+      expect(summaryChanged(shown, await pipeline.stats())).toBe(false);
+
+      // The same job from another producer: the worker acknowledges it without calling SCM (the ledger
+      // has it as withdrawn), so every row of the table stays as it was; only the deliveries moved.
+      await pipeline.enqueue([body]);
+      const now = await pipeline.drain({ timeoutMs: 20_000 });
+      expect(sim.withdrawals(id)).toBe(1);
+      expect(now.runner.records).toBe(shown.runner.records + 1);
+      expect(formatSummary(now).split("\n").slice(1)).toEqual(formatSummary(shown).split("\n").slice(1));
+      expect(summaryChanged(shown, now)).toBe(true);
+      expect(summaryChanged(undefined, now)).toBe(true);
+      expect(summaryChanged(now, (await pipeline.stop()).stats)).toBe(false);
+    } finally {
+      await pipeline.stop();
+    }
   });
 
   describe("through the runner, the real handler and the simulator", () => {
