@@ -331,6 +331,11 @@ describe("serverless package", () => {
       const code = bundle.toString("utf8");
       // The SDK is imported, not inlined: every "@aws-sdk/..." or "@smithy/..." literal is an import specifier.
       expect(code).toMatch(/(?:from\s*|import\s*\(\s*)"@aws-sdk\/client-sqs"/);
+      // Only the Secrets Manager client is imported at module level (it is needed for the first batch);
+      // SQS (dead letters) and DynamoDB (the optional ledger) are dynamic imports, so a cold start does
+      // not load them. A static import anywhere in the bundle would be hoisted and load at start.
+      const staticImports = [...code.matchAll(/from\s*"(@aws-sdk\/[^"]+)"/g)].map((m) => m[1]);
+      expect([...new Set(staticImports)]).toEqual(["@aws-sdk/client-secrets-manager"]);
       const literals = code.match(/"@(?:aws-sdk|smithy)\/[^"]*"/g) ?? [];
       const imports = code.match(/(?:from\s*|import\s*\(\s*)"@(?:aws-sdk|smithy)\/[^"]*"/g) ?? [];
       expect(literals.length).toBe(imports.length);
