@@ -2,11 +2,12 @@
  * Helpers for the CLI tests: run `main(argv, io)` in-process with collected stdout/stderr, and a
  * fauxqs with the withdrawals queue and its DLQ (linked by a redrive policy, as in the real stack).
  */
-import { CreateQueueCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient, type Message } from "@aws-sdk/client-sqs";
+import { CreateQueueCommand, SendMessageCommand, SQSClient, type Message } from "@aws-sdk/client-sqs";
 import { buildApp } from "fauxqs";
 import type { AddressInfo } from "node:net";
 import { deadLetterAttributes, type DeadLetter } from "../../lib/dead-letter.ts";
 import { main, type CliIo } from "../../lib/cli/main.ts";
+import { drain } from "./sqs.ts";
 
 export interface CliRun {
   code: number;
@@ -89,17 +90,7 @@ export async function startQueues(): Promise<Queues> {
   };
 }
 
-export async function drain(sqs: SQSClient, url: string): Promise<Message[]> {
-  const all: Message[] = [];
-  for (;;) {
-    const { Messages = [] } = await sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, MessageAttributeNames: ["All"], MessageSystemAttributeNames: ["All"], WaitTimeSeconds: 0 }),
-    );
-    if (Messages.length === 0) return all;
-    all.push(...Messages);
-    await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: url, Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
-  }
-}
+export { drain };
 
 /** The JSON bodies of messages. */
 export const bodies = (messages: Message[]) => messages.map((m) => JSON.parse(m.Body!) as Record<string, unknown>);

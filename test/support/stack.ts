@@ -2,12 +2,13 @@
  * The local stack for integration tests: fauxqs (SQS) and the Secrets Manager endpoint on
  * 127.0.0.1, the SCM simulator, and the environment the real handler reads.
  */
-import { DeleteMessageBatchCommand, CreateQueueCommand, ReceiveMessageCommand, SQSClient, type Message } from "@aws-sdk/client-sqs";
+import { CreateQueueCommand, SQSClient, type Message } from "@aws-sdk/client-sqs";
 import { buildApp } from "fauxqs";
 import type { AddressInfo } from "node:net";
 import { startSecretsManagerServer, type SecretsManagerServer } from "../../lib/local/secrets-manager-server.ts";
 import { startScmSimulator, type ScmSimulator, type ScmSimulatorOptions } from "../../lib/local/scm-simulator.ts";
 import { TEST_TOKEN } from "./secrets.ts";
+import { drain } from "./sqs.ts";
 
 export const SECRET_ID = "scm-withdraw/token";
 
@@ -58,17 +59,7 @@ export async function startStack(options: { simulator?: ScmSimulatorOptions; env
     queueUrl,
     dlqUrl,
     env,
-    async drainDlq() {
-      const all: Message[] = [];
-      for (;;) {
-        const { Messages = [] } = await sqs.send(
-          new ReceiveMessageCommand({ QueueUrl: dlqUrl, MaxNumberOfMessages: 10, MessageAttributeNames: ["All"], MessageSystemAttributeNames: ["All"], WaitTimeSeconds: 0 }),
-        );
-        if (Messages.length === 0) return all;
-        all.push(...Messages);
-        await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: dlqUrl, Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
-      }
-    },
+    drainDlq: () => drain(sqs, dlqUrl),
     async close() {
       sqs.destroy();
       await Promise.all([sim.close(), secrets.close(), fauxqs.close()]);
