@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 /**
  * Comparison 4: bulk enqueue.
  * - 10,000 ids from a file to the local queue (fauxqs) with `scm-withdraw bulk`, called in-process
- *   through the CLI's own entry (`main(argv, io)` of lib/cli/main.ts, exactly what the bin runs),
+ *   through the CLI's own entry (`main(argv, io)` of cli/main.ts, exactly what the bin runs),
  *   against one `SendMessage` per id (a plain loop, the same bodies) in the same run.
  * - `scm-withdraw bulk --dry-run` over a 1,000,000-line file, run as a user would (the bin, in a
  *   child process), and that process's peak RSS.
@@ -14,7 +14,7 @@ import { createWriteStream } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { main } from "../lib/cli/main.ts";
+import { main } from "../cli/main.ts";
 import { buildWithdrawalBody } from "../lib/message.ts";
 import { PROJECT_ROOT } from "../scripts/build.mjs";
 import { BENCH_DIR } from "./bundles.ts";
@@ -197,7 +197,7 @@ export async function benchBulk(options: BulkOptions = BULK_DEFAULTS): Promise<S
       },
     ],
     notes: [
-      `\`scm-withdraw bulk ids.txt --queue-url … --endpoint-url …\` (${options.ids.toLocaleString("en")} distinct ids, .txt) run in-process through the CLI's entry (\`main(argv, io)\` in lib/cli/main.ts, what the bin calls), to a fresh queue on fauxqs running in a process of its own (as the local pipeline's does): exit codes ${codes.join(", ")}; messages on the queues ${queued.bulk.join(", ")}. It sends \`SendMessageBatch\` calls of 10, 8 in flight (its default).`,
+      `\`scm-withdraw bulk ids.txt --queue-url … --endpoint-url …\` (${options.ids.toLocaleString("en")} distinct ids, .txt) run in-process through the CLI's entry (\`main(argv, io)\` in cli/main.ts, what the bin calls), to a fresh queue on fauxqs running in a process of its own (as the local pipeline's does): exit codes ${codes.join(", ")}; messages on the queues ${queued.bulk.join(", ")}. It sends \`SendMessageBatch\` calls of 10, 8 in flight (its default).`,
       `${options.rounds} rounds, each bulk then the loop; the figures are the medians (bulk ${list(bulkSeconds)} s; loop ${list(loopSeconds)} s).`,
       `Both warmed up first with ${WARM_UP} ids each to a scratch queue (they share the AWS SDK's code in this process, so whichever ran second would otherwise run on the other's JIT-compiled code).`,
       `Baseline: a loop of \`SendMessage\`, one per id, each awaited before the next (the plain way to script it), with the same message bodies, to another fresh queue: ${queued.loop.join(", ")} messages on the queues.`,

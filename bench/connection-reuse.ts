@@ -3,7 +3,7 @@
  * SCM simulator counts the TCP connections it accepted, so keep-alive shows as few connections for
  * many calls. The baseline is the Powertools handler's `fetch` (Node's built-in client).
  */
-import type { ScmSimulator } from "../lib/local/scm-simulator.ts";
+import type { ScmSimulator } from "../local/scm-simulator.ts";
 import { fixed, type Section } from "./report.ts";
 
 /** Connections per 1,000 cancel-cert calls the simulator received. */

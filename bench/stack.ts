@@ -6,8 +6,8 @@
 import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { buildApp } from "fauxqs";
 import type { AddressInfo } from "node:net";
-import { startSecretsManagerServer, type SecretsManagerServer } from "../lib/local/secrets-manager-server.ts";
-import { startScmSimulator, type ScmSimulator, type ScmSimulatorOptions } from "../lib/local/scm-simulator.ts";
+import { startSecretsManagerServer, type SecretsManagerServer } from "../local/secrets-manager-server.ts";
+import { startScmSimulator, type ScmSimulator, type ScmSimulatorOptions } from "../local/scm-simulator.ts";
 
 /** The token the simulators accept. Not a secret: it opens nothing but the bench's own simulators. */
 export const BENCH_TOKEN = "bench-token-0123456789abcdef0123456789abcdef";

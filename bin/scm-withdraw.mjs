@@ -16,5 +16,5 @@ process.on("warning", (warning) => {
 
 const { register } = await import("tsx/esm/api");
 register();
-const { runCli } = await import("../lib/cli/main.ts");
+const { runCli } = await import("../cli/main.ts");
 await runCli();

@@ -75,7 +75,7 @@ export const FINAL_STATES: readonly JobState[] = ["withdrawn", "already_withdraw
 /** Final AND successful: sticky (never overwritten) and the duplicate guard's trigger. */
 export const SUCCESS_STATES: readonly JobState[] = ["withdrawn", "already_withdrawn"];
 
-/** The table's shape; `serverless.yml` and `createLedgerTable` (lib/local/dynamodb.ts) declare the same. */
+/** The table's shape; `serverless.yml` and `createLedgerTable` (local/dynamodb.ts) declare the same. */
 export const LEDGER_TABLE_SCHEMA = {
   partitionKey: "pk",
   sortKey: "sk",

@@ -1,6 +1,6 @@
 /**
  * Writes the sample SQS events in `events/`: one file per outcome of the worker, using the demo
- * certificate ids (lib/local/demo-certificates.ts) that the local SCM simulator is seeded with.
+ * certificate ids (local/demo-certificates.ts) that the local SCM simulator is seeded with.
  *
  *   npx tsx scripts/make-events.ts           # (re)write events/*.json
  *   npx tsx scripts/make-events.ts --check   # exit 1 if a file is missing or differs
@@ -14,7 +14,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { SQSEvent, SQSRecord } from "aws-lambda";
-import { DEMO, DEMO_INVALID_BODIES } from "../lib/local/demo-certificates.ts";
+import { DEMO, DEMO_INVALID_BODIES } from "../local/demo-certificates.ts";
 import { parseWithdrawalBody } from "../lib/message.ts";
 
 const EVENTS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "events");

@@ -1,5 +1,5 @@
 /**
- * `npm start`: the whole pipeline on this machine (see `lib/local/pipeline.ts` and the README's
+ * `npm start`: the whole pipeline on this machine (see `local/pipeline.ts` and the README's
  * "Run it locally" section). A terminal front end: flags, progress, the summary table, signals.
  *
  * Exit codes: 0 done (drained with `--drain`, or stopped cleanly with Ctrl-C), 1 the pipeline could
@@ -11,9 +11,9 @@ import { dirname, relative } from "node:path";
 import { isAcceptableEndpoint } from "../lib/config.ts";
 import { describeError } from "../lib/errors.ts";
 import { buildWithdrawalBody, CERTIFICATE_ID_PATTERN } from "../lib/message.ts";
-import { LOCAL, localDynamoEndpoint } from "../lib/local/defaults.ts";
-import { DEMO } from "../lib/local/demo-certificates.ts";
-import { integerFlag, parseFlagValues, UsageError } from "../lib/local/flags.ts";
+import { LOCAL, localDynamoEndpoint } from "../cli/local-defaults.ts";
+import { DEMO } from "../local/demo-certificates.ts";
+import { integerFlag, parseFlagValues, UsageError } from "../local/flags.ts";
 import {
   ContainerStartError,
   LOCAL_PIPELINE_DEFAULTS,
@@ -27,7 +27,7 @@ import {
   type Pipeline,
   type PipelineProgress,
   type PipelineStats,
-} from "../lib/local/pipeline.ts";
+} from "../local/pipeline.ts";
 import { parseSecret } from "../lib/token-provider.ts";
 
 const NAME = "npm start";

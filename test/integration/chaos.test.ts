@@ -8,7 +8,7 @@
 import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand, type Message } from "@aws-sdk/client-sqs";
 import { execFile } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { CHAOS_DEFAULTS, formatAccounting, formatDiscrepancies, planChaos, runChaos, type ChaosPlan } from "../../lib/local/chaos.ts";
+import { CHAOS_DEFAULTS, formatAccounting, formatDiscrepancies, planChaos, runChaos, type ChaosPlan } from "../../local/chaos.ts";
 import { parseWithdrawalBody } from "../../lib/message.ts";
 import { TEST_TOKEN } from "../support/secrets.ts";
 

@@ -5,8 +5,8 @@
 import { GetQueueAttributesCommand, SendMessageCommand, SQSClient, type SendMessageBatchCommandInput } from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { DEMO } from "../../lib/local/demo-certificates.ts";
-import { seedDemoScenario } from "../../lib/local/scm-simulator.ts";
+import { DEMO } from "../../local/demo-certificates.ts";
+import { seedDemoScenario } from "../../local/scm-simulator.ts";
 import { cli, drain, startQueues, type Queues } from "../support/cli.ts";
 import { lambdaContext, sqsEvent, sqsRecord } from "../support/lambda.ts";
 import { attributesOf, startStack } from "../support/stack.ts";

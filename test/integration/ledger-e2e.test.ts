@@ -14,15 +14,15 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadCleanupConfig } from "../../lib/cleanup-config.ts";
 import { createCleanupRuntime } from "../../lib/cleanup.ts";
-import { resolveLedgerTarget } from "../../lib/cli/context.ts";
+import { resolveLedgerTarget } from "../../cli/context.ts";
 import { deadLetterAttributes } from "../../lib/dead-letter.ts";
 import { silentLogger } from "../../lib/logger.ts";
 import { buildWithdrawalBody } from "../../lib/message.ts";
-import { startLocalDynamo } from "../../lib/local/dynamodb.ts";
-import { LOCAL } from "../../lib/local/defaults.ts";
-import { DEMO } from "../../lib/local/demo-certificates.ts";
-import { startPipeline, type Pipeline } from "../../lib/local/pipeline.ts";
-import { faults, type ScmSimulator } from "../../lib/local/scm-simulator.ts";
+import { startLocalDynamo } from "../../local/dynamodb.ts";
+import { LOCAL } from "../../cli/local-defaults.ts";
+import { DEMO } from "../../local/demo-certificates.ts";
+import { startPipeline, type Pipeline } from "../../local/pipeline.ts";
+import { faults, type ScmSimulator } from "../../local/scm-simulator.ts";
 import { cli, drain } from "../support/cli.ts";
 
 /** One SCM call per record per attempt, fast backoff; a failed record comes back after 1 s. */

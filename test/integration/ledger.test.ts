@@ -20,7 +20,7 @@ import {
   type LedgerOptions,
 } from "../../lib/ledger.ts";
 import { createLogger } from "../../lib/logger.ts";
-import { createLedgerTable, localDynamoClient, startLocalDynamo, type LocalDynamo } from "../../lib/local/dynamodb.ts";
+import { createLedgerTable, localDynamoClient, startLocalDynamo, type LocalDynamo } from "../../local/dynamodb.ts";
 import { buildWithdrawalBody } from "../../lib/message.ts";
 import type { RecordOutcome, WorkerDependencies } from "../../lib/worker.ts";
 

@@ -14,10 +14,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { buildWithdrawalBody } from "../../lib/message.ts";
-import { DEMO } from "../../lib/local/demo-certificates.ts";
-import { DEMO_EXPECTED, formatSummary, REDRIVE_POLICY_REASON, startPipeline, summaryChanged, type Pipeline } from "../../lib/local/pipeline.ts";
-import { createEventSourceRunner, type InvocationReport, type Invoke } from "../../lib/local/runner.ts";
-import { faults } from "../../lib/local/scm-simulator.ts";
+import { DEMO } from "../../local/demo-certificates.ts";
+import { DEMO_EXPECTED, formatSummary, REDRIVE_POLICY_REASON, startPipeline, summaryChanged, type Pipeline } from "../../local/pipeline.ts";
+import { createEventSourceRunner, type InvocationReport, type Invoke } from "../../local/runner.ts";
+import { faults } from "../../local/scm-simulator.ts";
 import { TEST_TOKEN } from "../support/secrets.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname;

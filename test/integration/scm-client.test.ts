@@ -9,7 +9,7 @@ import { inspect } from "node:util";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { classifyAnswer } from "../../lib/classify.ts";
 import { describeError } from "../../lib/errors.ts";
-import { faults, startScmSimulator, throttleBody, type ScmSimulator } from "../../lib/local/scm-simulator.ts";
+import { faults, startScmSimulator, throttleBody, type ScmSimulator } from "../../local/scm-simulator.ts";
 import { createScmClient, type ScmClient, type ScmResult } from "../../lib/scm-client.ts";
 import { TEST_TOKEN } from "../support/secrets.ts";
 

@@ -4,9 +4,9 @@
  */
 import http from "node:http";
 import { afterEach, describe, expect, test } from "vitest";
-import { DEMO } from "../../lib/local/demo-certificates.ts";
-import { faults, seedDemoScenario, startScmSimulator } from "../../lib/local/scm-simulator.ts";
-import type { ScmSimulator, ScmSimulatorOptions } from "../../lib/local/scm-simulator.ts";
+import { DEMO } from "../../local/demo-certificates.ts";
+import { faults, seedDemoScenario, startScmSimulator } from "../../local/scm-simulator.ts";
+import type { ScmSimulator, ScmSimulatorOptions } from "../../local/scm-simulator.ts";
 
 const TOKEN = "T".repeat(20) + "0123456789abcdefghij"; // 40 characters
 const ID = "scs1481110651012";

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { startSecretsManagerServer } from "../../lib/local/secrets-manager-server.ts";
+import { startSecretsManagerServer } from "../../local/secrets-manager-server.ts";
 
 describe("the local Secrets Manager endpoint", () => {
   const servers: { close(): Promise<void> }[] = [];

@@ -4,8 +4,8 @@
  */
 import type { SQSBatchResponse, SQSEvent, Context } from "aws-lambda";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { DEMO } from "../../lib/local/demo-certificates.ts";
-import { faults, seedDemoScenario } from "../../lib/local/scm-simulator.ts";
+import { DEMO } from "../../local/demo-certificates.ts";
+import { faults, seedDemoScenario } from "../../local/scm-simulator.ts";
 import { lambdaContext, sqsEvent, sqsRecord } from "../support/lambda.ts";
 import { capturedOutput } from "../support/secret-guard.ts";
 import { ROTATED_TOKEN, TEST_TOKEN } from "../support/secrets.ts";

@@ -15,7 +15,7 @@ import type { Message } from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { faults, type Fault } from "../../lib/local/scm-simulator.ts";
+import { faults, type Fault } from "../../local/scm-simulator.ts";
 import { parseWithdrawalBody } from "../../lib/message.ts";
 import { lambdaContext, sqsEvent, sqsRecord } from "../support/lambda.ts";
 import { capturedOutput } from "../support/secret-guard.ts";

@@ -6,7 +6,7 @@ import { CreateQueueCommand, SendMessageCommand, SQSClient, type Message } from 
 import { buildApp } from "fauxqs";
 import type { AddressInfo } from "node:net";
 import { deadLetterAttributes, type DeadLetter } from "../../lib/dead-letter.ts";
-import { main, type CliIo } from "../../lib/cli/main.ts";
+import { main, type CliIo } from "../../cli/main.ts";
 import { drain } from "./sqs.ts";
 
 export interface CliRun {

@@ -5,8 +5,8 @@
 import { CreateQueueCommand, SQSClient, type Message } from "@aws-sdk/client-sqs";
 import { buildApp } from "fauxqs";
 import type { AddressInfo } from "node:net";
-import { startSecretsManagerServer, type SecretsManagerServer } from "../../lib/local/secrets-manager-server.ts";
-import { startScmSimulator, type ScmSimulator, type ScmSimulatorOptions } from "../../lib/local/scm-simulator.ts";
+import { startSecretsManagerServer, type SecretsManagerServer } from "../../local/secrets-manager-server.ts";
+import { startScmSimulator, type ScmSimulator, type ScmSimulatorOptions } from "../../local/scm-simulator.ts";
 import { TEST_TOKEN } from "./secrets.ts";
 import { drain } from "./sqs.ts";
 

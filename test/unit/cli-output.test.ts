@@ -1,7 +1,7 @@
 /** The CLI's output helpers: tables, the progress bar (with a fake clock), CSV fields, and the flag parser. */
 import { describe, expect, it } from "vitest";
-import { integerFlag, parseArgs, UsageError } from "../../lib/cli/args.ts";
-import { createProgress, csvField, formatTable } from "../../lib/cli/output.ts";
+import { integerFlag, parseArgs, UsageError } from "../../cli/args.ts";
+import { createProgress, csvField, formatTable } from "../../cli/output.ts";
 
 function stream(isTTY: boolean) {
   const writes: string[] = [];

@@ -1,7 +1,7 @@
 /** Where the CLI sends: queue URLs, endpoint and region from flags and environment, and SQS errors as one line. */
 import { describe, expect, it } from "vitest";
-import { UsageError } from "../../lib/cli/args.ts";
-import { explainSqsError, resolveTarget, type Target } from "../../lib/cli/context.ts";
+import { UsageError } from "../../cli/args.ts";
+import { explainSqsError, resolveTarget, type Target } from "../../cli/context.ts";
 
 const AWS_QUEUE = "https://sqs.ap-southeast-1.amazonaws.com/123456789012/scm-withdraw-prod-withdrawals";
 

@@ -22,7 +22,7 @@
  * @module
  */
 import { Worker } from "node:worker_threads";
-import { LOCAL } from "./defaults.ts";
+import { LOCAL } from "../cli/local-defaults.ts";
 import type { ContainerMessage, InvokeMessage } from "./lambda-container.ts";
 import type { Invoke } from "./runner.ts";
 

@@ -6,12 +6,12 @@
  * `invalid_message`). So this is a receive → send → delete loop: the ORIGINAL body is sent first,
  * byte for byte and without the DLQ attributes, and a message is deleted from the DLQ only after
  * its send succeeded. A message whose send fails stays in the DLQ, visible again when the run ends.
- * Only messages that were in the DLQ when the run started are moved (see `lib/cli/dlq.ts`), so a job
+ * Only messages that were in the DLQ when the run started are moved (see `cli/dlq.ts`), so a job
  * that fails again while the run goes on is not redriven in a loop.
  */
-import type { JobRef } from "../../ledger.ts";
-import { parseWithdrawalBody } from "../../message.ts";
-import { createSender, type SendResult } from "../../producer.ts";
+import type { JobRef } from "../../lib/ledger.ts";
+import { parseWithdrawalBody } from "../../lib/message.ts";
+import { createSender, type SendResult } from "../../lib/producer.ts";
 import { integerFlag, stringFlag, UsageError } from "../args.ts";
 import { EXIT, type Command } from "../context.ts";
 import { createDlqScanner, DLQ_REASONS, type DlqMessage } from "../dlq.ts";

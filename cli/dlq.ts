@@ -14,7 +14,7 @@
  * Later arrivals are held and released like the rest, and left for the next run.
  */
 import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
-import { FAILURE_REASONS } from "../classify.ts";
+import { FAILURE_REASONS } from "../lib/classify.ts";
 
 /** The reason shown for a DLQ message without a `failure_reason` attribute: the queue's redrive policy moved it there. */
 export const UNLABELLED = "unlabelled";

@@ -10,8 +10,8 @@ import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, UpdateTimeToL
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createRequire } from "node:module";
-import { LEDGER_TABLE_SCHEMA } from "../ledger.ts";
-import { LOCAL } from "./defaults.ts";
+import { LEDGER_TABLE_SCHEMA } from "../lib/ledger.ts";
+import { LOCAL } from "../cli/local-defaults.ts";
 
 export interface LocalDynamoOptions {
   /** 0 = a free port (tests); `npm start` uses `LOCAL.dynamoDbPort` (4582). */

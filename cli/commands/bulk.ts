@@ -6,10 +6,10 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, createReadStream, openSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { resolve } from "node:path";
-import { BULK_FORMATS, BulkFileError, CertificateIdSet, formatFromPath, readBulk, type BulkFormat } from "../../bulk-file.ts";
-import type { JobRef } from "../../ledger.ts";
-import { parseWithdrawalBody } from "../../message.ts";
-import { createSender } from "../../producer.ts";
+import { BULK_FORMATS, BulkFileError, CertificateIdSet, formatFromPath, readBulk, type BulkFormat } from "../../lib/bulk-file.ts";
+import type { JobRef } from "../../lib/ledger.ts";
+import { parseWithdrawalBody } from "../../lib/message.ts";
+import { createSender } from "../../lib/producer.ts";
 import { integerFlag, stringFlag, UsageError } from "../args.ts";
 import { DEFAULT_STALL_TIMEOUT_MS, DEFAULT_WATCH_INTERVAL_MS, durationFlag, formatStatus, statusJson, WATCH_OPTIONS, watchBatch, watchVerdict } from "../batch.ts";
 import { CliError, EXIT, type Command } from "../context.ts";

@@ -1,6 +1,6 @@
 /** `scm-withdraw batch report <batch_id> --out FILE`: one line per job of a batch, from the ledger. */
 import { closeSync, openSync, writeSync } from "node:fs";
-import type { LedgerJob } from "../../ledger.ts";
+import type { LedgerJob } from "../../lib/ledger.ts";
 import { stringFlag, UsageError } from "../args.ts";
 import { batchIdArgument, ledgerRead, readStatus, statusHeadline } from "../batch.ts";
 import { CliError, EXIT, type Command } from "../context.ts";

@@ -41,8 +41,8 @@ import {
 import type { Context, SQSBatchResponse, SQSEvent, SQSMessageAttributes, SQSRecord } from "aws-lambda";
 import { randomUUID } from "node:crypto";
 import { Consumer } from "sqs-consumer";
-import { describeError } from "../errors.ts";
-import { sleep } from "../retry.ts";
+import { describeError } from "../lib/errors.ts";
+import { sleep } from "../lib/retry.ts";
 
 /** The function the runner invokes: a Lambda SQS handler, plus a signal aborted at the function timeout. */
 export type Invoke = (event: SQSEvent, context: Context, signal: AbortSignal) => Promise<unknown>;

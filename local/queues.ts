@@ -16,7 +16,7 @@
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { buildApp } from "fauxqs";
 import type { AddressInfo } from "node:net";
-import { LOCAL } from "./defaults.ts";
+import { LOCAL } from "../cli/local-defaults.ts";
 
 export interface LocalQueuesOptions {
   /** On 127.0.0.1; 0 (the default) picks a free one. A taken port rejects with the listen error (EADDRINUSE). */

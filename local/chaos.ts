@@ -27,12 +27,12 @@
  */
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import type { FailureReason } from "../classify.ts";
-import { buildWithdrawalBody } from "../message.ts";
-import { createSender, type SendResult } from "../producer.ts";
-import { sleep } from "../retry.ts";
+import type { FailureReason } from "../lib/classify.ts";
+import { buildWithdrawalBody } from "../lib/message.ts";
+import { createSender, type SendResult } from "../lib/producer.ts";
+import { sleep } from "../lib/retry.ts";
 import { createContainerPool, KilledError, localHandlerEnv, type ContainerPool } from "./container-pool.ts";
-import { LOCAL } from "./defaults.ts";
+import { LOCAL } from "../cli/local-defaults.ts";
 import { deadLetterReason, REDRIVE_POLICY_REASON, startLocalQueues, type InspectedMessage } from "./queues.ts";
 import { createEventSourceRunner, type EventSourceRunner, type InvocationReport, type RunnerStats } from "./runner.ts";
 import { faults, startScmSimulator, type CertificateInput, type CertificateStatus, type Fault, type ScmSimulator } from "./scm-simulator.ts";

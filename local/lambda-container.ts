@@ -1,5 +1,5 @@
 /**
- * One local "Lambda container": the entry of a worker thread started by `lib/local/container-pool.ts`.
+ * One local "Lambda container": the entry of a worker thread started by `local/container-pool.ts`.
  *
  * It imports the real `handlers/withdraw.ts` (whose module scope reads the thread's own
  * `process.env`, exactly as a Lambda container reads its configuration at cold start), says `ready`,
@@ -11,7 +11,7 @@
  */
 import { parentPort } from "node:worker_threads";
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
-import { describeError } from "../errors.ts";
+import { describeError } from "../lib/errors.ts";
 import { lambdaContext } from "./runner.ts";
 
 /** parent → container */
@@ -35,7 +35,7 @@ export type ContainerMessage =
 type Handler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 
 const port = parentPort;
-if (!port) throw new Error("lambda-container.ts runs inside a worker thread started by lib/local/container-pool.ts");
+if (!port) throw new Error("lambda-container.ts runs inside a worker thread started by local/container-pool.ts");
 
 // Like Lambda's runtime, the container captures what the function writes to stdout (its JSON log
 // lines) and ships it to the pipeline, on the same port as the results: so every log line of an
@@ -49,7 +49,7 @@ process.stdout.write = ((chunk: string | Uint8Array, encoding?: BufferEncoding |
 }) as typeof process.stdout.write;
 
 // A bad configuration throws here: the thread fails to start, and the pipeline reports the error.
-const { handler } = (await import("../../handlers/withdraw.ts")) as unknown as { handler: Handler };
+const { handler } = (await import("../handlers/withdraw.ts")) as unknown as { handler: Handler };
 
 port.on("message", (message: InvokeMessage) => {
   if (message.type !== "invoke") return;

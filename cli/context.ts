@@ -2,15 +2,15 @@
  * What every CLI command gets: where the queues are, an SQS client pointed at them, the output
  * streams, and the mapping from SDK errors to one line an operator can act on.
  *
- * Defaults are the local pipeline's (`npm start`, see `lib/local/defaults.ts`); with `--queue-url`
+ * Defaults are the local pipeline's (`npm start`, see `cli/local-defaults.ts`); with `--queue-url`
  * naming a real AWS queue, the SDK's standard credentials, region and endpoint resolution apply.
  */
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { GetQueueAttributesCommand, SQSClient, type SQSClientConfig } from "@aws-sdk/client-sqs";
-import { describeError } from "../errors.ts";
-import type { Ledger } from "../ledger.ts";
-import { createLogger } from "../logger.ts";
-import { LOCAL, localDynamoEndpoint, localQueueUrl } from "../local/defaults.ts";
+import { describeError } from "../lib/errors.ts";
+import type { Ledger } from "../lib/ledger.ts";
+import { createLogger } from "../lib/logger.ts";
+import { LOCAL, localDynamoEndpoint, localQueueUrl } from "./local-defaults.ts";
 import { UsageError, type OptionSpec, type ParsedArgs } from "./args.ts";
 import type { OutputStream } from "./output.ts";
 
@@ -241,7 +241,7 @@ export class CommandContext {
     const target = this.ledgerTarget;
     if (!target) return undefined;
     // Loaded only by the commands that use the ledger: the others (and a million-line --dry-run) stay lean.
-    const [{ DynamoDBClient, DescribeTableCommand }, { createLedger }] = await Promise.all([import("@aws-sdk/client-dynamodb"), import("../ledger.ts")]);
+    const [{ DynamoDBClient, DescribeTableCommand }, { createLedger }] = await Promise.all([import("@aws-sdk/client-dynamodb"), import("../lib/ledger.ts")]);
     const { region } = target;
     this.#dynamo = new DynamoDBClient({
       ...(region ? { region } : {}),

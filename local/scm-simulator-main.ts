@@ -2,7 +2,7 @@
  * Runs the SCM simulator on its own, seeded with the demo scenario, so a developer can curl it:
  *
  * ```sh
- * npx tsx lib/local/scm-simulator-main.ts --port 4580 --token <a token of 32+ characters>
+ * npx tsx local/scm-simulator-main.ts --port 4580 --token <a token of 32+ characters>
  * curl -X POST -H "X-Auth-Token: <token>" http://127.0.0.1:4580/v3/scm/certificates/scs1000000000001/cancel-cert
  * ```
  *
@@ -51,7 +51,7 @@ const values = (() => {
 
 if (values.help) {
   console.log(
-    "usage: npx tsx lib/local/scm-simulator-main.ts [--port 4580] [--token T]... [--iam-user domain:user:password]...\n" +
+    "usage: npx tsx local/scm-simulator-main.ts [--port 4580] [--token T]... [--iam-user domain:user:password]...\n" +
       "       [--latency-ms N] [--rate-limit N] [--settle-ms N] [--list-offset-mode records|pages]",
   );
   process.exit(0);

@@ -1,7 +1,7 @@
 /**
  * Flag parsing shared by the local tools' entry points (`npm start`, `npm run chaos`, the standalone
  * SCM simulator): node's `util.parseArgs`, strict and flags only, with its long multi-line messages
- * cut to one line that names the flag. (The operator CLI has its own parser, `lib/cli/args.ts`, with
+ * cut to one line that names the flag. (The operator CLI has its own parser, `cli/args.ts`, with
  * suggestions for near misses.)
  *
  * @module

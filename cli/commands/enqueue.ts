@@ -1,8 +1,8 @@
 /** `scm-withdraw enqueue <certificate_id...>`: a few jobs, typed by hand. */
 import { randomUUID } from "node:crypto";
-import type { JobRef } from "../../ledger.ts";
-import { parseWithdrawalBody, type WithdrawalRequest } from "../../message.ts";
-import { createSender, type SendResult } from "../../producer.ts";
+import type { JobRef } from "../../lib/ledger.ts";
+import { parseWithdrawalBody, type WithdrawalRequest } from "../../lib/message.ts";
+import { createSender, type SendResult } from "../../lib/producer.ts";
 import { stringFlag, UsageError } from "../args.ts";
 import { EXIT, type Command } from "../context.ts";
 import { formatTable, queueName } from "../output.ts";

@@ -5,16 +5,16 @@
  */
 import { readFileSync } from "node:fs";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { parseCleanupFilters, OFFSET_MODES, REVIEW_STATUSES, type OffsetMode } from "../../cleanup-config.ts";
-import { CleanupError, makeRunId, MAX_OFFSET, runCleanup, type CleanupDependencies, type CleanupReport } from "../../cleanup.ts";
-import { DEFAULT_IAM_ENDPOINT, isAcceptableEndpoint } from "../../config.ts";
-import { describeError } from "../../errors.ts";
-import { createIamExchange } from "../../iam.ts";
-import { LOCAL } from "../../local/defaults.ts";
-import { silentLogger } from "../../logger.ts";
-import { createSender } from "../../producer.ts";
-import { createScmClient } from "../../scm-client.ts";
-import { createTokenProvider, parseSecret, secretsManagerReader, type IamExchange, type SecretReader } from "../../token-provider.ts";
+import { parseCleanupFilters, OFFSET_MODES, REVIEW_STATUSES, type OffsetMode } from "../../lib/cleanup-config.ts";
+import { CleanupError, makeRunId, MAX_OFFSET, runCleanup, type CleanupDependencies, type CleanupReport } from "../../lib/cleanup.ts";
+import { DEFAULT_IAM_ENDPOINT, isAcceptableEndpoint } from "../../lib/config.ts";
+import { describeError } from "../../lib/errors.ts";
+import { createIamExchange } from "../../lib/iam.ts";
+import { LOCAL } from "../local-defaults.ts";
+import { silentLogger } from "../../lib/logger.ts";
+import { createSender } from "../../lib/producer.ts";
+import { createScmClient } from "../../lib/scm-client.ts";
+import { createTokenProvider, parseSecret, secretsManagerReader, type IamExchange, type SecretReader } from "../../lib/token-provider.ts";
 import { stringFlag, UsageError } from "../args.ts";
 import { CliError, EXIT, type Command, type CommandContext } from "../context.ts";
 import { formatDuration, formatTable, queueName } from "../output.ts";

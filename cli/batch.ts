@@ -4,7 +4,7 @@
  * flags, and ledger read errors as one line an operator can act on.
  */
 // Types only: lib/ledger.ts loads the DynamoDB SDK, which the CLI imports only when a command uses the ledger.
-import type { BatchStatus, JobState, Ledger } from "../ledger.ts";
+import type { BatchStatus, JobState, Ledger } from "../lib/ledger.ts";
 import { UsageError, type ParsedValues } from "./args.ts";
 import { CliError, type CommandContext, type LedgerTarget } from "./context.ts";
 import { createProgress, formatDuration, formatTable, plural } from "./output.ts";

@@ -1018,7 +1018,7 @@ export function startScmSimulator(options: ScmSimulatorOptions = {}): Promise<Sc
 }
 
 /**
- * Seeds the demo certificates of `lib/local/demo-certificates.ts` so that each id produces the outcome
+ * Seeds the demo certificates of `local/demo-certificates.ts` so that each id produces the outcome
  * its comment describes. Call it on a fresh simulator (or after `sim.reset()`), since the one-shot
  * faults it queues are consumed by use:
  * - `withdrawn`: CHECKING → 200, then CANCELCHECKING.

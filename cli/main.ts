@@ -8,8 +8,8 @@
  * (`{ name, summary, usage, description, options, run }`). Two-word names (`"dlq list"`) make groups.
  */
 import { readFileSync } from "node:fs";
-import { describeError } from "../errors.ts";
-import { localSqsEndpoint } from "../local/defaults.ts";
+import { describeError } from "../lib/errors.ts";
+import { localSqsEndpoint } from "./local-defaults.ts";
 import { formatOptions, parseArgs, UsageError } from "./args.ts";
 import { batchReportCommand } from "./commands/batch-report.ts";
 import { batchStatusCommand } from "./commands/batch-status.ts";
@@ -186,7 +186,7 @@ const TARGET_NOTES = [
 ];
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string };
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version?: string };
   return `${PROGRAM} ${pkg.version ?? "unknown"}`;
 }
 
