@@ -8,10 +8,12 @@
  *
  * One read (or exchange) in flight at a time per container; a 401 from SCM forces a fresh read that
  * bypasses every cache, shared by all the records that saw the same stale token.
- * No value read here is ever logged or put in an error message.
+ * No value read here is ever logged or put in an error message, and every secret value is registered
+ * with the scrubber (`redact.ts`) as it is read, so an echo of it from elsewhere is redacted too.
  */
 import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { TokenUnavailableError } from "./errors.ts";
+import { registerSecret } from "./redact.ts";
 
 export interface TokenProvider {
   /** The current token, from the cache when it is fresh. */
@@ -105,6 +107,11 @@ function checkIam(iam: Record<string, unknown>): IamCredentials {
   };
 }
 
+/** The values of a secret that must never be printed (user and domain names are not secrets). */
+export function secretValues(secret: StoredSecret): string[] {
+  return secret.kind === "token" ? [secret.token] : [secret.credentials.password];
+}
+
 interface CacheEntry {
   token: string;
   /** Reuse until then (ms since epoch). */
@@ -121,9 +128,11 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
     if (inflight) return inflight;
     inflight = (async () => {
       const secret = parseSecret(await options.readSecret());
+      registerSecret(...secretValues(secret));
       if (secret.kind === "token") return { token: secret.token, freshUntil: now() + options.ttlMs };
       if (!options.exchangeIam) throw new TokenUnavailableError("secret_unusable", 'the secret holds IAM credentials but no IAM exchange is configured');
       const issued = await options.exchangeIam(secret.credentials);
+      registerSecret(issued.token);
       // Reuse an IAM token until `margin` before it expires. One that lives no longer than the margin
       // (issued short-lived) is reused for half its life instead, so it is still replaced before it dies.
       const life = Math.max(0, issued.expiresAt - now());

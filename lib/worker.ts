@@ -24,6 +24,7 @@ import { parseWithdrawalBody, type WithdrawalRequest } from "./message.ts";
 import { createMetricsRecorder, emfSink, type MetricsRecorder, type MetricsSink } from "./metrics.ts";
 import { unlimited, type RateLimiter } from "./rate-limiter.ts";
 import { deadlineFrom, retryDelay, sleep as defaultSleep } from "./retry.ts";
+import { redactOptional as redact } from "./redact.ts";
 import type { ScmClient, ScmResult } from "./scm-client.ts";
 import type { TokenProvider } from "./token-provider.ts";
 
@@ -538,10 +539,6 @@ function tokenErrorCode(error: unknown): string {
 function lastAnswer(result: ScmResult, token: string): LastAnswer {
   if (result.kind === "network") return { httpStatus: undefined, errorCode: undefined, errorMsg: redact(result.message, token) };
   return { httpStatus: result.status, errorCode: redact(result.errorCode, token), errorMsg: redact(result.errorMsg, token) };
-}
-
-function redact(text: string | undefined, secret: string): string | undefined {
-  return text === undefined || secret === "" || !text.includes(secret) ? text : text.split(secret).join("[redacted]");
 }
 
 function cut(text: string | undefined): string | undefined {

@@ -590,7 +590,7 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
     };
 
     const handlerEnv: Record<string, string> = {
-      ...localHandlerEnv({ scmEndpoint: sim.url, secretsEndpoint: secrets.url, sqsEndpoint, dlqUrl, maxReceiveCount: settings.maxReceiveCount, region }),
+      ...localHandlerEnv({ scmEndpoint: sim.url, secretsEndpoint: secrets.url, secretsCredentials: secrets.credentials, sqsEndpoint, dlqUrl, maxReceiveCount: settings.maxReceiveCount, region }),
       MAX_ATTEMPTS: String(settings.maxAttempts),
       SCM_TIMEOUT_MS: String(settings.scmTimeoutMs),
       RETRY_BASE_DELAY_MS: String(settings.retryBaseDelayMs),

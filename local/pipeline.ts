@@ -378,7 +378,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     // ---- the handler's containers and the event-source runner ----
     const handlerEnv: Record<string, string> = {
       ...definedOnly(options.env ?? {}),
-      ...localHandlerEnv({ scmEndpoint, secretsEndpoint: secrets.url, sqsEndpoint, dlqUrl, maxReceiveCount: settings.maxReceiveCount, region }),
+      ...localHandlerEnv({ scmEndpoint, secretsEndpoint: secrets.url, secretsCredentials: secrets.credentials, sqsEndpoint, dlqUrl, maxReceiveCount: settings.maxReceiveCount, region }),
       // As deployed: the table's name, and (the SDK's standard variable) where DynamoDB is.
       ...(ledger ? { LEDGER_TABLE: ledger.tableName, AWS_ENDPOINT_URL_DYNAMODB: ledger.endpoint } : {}),
     };

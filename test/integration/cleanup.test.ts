@@ -34,7 +34,7 @@ const savedEnv = { ...process.env };
 
 beforeAll(async () => {
   stack = await startStack();
-  secretsManager = new SecretsManagerClient({ endpoint: stack.secrets.url, region: "eu-west-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } });
+  secretsManager = new SecretsManagerClient({ endpoint: stack.secrets.url, region: "eu-west-1", credentials: stack.secrets.credentials });
   scm = createScmClient({ endpoint: stack.sim.url, timeoutMs: 2000 });
 });
 afterAll(async () => {
@@ -565,7 +565,7 @@ describe("scm-withdraw cleanup (the CLI)", () => {
   it("reads the token from the Secrets Manager secret in SCM_TOKEN_SECRET_ID when no --token-file is given", async () => {
     const ids = addCertificates("chk", 2, "CHECKING");
     // The SDK takes its endpoint and credentials from the process environment, as on a laptop.
-    process.env = { ...savedEnv, AWS_ENDPOINT_URL_SECRETS_MANAGER: stack.secrets.url, AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test" };
+    process.env = { ...savedEnv, AWS_ENDPOINT_URL_SECRETS_MANAGER: stack.secrets.url, AWS_ACCESS_KEY_ID: stack.secrets.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: stack.secrets.credentials.secretAccessKey };
     const reads = stack.secrets.reads(SECRET_ID);
     const out: string[] = [];
     const code = await main(
