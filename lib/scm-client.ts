@@ -6,13 +6,16 @@
  * - One time limit per call that covers connecting, silence and a slow drip of the body alike.
  * - At most `maxBodyBytes` of an answer are read; SCM's documented bodies are a few hundred bytes.
  * - It never throws for an HTTP status or a network failure: it returns what happened, and
- *   `classify.ts` decides what that means. The token goes into one header and nowhere else.
+ *   `classify.ts` decides what that means. The token goes into one header and nowhere else; with an
+ *   AK/SK credential the request is signed instead (`aksk-signer.ts`: `X-Sdk-Date`, `Authorization`).
  *
  * API: https://support.huaweicloud.com/intl/en-us/api-scm/CancelCertificateRequest.html
  */
 import http from "node:http";
 import https from "node:https";
+import { canonicalQuery } from "./aksk-signer.ts";
 import { CERTIFICATE_ID_PATTERN } from "./message.ts";
+import type { ScmAuth } from "./token-provider.ts";
 
 export type ScmAnswer = {
   kind: "answer";
@@ -44,9 +47,9 @@ export interface CallOptions {
 }
 
 export interface ScmClient {
-  cancelCert(certificateId: string, token: string, options?: CallOptions): Promise<ScmResult>;
-  getCertificate(certificateId: string, token: string, options?: CallOptions): Promise<ScmResult>;
-  listCertificates(query: Record<string, string | number | undefined>, token: string, options?: CallOptions): Promise<ScmResult>;
+  cancelCert(certificateId: string, token: ScmAuth, options?: CallOptions): Promise<ScmResult>;
+  getCertificate(certificateId: string, token: ScmAuth, options?: CallOptions): Promise<ScmResult>;
+  listCertificates(query: Record<string, string | number | undefined>, token: ScmAuth, options?: CallOptions): Promise<ScmResult>;
   /** Closes idle keep-alive sockets. */
   close(): void;
 }
@@ -74,7 +77,7 @@ export function createScmClient(options: ScmClientOptions): ScmClient {
   const now = options.now ?? (() => performance.now());
   const basePath = base.pathname.replace(/\/+$/, "");
 
-  const send = (method: "GET" | "POST", path: string, token: string, callOptions: CallOptions = {}): Promise<ScmResult> => {
+  const send = (method: "GET" | "POST", path: string, token: ScmAuth, callOptions: CallOptions = {}): Promise<ScmResult> => {
     const started = now();
     const timeoutMs = Math.max(1, Math.min(callOptions.timeoutMs ?? options.timeoutMs, options.timeoutMs));
     return new Promise<ScmResult>((resolve) => {
@@ -91,6 +94,8 @@ export function createScmClient(options: ScmClientOptions): ScmClient {
         request.destroy();
       };
       const body = method === "POST" ? "{}" : undefined;
+      const headers = { Accept: "application/json", ...(body === undefined ? {} : { "Content-Type": "application/json;charset=UTF-8" }) };
+      const auth = typeof token === "string" ? { "X-Auth-Token": token } : token.sign({ method, url: new URL(basePath + path, base), headers, body });
       const request = (isHttps ? https : http).request({
         protocol: base.protocol,
         hostname: base.hostname.replace(/^\[|\]$/g, ""),
@@ -98,11 +103,7 @@ export function createScmClient(options: ScmClientOptions): ScmClient {
         path: basePath + path,
         method,
         agent,
-        headers: {
-          "X-Auth-Token": token,
-          Accept: "application/json",
-          ...(body === undefined ? {} : { "Content-Type": "application/json;charset=UTF-8", "Content-Length": Buffer.byteLength(body) }),
-        },
+        headers: { ...headers, ...auth, ...(body === undefined ? {} : { "Content-Length": Buffer.byteLength(body) }) },
       });
       // Listen for errors before anything can destroy the request: destroying it (an already-aborted
       // signal) emits "socket hang up", which would be an uncaught exception without a listener.
@@ -147,9 +148,10 @@ export function createScmClient(options: ScmClientOptions): ScmClient {
     cancelCert: (id, token, o) => send("POST", `${idPath(id)}/cancel-cert`, token, o),
     getCertificate: (id, token, o) => send("GET", idPath(id), token, o),
     listCertificates: (query, token, o) => {
-      const params = new URLSearchParams();
-      for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
-      const qs = params.toString();
+      const params: Record<string, string> = {};
+      for (const [key, value] of Object.entries(query)) if (value !== undefined) params[key] = String(value);
+      // In the canonical form AK/SK signs (RFC 3986, sorted), so what is sent is what is signed.
+      const qs = canonicalQuery(params);
       return send("GET", `/v3/scm/certificates${qs ? `?${qs}` : ""}`, token, o);
     },
     close: () => agent.destroy(),

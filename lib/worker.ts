@@ -26,7 +26,7 @@ import { unlimited, type RateLimiter } from "./rate-limiter.ts";
 import { deadlineFrom, retryDelay, sleep as defaultSleep } from "./retry.ts";
 import { redactOptional as redact } from "./redact.ts";
 import type { ScmClient, ScmResult } from "./scm-client.ts";
-import type { TokenProvider } from "./token-provider.ts";
+import { tokenOf, type ScmAuth, type TokenProvider } from "./token-provider.ts";
 
 export type WorkerConfig = Pick<
   Config,
@@ -295,7 +295,7 @@ export function createWorker(deps: WorkerDependencies) {
     };
 
     for (;;) {
-      let token: string;
+      let token: ScmAuth;
       try {
         token = await tokens.getToken();
       } catch (error) {
@@ -536,7 +536,8 @@ function tokenErrorCode(error: unknown): string {
  * What an answer said, for logs and the DLQ. The token is cut out of anything SCM sent back: a
  * gateway that echoes request headers in its error text must not leak it into logs or the DLQ.
  */
-function lastAnswer(result: ScmResult, token: string): LastAnswer {
+function lastAnswer(result: ScmResult, auth: ScmAuth): LastAnswer {
+  const token = tokenOf(auth);
   if (result.kind === "network") return { httpStatus: undefined, errorCode: undefined, errorMsg: redact(result.message, token) };
   return { httpStatus: result.status, errorCode: redact(result.errorCode, token), errorMsg: redact(result.errorMsg, token) };
 }

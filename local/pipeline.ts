@@ -288,6 +288,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     if (!scmEndpoint) {
       const simOptions: ScmSimulatorOptions = { ...options.simulator, port: options.scmPort ?? 0 };
       if (stored.kind === "token") simOptions.tokens = [...(options.simulator?.tokens ?? []), stored.token];
+      else if (stored.kind === "aksk") simOptions.accessKeys = [...(options.simulator?.accessKeys ?? []), stored.credentials];
       else simOptions.iamUsers = [...(options.simulator?.iamUsers ?? []), { domain: stored.credentials.domain, user: stored.credentials.user, password: stored.credentials.password }];
       try {
         sim = await startScmSimulator(simOptions);

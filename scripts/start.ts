@@ -45,8 +45,9 @@ Options:
   --drain                  exit 0 once the queue and everything in flight are empty
   --scm-endpoint URL       a real SCM (https://scm.<region>.myhuaweicloud.com) instead of the simulator;
                            needs --token-file; no demo jobs unless --demo
-  --token-file PATH        the token to use: the raw token or {"token": "..."} (default: the
-                           simulator's demo token)
+  --token-file PATH        the credential to use: the raw token, {"token": "..."}, or an access key pair
+                           {"aksk": {"access_key", "secret_key", "domain_id"}} (default: the simulator's demo token)
+  --aksk                   with the simulator: sign every SCM call with a demo AK/SK pair instead of a token
   --jobs FILE              enqueue the certificate ids in FILE at start (one per line; blank lines and
                            # comments ignored; an invalid line stops everything before anything is sent).
                            With --drain: withdraw a list and exit. CSV/JSONL: use npx scm-withdraw bulk
@@ -117,6 +118,7 @@ function parseFlags(argv: string[]): Settings | "help" {
     drain: { type: "boolean" },
     "scm-endpoint": { type: "string" },
     "token-file": { type: "string" },
+    aksk: { type: "boolean" },
     jobs: { type: "string" },
     demo: { type: "boolean" },
     "no-demo": { type: "boolean" },
@@ -146,7 +148,8 @@ function parseFlags(argv: string[]): Settings | "help" {
   }
   const tokenFile = v["token-file"];
   if (scmEndpoint !== undefined && tokenFile === undefined) throw new UsageError("--scm-endpoint needs --token-file: the demo token only opens the simulator");
-  let secret: string | undefined;
+  if (v.aksk && (tokenFile !== undefined || scmEndpoint !== undefined)) throw new UsageError("--aksk signs with the simulator's demo key pair: for a real SCM, put {\"aksk\": {...}} in --token-file");
+  let secret: string | undefined = v.aksk ? JSON.stringify({ aksk: LOCAL.demoAkSk }) : undefined;
   if (tokenFile !== undefined) {
     try {
       secret = readFileSync(tokenFile, "utf8");
@@ -155,7 +158,7 @@ function parseFlags(argv: string[]): Settings | "help" {
     }
     try {
       const stored = parseSecret(secret);
-      if (stored.kind !== "token") throw new Error('IAM credentials ({"iam": ...}) are not supported by the local pipeline yet; put a token in the file');
+      if (stored.kind === "iam") throw new Error('IAM credentials ({"iam": ...}) are not supported by the local pipeline yet; put a token or {"aksk": ...} in the file');
     } catch (error) {
       // The parser's messages describe the problem, never the content.
       throw new UsageError(`--token-file ${tokenFile}: ${(error as Error).message}`);
@@ -371,7 +374,8 @@ async function main(): Promise<number> {
   say(`            SQS endpoint ${p.sqsEndpoint} (fauxqs, in memory); visibility timeout ${set.visibilityTimeoutSeconds} s;`);
   say(`            the worker dead-letters a still-failing job on receive ${set.maxReceiveCount}, the redrive policy after ${set.redriveMaxReceiveCount}`);
   say(`  SCM       ${p.sim ? `simulator on ${p.scmEndpoint} (demo certificates ${DEMO.withdrawn} to ${DEMO.throttledThenWithdrawn})` : p.scmEndpoint}`);
-  say(`  token     ${s.tokenFile ? `from ${s.tokenFile}` : "the simulator's demo token"}, served as secret ${p.secretId} by ${p.secretsEndpoint}`);
+  const credential = s.tokenFile ? `from ${s.tokenFile}` : s.secret ? "the simulator's demo AK/SK pair (every SCM call signed)" : "the simulator's demo token";
+  say(`  token     ${credential}, served as secret ${p.secretId} by ${p.secretsEndpoint} (to the handler's random access key only)`);
   say(
     p.ledger
       ? `  ledger    table ${p.ledger.tableName} on ${p.ledger.endpoint} (dynalite, in memory; --no-ledger turns it off)`

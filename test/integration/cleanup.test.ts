@@ -24,7 +24,7 @@ import { createScmClient, type ScmClient } from "../../lib/scm-client.ts";
 import { createTokenProvider, secretsManagerReader } from "../../lib/token-provider.ts";
 import { lambdaContext, sqsEvent, sqsRecord } from "../support/lambda.ts";
 import { capturedOutput } from "../support/secret-guard.ts";
-import { ROTATED_TOKEN, TEST_TOKEN } from "../support/secrets.ts";
+import { ROTATED_TOKEN, TEST_AKSK, TEST_TOKEN } from "../support/secrets.ts";
 import { SECRET_ID, startStack, type Stack } from "../support/stack.ts";
 
 let stack: Stack;
@@ -551,6 +551,20 @@ describe("scm-withdraw cleanup (the CLI)", () => {
     expect(stderr.split("\n").filter(Boolean)).toHaveLength(1);
     expect(stderr).toContain(`scm-withdraw: error: ${message}`);
     expect(stack.sim.calls).toEqual([]);
+  });
+
+  it("lists with AK/SK-signed calls when the token file holds {\"aksk\": ...}", async () => {
+    const ids = addCertificates("chk", 2, "CHECKING");
+    stack.sim.acceptAccessKey(TEST_AKSK);
+    const akskFile = path.join(dir, "aksk.json");
+    writeFileSync(akskFile, JSON.stringify({ aksk: { access_key: TEST_AKSK.accessKey, secret_key: TEST_AKSK.secretKey, domain_id: TEST_AKSK.domainId } }));
+    const { code, stdout, stderr } = await cli("--dry-run", "--token-file", akskFile);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
+    for (const id of ids) expect(stdout).toContain(`${id}  CHECKING`);
+    const lists = stack.sim.calls.filter((c) => c.kind === "list");
+    expect(lists.length).toBeGreaterThan(0);
+    expect(lists.every((c) => c.tokenRef === `aksk#${TEST_AKSK.accessKey}`)).toBe(true);
+    expect(stdout + stderr).not.toContain(TEST_AKSK.secretKey.slice(0, 12));
   });
 
   it("refuses a token file that cannot hold a token, without printing it", async () => {
