@@ -21,6 +21,11 @@ export type ScmAnswer = {
   body: unknown;
   errorCode: string | undefined;
   errorMsg: string | undefined;
+  /**
+   * The start of the body as received (at most {@link EXCERPT_LENGTH} characters, control characters
+   * as spaces, the token cut out), for logs about an answer nobody expected. Undefined for an empty body.
+   */
+  excerpt?: string;
   /** From a `Retry-After` header (seconds or HTTP date), in milliseconds. */
   retryAfterMs: number | undefined;
   durationMs: number;
@@ -123,13 +128,13 @@ export function createScmClient(options: ScmClientOptions): ScmClient {
             // Enough: the status decides; the rest of a huge body is not worth reading.
             oversized = true;
             chunks.length = 0;
-            finish(toAnswer(response, undefined, now() - started));
+            finish(toAnswer(response, undefined, token, now() - started));
             response.destroy();
             return;
           }
           chunks.push(chunk);
         });
-        response.on("end", () => finish(toAnswer(response, Buffer.concat(chunks).toString("utf8"), now() - started)));
+        response.on("end", () => finish(toAnswer(response, Buffer.concat(chunks).toString("utf8"), token, now() - started)));
         response.on("error", (error: NodeJS.ErrnoException) => fail("connection", `${error.code ?? error.name}: ${error.message}`));
         response.on("aborted", () => fail("connection", "answer cut off"));
       });
@@ -156,7 +161,7 @@ export function createScmClient(options: ScmClientOptions): ScmClient {
   };
 }
 
-function toAnswer(response: http.IncomingMessage, text: string | undefined, durationMs: number): ScmAnswer {
+function toAnswer(response: http.IncomingMessage, text: string | undefined, token: string, durationMs: number): ScmAnswer {
   let body: unknown;
   if (text) {
     try {
@@ -172,9 +177,30 @@ function toAnswer(response: http.IncomingMessage, text: string | undefined, dura
     body,
     errorCode: typeof record.error_code === "string" ? record.error_code : undefined,
     errorMsg: typeof record.error_msg === "string" ? record.error_msg : undefined,
+    excerpt: text ? excerptOf(text, token) : undefined,
     retryAfterMs: parseRetryAfter(response.headers["retry-after"]),
     durationMs,
   };
+}
+
+/** How much of an unexpected body the logs and the DLQ quote. */
+export const EXCERPT_LENGTH = 200;
+
+/**
+ * The start of a body, safe to log: the token is cut out of the whole text first (so no prefix of it
+ * survives the cut), in any letter case and URL-encoded, then control characters become spaces.
+ */
+export function excerptOf(text: string, token: string): string {
+  let clean = text;
+  for (const form of new Set([token, encodeURIComponent(token)])) {
+    if (form.length > 0) clean = clean.replace(new RegExp(escapeRegExp(form), "gi"), "[redacted]");
+  }
+  clean = clean.replace(/[\0-\x1f\x7f]+/g, " ").trim();
+  return clean.length > EXCERPT_LENGTH ? `${clean.slice(0, EXCERPT_LENGTH)}…` : clean;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /** `Retry-After` as milliseconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
