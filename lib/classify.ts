@@ -23,7 +23,14 @@ export const FAILURE_REASONS = [
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 /** Why a call is worth trying again. */
-export type RetryReason = "throttled" | "server_error" | "timeout" | "connection" | "token_unavailable" | "unexpected_answer";
+export type RetryReason =
+  | "throttled"
+  | "server_error"
+  | "timeout"
+  | "connection"
+  | "token_unavailable"
+  /** A 2xx that is not the call's documented success (an HTML page, a 204, another certificate's id...). */
+  | "unexpected_answer";
 
 /** The reasons a single answer dead-letters with (the others come from the message or from running out of receives). */
 export type PermanentReason = Exclude<FailureReason, "invalid_message" | "retries_exhausted" | "unexpected_answer">;
@@ -116,7 +123,8 @@ export function classifyAnswer(result: ScmResult, context: ClassifyContext): Dec
     }
   }
   if (status >= 200 && status < 300) {
-    return context.succeeded(result) ? { kind: "withdrawn" } : { kind: "retry", reason: "unexpected_answer", retryAfterMs };
+    if (context.succeeded(result)) return { kind: "withdrawn" };
+    return { kind: "retry", reason: "unexpected_answer", retryAfterMs };
   }
   if (status in PERMANENT_STATUSES) {
     return { kind: "dead-letter", reason: PERMANENT_STATUSES[status as keyof typeof PERMANENT_STATUSES] };

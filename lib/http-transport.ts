@@ -86,7 +86,8 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
         finish({ kind: "network", failure, message, durationMs: now() - started });
         outgoing.destroy();
       };
-      const socketError = (error: NodeJS.ErrnoException) => fail("connection", `${error.code ?? error.name}: ${error.message}`);
+      const socketError = (error: NodeJS.ErrnoException) =>
+        fail("connection", `${error.code ?? error.name}: ${error.message}`);
       const isHttps = url.protocol === "https:";
       const body = request.body;
       const outgoing = (isHttps ? https : http).request({

@@ -30,7 +30,7 @@ export type IamHttpResult =
   | { kind: "answer"; status: number; subjectToken: string | undefined; body: unknown }
   | { kind: "network"; failure: "timeout" | "connection"; message: string };
 
-/** Sends the token request; the default is the shared HTTP transport, `lib/http-transport.ts` (tests may pass their own). */
+/** Sends the token request; the default is the shared `lib/http-transport.ts` (tests may pass their own). */
 export type IamTransport = (url: URL, body: string, timeoutMs: number) => Promise<IamHttpResult>;
 
 export interface IamExchangeOptions {
@@ -226,7 +226,11 @@ export function createIamExchange(options: IamExchangeOptions): IamExchanger {
 /** The real transport: the shared HTTP transport (keep-alive, one time limit per request, bounded body). */
 export function createIamTransport(): IamTransport & { close: () => void } {
   // Exchanges are rare (about one per container per day, plus one per 401), so two sockets are plenty.
-  const transport = createHttpTransport({ maxSockets: 2, maxBodyBytes: MAX_BODY_BYTES, maxHeaderBytes: MAX_HEADER_BYTES });
+  const transport = createHttpTransport({
+    maxSockets: 2,
+    maxBodyBytes: MAX_BODY_BYTES,
+    maxHeaderBytes: MAX_HEADER_BYTES,
+  });
   const send = async (url: URL, body: string, timeoutMs: number): Promise<IamHttpResult> => {
     const result = await transport.send({
       url,
@@ -238,7 +242,8 @@ export function createIamTransport(): IamTransport & { close: () => void } {
     if (result.kind === "network") return { kind: "network", failure: result.failure, message: result.message };
     const header = result.headers["x-subject-token"];
     // An oversized body still has its status and token header; it just has no readable expiry.
-    return { kind: "answer", status: result.status, subjectToken: Array.isArray(header) ? header[0] : header, body: parseJsonBody(result.text) };
+    const subjectToken = Array.isArray(header) ? header[0] : header;
+    return { kind: "answer", status: result.status, subjectToken, body: parseJsonBody(result.text) };
   };
   return Object.assign(send, { close: () => transport.close() });
 }

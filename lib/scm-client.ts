@@ -73,7 +73,8 @@ export function createScmClient(options: ScmClientOptions): ScmClient {
     ...(options.now ? { now: options.now } : {}),
   });
 
-  const send = async (method: "GET" | "POST", path: string, token: string, callOptions: CallOptions = {}): Promise<ScmResult> => {
+  type Method = "GET" | "POST";
+  const send = async (method: Method, path: string, token: string, callOptions: CallOptions = {}): Promise<ScmResult> => {
     const body = method === "POST" ? "{}" : undefined;
     const result = await transport.send({
       url: new URL(basePath + path, base),

@@ -13,7 +13,15 @@
  * its metrics (`lib/metrics.ts`, Embedded Metric Format).
  */
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { cancelSucceeded, classifyAnswer, classifyStatusCheck, THROTTLING_CODES, type FailureReason, type PermanentReason, type RetryReason } from "./classify.ts";
+import {
+  cancelSucceeded,
+  classifyAnswer,
+  classifyStatusCheck,
+  THROTTLING_CODES,
+  type FailureReason,
+  type PermanentReason,
+  type RetryReason,
+} from "./classify.ts";
 import type { Config } from "./config.ts";
 import type { DeadLetterSender } from "./dead-letter.ts";
 import { describeError, TokenUnavailableError } from "./errors.ts";
@@ -401,7 +409,8 @@ export function createWorker(deps: WorkerDependencies) {
         if (correlation.receiveCount >= config.maxReceiveCount) {
           // An answer nobody expected keeps its own reason, so `dlq list` tells it from an outage.
           const reason = result.reason === "unexpected_answer" ? "unexpected_answer" : "retries_exhausted";
-          return deadLetter(record, base, reason, result.attempts, result.last, { ...fields, errorMsg: cut(result.last.errorMsg), lastReason: result.reason }, started, log, settle);
+          const logged = { ...fields, errorMsg: cut(result.last.errorMsg), lastReason: result.reason };
+          return deadLetter(record, base, reason, result.attempts, result.last, logged, started, log, settle);
         }
         log.warn("withdrawal_left_for_retry", { ...fields, reason: result.reason, errorMsg: cut(result.last.errorMsg), durationMs: now() - started });
         return settle(record, { ...base, state: "retrying", reason: result.reason, attempts: result.attempts, last: result.last });

@@ -300,7 +300,9 @@ export const faults = {
   oddSuccess(kind: OddSuccess): Fault {
     switch (kind) {
       case "html":
-        return faults.answer(200, "<!DOCTYPE html><html><body><h1>Welcome</h1><p>Please sign in.</p></body></html>", { "content-type": "text/html" });
+        return faults.answer(200, "<!DOCTYPE html><html><body><h1>Welcome</h1><p>Please sign in.</p></body></html>", {
+          "content-type": "text/html",
+        });
       case "invalid-json":
         return faults.answer(200, '{"cert_id":"scs', { "content-type": JSON_TYPE });
       case "error-code":
@@ -533,7 +535,8 @@ function stableId(name: string): string {
 /** An SCM business error: a 4xx other than 401 (credentials are the gateway's, `APIGW.*`) with an `SCM.*` code. */
 function isBusinessError(answer: Answer): boolean {
   const code = isRecord(answer.body) ? answer.body["error_code"] : undefined;
-  return answer.status >= 400 && answer.status < 500 && answer.status !== 401 && typeof code === "string" && code.startsWith("SCM.");
+  const clientError = answer.status >= 400 && answer.status < 500 && answer.status !== 401;
+  return clientError && typeof code === "string" && code.startsWith("SCM.");
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -148,7 +148,9 @@ function parseFlags(argv: string[]): Settings | "help" {
   if (scmEndpoint !== undefined && !isAcceptableEndpoint(scmEndpoint)) {
     throw new UsageError(`--scm-endpoint must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment (got ${JSON.stringify(scmEndpoint)})`);
   }
-  if (scmEndpoint !== undefined && v["business-errors-as-500"]) throw new UsageError("--business-errors-as-500 shapes the simulator's answers: it cannot be used with --scm-endpoint");
+  if (scmEndpoint !== undefined && v["business-errors-as-500"]) {
+    throw new UsageError("--business-errors-as-500 shapes the simulator's answers: it cannot be used with --scm-endpoint");
+  }
   const tokenFile = v["token-file"];
   if (scmEndpoint !== undefined && tokenFile === undefined) throw new UsageError("--scm-endpoint needs --token-file: the demo token only opens the simulator");
   let secret: string | undefined;
