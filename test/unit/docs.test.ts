@@ -113,6 +113,16 @@ describe("docs: links and anchors", () => {
       expect(problems).toEqual([]);
     });
   }
+
+  it("every repository path named in code spans exists (e.g. `lib/worker.ts`, `test/support/`)", () => {
+    const problems: string[] = [];
+    for (const page of PAGES) {
+      for (const [, path] of read(page).matchAll(/`((?:lib|cli|local|handlers|scripts|bench|test|events|docs)\/[\w./-]*)`/g)) {
+        if (!existsSync(join(ROOT, path!))) problems.push(`${page}: ${path}`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
 });
 
 describe("docs: the README", () => {
