@@ -2,9 +2,11 @@
  * Huawei Cloud AK/SK request signing (`SDK-HMAC-SHA256`), as Huawei's own SDK does it
  * (`@huaweicloud/huaweicloud-sdk-core`, `auth/AKSKSigner`; the tests compare against it):
  *
- *   canonical request = METHOD \n canonical URI \n canonical query \n canonical headers \n signed headers \n hex(sha256(body))
+ *   canonical request = METHOD \n canonical URI \n canonical query \n canonical headers \n signed headers
+ *                       \n hex(sha256(body))
  *   string to sign    = "SDK-HMAC-SHA256" \n X-Sdk-Date \n hex(sha256(canonical request))
- *   Authorization     = "SDK-HMAC-SHA256 Access=<AK>, SignedHeaders=<h1;h2>, Signature=<hex hmac-sha256(SK, string to sign)>"
+ *   Authorization     = "SDK-HMAC-SHA256 Access=<AK>, SignedHeaders=<h1;h2>, Signature=<hex>"
+ *                       (hex = hex hmac-sha256(SK, string to sign))
  *
  * - Canonical URI: each path segment percent-encoded (RFC 3986 unreserved characters kept), with a
  *   trailing `/` appended when missing.
@@ -49,7 +51,11 @@ export function createAkSkSigner(credentials: AkSkCredentials, now: () => number
   return { sign: (request) => signRequest(request, credentials, new Date(now())) };
 }
 
-export function signRequest(request: SignableRequest, credentials: AkSkCredentials, date: Date): Record<string, string> {
+export function signRequest(
+  request: SignableRequest,
+  credentials: AkSkCredentials,
+  date: Date,
+): Record<string, string> {
   const added: Record<string, string> = {
     Host: request.url.host,
     "X-Sdk-Date": sdkDate(date),
@@ -58,7 +64,8 @@ export function signRequest(request: SignableRequest, credentials: AkSkCredentia
   const headers = { ...request.headers, ...added };
   const signedHeaders = Object.keys(headers).map((name) => name.toLowerCase()).sort();
   const signature = computeSignature(request, headers, signedHeaders, added["X-Sdk-Date"]!, credentials.secretKey);
-  added.Authorization = `${SIGNING_ALGORITHM} Access=${credentials.accessKey}, SignedHeaders=${signedHeaders.join(";")}, Signature=${signature}`;
+  const fields = [`Access=${credentials.accessKey}`, `SignedHeaders=${signedHeaders.join(";")}`, `Signature=${signature}`];
+  added.Authorization = `${SIGNING_ALGORITHM} ${fields.join(", ")}`;
   return added;
 }
 
@@ -92,16 +99,20 @@ export function sdkDate(date: Date): string {
 export function parseSdkDate(value: string): number | undefined {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
   if (!m) return undefined;
-  const [year, month, day, hour, minute, second] = m.slice(1).map(Number) as [number, number, number, number, number, number];
-  const ms = Date.UTC(year, month - 1, day, hour, minute, second);
+  const [year, month, day, hour, minute, second] = m.slice(1).map(Number);
+  const ms = Date.UTC(year!, month! - 1, day, hour, minute, second);
   return sdkDate(new Date(ms)) === value ? ms : undefined;
 }
 
 /** The parts of an `Authorization: SDK-HMAC-SHA256 Access=..., SignedHeaders=..., Signature=...` header. */
-export function parseAuthorization(value: string | undefined): { accessKey: string; signedHeaders: string[]; signature: string } | undefined {
-  const m = /^SDK-HMAC-SHA256\s+Access=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]+)$/.exec(value ?? "");
+export function parseAuthorization(
+  value: string | undefined,
+): { accessKey: string; signedHeaders: string[]; signature: string } | undefined {
+  const m = AUTHORIZATION.exec(value ?? "");
   return m ? { accessKey: m[1]!, signedHeaders: m[2]!.split(";"), signature: m[3]! } : undefined;
 }
+
+const AUTHORIZATION = /^SDK-HMAC-SHA256\s+Access=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]+)$/;
 
 /** Constant-time comparison of two hex signatures. */
 export function sameSignature(a: string, b: string): boolean {
@@ -110,7 +121,7 @@ export function sameSignature(a: string, b: string): boolean {
   return left.length === right.length && timingSafeEqual(left, right);
 }
 
-/** A query string in the canonical form (sorted, RFC 3986): clients send it this way so what is signed is what is sent. */
+/** A query string in the canonical form (sorted, RFC 3986): clients send it so, and what is signed is what is sent. */
 export function canonicalQuery(params: URLSearchParams | Record<string, string>): string {
   const pairs = params instanceof URLSearchParams ? [...params] : Object.entries(params);
   return pairs

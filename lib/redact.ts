@@ -63,7 +63,9 @@ export function redact(text: string, ...extra: (string | undefined)[]): string {
   const folded = fold(clean);
   const spans: [number, number][] = [];
   for (const form of wholeForms) {
-    for (let at = folded.indexOf(form); at !== -1; at = folded.indexOf(form, at + 1)) spans.push([at, at + form.length]);
+    for (let at = folded.indexOf(form); at !== -1; at = folded.indexOf(form, at + 1)) {
+      spans.push([at, at + form.length]);
+    }
   }
   for (let at = 0; at + MIN_FRAGMENT <= folded.length; at += 1) {
     if (windows.has(folded.slice(at, at + MIN_FRAGMENT))) spans.push([at, at + MIN_FRAGMENT]);

@@ -81,7 +81,10 @@ export function createScmClient(options: ScmClientOptions): ScmClient {
   const send = async (method: Method, path: string, token: ScmAuth, callOptions: CallOptions = {}): Promise<ScmResult> => {
     const body = method === "POST" ? "{}" : undefined;
     const url = new URL(basePath + path, base);
-    const headers = { Accept: "application/json", ...(body === undefined ? {} : { "Content-Type": "application/json;charset=UTF-8" }) };
+    const headers = {
+      Accept: "application/json",
+      ...(body === undefined ? {} : { "Content-Type": "application/json;charset=UTF-8" }),
+    };
     const auth = typeof token === "string" ? { "X-Auth-Token": token } : token.sign({ method, url, headers, body });
     const result = await transport.send({
       url,

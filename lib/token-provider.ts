@@ -90,8 +90,13 @@ export function parseSecret(secretString: string | undefined): StoredSecret {
     const record = json as Record<string, unknown>;
     if (typeof record.token === "string") return { kind: "token", token: checkToken(record.token) };
     if (typeof record.iam === "object" && record.iam !== null) return { kind: "iam", credentials: checkIam(record.iam as Record<string, unknown>) };
-    if (typeof record.aksk === "object" && record.aksk !== null) return { kind: "aksk", credentials: checkAkSk(record.aksk as Record<string, unknown>) };
-    throw new TokenUnavailableError("secret_unusable", 'the secret is JSON without a "token" string, an "iam" object or an "aksk" object');
+    if (typeof record.aksk === "object" && record.aksk !== null) {
+      return { kind: "aksk", credentials: checkAkSk(record.aksk as Record<string, unknown>) };
+    }
+    throw new TokenUnavailableError(
+      "secret_unusable",
+      'the secret is JSON without a "token" string, an "iam" object or an "aksk" object',
+    );
   }
   return { kind: "token", token: checkToken(text) };
 }
@@ -135,12 +140,15 @@ const HEADER_SAFE = /^[\x21-\x7E]+$/;
 
 function checkAkSk(aksk: Record<string, unknown>): AkSkCredentials {
   const missing = ["access_key", "secret_key"].filter((key) => typeof aksk[key] !== "string" || aksk[key] === "");
-  if (missing.length > 0) throw new TokenUnavailableError("secret_unusable", `the "aksk" secret lacks ${missing.join(", ")}`);
+  if (missing.length > 0) {
+    throw new TokenUnavailableError("secret_unusable", `the "aksk" secret lacks ${missing.join(", ")}`);
+  }
   const bad = ["access_key", "secret_key"].filter((key) => !HEADER_SAFE.test(aksk[key] as string));
   const domainId = aksk.domain_id;
   if (domainId !== undefined && (typeof domainId !== "string" || !/^[A-Za-z0-9-]+$/.test(domainId))) bad.push("domain_id");
   if (bad.length > 0) {
-    throw new TokenUnavailableError("secret_unusable", `the "aksk" secret's ${bad.join(", ")} must be printable ASCII without spaces (domain_id: letters, digits, -)`);
+    const rule = "must be printable ASCII without spaces (domain_id: letters, digits, -)";
+    throw new TokenUnavailableError("secret_unusable", `the "aksk" secret's ${bad.join(", ")} ${rule}`);
   }
   return {
     accessKey: aksk.access_key as string,
@@ -168,7 +176,9 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
       registerSecret(...secretValues(secret));
       if (secret.kind === "token") return { token: secret.token, freshUntil: now() + options.ttlMs };
       // A key pair needs no exchange: re-read it as often as a raw token (a rotated key is picked up then).
-      if (secret.kind === "aksk") return { token: createAkSkSigner(secret.credentials), freshUntil: now() + options.ttlMs };
+      if (secret.kind === "aksk") {
+        return { token: createAkSkSigner(secret.credentials), freshUntil: now() + options.ttlMs };
+      }
       if (!options.exchangeIam) throw new TokenUnavailableError("secret_unusable", 'the secret holds IAM credentials but no IAM exchange is configured');
       const issued = await options.exchangeIam(secret.credentials);
       registerSecret(issued.token);

@@ -9,7 +9,14 @@
  * is refused without that header, or with another account's id.
  */
 import type { IncomingHttpHeaders } from "node:http";
-import { computeSignature, MAX_CLOCK_SKEW_MS, parseAuthorization, parseSdkDate, sameSignature, type AkSkCredentials } from "../lib/aksk-signer.ts";
+import {
+  computeSignature,
+  MAX_CLOCK_SKEW_MS,
+  parseAuthorization,
+  parseSdkDate,
+  sameSignature,
+  type AkSkCredentials,
+} from "../lib/aksk-signer.ts";
 
 export type AkSkCheck = { ok: true; accessKey: string } | { ok: false; code: "APIGW.0301"; reason: string };
 
@@ -21,10 +28,14 @@ export interface ReceivedRequest {
   body: Buffer;
 }
 
-export function verifyAkSk(request: ReceivedRequest, keys: ReadonlyMap<string, AkSkCredentials>, now: number): AkSkCheck {
+export function verifyAkSk(
+  request: ReceivedRequest,
+  keys: ReadonlyMap<string, AkSkCredentials>,
+  now: number,
+): AkSkCheck {
   const fail = (reason: string): AkSkCheck => ({ ok: false, code: "APIGW.0301", reason });
   const authorization = parseAuthorization(header(request.headers, "authorization"));
-  if (!authorization) return fail("the Authorization header is not SDK-HMAC-SHA256 Access=..., SignedHeaders=..., Signature=...");
+  if (!authorization) return fail("the Authorization header is not SDK-HMAC-SHA256 Access=..., SignedHeaders=..., ...");
   const key = keys.get(authorization.accessKey);
   if (!key) return fail("the access key does not exist");
   if (!authorization.signedHeaders.includes("x-sdk-date")) return fail("x-sdk-date is not signed");
@@ -32,13 +43,17 @@ export function verifyAkSk(request: ReceivedRequest, keys: ReadonlyMap<string, A
   const at = parseSdkDate(date);
   if (at === undefined) return fail("x-sdk-date is not YYYYMMDDTHHMMSSZ");
   if (Math.abs(now - at) > MAX_CLOCK_SKEW_MS) return fail("x-sdk-date is more than 15 minutes from the server's time");
-  if (key.domainId !== undefined && header(request.headers, "x-domain-id") !== key.domainId) return fail("x-domain-id is missing or names another account");
+  if (key.domainId !== undefined && header(request.headers, "x-domain-id") !== key.domainId) {
+    return fail("x-domain-id is missing or names another account");
+  }
 
   const headers: Record<string, string | undefined> = {};
   for (const name of authorization.signedHeaders) headers[name] = header(request.headers, name);
   const url = new URL(request.target, `http://${header(request.headers, "host") ?? "localhost"}`);
-  const expected = computeSignature({ method: request.method, url, body: request.body.toString("utf8") }, headers, authorization.signedHeaders, date, key.secretKey);
-  return sameSignature(expected, authorization.signature) ? { ok: true, accessKey: key.accessKey } : fail("verify aksk signature fail");
+  const signed = { method: request.method, url, body: request.body.toString("utf8") };
+  const expected = computeSignature(signed, headers, authorization.signedHeaders, date, key.secretKey);
+  if (!sameSignature(expected, authorization.signature)) return fail("verify aksk signature fail");
+  return { ok: true, accessKey: key.accessKey };
 }
 
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {

@@ -563,7 +563,8 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
     applyPlan(sim, plan);
     const faultsPlanned = sim.pendingFaults();
     const { aksk } = options;
-    const secret = aksk ? JSON.stringify({ aksk: { access_key: aksk.accessKey, secret_key: aksk.secretKey, domain_id: aksk.domainId } }) : token;
+    const stored = aksk && { access_key: aksk.accessKey, secret_key: aksk.secretKey, domain_id: aksk.domainId };
+    const secret = stored ? JSON.stringify({ aksk: stored }) : token;
     const secrets = await startSecretsManagerServer({ [LOCAL.secretId]: secret });
     closers.push(() => secrets.close());
 

@@ -35,7 +35,10 @@ export async function startSecretsManagerServer(secrets: Record<string, string> 
   const store = new Map(Object.entries(secrets));
   const readCounts = new Map<string, number>();
   let failures = 0;
-  const credentials = { accessKeyId: `LOCAL${randomBytes(10).toString("hex").toUpperCase()}`, secretAccessKey: randomBytes(20).toString("hex") };
+  const credentials = {
+    accessKeyId: `LOCAL${randomBytes(10).toString("hex").toUpperCase()}`,
+    secretAccessKey: randomBytes(20).toString("hex"),
+  };
 
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -50,7 +53,8 @@ export async function startSecretsManagerServer(secrets: Record<string, string> 
         return reply(400, { __type: "UnknownOperationException", message: `unsupported operation ${target}` });
       }
       if (signedKeyId(req.headers.authorization) !== credentials.accessKeyId) {
-        return reply(400, { __type: "UnrecognizedClientException", message: "The security token included in the request is invalid." });
+        const message = "The security token included in the request is invalid.";
+        return reply(400, { __type: "UnrecognizedClientException", message });
       }
       let input: { SecretId?: string } = {};
       try {

@@ -98,7 +98,7 @@ async function main(): Promise<number> {
   let report;
   try {
     report = await runChaos(plan, {
-      ...(flags.aksk ? { aksk: { accessKey: LOCAL.demoAkSk.access_key, secretKey: LOCAL.demoAkSk.secret_key, domainId: LOCAL.demoAkSk.domain_id } } : {}),
+      ...(flags.aksk ? { aksk: demoAkSk() } : {}),
       onLogLine: (line) => log.write(`${line}\n`),
       onProgress: (event) => {
         const where = `${seconds(event.elapsedMs)}: ${event.decided}/${event.total} decided`;
@@ -137,3 +137,9 @@ main().then(
     process.exit(1);
   },
 );
+
+/** The local demo AK/SK pair (not a secret: only the simulator accepts it). */
+function demoAkSk() {
+  const { access_key: accessKey, secret_key: secretKey, domain_id: domainId } = LOCAL.demoAkSk;
+  return { accessKey, secretKey, domainId };
+}

@@ -155,7 +155,9 @@ function parseFlags(argv: string[]): Settings | "help" {
   }
   const tokenFile = v["token-file"];
   if (scmEndpoint !== undefined && tokenFile === undefined) throw new UsageError("--scm-endpoint needs --token-file: the demo token only opens the simulator");
-  if (v.aksk && (tokenFile !== undefined || scmEndpoint !== undefined)) throw new UsageError("--aksk signs with the simulator's demo key pair: for a real SCM, put {\"aksk\": {...}} in --token-file");
+  if (v.aksk && (tokenFile !== undefined || scmEndpoint !== undefined)) {
+    throw new UsageError('--aksk signs with the simulator\'s demo key pair: for a real SCM, put {"aksk": {...}} in --token-file');
+  }
   let secret: string | undefined = v.aksk ? JSON.stringify({ aksk: LOCAL.demoAkSk }) : undefined;
   if (tokenFile !== undefined) {
     try {
@@ -165,7 +167,9 @@ function parseFlags(argv: string[]): Settings | "help" {
     }
     try {
       const stored = parseSecret(secret);
-      if (stored.kind === "iam") throw new Error('IAM credentials ({"iam": ...}) are not supported by the local pipeline yet; put a token or {"aksk": ...} in the file');
+      if (stored.kind === "iam") {
+        throw new Error('IAM credentials ({"iam": ...}) are not supported by the local pipeline yet; put a token or {"aksk": ...} in the file');
+      }
     } catch (error) {
       // The parser's messages describe the problem, never the content.
       throw new UsageError(`--token-file ${tokenFile}: ${(error as Error).message}`);
@@ -383,7 +387,8 @@ async function main(): Promise<number> {
   say(`            SQS endpoint ${p.sqsEndpoint} (fauxqs, in memory); visibility timeout ${set.visibilityTimeoutSeconds} s;`);
   say(`            the worker dead-letters a still-failing job on receive ${set.maxReceiveCount}, the redrive policy after ${set.redriveMaxReceiveCount}`);
   say(`  SCM       ${p.sim ? `simulator on ${p.scmEndpoint} (demo certificates ${DEMO.withdrawn} to ${DEMO.throttledThenWithdrawn})` : p.scmEndpoint}`);
-  const credential = s.tokenFile ? `from ${s.tokenFile}` : s.secret ? "the simulator's demo AK/SK pair (every SCM call signed)" : "the simulator's demo token";
+  const demo = s.secret ? "the simulator's demo AK/SK pair (every SCM call signed)" : "the simulator's demo token";
+  const credential = s.tokenFile ? `from ${s.tokenFile}` : demo;
   say(`  token     ${credential}, served as secret ${p.secretId} by ${p.secretsEndpoint} (to the handler's random access key only)`);
   say(
     p.ledger
