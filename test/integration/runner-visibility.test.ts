@@ -38,7 +38,7 @@ it("does not bring back early a record the function delayed, even after extendin
       new ChangeMessageVisibilityCommand({
         QueueUrl: queueUrl,
         ReceiptHandle: record!.receiptHandle,
-        VisibilityTimeout: 4,
+        VisibilityTimeout: 3,
       }),
     );
     return { batchItemFailures: [{ itemIdentifier: record!.messageId }] };
