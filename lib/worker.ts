@@ -138,7 +138,12 @@ async function processBatch(tools: Tools, event: SQSEvent, context: InvocationCo
   } catch (error) {
     await settleCrashed(inv, jobs, error, inv.started);
   }
-  await changeRetryVisibility(tools.deps.changeVisibility, inv, tools.config, tools.random);
+  try {
+    await changeRetryVisibility(tools.deps.changeVisibility, inv, tools.config, tools.random);
+  } catch (error) {
+    // A bug there must not change the batch's answer: the records just come back after the queue's timeout.
+    inv.log.warn("visibility_change_failed", { error: describeError(error), records: inv.retries.length });
+  }
   // Every ledger write of this invocation (claims, and outcomes through onOutcome) has finished by now.
   const ledgerFailed = ledgerFailures(deps) - ledgerFailuresBefore;
   if (ledgerFailed > 0) inv.metrics.count("LedgerWriteFailed", ledgerFailed);
