@@ -58,6 +58,8 @@ const linesSince = (mark: number) =>
   capturedOutput()
     .slice(mark)
     .split("\n")
+    // A console line (captured without its newline) may precede a JSON line on the same row.
+    .map((l) => l.slice(Math.max(0, l.indexOf("{"))))
     .filter((l) => l.startsWith("{"))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 

@@ -10,7 +10,7 @@ import { seedDemoScenario } from "../../local/scm-simulator.ts";
 import { startHangingServer, type HangingServer } from "../support/hanging-server.ts";
 import { lambdaContext, sqsEvent, sqsRecord } from "../support/lambda.ts";
 import { capturedOutput } from "../support/secret-guard.ts";
-import { TEST_TOKEN } from "../support/secrets.ts";
+import { IAM_PASSWORD, TEST_TOKEN } from "../support/secrets.ts";
 import { attributesOf, SECRET_ID, startStack, type Stack } from "../support/stack.ts";
 
 type Handler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
@@ -33,6 +33,8 @@ const linesSince = (mark: number) =>
   capturedOutput()
     .slice(mark)
     .split("\n")
+    // A console line (captured without its newline) may precede a JSON line on the same row.
+    .map((l) => l.slice(Math.max(0, l.indexOf("{"))))
     .filter((l) => l.startsWith("{"))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 
@@ -146,6 +148,23 @@ describe("deadlines", () => {
       retryReason: "deadline:dead_letter",
     });
     expect(lines.find((l) => l.messageId === withdrawn.messageId && l.event === "withdrawal_succeeded")).toBeTruthy();
+  });
+});
+
+describe("deadlines, IAM", () => {
+  it("leaves the batch for retry as deadline:iam when the IAM token exchange hangs", async () => {
+    const credentials = { domain: "acme", user: "scm-bot", password: IAM_PASSWORD, endpoint: hanging.url };
+    stack.secrets.setSecret(SECRET_ID, JSON.stringify({ iam: credentials }));
+    const handler = await coldStart({ IAM_TIMEOUT_MS: "60000" });
+    const record = sqsRecord(job(DEMO.withdrawn));
+    const mark = capturedOutput().length;
+    const started = Date.now();
+    const response = await handler(sqsEvent(record), lambdaContext(2500));
+    expect(Date.now() - started).toBeLessThan(2400);
+    expect(failedIds(response)).toEqual([record.messageId]);
+    const lines = linesSince(mark);
+    expect(lines.find((l) => l.event === "token_unavailable")).toMatchObject({ code: "deadline" });
+    expect(lines.find((l) => l.event === "withdrawal_left_for_retry")).toMatchObject({ reason: "deadline:iam" });
   });
 });
 
