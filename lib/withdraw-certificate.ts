@@ -40,6 +40,13 @@ const MIN_CALL_BUDGET_MS = 50;
 /** Log lines quote SCM's `error_msg` up to this length (the DLQ attribute keeps up to 1024). */
 const LOGGED_ERROR_MSG_LENGTH = 256;
 
+/** The call whose answer asked for a retry, for the `withdrawal_retrying` line. */
+interface FailedCall {
+  call: "cancel" | "detail";
+  result: ScmResult;
+  answer: LastAnswer;
+}
+
 /** What one call needs to say about itself in the logs of every record that shares it. */
 interface CallLog {
   inv: Invocation;
@@ -85,7 +92,7 @@ export async function withdrawCertificate(
     last = lastAnswer(result, token);
     const decision = classifyAnswer(result, { tokenRefreshed });
     let retry: { reason: RetryReason; retryAfterMs: number | undefined };
-    let failed = { call: "cancel", result, answer: last };
+    let failed: FailedCall = { call: "cancel", result, answer: last };
 
     switch (decision.kind) {
       case "withdrawn":
@@ -126,31 +133,32 @@ export async function withdrawCertificate(
     if (retry.retryAfterMs !== undefined) retryAfterMs = Math.max(retryAfterMs ?? 0, retry.retryAfterMs);
     transientFailures += 1;
     if (transientFailures >= config.maxAttempts) return retrying(retry.reason);
-    const delay = retryDelay(
-      transientFailures - 1,
-      retry.retryAfterMs,
-      { baseMs: config.retryBaseDelayMs, capMs: config.retryMaxDelayMs },
-      tools.random,
-    );
+    const backoff = { baseMs: config.retryBaseDelayMs, capMs: config.retryMaxDelayMs };
+    const delay = retryDelay(transientFailures - 1, retry.retryAfterMs, backoff, tools.random);
     if (inv.now() + delay + MIN_CALL_BUDGET_MS > inv.deadline) return retrying("deadline:scm");
-    inv.metrics.count("Retried");
-    const { answer } = failed;
-    logEach(call, "info", "withdrawal_retrying", {
-      attempt: attempts,
-      call: failed.call,
-      reason: retry.reason,
-      status: answer.httpStatus,
-      errorCode: answer.errorCode,
-      errorMsg: cut(answer.errorMsg),
-      latencyMs: Math.round(failed.result.durationMs),
-      delayMs: delay,
-    });
+    logRetry(call, attempts, retry.reason, failed, delay);
     try {
       await tools.sleep(delay, inv.signal);
     } catch {
       return retrying("deadline:scm");
     }
   }
+}
+
+/** Counts a retry inside the invocation and says why, once per record sharing the call. */
+function logRetry(call: CallLog, attempt: number, reason: RetryReason, failed: FailedCall, delayMs: number) {
+  call.inv.metrics.count("Retried");
+  const { answer } = failed;
+  logEach(call, "info", "withdrawal_retrying", {
+    attempt,
+    call: failed.call,
+    reason,
+    status: answer.httpStatus,
+    errorCode: answer.errorCode,
+    errorMsg: cut(answer.errorMsg),
+    latencyMs: Math.round(failed.result.durationMs),
+    delayMs,
+  });
 }
 
 /** After `SCM.0010`, the certificate's details decide: already withdrawn, rejected, or worth a retry. */
