@@ -7,7 +7,7 @@
  * - `dead_lettered`: sent to the DLQ with a `failure_reason` (then acknowledged);
  * - `retrying`: reported in `batchItemFailures`, so SQS delivers it again, with a reason.
  */
-import type { FailureReason, RetryReason } from "./classify.ts";
+import type { FailureReason, PermanentReason, RetryReason } from "./classify.ts";
 import type { DeadlineSubject } from "./errors.ts";
 import type { WithdrawalRequest } from "./message.ts";
 
@@ -21,8 +21,8 @@ export type Fate = (typeof FATES)[number];
  */
 export type RetryCause = RetryReason | `deadline:${DeadlineSubject}` | "dead_letter_failed" | "crashed";
 
-/** Dead-letter reasons SCM's answers give (the others come from the message or the receive count). */
-export type AnswerFailureReason = Exclude<FailureReason, "invalid_message" | "retries_exhausted">;
+/** Dead-letter reasons SCM's answers give at once (the others come from the message or the receive count). */
+export type AnswerFailureReason = PermanentReason;
 
 /** What the last SCM answer said, for logs and dead-letter attributes. */
 export interface LastAnswer {

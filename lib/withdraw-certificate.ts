@@ -3,7 +3,13 @@
  * attempts run out, or the invocation's deadline comes. Every record that asked for the certificate
  * shares the result (one SCM call for several jobs of one certificate in a batch).
  */
-import { classifyAnswer, classifyStatusCheck, THROTTLING_CODES, type RetryReason } from "./classify.ts";
+import {
+  cancelSucceeded,
+  classifyAnswer,
+  classifyStatusCheck,
+  THROTTLING_CODES,
+  type RetryReason,
+} from "./classify.ts";
 import type { Config } from "./config.ts";
 import { DeadlineError, describeError, TokenUnavailableError } from "./errors.ts";
 import type { Invocation } from "./invocation.ts";
@@ -89,8 +95,8 @@ export async function withdrawCertificate(
     attempts += 1;
     const result = await scm.cancelCert(certificateId, token, { timeoutMs: budget(), signal: inv.signal });
     observe(inv, result);
-    last = lastAnswer(result, token);
-    const decision = classifyAnswer(result, { tokenRefreshed });
+    const decision = classifyAnswer(result, { tokenRefreshed, succeeded: cancelSucceeded(certificateId) });
+    last = lastAnswer(result, token, decision);
     let retry: { reason: RetryReason; retryAfterMs: number | undefined };
     let failed: FailedCall = { call: "cancel", result, answer: last };
 
@@ -120,7 +126,7 @@ export async function withdrawCertificate(
           return { state: "already_withdrawn", attempts, certificateStatus: check.status, last };
         if (check.kind === "rejected") return { state: "dead_lettered", reason: "rejected", attempts, last };
         retry = check;
-        failed = { call: "detail", result: check.details, answer: lastAnswer(check.details, token) };
+        failed = { call: "detail", result: check.details, answer: lastAnswer(check.details, token, check) };
         break;
       }
       case "retry":
@@ -208,15 +214,15 @@ function observe(inv: Invocation, result: ScmResult) {
 /**
  * What an answer said, for logs and the DLQ. The token is cut out of anything SCM sent back: a
  * gateway that echoes request headers in its error text must not leak it into logs or the DLQ.
+ * An unexpected answer without `error_msg` is quoted by a short excerpt of its body instead.
  */
-function lastAnswer(result: ScmResult, token: string): LastAnswer {
-  if (result.kind === "network")
+function lastAnswer(result: ScmResult, token: string, decision: { kind: string; reason?: string }): LastAnswer {
+  if (result.kind === "network") {
     return { httpStatus: undefined, errorCode: undefined, errorMsg: redact(result.message, token) };
-  return {
-    httpStatus: result.status,
-    errorCode: redact(result.errorCode, token),
-    errorMsg: redact(result.errorMsg, token),
-  };
+  }
+  const unexpected = decision.kind === "retry" && decision.reason === "unexpected_answer";
+  const errorMsg = result.errorMsg ?? (unexpected ? result.excerpt : undefined);
+  return { httpStatus: result.status, errorCode: redact(result.errorCode, token), errorMsg: redact(errorMsg, token) };
 }
 
 function redact(text: string | undefined, secret: string): string | undefined {

@@ -296,11 +296,13 @@ async function finishRecord(tools: Tools, inv: Invocation, job: Job, result: Wit
       );
     case "retrying":
       if (job.correlation.receiveCount >= tools.config.maxReceiveCount) {
+        // An answer nobody expected keeps its own reason, so `dlq list` tells it from an outage.
+        const reason = result.reason === "unexpected_answer" ? "unexpected_answer" : "retries_exhausted";
         return deadLetter(
           tools,
           inv,
           job,
-          { reason: "retries_exhausted", attempts, last },
+          { reason, attempts, last },
           { ...fields, errorMsg: cut(last.errorMsg), lastReason: result.reason },
           started,
         );
