@@ -17,20 +17,25 @@
  */
 import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { createAkSkSigner, type AkSkCredentials, type RequestSigner } from "./aksk-signer.ts";
-import { TokenUnavailableError } from "./errors.ts";
+import { withDeadline } from "./deadline.ts";
+import { TokenUnavailableError, type DeadlineSubject } from "./errors.ts";
 import { registerSecret } from "./redact.ts";
 
 /** How SCM requests are authenticated: an IAM token (`X-Auth-Token`), or an AK/SK signer. */
 export type ScmAuth = string | RequestSigner;
 
 export interface TokenProvider {
-  /** The current credential, from the cache when it is fresh. */
-  getToken(): Promise<ScmAuth>;
+  /**
+   * The current credential, from the cache when it is fresh. With a `signal` (the invocation's deadline),
+   * the caller stops waiting when it aborts: `DeadlineError` naming the step that hung
+   * (`secrets_manager` or `iam`); the shared read goes on, bounded by its own time limits.
+   */
+  getToken(signal?: AbortSignal): Promise<ScmAuth>;
   /**
    * A credential other than `staleToken`, read fresh (bypassing every cache) unless another caller
    * already replaced the stale one. Used after a 401.
    */
-  refresh(staleToken: ScmAuth): Promise<ScmAuth>;
+  refresh(staleToken: ScmAuth, signal?: AbortSignal): Promise<ScmAuth>;
 }
 
 /** The token itself, for the scrubber; a signer holds no token (its secret key is registered when read). */
@@ -168,10 +173,13 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
   const margin = options.iamRefreshMarginMs ?? 3_600_000;
   let cache: CacheEntry | undefined;
   let inflight: Promise<CacheEntry> | undefined;
+  /** What the read in flight is waiting for, to name it when a caller's deadline comes first. */
+  let step: DeadlineSubject = "secrets_manager";
 
   const load = (): Promise<CacheEntry> => {
     if (inflight) return inflight;
     inflight = (async () => {
+      step = "secrets_manager";
       const secret = parseSecret(await options.readSecret());
       registerSecret(...secretValues(secret));
       if (secret.kind === "token") return { token: secret.token, freshUntil: now() + options.ttlMs };
@@ -180,6 +188,7 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
         return { token: createAkSkSigner(secret.credentials), freshUntil: now() + options.ttlMs };
       }
       if (!options.exchangeIam) throw new TokenUnavailableError("secret_unusable", 'the secret holds IAM credentials but no IAM exchange is configured');
+      step = "iam";
       const issued = await options.exchangeIam(secret.credentials);
       registerSecret(issued.token);
       // Reuse an IAM token until `margin` before it expires. One that lives no longer than the margin
@@ -200,25 +209,38 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
     return inflight;
   };
 
+  const wait = async (signal: AbortSignal | undefined) => (signal ? withDeadline(() => step, signal, load) : load());
+
   return {
-    async getToken() {
+    async getToken(signal) {
       if (cache && now() < cache.freshUntil) return cache.token;
-      return (await load()).token;
+      return (await wait(signal)).token;
     },
-    async refresh(staleToken) {
+    async refresh(staleToken, signal) {
       if (cache && cache.token !== staleToken) return cache.token;
       if (cache?.token === staleToken) cache = undefined;
-      return (await load()).token;
+      return (await wait(signal)).token;
     },
   };
 }
 
+/**
+ * Secrets Manager reads give up after this long (every attempt of the SDK's together), so a read that
+ * hangs ends even when no invocation is waiting for it any more; the next invocation then reads again.
+ */
+export const SECRET_READ_TIMEOUT_MS = 10_000;
+
 /** Reads a secret with the real Secrets Manager client; every call is a fresh `GetSecretValue`. */
-export function secretsManagerReader(client: SecretsManagerClient, secretId: string): SecretReader {
+export function secretsManagerReader(
+  client: SecretsManagerClient,
+  secretId: string,
+  timeoutMs = SECRET_READ_TIMEOUT_MS,
+): SecretReader {
   return async () => {
     let output;
     try {
-      output = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
+      const command = new GetSecretValueCommand({ SecretId: secretId });
+      output = await client.send(command, { abortSignal: AbortSignal.timeout(timeoutMs) });
     } catch (error) {
       const code = (error as { name?: string }).name === "ResourceNotFoundException" ? "secret_not_found" : "secret_fetch_failed";
       throw new TokenUnavailableError(code, `could not read secret ${secretId}: ${describeSecretsError(error)}`);

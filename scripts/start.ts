@@ -72,7 +72,8 @@ Options:
   -h, --help               show this help
 
 The handler's other settings come from the environment, as in Lambda (MAX_ATTEMPTS, SCM_TIMEOUT_MS,
-RETRY_BASE_DELAY_MS, SCM_MAX_RPS, LOG_LEVEL, ...; see the README's Configuration table), e.g.
+RETRY_BASE_DELAY_MS, SCM_MAX_RPS, LOG_LEVEL, ...; see the README's Configuration table; locally
+RETRY_VISIBILITY_SCHEDULE defaults to ${LOCAL_PIPELINE_DEFAULTS.retryVisibilitySchedule}), e.g.
   SCM_MAX_RPS=5 npm start -- --scm-endpoint https://scm.ap-southeast-1.myhuaweicloud.com --token-file token.txt`;
 
 /** DESIGN.md's handler variables a user may set for a local run (the pipeline wires the rest). */
@@ -88,6 +89,7 @@ const PASS_THROUGH = [
   "ALREADY_WITHDRAWN_STATUSES",
   "IAM_TOKEN_REFRESH_MARGIN_MS",
   "DEADLINE_MARGIN_MS",
+  "RETRY_VISIBILITY_SCHEDULE",
 ] as const;
 
 interface Settings {
@@ -321,6 +323,17 @@ async function main(): Promise<number> {
   const onLogLine = (line: string) => {
     log.write(`${line}\n`);
     if (s.verbose) return say(line);
+    // The backoff across deliveries (RETRY_VISIBILITY_SCHEDULE): when each job left for retry comes back.
+    if (running && line.includes('"event":"retry_delayed"')) {
+      try {
+        const entry = JSON.parse(line) as { certificateId?: string; receiveCount?: number; visibilityTimeoutS?: number };
+        const who = entry.certificateId ?? "a job";
+        say(`retry: ${who} (receive ${entry.receiveCount ?? "?"}) comes back in ${entry.visibilityTimeoutS ?? "?"} s`);
+      } catch {
+        // not JSON: it is in the log file
+      }
+      return;
+    }
     // Errors are worth a line here even without --verbose (once per kind); a failed start is
     // reported once, below.
     if (running && line.includes('"level":"error"')) {

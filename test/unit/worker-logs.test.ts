@@ -265,8 +265,8 @@ describe("the worker's log lines", () => {
     expect(fake.events("withdrawal_succeeded").map((l) => l.requestId).sort()).toEqual(["A", "B"]);
   });
 
-  it("say token_unavailable once and leave every record, with its ids, when there is no token at the start", async () => {
-    const records = [sqsRecord({ certificate_id: "LOGS000000000013", request_id: "T-1" }), sqsRecord("not json")];
+  it("say token_unavailable once and leave every valid record, with its ids, when there is no token at the start", async () => {
+    const records = [sqsRecord({ certificate_id: "LOGS000000000013", request_id: "T-1" }), sqsRecord({ certificate_id: "LOGS000000000017" }), sqsRecord("not json")];
     const fake = fakeWorker({
       getToken: () => {
         throw failureDown();
@@ -280,9 +280,12 @@ describe("the worker's log lines", () => {
       [records[0]!.messageId, "T-1", "token_unavailable", 0],
       [records[1]!.messageId, records[1]!.messageId, "token_unavailable", 0],
     ]);
-    expect(fake.events("batch_processed")).toEqual([expect.objectContaining({ records: 2, retrying: 2, failures: 2, scmCalls: 0 })]);
+    // An invalid body needs no token: it is dead-lettered anyway.
+    expect(fake.letters.map((l) => [l.sourceMessageId, l.reason])).toEqual([[records[2]!.messageId, "invalid_message"]]);
+    expect(fake.events("batch_processed")).toEqual([expect.objectContaining({ records: 3, retrying: 2, dead_lettered: 1, failures: 2, scmCalls: 0 })]);
     expect(fake.metrics).toHaveLength(1);
-    expect(fake.metrics[0]!.counts).toMatchObject({ TokenUnavailable: 1, LeftForRetry: 2, Withdrawn: 0 });
+    expect(fake.metrics[0]!.counts).toMatchObject({ TokenUnavailable: 1, LeftForRetry: 2, DeadLettered: 1, Withdrawn: 0 });
+    expect(fake.outcomes.map((o) => o.state).sort()).toEqual(["dead_lettered", "retrying", "retrying"]);
   });
 
   it("say token_rejected, then token_unavailable with its code, when the re-read after a 401 fails", async () => {
@@ -382,14 +385,17 @@ describe("the worker's metrics", () => {
       TokenUnavailable: 0,
       DeadLetterFailed: 1,
       LedgerWriteFailed: 0, // no ledger configured
+      VisibilityChangeFailed: 0, // no visibility changer configured
     });
     expect(m!.deadLetteredByReason).toEqual({ forbidden: 1, retries_exhausted: 1, invalid_message: 2 });
     // One latency per SCM call that answered (the crashing fake throws instead of answering).
     expect(m!.scmLatencyMs).toHaveLength(fake.calls.length - 1);
-    // The ledger hook saw the same outcomes the metrics counted (crashed records never reach it).
+    // The ledger hook saw the same outcomes the metrics counted, the crashed record's included.
     const states = fake.outcomes.map((o) => o.state);
+    expect(fake.outcomes).toHaveLength(Object.keys(records).length);
     expect(states.filter((s) => s === "withdrawn")).toHaveLength(3);
-    expect(states.filter((s) => s === "retrying")).toHaveLength(2);
+    expect(states.filter((s) => s === "retrying")).toHaveLength(3);
+    expect(fake.outcomes.find((o) => o.messageId === records.crash.messageId)).toMatchObject({ state: "retrying", reason: "crashed" });
   });
 
   it("are flushed for an empty event too (zeros, no SCM call)", async () => {
