@@ -8,8 +8,8 @@
  *
  * the handler never throws, every record gets exactly one outcome (the response, the DLQ, the log
  * lines and the metrics all agree on it), a record is withdrawn only when SCM answered 200 with the
- * documented success body (or the status check said it already was), the outcome is the one docs/contract.md's outcome table gives, and
- * no secret is printed, not even when SCM echoes the token back.
+ * documented success body (or the status check said it already was), the outcome is the one the
+ * outcome table of docs/contract.md gives, and no secret is printed, not even when SCM echoes the token back.
  */
 import type { Message } from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
