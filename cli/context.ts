@@ -14,7 +14,7 @@ import { LOCAL, localDynamoEndpoint, localQueueUrl } from "./local-defaults.ts";
 import { UsageError, type OptionSpec, type ParsedArgs } from "./args.ts";
 import type { OutputStream } from "./output.ts";
 
-/** Exit codes, documented in the README and in `--help`. */
+/** Exit codes, documented in docs/operations.md and in `--help`. */
 export const EXIT = {
   /** Everything asked for was done. */
   ok: 0,

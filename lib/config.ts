@@ -10,7 +10,7 @@ import { redact } from "./redact.ts";
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** Certificate statuses that mean "no application under review" (an assumption about SCM; see README). */
+/** Certificate statuses that mean "no application under review" (an assumption about SCM; see docs/contract.md). */
 export const DEFAULT_ALREADY_WITHDRAWN_STATUSES = ["PAID", "CANCELCHECKING"] as const;
 
 export interface Config {

@@ -41,7 +41,7 @@ import { createEventSourceRunner, type EventSourceRunner, type InvocationReport,
 import { startScmSimulator, seedDemoScenario, type ScmSimulator, type ScmSimulatorOptions } from "./scm-simulator.ts";
 import { startSecretsManagerServer, type SecretsManagerServer } from "./secrets-manager-server.ts";
 
-/** Local defaults, chosen so `npm start -- --drain` finishes in seconds (see the README's local pipeline section). */
+/** Local defaults, chosen so `npm start -- --drain` finishes in seconds (see docs/running-locally.md). */
 export const LOCAL_PIPELINE_DEFAULTS = {
   /** Queue visibility timeout (s): a failed record comes back this long after its receive (or its invocation's end). */
   visibilityTimeoutSeconds: 2,
@@ -96,7 +96,7 @@ export interface PipelineOptions {
   ledger?: boolean | { tableName?: string; endpoint?: string };
   /** Port of the local DynamoDB with `ledger: true`; 0 (the default here) picks a free one. `npm start` passes `LOCAL`'s. */
   dynamoDbPort?: number;
-  /** More handler configuration (DESIGN.md variables: MAX_ATTEMPTS, SCM_TIMEOUT_MS, LOG_LEVEL, ...). The pipeline's own wiring wins. */
+  /** More handler configuration (docs/configuration.md: MAX_ATTEMPTS, SCM_TIMEOUT_MS, LOG_LEVEL, ...). The pipeline's own wiring wins. */
   env?: Record<string, string | undefined>;
   /** Every line the handler writes (its JSON logs) and anything a container prints to stderr. */
   onLogLine?: (line: string) => void;
@@ -573,7 +573,7 @@ export function summaryChanged(shown: PipelineStats | undefined, now: PipelineSt
   return figures(shown) !== figures(now);
 }
 
-/** The outcome table's order (DESIGN.md), then anything else, then the redrive policy's moves. */
+/** The outcome table's order (docs/contract.md), then anything else, then the redrive policy's moves. */
 const REASON_ORDER = [
   "invalid_message",
   "unauthorized",

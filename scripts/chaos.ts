@@ -1,7 +1,7 @@
 /**
  * `npm run chaos`: thousands of jobs through the local pipeline under random SCM faults, with the
  * event source killed and restarted in the middle of batches; then every job is reconciled and the
- * accounting table printed (see `local/chaos.ts` and the README's "Chaos run").
+ * accounting table printed (see `local/chaos.ts` and docs/testing.md, "Chaos run").
  *
  * Exit codes: 0 every job accounted for, 1 an invariant failed (lost, wrongly dead-lettered, wrong
  * reason, double withdrawal, unfinished) or the run could not start, 2 bad flags.

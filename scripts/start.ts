@@ -1,6 +1,6 @@
 /**
- * `npm start`: the whole pipeline on this machine (see `local/pipeline.ts` and the README's
- * "Run it locally" section). A terminal front end: flags, progress, the summary table, signals.
+ * `npm start`: the whole pipeline on this machine (see `local/pipeline.ts` and
+ * docs/running-locally.md). A terminal front end: flags, progress, the summary table, signals.
  *
  * Exit codes: 0 done (drained with `--drain`, or stopped cleanly with Ctrl-C), 1 the pipeline could
  * not start (a port taken, a bad configuration), 2 bad flags, 130 a `--drain` interrupted by Ctrl-C
@@ -72,11 +72,11 @@ Options:
   -h, --help               show this help
 
 The handler's other settings come from the environment, as in Lambda (MAX_ATTEMPTS, SCM_TIMEOUT_MS,
-RETRY_BASE_DELAY_MS, SCM_MAX_RPS, LOG_LEVEL, ...; see the README's Configuration table; locally
+RETRY_BASE_DELAY_MS, SCM_MAX_RPS, LOG_LEVEL, ...; see docs/configuration.md; locally
 RETRY_VISIBILITY_SCHEDULE defaults to ${LOCAL_PIPELINE_DEFAULTS.retryVisibilitySchedule}), e.g.
   SCM_MAX_RPS=5 npm start -- --scm-endpoint https://scm.ap-southeast-1.myhuaweicloud.com --token-file token.txt`;
 
-/** DESIGN.md's handler variables a user may set for a local run (the pipeline wires the rest). */
+/** The handler variables (docs/configuration.md) a user may set for a local run (the pipeline wires the rest). */
 const PASS_THROUGH = [
   "MAX_ATTEMPTS",
   "RETRY_BASE_DELAY_MS",
