@@ -9,12 +9,13 @@
  *   quoted (`"a ""b"""`) but a quoted field cannot span lines.
  * - `.jsonl` (or `.ndjson`): one message per line, validated against the full `WithdrawalRequest` schema.
  *
+ * A line longer than 64 KiB is reported as invalid (by its number) and skipped, so memory stays bounded.
  * Every record is validated with the shared schema and comes out as a ready message body, or as an
  * error naming what is wrong; line numbers are the file's own (1-based), so an operator can fix them.
  */
 import { createReadStream } from "node:fs";
-import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
+import { MAX_LINE_BYTES, readLines } from "./line-reader.ts";
 import { CERTIFICATE_ID_PATTERN, parseWithdrawalBody } from "./message.ts";
 
 export const BULK_FORMATS = ["txt", "csv", "jsonl"] as const;
@@ -56,67 +57,74 @@ export function readBulkFile(path: string, options: BulkReadOptions): AsyncGener
 
 /** Yields one {@link BulkLine} per record of `input`; blank and comment lines yield nothing. */
 export async function* readBulk(input: Readable, options: BulkReadOptions): AsyncGenerator<BulkLine> {
-  const lines = createInterface({ input, crlfDelay: Infinity });
+  const state: ReadState = { csv: undefined };
   let lineNumber = 0;
-  let csv: CsvLayout | undefined;
   try {
-    for await (const raw of lines) {
-      lineNumber++;
-      const text = lineNumber === 1 ? raw.replace(/^\uFEFF/, "") : raw;
-      switch (options.format) {
-        case "txt": {
-          // Ids are [A-Za-z0-9], so a `#` is always the start of a comment.
-          const id = text.split("#", 1)[0]!.trim();
-          if (id !== "") yield toLine(lineNumber, { certificate_id: id }, options);
-          break;
+    for await (const lines of readLines(input)) {
+      for (const raw of lines) {
+        lineNumber++;
+        if (typeof raw !== "string") {
+          const problem = `the line is longer than ${MAX_LINE_BYTES} bytes (${raw.tooLong} bytes)`;
+          if (options.format === "csv" && !state.csv) throw new BulkFileError(`the header row on line ${lineNumber}: ${problem}`, lineNumber);
+          yield { line: lineNumber, certificateId: undefined, error: problem };
+          continue;
         }
-        case "csv": {
-          if (text.trim() === "" || text.trimStart().startsWith("#")) break;
-          if (!csv) {
-            csv = csvLayout(text, lineNumber);
-            break;
-          }
-          const fields = splitCsvRecord(text, csv.delimiter);
-          if (typeof fields === "string") {
-            yield { line: lineNumber, certificateId: undefined, error: fields };
-            break;
-          }
-          if (fields.every((f) => f.trim() === "")) break;
-          const id = fields[csv.columns.certificate_id]?.trim();
-          if (id === undefined || id === "") {
-            yield { line: lineNumber, certificateId: undefined, error: `no certificate_id value (column ${csv.columns.certificate_id + 1})` };
-            break;
-          }
-          const fromColumns: Record<string, unknown> = { certificate_id: id };
-          for (const name of OPTIONAL_CSV_COLUMNS) {
-            const index = csv.columns[name];
-            const value = index === undefined ? undefined : fields[index]?.trim();
-            if (value) fromColumns[name] = value;
-          }
-          yield toLine(lineNumber, fromColumns, options);
-          break;
-        }
-        case "jsonl": {
-          if (text.trim() === "") break;
-          const parsed = parseWithdrawalBody(text);
-          if (!parsed.ok) {
-            yield { line: lineNumber, certificateId: validIdOrUndefined(parsed.certificateId), error: parsed.problem };
-            break;
-          }
-          yield toLine(lineNumber, parsed.request, options, true);
-          break;
-        }
-        default: {
-          const never: never = options.format;
-          throw new Error(`unknown bulk format ${String(never)}`);
-        }
+        const entry = parseLine(lineNumber === 1 ? raw.replace(/^\uFEFF/, "") : raw, lineNumber, options, state);
+        if (entry) yield entry;
       }
     }
   } finally {
-    lines.close();
     input.destroy();
   }
-  if (options.format === "csv" && !csv) throw new BulkFileError("the file has no header row with a certificate_id column (it is empty)", lineNumber);
+  if (options.format === "csv" && !state.csv) throw new BulkFileError("the file has no header row with a certificate_id column (it is empty)", lineNumber);
+}
+
+interface ReadState {
+  /** The CSV header's layout, once read. */
+  csv: CsvLayout | undefined;
+}
+
+/** One line of the file as a record, or undefined for a blank line, a comment or a CSV header. */
+function parseLine(text: string, lineNumber: number, options: BulkReadOptions, state: ReadState): BulkLine | undefined {
+  switch (options.format) {
+    case "txt": {
+      // Ids are [A-Za-z0-9], so a `#` is always the start of a comment.
+      const id = text.split("#", 1)[0]!.trim();
+      return id === "" ? undefined : toLine(lineNumber, { certificate_id: id }, options);
+    }
+    case "csv": {
+      if (text.trim() === "" || text.trimStart().startsWith("#")) return undefined;
+      if (!state.csv) {
+        state.csv = csvLayout(text, lineNumber);
+        return undefined;
+      }
+      const { csv } = state;
+      const fields = splitCsvRecord(text, csv.delimiter);
+      if (typeof fields === "string") return { line: lineNumber, certificateId: undefined, error: fields };
+      if (fields.every((f) => f.trim() === "")) return undefined;
+      const id = fields[csv.columns.certificate_id]?.trim();
+      if (id === undefined || id === "") {
+        return { line: lineNumber, certificateId: undefined, error: `no certificate_id value (column ${csv.columns.certificate_id + 1})` };
+      }
+      const fromColumns: Record<string, unknown> = { certificate_id: id };
+      for (const name of OPTIONAL_CSV_COLUMNS) {
+        const index = csv.columns[name];
+        const value = index === undefined ? undefined : fields[index]?.trim();
+        if (value) fromColumns[name] = value;
+      }
+      return toLine(lineNumber, fromColumns, options);
+    }
+    case "jsonl": {
+      if (text.trim() === "") return undefined;
+      const parsed = parseWithdrawalBody(text);
+      if (!parsed.ok) return { line: lineNumber, certificateId: validIdOrUndefined(parsed.certificateId), error: parsed.problem };
+      return toLine(lineNumber, parsed.request, options, true);
+    }
+    default: {
+      const never: never = options.format;
+      throw new Error(`unknown bulk format ${String(never)}`);
+    }
+  }
 }
 
 function toLine(line: number, fields: Record<string, unknown>, options: BulkReadOptions, fromJson = false): BulkLine {

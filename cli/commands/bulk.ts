@@ -4,7 +4,7 @@
  * sends wait for room (back-pressure), and the results file is written as results come in.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, createReadStream, openSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, createReadStream, fstatSync, openSync, statSync, unlinkSync, writeSync, type Stats } from "node:fs";
 import { resolve } from "node:path";
 import { BULK_FORMATS, BulkFileError, CertificateIdSet, formatFromPath, readBulk, type BulkFormat } from "../../lib/bulk-file.ts";
 import type { JobRef } from "../../lib/ledger.ts";
@@ -68,7 +68,6 @@ export const bulkCommand: Command = {
     const dryRun = values["dry-run"] === true;
     const concurrency = integerFlag(values, "concurrency", { min: 1, max: 64 }, "bulk") ?? 8;
     const format = bulkFormat(file, stringFlag(values, "format"));
-    const size = fileSize(file);
     const batchId = stringFlag(values, "batch-id") ?? generateBatchId(new Date());
     const reason = stringFlag(values, "reason");
     const requestedAt = new Date().toISOString();
@@ -77,6 +76,7 @@ export const bulkCommand: Command = {
     if (!flags.ok) throw new UsageError(flags.problem, "bulk");
     const resultsPath = stringFlag(values, "results") ?? `${file}.results.csv`;
     if (resolve(resultsPath) === resolve(file)) throw new UsageError(`--results would overwrite the input file ${file}`, "bulk");
+    closeSync(openInput(file).fd); // a missing or unreadable file is a usage error, before anything else
     const wait = values.wait === true;
     if (wait && dryRun) throw new UsageError("--wait follows a batch that was sent: it cannot be used with --dry-run", "bulk");
     const intervalMs = durationFlag(values, "interval", { minMs: 100, maxMs: 3_600_000 }, "bulk") ?? DEFAULT_WATCH_INTERVAL_MS;
@@ -89,7 +89,16 @@ export const bulkCommand: Command = {
       throw new UsageError(`--batch-id must be at most ${MAX_LEDGER_BATCH_ID} characters with the ledger (each job's request_id is <batch_id>:<certificate_id>)`, "bulk");
     }
 
-    const results = openResults(resultsPath);
+    // The input is opened (and held) before the results file is even looked at: see openResults.
+    const inputFile = openInput(file);
+    const size = inputFile.size;
+    let results: ReturnType<typeof openResults>;
+    try {
+      results = openResults(resultsPath, inputFile, file);
+    } catch (error) {
+      closeSync(inputFile.fd);
+      throw error;
+    }
     results.row(["line", "certificate_id", "outcome", "message_id", "detail"]);
 
     const counts = { read: 0, valid: 0, invalid: 0, duplicates: 0, sent: 0, failed: 0, ...(ledger ? { already_done: 0 } : {}) };
@@ -158,7 +167,7 @@ export const bulkCommand: Command = {
     };
 
     const seen = new CertificateIdSet();
-    const input = createReadStream(file);
+    const input = createReadStream(file, { fd: inputFile.fd });
     let interrupted = false;
     try {
       for await (const entry of readBulk(input, { format, set: stamp, defaults: { requested_at: requestedAt, ...(reason !== undefined ? { reason } : {}) } })) {
@@ -278,15 +287,20 @@ function bulkFormat(file: string, given: string | undefined): BulkFormat {
   return format;
 }
 
-function fileSize(file: string): number {
+/** Opens the input file; its size and identity (device + inode) come from the open descriptor, not the name. */
+function openInput(file: string): { fd: number; size: number; dev: number; ino: number } {
+  let fd: number | undefined;
   try {
-    const stat = statSync(file);
+    fd = openSync(file, "r");
+    const stat = fstatSync(fd);
     if (!stat.isFile()) throw new UsageError(`${file} is not a file`, "bulk");
-    return stat.size;
+    return { fd, size: stat.size, dev: stat.dev, ino: stat.ino };
   } catch (error) {
+    if (fd !== undefined) closeSync(fd);
     if (error instanceof UsageError) throw error;
     const code = (error as { code?: string }).code;
-    throw new UsageError(`cannot read ${file}: ${code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : String(code ?? error)}`, "bulk");
+    const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String(code ?? error);
+    throw new UsageError(`cannot read ${file}: ${why}`, "bulk");
   }
 }
 
@@ -296,8 +310,16 @@ export function generateBatchId(now: Date): string {
   return `bulk-${stamp}-${randomBytes(2).toString("hex")}`;
 }
 
-/** The results CSV, written through a 64 KiB buffer so a million rows cost neither memory nor a million syscalls. */
-function openResults(path: string): { row(fields: (string | number)[]): void; close(): void } {
+/**
+ * The results CSV, written through a 64 KiB buffer so a million rows cost neither memory nor a million syscalls.
+ * A path that is the input file under another name (a hard link, a symbolic link) is refused: opening it for
+ * writing would truncate the input before a line of it was read.
+ */
+function openResults(path: string, input: { dev: number; ino: number }, inputName: string): { row(fields: (string | number)[]): void; close(): void } {
+  const existing = statIfAny(path);
+  if (existing && existing.dev === input.dev && existing.ino === input.ino) {
+    throw new UsageError(`--results ${path} is the input file ${inputName} (through a link); choose another path`, "bulk");
+  }
   let fd: number;
   try {
     fd = openSync(path, "w");
@@ -322,6 +344,14 @@ function openResults(path: string): { row(fields: (string | number)[]): void; cl
       closeSync(fd);
     },
   };
+}
+
+function statIfAny(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The job's body with a request_id (the ledger's key; `<batch_id>:<certificate_id>` unless the line gave one) and its ledger reference. */

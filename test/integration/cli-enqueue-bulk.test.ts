@@ -3,7 +3,7 @@
  * 127.0.0.1 with the real SDK. What reaches the queue is read back and checked.
  */
 import { GetQueueAttributesCommand, PurgeQueueCommand, SQSClient, type SendMessageBatchCommandInput, type SendMessageBatchCommandOutput } from "@aws-sdk/client-sqs";
-import { mkdtempSync, readFileSync, existsSync, writeFileSync } from "node:fs";
+import { existsSync, linkSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -262,6 +262,28 @@ describe("bulk", () => {
     expect(run.stderr).toBe(`scm-withdraw: error: --results would overwrite the input file ${path} (see \`scm-withdraw bulk --help\`)\n`);
     expect(readFileSync(path, "utf8")).toBe(`${id(71)}\n`);
     expect(await received()).toEqual([]);
+  });
+
+  it.each([
+    ["a hard link", (target: string, link: string) => linkSync(target, link)],
+    ["a symbolic link", (target: string, link: string) => symlinkSync(target, link)],
+  ])("refuses --results through %s to the input file, leaving the input whole", async (_, makeLink) => {
+    const path = file(`linked-${_.length}.txt`, `${id(72)}\n${id(73)}\n`);
+    const link = join(dir, `linked-${_.length}.results.csv`);
+    makeLink(path, link);
+    const run = await cli(["bulk", path, "--results", link, ...queues.flags]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe(`scm-withdraw: error: --results ${link} is the input file ${path} (through a link); choose another path (see \`scm-withdraw bulk --help\`)\n`);
+    expect(readFileSync(path, "utf8")).toBe(`${id(72)}\n${id(73)}\n`);
+    expect(await received()).toEqual([]);
+  });
+
+  it("reports a line over 64 KiB as invalid by number and goes on with the rest", async () => {
+    const path = file("huge-line.txt", `${id(74)}\n${"x".repeat(5_000_000)}\n${id(75)}\n`);
+    const run = await cli(["bulk", path, "--dry-run", ...queues.flags]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`${path}:2: the line is longer than 65536 bytes (5000000 bytes); not sent`);
+    expect(csvRows(`${path}.results.csv`).slice(1).map((r) => r.slice(0, 3))).toEqual([["1", id(74), "valid"], ["2", "", "invalid"], ["3", id(75), "valid"]]);
   });
 
   it("refuses a .csv without a certificate_id column as a whole, sending nothing and leaving no results file", async () => {
