@@ -9,19 +9,22 @@
  * Only messages that were in the DLQ when the run started are moved (see `cli/dlq.ts`), so a job
  * that fails again while the run goes on is not redriven in a loop.
  */
-import type { JobRef } from "../../lib/ledger.ts";
+import type { JobRef, Ledger } from "../../lib/ledger.ts";
 import { parseWithdrawalBody } from "../../lib/message.ts";
 import { createSender, type SendResult } from "../../lib/producer.ts";
 import { integerFlag, stringFlag, UsageError } from "../args.ts";
-import { EXIT, type Command } from "../context.ts";
-import { createDlqScanner, DLQ_REASONS, type DlqMessage } from "../dlq.ts";
+import { EXIT, type Command, type CommandContext } from "../context.ts";
+import { createDlqScanner, describeUnseen, dlqDepth, DLQ_REASONS, unseen, type DlqMessage, type DlqScanner } from "../dlq.ts";
 import { displayId, formatTable, plural, queueName } from "../output.ts";
-import { reasonFilter } from "./dlq-list.ts";
+import { reasonFilter, scanProgress } from "./dlq-list.ts";
 
 interface Failure {
   message: DlqMessage;
-  /** `send`: not sent, still in the DLQ. `delete`: sent, but still in the DLQ too (a later redrive would send it again). */
-  stage: "send" | "delete";
+  /**
+   * `send`: not sent, still in the DLQ. `delete`: sent, but still in the DLQ too (a later redrive would send it
+   * again). `copy`: a duplicate copy of a job that was sent, which could not be deleted.
+   */
+  stage: "send" | "delete" | "copy";
   error: string;
   newMessageId?: string;
 }
@@ -51,6 +54,7 @@ export const dlqRedriveCommand: Command = {
   async run(context, { values, positionals }) {
     if (positionals.length > 0) throw new UsageError(`dlq redrive takes no arguments (got ${JSON.stringify(positionals[0])})`, "dlq redrive");
     const reasons = reasonFilter(stringFlag(values, "reason"), "dlq redrive");
+    const selected = reasons ?? new Set<string>(DLQ_REASONS);
     const max = integerFlag(values, "max", { min: 1, max: 1_000_000 }, "dlq redrive");
     const dryRun = values["dry-run"] === true;
     const dlqUrl = await context.dlqUrl();
@@ -60,64 +64,84 @@ export const dlqRedriveCommand: Command = {
     const ledger = dryRun ? undefined : await context.ledger();
     let notRecorded = 0;
     const scanner = createDlqScanner({ sqs: context.sqs, url: dlqUrl, waitSeconds: context.io.dlqWaitSeconds ?? 1 });
+    const start = await context.call(dlqUrl, () => dlqDepth(context.sqs, dlqUrl));
+    const progress = scanProgress(context);
     const moved: { message: DlqMessage; messageId: string }[] = [];
     const wouldMove: DlqMessage[] = [];
     const failures: Failure[] = [];
+    /** DLQ message ids of the jobs sent in this run (their later copies are deleted, not sent). */
+    const sentIds = new Set<string>();
+    const copies = { deleted: 0, left: 0 };
+    let seen = 0;
     let scanned = 0;
     let notMatching = 0;
     let stoppedAtMax = false;
     let interrupted = false;
     let releaseFailed = 0;
-    const matched = () => moved.length + wouldMove.length + failures.length;
+    const matched = () => moved.length + wouldMove.length + failures.filter((f) => f.stage !== "copy").length;
 
     try {
       while (!stoppedAtMax) {
         const batch = await context.call(dlqUrl, () => scanner.next());
         if (batch === undefined) break;
         const candidates: DlqMessage[] = [];
+        const batchCopies: DlqMessage[] = [];
         for (const message of batch) {
+          seen++;
+          if (message.copyOf !== undefined) {
+            batchCopies.push(message);
+            continue;
+          }
           scanned++;
-          if (reasons && !reasons.has(message.reason)) notMatching++;
+          if (!selected.has(message.reason)) notMatching++;
           else if (max !== undefined && matched() + candidates.length >= max) stoppedAtMax = true;
           else candidates.push(message);
         }
-        if (dryRun) wouldMove.push(...candidates);
-        else if (candidates.length > 0) {
-          // Recorded first: the worker's new outcome must come after "requeued", never before it.
-          if (ledger) {
-            const refs = candidates.flatMap(jobRefOf);
-            if (refs.length > 0) notRecorded += (await ledger.recordRequeued(refs)).failed.length;
-          }
-          const sent: SendResult<DlqMessage>[] = [];
-          // createSender splits by size too: DLQ bodies can be large, and a batch call has a byte limit.
-          const sender = createSender<DlqMessage>({ sqs: context.sqs, queueUrl, onResult: (r) => sent.push(r) });
-          for (const message of candidates) await sender.push({ key: message, body: message.body });
-          await sender.flush();
-          const ok = sent.filter((r): r is Extract<typeof r, { ok: true }> => r.ok);
-          for (const r of sent) if (!r.ok) failures.push({ message: r.key, stage: "send", error: r.error });
-          const newIds = new Map(ok.map((r) => [r.key.messageId, r.messageId]));
-          const { failed } = await scanner.remove(ok.map((r) => r.key));
-          const notDeleted = new Set(failed.map((f) => f.message.messageId));
-          for (const f of failed) failures.push({ message: f.message, stage: "delete", error: f.error, newMessageId: newIds.get(f.message.messageId)! });
-          for (const r of ok) if (!notDeleted.has(r.key.messageId)) moved.push({ message: r.key, messageId: r.messageId });
+        if (dryRun) {
+          wouldMove.push(...candidates);
+          for (const c of candidates) sentIds.add(c.messageId);
+        } else if (candidates.length > 0) {
+          if (ledger) notRecorded += await recordRequeued(ledger, candidates);
+          const result = await moveBack(context, scanner, queueUrl, candidates);
+          moved.push(...result.moved);
+          failures.push(...result.failures);
+          for (const id of result.sentIds) sentIds.add(id);
         }
+        // A copy goes only where its first copy went: if that was sent, the copy is deleted (never sent twice).
+        const extra = batchCopies.filter((c) => sentIds.has(c.copyOf!));
+        copies.left += batchCopies.length - extra.length;
+        if (dryRun) copies.deleted += extra.length;
+        else if (extra.length > 0) {
+          const { failed } = await scanner.remove(extra);
+          copies.deleted += extra.length - failed.length;
+          for (const f of failed) failures.push({ message: f.message, stage: "copy", error: f.error });
+        }
+        progress.update(seen / Math.max(1, start.visible), `${seen} read, ${dryRun ? wouldMove.length : moved.length} ${dryRun ? "would move" : "moved"}`);
         if (context.signal?.aborted) {
           interrupted = true;
           break;
         }
       }
     } finally {
+      progress.done();
       releaseFailed = (await scanner.release()).failed;
     }
+    const end = await context.call(dlqUrl, () => dlqDepth(context.sqs, dlqUrl));
+    // Stopped early on purpose (--max, Ctrl-C): the rest was not asked for, but messages held elsewhere still count.
+    const notSeen = stoppedAtMax || interrupted ? { inFlightElsewhere: Math.max(start.inFlight, end.inFlight), missed: 0 } : unseen(start, end, seen);
+    const incomplete = !stoppedAtMax && (notSeen.inFlightElsewhere > 0 || notSeen.missed > 0);
 
     const dlqName = queueName(dlqUrl);
     for (const f of failures) {
       const what = `${displayId(f.message.certificateId)} (DLQ message ${f.message.messageId}, ${f.message.reason})`;
       if (f.stage === "send") context.note(`not moved: ${what}: ${f.error}; it stays in ${dlqName}`);
-      else context.note(`sent ${what} as ${f.newMessageId} but could not delete it from ${dlqName}: ${f.error}; a later redrive would send it again`);
+      else if (f.stage === "delete") context.note(`sent ${what} as ${f.newMessageId} but could not delete it from ${dlqName}: ${f.error}; a later redrive would send it again`);
+      else context.note(`could not delete the duplicate copy ${what} of a job that was sent: ${f.error}; a later redrive would send it again`);
     }
     if (releaseFailed > 0) context.note(`${releaseFailed} messages could not be made visible again at once; they reappear within 60 s`);
     if (notRecorded > 0) context.note(`the ledger could not record ${plural(notRecorded, "job")} as requeued (they were moved all the same)`);
+    const partial = describeUnseen(notSeen, dlqName);
+    if (partial) context.note(partial);
 
     const byReason = countByReason((dryRun ? wouldMove : moved.map((m) => m.message)).map((m) => m.reason));
     if (context.json) {
@@ -133,7 +157,11 @@ export const dlqRedriveCommand: Command = {
           : { messages: moved.map((m) => ({ dlq_message_id: m.message.messageId, message_id: m.messageId, certificate_id: m.message.certificateId ?? null, failure_reason: m.message.reason })) }),
         failed: failures.map((f) => ({ dlq_message_id: f.message.messageId, certificate_id: f.message.certificateId ?? null, failure_reason: f.message.reason, stage: f.stage, error: f.error, ...(f.newMessageId ? { message_id: f.newMessageId } : {}) })),
         not_matching: notMatching,
+        duplicate_copies: { [dryRun ? "would_delete" : "deleted"]: copies.deleted, left: copies.left },
         arrived_during_run: scanner.arrivedLater,
+        in_flight_elsewhere: notSeen.inFlightElsewhere,
+        not_seen: notSeen.missed,
+        complete: !incomplete,
         stopped_at_max: stoppedAtMax,
         interrupted,
       });
@@ -141,6 +169,7 @@ export const dlqRedriveCommand: Command = {
       const count = dryRun ? wouldMove.length : moved.length;
       context.print(`${dryRun ? "dry run: would move" : "moved"} ${count} message${count === 1 ? "" : "s"} from ${dlqName} to ${queueName(queueUrl)}${count > 0 ? ":" : ""}`);
       if (count > 0) for (const line of formatTable([...byReason], [{ header: "failure_reason", value: ([r]) => r }, { header: dryRun ? "would move" : "moved", value: ([, n]) => n, align: "right" }])) context.print(line);
+      if (copies.deleted > 0) context.print(`${dryRun ? "would delete" : "deleted"} ${plural(copies.deleted, "duplicate copy", "duplicate copies")} of jobs ${dryRun ? "it would send" : "sent"} (same source_message_id)`);
       if (failures.length > 0) context.print(`failed: ${failures.length} (see above)`);
       if (notMatching > 0) context.print(`left in ${dlqName}: ${notMatching} not matching --reason ${[...reasons!].join(",")}`);
       if (scanner.arrivedLater > 0) context.print(`left in ${dlqName}: ${plural(scanner.arrivedLater, "message")} that arrived during this run (redrive again once the cause is fixed)`);
@@ -148,9 +177,33 @@ export const dlqRedriveCommand: Command = {
       if (interrupted) context.print("interrupted: the rest of the DLQ was not read");
     }
     if (interrupted) return EXIT.interrupted;
-    return failures.length > 0 ? EXIT.failed : EXIT.ok;
+    return failures.length > 0 || incomplete ? EXIT.failed : EXIT.ok;
   },
 };
+
+/** Records jobs as requeued before they are sent back: the worker's new outcome must come after "requeued", never before. */
+async function recordRequeued(ledger: Ledger, candidates: DlqMessage[]): Promise<number> {
+  const refs = candidates.flatMap(jobRefOf);
+  return refs.length > 0 ? (await ledger.recordRequeued(refs)).failed.length : 0;
+}
+
+/** Sends the original bodies to the queue, then deletes from the DLQ exactly those whose send succeeded. */
+async function moveBack(context: CommandContext, scanner: DlqScanner, queueUrl: string, candidates: DlqMessage[]) {
+  const sent: SendResult<DlqMessage>[] = [];
+  // createSender splits by size too: DLQ bodies can be large, and a batch call has a byte limit.
+  const sender = createSender<DlqMessage>({ sqs: context.sqs, queueUrl, onResult: (r) => sent.push(r) });
+  for (const message of candidates) await sender.push({ key: message, body: message.body });
+  await sender.flush();
+  const failures: Failure[] = [];
+  const ok = sent.filter((r): r is Extract<typeof r, { ok: true }> => r.ok);
+  for (const r of sent) if (!r.ok) failures.push({ message: r.key, stage: "send", error: r.error });
+  const newIds = new Map(ok.map((r) => [r.key.messageId, r.messageId]));
+  const { failed } = await scanner.remove(ok.map((r) => r.key));
+  const notDeleted = new Set(failed.map((f) => f.message.messageId));
+  for (const f of failed) failures.push({ message: f.message, stage: "delete", error: f.error, newMessageId: newIds.get(f.message.messageId)! });
+  const moved = ok.filter((r) => !notDeleted.has(r.key.messageId)).map((r) => ({ message: r.key, messageId: r.messageId }));
+  return { moved, failures, sentIds: ok.map((r) => r.key.messageId) };
+}
 
 function countByReason(reasons: string[]): Map<string, number> {
   const counts = new Map<string, number>();

@@ -2,7 +2,7 @@
  * `scm-withdraw dlq list` and `dlq redrive`, in-process against fauxqs, with dead letters carrying the
  * worker's attributes (`lib/dead-letter.ts`); and a redrive round trip through the real handler.
  */
-import { GetQueueAttributesCommand, SendMessageCommand, SQSClient, type SendMessageBatchCommandInput } from "@aws-sdk/client-sqs";
+import { ChangeMessageVisibilityBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient, type SendMessageBatchCommandInput } from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { DEMO } from "../../local/demo-certificates.ts";
@@ -194,6 +194,58 @@ describe("dlq redrive", () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/^scm-withdraw: error: no queue http:\/\/sqs\.eu-west-1\.localhost:\d+\/000000000000\/withdrawalz on /);
     expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
+  });
+});
+
+describe("duplicate DLQ copies and other readers", () => {
+  /** Two jobs, each dead-lettered twice (a worker killed between the DLQ send and the delete), and one single. */
+  async function seedCopies() {
+    await queues.drain(queues.dlqUrl);
+    await queues.drain(queues.queueUrl);
+    for (const n of [1, 2]) {
+      const body = JSON.stringify({ certificate_id: id(20 + n) });
+      for (let copy = 0; copy < 2; copy++) await queues.deadLetter({ body, reason: "retries_exhausted", certificateId: id(20 + n), sourceMessageId: `src-copy-${n}` });
+    }
+    await queues.deadLetter({ body: JSON.stringify({ certificate_id: id(23) }), reason: "retries_exhausted", certificateId: id(23) });
+  }
+
+  it("dlq list counts each source_message_id once and says how many copies it saw", async () => {
+    await seedCopies();
+    const run = await cli(["dlq", "list", "--json", ...queues.flags]);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ scanned: 3, matching: 3, duplicate_copies: 2, groups: [{ failure_reason: "retries_exhausted", count: 3 }] });
+    const text = await cli(["dlq", "list", ...queues.flags]);
+    expect(text.stdout).toContain("2 duplicate copies of these (same source_message_id): counted once\n");
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 5, inFlight: 0 });
+  });
+
+  it("dlq redrive sends each job once and deletes its extra copies", async () => {
+    await seedCopies();
+    const run = await cli(["dlq", "redrive", "--json", ...queues.flags]);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ moved: 3, duplicate_copies: { deleted: 2, left: 0 }, complete: true });
+    const sent = await drain(queues.sqs, queues.queueUrl);
+    expect(sent.map((m) => JSON.parse(m.Body!).certificate_id).sort()).toEqual([id(21), id(22), id(23)]);
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 0, inFlight: 0 });
+  });
+
+  it("reports messages another reader holds, and a redrive that could not see them all exits 1", async () => {
+    await seedDlq();
+    // Another reader (a second redrive, a list) holds 3 of the 8 messages while this one runs.
+    const other = await queues.sqs.send(new ReceiveMessageCommand({ QueueUrl: queues.dlqUrl, MaxNumberOfMessages: 3, VisibilityTimeout: 60 }));
+    expect(other.Messages).toHaveLength(3);
+    const listed = await cli(["dlq", "list", "--json", ...queues.flags]);
+    expect(JSON.parse(listed.stdout)).toMatchObject({ scanned: 5, in_flight_elsewhere: 3 });
+    expect(listed.stderr).toBe("withdrawals-dlq: not everything was seen (3 messages were in flight elsewhere): another reader (dlq list, dlq redrive) holds them; run again when it is done\n");
+
+    const run = await cli(["dlq", "redrive", "--reason", "not_found,rejected,invalid_message,unlabelled", "--json", ...queues.flags]);
+    expect(run.code).toBe(1);
+    expect(JSON.parse(run.stdout)).toMatchObject({ moved: 5, in_flight_elsewhere: 3, complete: false });
+    expect(run.stderr).toContain("3 messages were in flight elsewhere");
+    await queues.sqs.send(
+      new ChangeMessageVisibilityBatchCommand({ QueueUrl: queues.dlqUrl, Entries: other.Messages!.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle!, VisibilityTimeout: 0 })) }),
+    );
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 3, inFlight: 0 });
   });
 });
 
