@@ -36,6 +36,11 @@ export interface CliIo {
   signal?: AbortSignal;
   /** Builds the SQS client from the resolved configuration (tests add middleware here). */
   createSqsClient?: (config: SQSClientConfig) => SQSClient;
+  /**
+   * Asks the operator a question on the terminal and returns the answer (undefined when interrupted).
+   * Absent when there is no terminal: commands that would ask then need `--yes` (see `cli/confirm.ts`).
+   */
+  ask?: (question: string) => Promise<string | undefined>;
   /** Long-poll wait of DLQ scans, seconds (default 1: on AWS a short poll may miss messages). */
   dlqWaitSeconds?: number;
 }

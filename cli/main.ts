@@ -8,6 +8,7 @@
  * (`{ name, summary, usage, description, options, run }`). Two-word names (`"dlq list"`) make groups.
  */
 import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline/promises";
 import { describeError } from "../lib/errors.ts";
 import { localSqsEndpoint } from "./local-defaults.ts";
 import { formatOptions, parseArgs, UsageError } from "./args.ts";
@@ -206,9 +207,25 @@ export async function runCli(argv: readonly string[] = process.argv.slice(2)): P
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
-    process.exitCode = await main(argv, { stdout: process.stdout, stderr: process.stderr, env: process.env, signal: controller.signal });
+    const ask = process.stdin.isTTY && process.stderr.isTTY ? (question: string) => askOnTerminal(question, controller, onSignal) : undefined;
+    process.exitCode = await main(argv, { stdout: process.stdout, stderr: process.stderr, env: process.env, signal: controller.signal, ...(ask ? { ask } : {}) });
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+  }
+}
+
+/** One question on the terminal (stderr, so stdout keeps only results); undefined when Ctrl-C interrupts it. */
+async function askOnTerminal(question: string, controller: AbortController, onSignal: () => void): Promise<string | undefined> {
+  if (controller.signal.aborted) return undefined;
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  // readline takes Ctrl-C itself while it reads (the terminal is in raw mode): treat it as the process's Ctrl-C.
+  rl.on("SIGINT", onSignal);
+  try {
+    return await rl.question(question, { signal: controller.signal });
+  } catch {
+    return undefined;
+  } finally {
+    rl.close();
   }
 }

@@ -212,7 +212,7 @@ describe("a bulk batch followed to the end through the ledger", () => {
         MessageAttributes: deadLetterAttributes({ body, reason: "not_found", sourceMessageId: "m-old", certificateId: id, httpStatus: 404, errorCode: "SCM.0020", errorMsg: "gone", attempts: 1, receiveCount: 1, failedAt: new Date() }),
       }),
     );
-    const redrive = await cli(["dlq", "redrive", "--reason", "not_found", ...flags], { env, dlqWaitSeconds: 0 });
+    const redrive = await cli(["dlq", "redrive", "--yes", "--reason", "not_found", ...flags], { env, dlqWaitSeconds: 0 });
     expect(redrive.code).toBe(0);
     expect(redrive.stdout).toContain("moved 1 message from withdrawals-dlq to withdrawals");
     await withLedger.drain({ timeoutMs: 15_000 });
