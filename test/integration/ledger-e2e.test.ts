@@ -260,7 +260,7 @@ describe("the other producers", () => {
     for (const id of ids) sim.addCertificate({ id, status: "CHECKING", name: "e2e-sweep", domain: "sweep.e2e.example.org" });
     const token = join(scratch, "token.txt");
     writeFileSync(token, LOCAL.demoToken);
-    const run = await cli(["cleanup", "--content", "e2e-sweep", "--scm-endpoint", withLedger.scmEndpoint, "--token-file", token, "--json", ...flags], { env });
+    const run = await cli(["cleanup", "--yes", "--content", "e2e-sweep", "--scm-endpoint", withLedger.scmEndpoint, "--token-file", token, "--json", ...flags], { env });
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout) as { runId: string; counts: { enqueued: number } };
     expect(report.counts.enqueued).toBe(2);
