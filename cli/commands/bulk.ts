@@ -6,12 +6,13 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, createReadStream, fstatSync, openSync, statSync, unlinkSync, writeSync, type Stats } from "node:fs";
 import { resolve } from "node:path";
-import { BULK_FORMATS, BulkFileError, CertificateIdSet, formatFromPath, readBulk, type BulkFormat } from "../../lib/bulk-file.ts";
+import { BULK_FORMATS, BulkFileError, CertificateIdSet, formatFromPath, readBulk, readBulkFile, type BulkFormat, type BulkReadOptions } from "../../lib/bulk-file.ts";
 import type { JobRef } from "../../lib/ledger.ts";
 import { parseWithdrawalBody } from "../../lib/message.ts";
 import { createSender } from "../../lib/producer.ts";
 import { integerFlag, stringFlag, UsageError } from "../args.ts";
 import { DEFAULT_STALL_TIMEOUT_MS, DEFAULT_WATCH_INTERVAL_MS, durationFlag, formatStatus, statusJson, WATCH_OPTIONS, watchBatch, watchVerdict } from "../batch.ts";
+import { confirm, mustAsk, YES_OPTION } from "../confirm.ts";
 import { CliError, EXIT, type Command } from "../context.ts";
 import { createProgress, csvField, formatBytes, formatDuration, plural, queueName } from "../output.ts";
 
@@ -29,7 +30,7 @@ const MAX_LEDGER_BATCH_ID = 128 - 1 - 16;
 export const bulkCommand: Command = {
   name: "bulk",
   summary: "send every certificate id in a .txt, .csv or .jsonl file (streamed, de-duplicated)",
-  usage: "bulk <file> [--batch-id ID] [--reason TEXT] [--dry-run] [--wait] [--results PATH] [--format txt|csv|jsonl] [--concurrency N]",
+  usage: "bulk <file> [--batch-id ID] [--reason TEXT] [--dry-run] [--yes] [--wait] [--results PATH] [--format txt|csv|jsonl] [--concurrency N]",
   description: [
     "Formats (by extension, or --format):",
     "  .txt    one certificate id per line; blank lines and # comments are skipped",
@@ -48,6 +49,9 @@ export const bulkCommand: Command = {
     "again (outcome already_done). At the end the batch's total is recorded, so `batch status` can tell",
     "when it is done. --wait then follows the batch to the end with a progress bar.",
     "",
+    "On a terminal, bulk first reads the whole file, says how many jobs it would send (with the batch id",
+    "and reason) and asks; --yes skips the question and is needed when there is no terminal.",
+    "",
     "Exit 0 when every record was valid and sent (with --wait: and every job withdrawn or already",
     "withdrawn); 1 when any line was invalid, any send failed, or (with --wait) any job was dead-lettered",
     "or the batch stalled.",
@@ -61,6 +65,7 @@ export const bulkCommand: Command = {
     concurrency: { type: "string", valueName: "N", description: "SendMessageBatch calls in flight (default 8)" },
     wait: { type: "boolean", description: "follow the batch in the ledger until every job is final; exit 1 if any was dead-lettered" },
     ...WATCH_OPTIONS,
+    ...YES_OPTION,
   },
   async run(context, { values, positionals }) {
     if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? "bulk needs a file" : `bulk takes one file (got ${positionals.length})`, "bulk");
@@ -79,6 +84,7 @@ export const bulkCommand: Command = {
     closeSync(openInput(file).fd); // a missing or unreadable file is a usage error, before anything else
     const wait = values.wait === true;
     if (wait && dryRun) throw new UsageError("--wait follows a batch that was sent: it cannot be used with --dry-run", "bulk");
+    const ask = !dryRun && mustAsk(context, values, "bulk sends a withdrawal for every id in the file (--dry-run checks the file)");
     const intervalMs = durationFlag(values, "interval", { minMs: 100, maxMs: 3_600_000 }, "bulk") ?? DEFAULT_WATCH_INTERVAL_MS;
     const stallTimeoutMs = durationFlag(values, "stall-timeout", { minMs: 1000, maxMs: 7 * 86_400_000 }, "bulk") ?? DEFAULT_STALL_TIMEOUT_MS;
     const { queueUrl } = context.target;
@@ -89,6 +95,17 @@ export const bulkCommand: Command = {
       throw new UsageError(`--batch-id must be at most ${MAX_LEDGER_BATCH_ID} characters with the ledger (each job's request_id is <batch_id>:<certificate_id>)`, "bulk");
     }
 
+    const readOptions = { format, set: stamp, defaults: { requested_at: requestedAt, ...(reason !== undefined ? { reason } : {}) } };
+    if (ask) {
+      const checked = await checkFile(file, readOptions);
+      const summary = `${file}: ${plural(checked.valid, "job")} to send, ${checked.invalid} invalid (not sent), ${plural(checked.duplicates, "duplicate")} (skipped)`;
+      const why = reason === undefined ? "no --reason" : `reason ${JSON.stringify(reason)}`;
+      const question = `send ${plural(checked.valid, "withdrawal")} as batch ${batchId} (${why}) to ${queueName(queueUrl)}?`;
+      if (checked.valid > 0 && !(await confirm(context, [summary], question))) {
+        context.note("not confirmed: nothing was sent");
+        return context.signal?.aborted ? EXIT.interrupted : EXIT.failed;
+      }
+    }
     // The input is opened (and held) before the results file is even looked at: see openResults.
     const inputFile = openInput(file);
     const size = inputFile.size;
@@ -170,7 +187,7 @@ export const bulkCommand: Command = {
     const input = createReadStream(file, { fd: inputFile.fd });
     let interrupted = false;
     try {
-      for await (const entry of readBulk(input, { format, set: stamp, defaults: { requested_at: requestedAt, ...(reason !== undefined ? { reason } : {}) } })) {
+      for await (const entry of readBulk(input, readOptions)) {
         counts.read++;
         if ("error" in entry) {
           counts.invalid++;
@@ -276,6 +293,23 @@ export const bulkCommand: Command = {
     return EXIT.ok;
   },
 };
+
+/** A first pass over the file before asking: how many jobs it holds (valid, first of their id). */
+async function checkFile(file: string, options: BulkReadOptions): Promise<{ valid: number; invalid: number; duplicates: number }> {
+  const counts = { valid: 0, invalid: 0, duplicates: 0 };
+  const seen = new CertificateIdSet();
+  try {
+    for await (const entry of readBulkFile(file, options)) {
+      if ("error" in entry) counts.invalid++;
+      else if (seen.firstSeen(entry.certificateId, entry.line) !== undefined) counts.duplicates++;
+      else counts.valid++;
+    }
+  } catch (error) {
+    if (error instanceof BulkFileError) throw new UsageError(`${file}: ${error.message}`, "bulk");
+    throw error;
+  }
+  return counts;
+}
 
 function bulkFormat(file: string, given: string | undefined): BulkFormat {
   if (given !== undefined) {

@@ -107,7 +107,7 @@ describe("a bulk batch followed to the end through the ledger", () => {
     const { flags, env } = target(withLedger);
     const batchId = "e2e-mixed";
     const ids = file("mixed.txt", ["# every outcome", ...BATCH_IDS]);
-    const run = await cli(["bulk", ids, "--batch-id", batchId, "--wait", "--interval", "200ms", ...flags], { env });
+    const run = await cli(["bulk", "--yes", ids, "--batch-id", batchId, "--wait", "--interval", "200ms", ...flags], { env });
 
     expect(run.stderr).not.toMatch(/warning/);
     expect(run.code).toBe(1);
@@ -168,7 +168,7 @@ describe("a bulk batch followed to the end through the ledger", () => {
     const env = { LEDGER_TABLE: "ledger-down", AWS_ENDPOINT_URL_DYNAMODB: stoppedEndpoint };
     const ids = file("mixed-down.txt", BATCH_IDS);
     // The producer cannot record anything either: it says so, and sends every job all the same.
-    const run = await cli(["bulk", ids, "--batch-id", reference.batchId, ...flags], { env });
+    const run = await cli(["bulk", "--yes", ids, "--batch-id", reference.batchId, ...flags], { env });
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`sent ${BATCH_IDS.length}, failed 0`);
     expect(run.stdout).toContain(`(${BATCH_IDS.length} jobs and the batch's total could not be recorded)`);
@@ -328,7 +328,7 @@ describe("batch status", () => {
     sim.addCertificate({ id: quick, status: "CHECKING" });
     // Three 503s: the first delivery's three attempts fail, the redelivery (1 s later) withdraws it.
     sim.inject(slow, faults.unavailable(), faults.unavailable(), faults.unavailable());
-    const sent = await cli(["bulk", file("watch.txt", [slow, quick]), "--batch-id", "e2e-watch", ...flags], { env });
+    const sent = await cli(["bulk", "--yes", file("watch.txt", [slow, quick]), "--batch-id", "e2e-watch", ...flags], { env });
     expect(sent.code).toBe(0);
 
     let stderr = "";
@@ -361,7 +361,7 @@ describe("batch status", () => {
     const status = await cli(["batch", "status", "e2e-watch", ...flags]);
     expect(status).toMatchObject({ code: 1, stdout: "", stderr: "scm-withdraw: error: batch status needs the ledger: set LEDGER_TABLE or --ledger-table\n" });
     const ids = file("no-ledger.txt", [FRESH[1]!]);
-    const bulk = await cli(["bulk", ids, "--wait", ...flags]);
+    const bulk = await cli(["bulk", "--yes", ids, "--wait", ...flags]);
     expect(bulk).toMatchObject({ code: 1, stdout: "", stderr: "scm-withdraw: error: bulk needs the ledger: set LEDGER_TABLE or --ledger-table\n" });
     expect(existsSync(`${ids}.results.csv`)).toBe(false);
     const unknown = await cli(["batch", "report", "no-such-batch", ...flags], { env: target(withLedger).env });
