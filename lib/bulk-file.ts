@@ -43,6 +43,16 @@ export class BulkFileError extends Error {
   }
 }
 
+/**
+ * The certificate id a line of a .txt file (or an id typed on a command line) holds: the text before any
+ * `#` comment, trimmed; "" for a blank or comment line. The one rule for every place ids are typed:
+ * `bulk`, `enqueue`, `npm start -- --jobs`. (Ids are [A-Za-z0-9], so a `#` always starts a comment.)
+ */
+export function idOfLine(text: string): string {
+  const hash = text.indexOf("#");
+  return (hash === -1 ? text : text.slice(0, hash)).trim();
+}
+
 /** The format a file name implies, or undefined when the extension says nothing. */
 export function formatFromPath(path: string): BulkFormat | undefined {
   const ext = /\.([A-Za-z0-9]+)$/.exec(path)?.[1]?.toLowerCase();
@@ -88,8 +98,7 @@ interface ReadState {
 function parseLine(text: string, lineNumber: number, options: BulkReadOptions, state: ReadState): BulkLine | undefined {
   switch (options.format) {
     case "txt": {
-      // Ids are [A-Za-z0-9], so a `#` is always the start of a comment.
-      const id = text.split("#", 1)[0]!.trim();
+      const id = idOfLine(text);
       return id === "" ? undefined : toLine(lineNumber, { certificate_id: id }, options);
     }
     case "csv": {

@@ -10,10 +10,10 @@ import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:
 import { dirname, relative } from "node:path";
 import { isAcceptableEndpoint } from "../lib/config.ts";
 import { describeError } from "../lib/errors.ts";
-import { buildWithdrawalBody, CERTIFICATE_ID_PATTERN } from "../lib/message.ts";
 import { LOCAL, localDynamoEndpoint } from "../cli/local-defaults.ts";
 import { DEMO } from "../local/demo-certificates.ts";
 import { integerFlag, parseFlagValues, UsageError } from "../local/flags.ts";
+import { readJobsFile } from "../local/jobs-file.ts";
 import {
   ContainerStartError,
   LOCAL_PIPELINE_DEFAULTS,
@@ -47,9 +47,9 @@ Options:
                            needs --token-file; no demo jobs unless --demo
   --token-file PATH        the token to use: the raw token or {"token": "..."} (default: the
                            simulator's demo token)
-  --jobs FILE              enqueue the certificate ids in FILE at start (one per line; blank lines and
-                           # comments ignored; an invalid line stops everything before anything is sent).
-                           With --drain: withdraw a list and exit. CSV/JSONL: use npx scm-withdraw bulk
+  --jobs FILE              enqueue the jobs in FILE at start, read as \`scm-withdraw bulk\` reads it (.txt: one id
+                           per line, # comments; .csv with a certificate_id header; .jsonl); an invalid
+                           line stops everything before anything is sent. With --drain: withdraw a list and exit
   --demo, --no-demo        enqueue the demo jobs (default: only with the simulator, and without --jobs)
   --sqs-port N             embedded SQS port (default ${LOCAL.sqsPort}; 0 = any free port)
   --scm-port N             SCM simulator port (default ${LOCAL.scmPort})
@@ -163,16 +163,15 @@ function parseFlags(argv: string[]): Settings | "help" {
   }
 
   const jobsFile = v.jobs;
-  const { bodies: jobs, duplicates } = jobsFile === undefined ? { bodies: [], duplicates: 0 } : readJobsFile(jobsFile);
 
   return {
     drain: v.drain ?? false,
     scmEndpoint,
     secret,
     tokenFile,
-    jobs,
+    jobs: [],
     jobsFile,
-    duplicateJobs: duplicates,
+    duplicateJobs: 0,
     demo: v.demo ?? (v["no-demo"] ? false : scmEndpoint === undefined && jobsFile === undefined),
     ledger: !v["no-ledger"],
     // Free ports for everything when SQS takes a free one (tests, several pipelines side by side).
@@ -189,32 +188,6 @@ function parseFlags(argv: string[]): Settings | "help" {
     logFile: v["log-file"] ?? ".local/worker.log",
     verbose: v.verbose ?? false,
   };
-}
-
-/** Reads `--jobs FILE`: one certificate id per line; every line is checked before anything is sent. */
-function readJobsFile(path: string): { bodies: string[]; duplicates: number } {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (error) {
-    throw new UsageError(`--jobs: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? describeError(error)})`);
-  }
-  const ids = new Set<string>();
-  const invalid: string[] = [];
-  let duplicates = 0;
-  const batchId = `npm-start-${runId()}`;
-  for (const [index, raw] of text.split(/\r?\n/).entries()) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) continue;
-    if (!CERTIFICATE_ID_PATTERN.test(line)) invalid.push(`line ${index + 1} ${JSON.stringify(line.slice(0, 40))}`);
-    else if (ids.has(line)) duplicates += 1;
-    else ids.add(line);
-  }
-  if (invalid.length > 0) {
-    const shown = invalid.slice(0, 5).join(", ");
-    throw new UsageError(`--jobs ${path}: ${invalid.length} line(s) are not certificate ids (16 characters A-Z, a-z, 0-9), nothing was sent: ${shown}${invalid.length > 5 ? ", ..." : ""}`);
-  }
-  return { bodies: [...ids].map((id) => buildWithdrawalBody({ certificate_id: id, source: "bulk", batch_id: batchId })), duplicates };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -285,6 +258,10 @@ async function main(): Promise<number> {
   let settings: Settings | "help";
   try {
     settings = parseFlags(process.argv.slice(2));
+    if (settings !== "help" && settings.jobsFile !== undefined) {
+      const read = await readJobsFile(settings.jobsFile, `npm-start-${runId()}`);
+      settings = { ...settings, jobs: read.bodies, duplicateJobs: read.duplicates };
+    }
   } catch (error) {
     if (error instanceof UsageError) {
       process.stderr.write(`${NAME}: ${error.message} (see npm start -- --help)\n`);

@@ -71,6 +71,12 @@ describe("enqueue", () => {
     expect(run.stdout).toContain("sent 1 to withdrawals, 2 invalid (not sent)");
   });
 
+  it("trims an id as a bulk .txt line is trimmed", async () => {
+    const run = await cli(["enqueue", ` ${id(5)} `, ...queues.flags]);
+    expect(run.code).toBe(0);
+    expect((await received()).map((b) => b.certificate_id)).toEqual([id(5)]);
+  });
+
   it("takes --request-id and --batch-id for a single job, and prints JSON with --json", async () => {
     const run = await cli(["enqueue", id(4), "--request-id", "OPS-4411", "--batch-id", "b-7", "--json", ...queues.flags]);
     expect(run.code).toBe(0);
