@@ -79,8 +79,8 @@ export const bulkCommand: Command = {
     const stamp = { source: "bulk", batch_id: batchId };
     const flags = parseWithdrawalBody(JSON.stringify({ certificate_id: "0000000000000000", ...stamp, ...(reason !== undefined ? { reason } : {}) }));
     if (!flags.ok) throw new UsageError(flags.problem, "bulk");
-    const resultsPath = stringFlag(values, "results") ?? `${file}.results.csv`;
-    if (resolve(resultsPath) === resolve(file)) throw new UsageError(`--results would overwrite the input file ${file}`, "bulk");
+    const requestedResults = stringFlag(values, "results") ?? `${file}.results.csv`;
+    if (resolve(requestedResults) === resolve(file)) throw new UsageError(`--results would overwrite the input file ${file}`, "bulk");
     closeSync(openInput(file).fd); // a missing or unreadable file is a usage error, before anything else
     const wait = values.wait === true;
     if (wait && dryRun) throw new UsageError("--wait follows a batch that was sent: it cannot be used with --dry-run", "bulk");
@@ -111,11 +111,12 @@ export const bulkCommand: Command = {
     const size = inputFile.size;
     let results: ReturnType<typeof openResults>;
     try {
-      results = openResults(resultsPath, inputFile, file);
+      results = openResults(requestedResults, inputFile, file);
     } catch (error) {
       closeSync(inputFile.fd);
       throw error;
     }
+    const resultsPath = results.path;
     results.row(["line", "certificate_id", "outcome", "message_id", "detail"]);
 
     const counts = { read: 0, valid: 0, invalid: 0, duplicates: 0, sent: 0, failed: 0, ...(ledger ? { already_done: 0 } : {}) };
@@ -137,6 +138,17 @@ export const bulkCommand: Command = {
       context.note(`${file}:${line}: ${text}`);
     };
     const rate = () => Math.round(counts.sent / Math.max(0.001, (performance.now() - started) / 1000));
+    let readFraction = 0;
+    // Sending lags reading: the bar is the share of the jobs read so far that went out, times the share read.
+    const showProgress = () => {
+      if (dryRun) {
+        progress.update(Math.min(0.99, readFraction), `${counts.valid} valid, ${counts.invalid} invalid, ${plural(counts.duplicates, "duplicate")}`);
+        return;
+      }
+      const done = counts.sent + counts.failed + (counts.already_done ?? 0);
+      const text = `${counts.sent} of ${counts.valid} read sent, ${counts.failed} failed, ${counts.invalid} invalid, ${plural(counts.duplicates, "duplicate")}, ${rate()}/s`;
+      progress.update(Math.min(0.99, readFraction * (done / Math.max(1, counts.valid))), text);
+    };
 
     if (!context.json) {
       context.print(`batch ${batchId}: ${file} (${format}, ${formatBytes(size)}) -> ${dryRun ? "dry run, nothing will be sent" : queueName(queueUrl)}`);
@@ -149,6 +161,7 @@ export const bulkCommand: Command = {
           queueUrl,
           concurrency,
           onResult: (result) => {
+            showProgress();
             if (result.ok) {
               counts.sent++;
               results.row([result.key.line, result.key.id, "sent", result.messageId, ""]);
@@ -209,12 +222,11 @@ export const bulkCommand: Command = {
             } else await sender?.push({ key: { line: entry.line, id: entry.certificateId }, body: entry.body });
           }
         }
-        progress.update(
-          Math.min(0.99, input.bytesRead / Math.max(1, size)),
-          dryRun
-            ? `${counts.valid} valid, ${counts.invalid} invalid, ${plural(counts.duplicates, "duplicate")}`
-            : `${counts.sent} sent, ${counts.failed} failed, ${counts.invalid} invalid, ${plural(counts.duplicates, "duplicate")}, ${rate()}/s`,
-        );
+        // Every 256 records: the bar redraws at most every 100 ms anyway, and a million texts cost time.
+        if ((counts.read & 255) === 0) {
+          readFraction = input.bytesRead / Math.max(1, size);
+          showProgress();
+        }
         if (context.signal?.aborted) {
           interrupted = true;
           break;
@@ -233,12 +245,16 @@ export const bulkCommand: Command = {
     } finally {
       input.destroy();
     }
+    readFraction = 1;
     await sendChunk();
     await sender?.flush();
     results.close();
     progress.done();
+    // An empty file, or one without a single valid line, is a mistake: exit 1 and create no batch.
+    const noJobs = counts.valid === 0 && !interrupted;
+    if (noJobs && counts.read === 0) unlinkSync(resultsPath);
     let batchRecorded = false;
-    if (ledger) {
+    if (ledger && !noJobs) {
       if (notSent.length > 0) await ledger.recordNotSent(notSent);
       // The batch's size: the jobs that went out, and those the ledger already had as done.
       batchRecorded = (await ledger.recordBatch(batchId, { expectedTotal: counts.sent + (counts.already_done ?? 0), source: "bulk" })) === "written";
@@ -249,19 +265,20 @@ export const bulkCommand: Command = {
     const inBatch = counts.sent + (counts.already_done ?? 0);
     if (!context.json) {
       context.print(`read ${plural(counts.read, "record")}: ${counts.valid} valid, ${counts.invalid} invalid (not sent), ${plural(counts.duplicates, "duplicate")} (skipped)`);
-      if (dryRun) context.print(`dry run: ${counts.valid} would be sent, nothing was sent`);
+      if (noJobs) context.print(`no valid job in ${file}: nothing was sent${ledger ? " and no batch was created" : ""}`);
+      else if (dryRun) context.print(`dry run: ${counts.valid} would be sent, nothing was sent`);
       else context.print(`sent ${counts.sent}, failed ${counts.failed}${counts.already_done ? `, ${counts.already_done} already withdrawn (not sent again)` : ""} in ${formatDuration(elapsedMs)} (${rate()} messages/s)`);
       if (interrupted) context.print("interrupted: the rest of the file was not read");
-      if (ledger) {
+      if (ledger && !noJobs) {
         const trouble = ledgerCounts.failed > 0 || !batchRecorded ? ` (${plural(ledgerCounts.failed, "job")}${batchRecorded ? "" : " and the batch's total"} could not be recorded)` : "";
         context.print(`ledger: ${plural(inBatch, "job")} in batch ${batchId}${trouble}${wait || !batchRecorded ? "" : `; follow with \`scm-withdraw batch status ${batchId} --watch\``}`);
       }
-      context.print(`results: ${resultsPath}`);
+      if (counts.read > 0) context.print(`results: ${resultsPath}${resultsPath === requestedResults ? "" : ` (${requestedResults} exists: not overwritten)`}`);
     }
 
     // --wait: follow the batch until every job is final (an interrupted send has nothing complete to follow).
     let followed: Awaited<ReturnType<typeof watchBatch>> | undefined;
-    if (wait && ledger && !interrupted) {
+    if (wait && ledger && !interrupted && !noJobs) {
       if (!batchRecorded) throw new CliError(`cannot follow batch ${batchId}: the ledger could not record its total (see the warnings above); the jobs that were sent stay sent`);
       if (!context.json) context.print(`following batch ${batchId} until every job is final (Ctrl-C stops following; the jobs go on)`);
       followed = await watchBatch(context, ledger, batchId, { intervalMs, stallTimeoutMs });
@@ -282,13 +299,13 @@ export const bulkCommand: Command = {
         interrupted,
         elapsed_ms: Math.round(elapsedMs),
         rate_per_second: rate(),
-        results_file: resultsPath,
+        results_file: counts.read > 0 ? resultsPath : null,
         ...(ledger ? { ledger: { table: context.ledgerTarget?.tableName, jobs: inBatch, not_recorded: ledgerCounts.failed, batch_recorded: batchRecorded } } : {}),
         ...(followed ? { wait: { end: followed.end, ...statusJson(followed.status, context.ledgerTarget?.tableName) } } : {}),
       });
     }
     if (interrupted || followed?.end === "interrupted") return EXIT.interrupted;
-    if (counts.invalid > 0 || counts.failed > 0) return EXIT.failed;
+    if (noJobs || counts.invalid > 0 || counts.failed > 0) return EXIT.failed;
     if (followed && (followed.end !== "done" || followed.status.counts.dead_lettered > 0)) return EXIT.failed;
     return EXIT.ok;
   },
@@ -349,16 +366,22 @@ export function generateBatchId(now: Date): string {
  * A path that is the input file under another name (a hard link, a symbolic link) is refused: opening it for
  * writing would truncate the input before a line of it was read.
  */
-function openResults(path: string, input: { dev: number; ino: number }, inputName: string): { row(fields: (string | number)[]): void; close(): void } {
+function openResults(path: string, input: { dev: number; ino: number }, inputName: string): { path: string; row(fields: (string | number)[]): void; close(): void } {
   const existing = statIfAny(path);
   if (existing && existing.dev === input.dev && existing.ino === input.ino) {
     throw new UsageError(`--results ${path} is the input file ${inputName} (through a link); choose another path`, "bulk");
   }
-  let fd: number;
-  try {
-    fd = openSync(path, "w");
-  } catch (error) {
-    throw new UsageError(`cannot write the results file ${path}: ${(error as { code?: string }).code ?? String(error)}`, "bulk");
+  let fd: number | undefined;
+  let chosen = path;
+  // A re-run never overwrites an earlier run's results: the first free name of path, path-2, path-3...
+  for (let n = 2; fd === undefined; n++) {
+    try {
+      fd = openSync(chosen, "wx");
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code !== "EEXIST" || n > 1000) throw new UsageError(`cannot write the results file ${chosen}: ${code ?? String(error)}`, "bulk");
+      chosen = numbered(path, n);
+    }
   }
   let buffer = "";
   let closed = false;
@@ -367,6 +390,7 @@ function openResults(path: string, input: { dev: number; ino: number }, inputNam
     buffer = "";
   };
   return {
+    path: chosen,
     row(fields) {
       buffer += `${fields.map(csvField).join(",")}\n`;
       if (buffer.length >= 65_536) flush();
@@ -378,6 +402,12 @@ function openResults(path: string, input: { dev: number; ino: number }, inputNam
       closeSync(fd);
     },
   };
+}
+
+/** `ids.txt.results.csv` -> `ids.txt.results-2.csv`. */
+function numbered(path: string, n: number): string {
+  const dot = path.lastIndexOf(".");
+  return dot > path.lastIndexOf("/") + 1 ? `${path.slice(0, dot)}-${n}${path.slice(dot)}` : `${path}-${n}`;
 }
 
 function statIfAny(path: string): Stats | undefined {

@@ -316,6 +316,54 @@ describe("bulk", () => {
     expect((await received()).map((b) => b.certificate_id).sort()).toEqual([id(77), id(78)]);
   });
 
+  it("never overwrites an earlier run's results file: a re-run picks a new name and prints it", async () => {
+    const path = file("rerun.txt", `${id(79)}\n`);
+    const first = await cli(["bulk", path, "--dry-run", ...queues.flags]);
+    const before = readFileSync(`${path}.results.csv`, "utf8");
+    const second = await cli(["bulk", path, "--dry-run", "--json", ...queues.flags]);
+    expect([first.code, second.code]).toEqual([0, 0]);
+    expect(JSON.parse(second.stdout).results_file).toBe(`${path}.results-2.csv`);
+    const third = await cli(["bulk", path, "--dry-run", ...queues.flags]);
+    expect(third.stdout).toContain(`results: ${path}.results-3.csv (${path}.results.csv exists: not overwritten)\n`);
+    expect(readFileSync(`${path}.results.csv`, "utf8")).toBe(before);
+    expect(readFileSync(`${path}.results-3.csv`, "utf8")).toBe(before);
+  });
+
+  it.each([
+    ["an empty file", "empty.txt", ""],
+    ["a file with no valid line", "none-valid.txt", "# only a comment\nscs12\n"],
+  ])("exits 1 for %s, sending nothing", async (_, name, text) => {
+    const path = file(name, text);
+    const run = await cli(["bulk", "--yes", path, ...queues.flags]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain(`no valid job in ${path}: nothing was sent\n`);
+    expect(existsSync(`${path}.results.csv`)).toBe(text !== "");
+    expect(await received()).toEqual([]);
+  });
+
+  it("on a terminal, the progress bar counts jobs sent out of jobs read, not bytes read", async () => {
+    const path = file("progress.txt", Array.from({ length: 50 }, (_, i) => id(400 + i)).join("\n"));
+    // Sending lags reading by far: 150 ms per SendMessageBatch call, one at a time.
+    const createSqsClient = (config: ConstructorParameters<typeof SQSClient>[0]) => {
+      const sqs = new SQSClient(config!);
+      sqs.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName === "SendMessageBatchCommand") await new Promise((r) => setTimeout(r, 150));
+          return next(args);
+        },
+        { step: "initialize", name: "slowSends" },
+      );
+      return sqs;
+    };
+    let stderr = "";
+    const run = await cli(["bulk", "--yes", path, "--concurrency", "1", ...queues.flags], { createSqsClient, stderr: { write: (c: string) => (stderr += c), isTTY: true } });
+    expect(run.code).toBe(0);
+    const bars = [...stderr.matchAll(/(\d+)% (\d+) of (\d+) read sent/g)].map((m) => m.slice(1).map(Number));
+    expect(bars.length).toBeGreaterThan(1);
+    for (const [percent, sent, read] of bars) expect(percent).toBeLessThanOrEqual(Math.floor((100 * sent!) / read!) + 1);
+    expect(await received()).toHaveLength(50);
+  });
+
   it("refuses a .csv without a certificate_id column as a whole, sending nothing and leaving no results file", async () => {
     const path = file("wrong.csv", `id,reason\n${id(70)},x\n`);
     const run = await cli(["bulk", "--yes", path, ...queues.flags]);

@@ -356,6 +356,16 @@ describe("batch status", () => {
     expect(run.stderr).toContain("batch e2e-stall stalled: nothing changed for 1.0 s, 1 job still pending (1 queued, 0 retrying, 0 requeued)");
   });
 
+  it("a bulk file with no valid line exits 1 and creates no batch", async () => {
+    const { flags, env } = target(withLedger);
+    const run = await cli(["bulk", "--yes", file("no-valid.txt", ["scs12"]), "--batch-id", "e2e-empty", ...flags], { env });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain("nothing was sent and no batch was created");
+    const status = await cli(["batch", "status", "e2e-empty", ...flags], { env });
+    expect(status.code).toBe(1);
+    expect(status.stderr).toContain('no batch "e2e-empty" in the ledger');
+  });
+
   it("needs the ledger: without one, batch status and bulk --wait fail in one line and send nothing", async () => {
     const { flags } = target(withLedger);
     const status = await cli(["batch", "status", "e2e-watch", ...flags]);
