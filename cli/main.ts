@@ -46,8 +46,12 @@ export async function main(argv: readonly string[], io: CliIo, commands: readonl
       io.stdout.write(`${version()}\n`);
       return EXIT.ok;
     }
-    const { command, rest } = findCommand(argv, commands);
+    const { command, rest, group } = findCommand(argv, commands);
     commandName = command?.name;
+    if (group !== undefined) {
+      io.stdout.write(groupHelp(group, commands));
+      return EXIT.ok;
+    }
     if (!command) {
       // No command: `--help` asks for the index; anything else is a usage error that shows it.
       const { values, positionals } = parseArgs(rest, GLOBAL_OPTIONS);
@@ -89,7 +93,7 @@ export async function main(argv: readonly string[], io: CliIo, commands: readonl
  * Finds the command words in `argv` (global flags may come before them, e.g. `--json dlq list`) and
  * returns the rest of the arguments for the command's own parser.
  */
-function findCommand(argv: readonly string[], commands: readonly Command[]): { command: Command | undefined; rest: string[] } {
+function findCommand(argv: readonly string[], commands: readonly Command[]): { command: Command | undefined; rest: string[]; group?: string } {
   const positions: number[] = [];
   for (let i = 0; i < argv.length && positions.length < 2; i++) {
     const token = argv[i]!;
@@ -109,6 +113,8 @@ function findCommand(argv: readonly string[], commands: readonly Command[]): { c
   if (!match) {
     if (first !== undefined && commands.some((c) => c.name.startsWith(`${first} `))) {
       const subs = commands.filter((c) => c.name.startsWith(`${first} `)).map((c) => c.name.slice(first.length + 1));
+      // `scm-withdraw batch --help`: the group's own index.
+      if (second === undefined && argv.some((a) => a === "--help" || a === "-h")) return { command: undefined, rest: [...argv], group: first };
       throw new UsageError(second === undefined ? `${first} needs a subcommand: ${subs.join(", ")}` : `unknown ${first} subcommand "${second}": use ${subs.join(", ")}`);
     }
     return { command: undefined, rest: [...argv] };
@@ -155,6 +161,21 @@ function indexHelp(commands: readonly Command[]): string {
     ...TARGET_NOTES,
     "",
     `Run \`${PROGRAM} <command> --help\` for a command's own options.`,
+    "",
+  ].join("\n");
+}
+
+/** `scm-withdraw dlq --help`: the group's subcommands, each with its summary. */
+function groupHelp(group: string, commands: readonly Command[]): string {
+  const members = commands.filter((c) => c.name.startsWith(`${group} `));
+  const width = Math.max(...members.map((c) => c.name.length));
+  return [
+    `usage: ${PROGRAM} ${group} <subcommand> [options]`,
+    "",
+    "subcommands:",
+    ...members.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    "",
+    `Run \`${PROGRAM} ${group} <subcommand> --help\` for a subcommand's own options.`,
     "",
   ].join("\n");
 }

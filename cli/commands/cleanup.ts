@@ -96,6 +96,9 @@ export const cleanupCommand: Command = {
         context.note(error.message);
         return context.signal?.aborted ? EXIT.interrupted : EXIT.failed;
       }
+      if (error instanceof CleanupError && error.code === "listing_unavailable" && scmEndpoint === LOCAL_SCM_ENDPOINT && /ECONNREFUSED/.test(error.message)) {
+        throw new CliError(`no SCM simulator at ${LOCAL_SCM_ENDPOINT}: start the local pipeline with \`npm start\`, or pass --scm-endpoint; nothing was enqueued`);
+      }
       if (error instanceof CleanupError) throw new CliError(error.message);
       throw error;
     } finally {

@@ -438,6 +438,19 @@ describe("usage errors", () => {
     expect((await cli(["dlq", "list", "-h"])).stdout).toMatch(/^usage: scm-withdraw dlq list/);
   });
 
+  it.each([
+    ["batch", ["batch status", "batch report"]],
+    ["dlq", ["dlq list", "dlq redrive"]],
+  ])("`%s --help` lists the group's subcommands, exit 0", async (group, members) => {
+    for (const help of ["--help", "-h"]) {
+      const run = await cli([group, help]);
+      expect(run.code).toBe(0);
+      expect(run.stderr).toBe("");
+      expect(run.stdout).toMatch(new RegExp(`^usage: scm-withdraw ${group} <subcommand> \\[options\\]\n`));
+      for (const name of members) expect(run.stdout).toMatch(new RegExp(`\n  ${name}\\s+\\S`));
+    }
+  });
+
   it("prints the index on stderr with exit 2 when no command is given", async () => {
     const run = await cli([]);
     expect(run.code).toBe(2);

@@ -157,6 +157,13 @@ describe("a bulk batch followed to the end through the ledger", () => {
     expect(csvLines[0]).toBe("request_id,certificate_id,state,reason,http_status,error_code,error_msg,attempts,finished_at");
     expect(csvLines).toHaveLength(BATCH_IDS.length + 1);
 
+    // --json means JSON: the report on stdout is one JSON document with the same rows.
+    const asJson = await cli(["batch", "report", batchId, "--json", ...flags], { env });
+    expect(asJson.code).toBe(0);
+    const document = JSON.parse(asJson.stdout);
+    expect(document).toMatchObject({ batch_id: batchId, done: true });
+    expect(document.jobs).toEqual(lines);
+
     reference = { deadLetters, withdrawals: new Map(BATCH_IDS.map((id) => [id, sim.withdrawals(id)])), batchId };
     // Nothing went wrong with the ledger itself.
     expect(events(logs.withLedger, "ledger_write_failed")).toEqual([]);
