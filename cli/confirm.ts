@@ -3,7 +3,8 @@
  * command shows what it will do and asks; `--yes` skips the question; without a terminal (a script, a
  * pipe, CI) and without `--yes` it refuses before doing anything, so nothing destructive happens by default.
  */
-import { UsageError, type OptionSpec, type ParsedValues } from "./args.ts";
+import { UsageError } from "../lib/errors.ts";
+import type { OptionSpec, ParsedValues } from "./args.ts";
 import type { CommandContext } from "./context.ts";
 
 export const YES_OPTION = {

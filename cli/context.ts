@@ -7,11 +7,11 @@
  */
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { GetQueueAttributesCommand, SQSClient, type SQSClientConfig } from "@aws-sdk/client-sqs";
-import { describeError } from "../lib/errors.ts";
+import { CliError, describeError, UsageError } from "../lib/errors.ts";
 import type { Ledger } from "../lib/ledger.ts";
 import { createLogger } from "../lib/logger.ts";
 import { LOCAL, localDynamoEndpoint, localQueueUrl } from "./local-defaults.ts";
-import { UsageError, type OptionSpec, type ParsedArgs } from "./args.ts";
+import type { OptionSpec, ParsedArgs } from "./args.ts";
 import type { OutputStream } from "./output.ts";
 
 /** Exit codes, documented in the README and in `--help`. */
@@ -43,14 +43,6 @@ export interface CliIo {
   ask?: (question: string) => Promise<string | undefined>;
   /** Long-poll wait of DLQ scans, seconds (default 1: on AWS a short poll may miss messages). */
   dlqWaitSeconds?: number;
-}
-
-/** A failure the operator can act on, already phrased as one line. */
-export class CliError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "CliError";
-  }
 }
 
 export const GLOBAL_OPTIONS = {

@@ -9,9 +9,9 @@
  */
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline/promises";
-import { describeError } from "../lib/errors.ts";
+import { CliError, describeError, UsageError } from "../lib/errors.ts";
 import { localSqsEndpoint } from "./local-defaults.ts";
-import { formatOptions, parseArgs, UsageError } from "./args.ts";
+import { formatOptions, parseArgs } from "./args.ts";
 import { batchReportCommand } from "./commands/batch-report.ts";
 import { batchStatusCommand } from "./commands/batch-status.ts";
 import { bulkCommand } from "./commands/bulk.ts";
@@ -20,7 +20,7 @@ import { dlqRedriveCommand } from "./commands/dlq-redrive.ts";
 import { enqueueCommand } from "./commands/enqueue.ts";
 import { statusCommand } from "./commands/status.ts";
 import { cleanupCommand } from "./commands/cleanup.ts";
-import { CliError, CommandContext, EXIT, GLOBAL_OPTIONS, resolveLedgerTarget, resolveTarget, type CliIo, type Command } from "./context.ts";
+import { CommandContext, EXIT, GLOBAL_OPTIONS, resolveLedgerTarget, resolveTarget, type CliIo, type Command } from "./context.ts";
 
 export { EXIT, type CliIo, type Command } from "./context.ts";
 

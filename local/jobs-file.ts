@@ -7,8 +7,7 @@
  * @module
  */
 import { BulkFileError, CertificateIdSet, formatFromPath, readBulkFile } from "../lib/bulk-file.ts";
-import { describeError } from "../lib/errors.ts";
-import { UsageError } from "./flags.ts";
+import { describeError, UsageError } from "../lib/errors.ts";
 
 export interface JobsFile {
   /** Message bodies, one per distinct certificate id, in file order. */

@@ -12,7 +12,8 @@ import { isAcceptableEndpoint } from "../lib/config.ts";
 import { describeError } from "../lib/errors.ts";
 import { LOCAL, localDynamoEndpoint } from "../cli/local-defaults.ts";
 import { DEMO } from "../local/demo-certificates.ts";
-import { integerFlag, parseFlagValues, UsageError } from "../local/flags.ts";
+import { UsageError } from "../lib/errors.ts";
+import { integerFlag, parseFlagValues } from "../local/flags.ts";
 import { readJobsFile } from "../local/jobs-file.ts";
 import {
   ContainerStartError,
@@ -142,7 +143,7 @@ function parseFlags(argv: string[]): Settings | "help" {
   if (v.help) return "help";
   if (v.demo && v["no-demo"]) throw new UsageError("--demo and --no-demo contradict each other");
 
-  const integer = (name: string, fallback: number, min: number, max: number): number => integerFlag(v, name, min, max) ?? fallback;
+  const integer = (name: string, fallback: number, min: number, max: number): number => integerFlag(v, name, { min, max }) ?? fallback;
 
   // SCM_ENDPOINT in the environment is honoured as the worker and `scm-withdraw cleanup` honour it (the flag wins).
   const fromEnv = process.env.SCM_ENDPOINT?.trim() || undefined;

@@ -1,9 +1,10 @@
 /** `scm-withdraw batch report <batch_id> --out FILE`: one line per job of a batch, from the ledger. */
+import { CliError, UsageError } from "../../lib/errors.ts";
 import { closeSync, openSync, writeSync } from "node:fs";
 import type { LedgerJob } from "../../lib/ledger.ts";
-import { stringFlag, UsageError } from "../args.ts";
+import { stringFlag } from "../args.ts";
 import { batchIdArgument, ledgerRead, readStatus, statusHeadline } from "../batch.ts";
-import { CliError, EXIT, type Command } from "../context.ts";
+import { EXIT, type Command } from "../context.ts";
 import { csvField, plural } from "../output.ts";
 
 const NAME = "batch report";

@@ -3,6 +3,7 @@
  * size: one line at a time is read, ids seen so far live in a compact set (about 40 bytes each),
  * sends wait for room (back-pressure), and the results file is written as results come in.
  */
+import { CliError, UsageError } from "../../lib/errors.ts";
 import { randomBytes } from "node:crypto";
 import { closeSync, createReadStream, fstatSync, openSync, statSync, unlinkSync, writeSync, type Stats } from "node:fs";
 import { resolve } from "node:path";
@@ -10,10 +11,10 @@ import { BULK_FORMATS, BulkFileError, CertificateIdSet, formatFromPath, readBulk
 import type { JobRef } from "../../lib/ledger.ts";
 import { parseWithdrawalBody } from "../../lib/message.ts";
 import { createSender } from "../../lib/producer.ts";
-import { integerFlag, stringFlag, UsageError } from "../args.ts";
+import { integerFlag, stringFlag } from "../args.ts";
 import { DEFAULT_STALL_TIMEOUT_MS, DEFAULT_WATCH_INTERVAL_MS, durationFlag, formatStatus, statusJson, WATCH_OPTIONS, watchBatch, watchVerdict } from "../batch.ts";
 import { confirm, mustAsk, YES_OPTION } from "../confirm.ts";
-import { CliError, EXIT, type Command } from "../context.ts";
+import { EXIT, type Command } from "../context.ts";
 import { createProgress, csvField, formatBytes, formatDuration, plural, queueName } from "../output.ts";
 
 /** Problem lines printed to stderr before the rest is left to the results file. */

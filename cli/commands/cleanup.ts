@@ -8,16 +8,16 @@ import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { parseCleanupFilters, OFFSET_MODES, REVIEW_STATUSES, type OffsetMode } from "../../lib/cleanup-config.ts";
 import { CleanupError, makeRunId, MAX_OFFSET, runCleanup, type CleanupDependencies, type CleanupJob, type CleanupReport } from "../../lib/cleanup.ts";
 import { DEFAULT_IAM_ENDPOINT, isAcceptableEndpoint } from "../../lib/config.ts";
-import { describeError } from "../../lib/errors.ts";
+import { CliError, describeError, UsageError } from "../../lib/errors.ts";
 import { createIamExchange } from "../../lib/iam.ts";
 import { LOCAL } from "../local-defaults.ts";
 import { silentLogger } from "../../lib/logger.ts";
 import { createSender } from "../../lib/producer.ts";
 import { createScmClient } from "../../lib/scm-client.ts";
 import { createTokenProvider, parseSecret, secretsManagerReader, type IamExchange, type SecretReader } from "../../lib/token-provider.ts";
-import { stringFlag, UsageError } from "../args.ts";
+import { stringFlag, type ParsedValues } from "../args.ts";
 import { confirm, mustAsk, YES_OPTION } from "../confirm.ts";
-import { CliError, EXIT, type Command, type CommandContext } from "../context.ts";
+import { EXIT, type Command, type CommandContext } from "../context.ts";
 import { formatDuration, formatTable, queueName } from "../output.ts";
 
 const NAME = "cleanup";
@@ -129,7 +129,7 @@ function confirmJobs(context: CommandContext, jobs: readonly CleanupJob[], reaso
   return confirm(context, table, `enqueue ${jobs.length} withdrawal${jobs.length === 1 ? "" : "s"} (${why}) to ${queueName(queueUrl)}?`);
 }
 
-function readFilters(values: Record<string, string | boolean | undefined>) {
+function readFilters(values: ParsedValues) {
   const excludeFile = stringFlag(values, "exclude-file");
   let fileText = "";
   if (excludeFile !== undefined) {

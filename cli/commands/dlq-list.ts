@@ -1,5 +1,6 @@
 /** `scm-withdraw dlq list`: what is in the dead-letter queue and why, leaving every message there. */
-import { integerFlag, stringFlag, UsageError } from "../args.ts";
+import { UsageError } from "../../lib/errors.ts";
+import { integerFlag, stringFlag } from "../args.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
 import { createDlqScanner, describeUnseen, dlqDepth, DLQ_REASONS, parseReasons, unseen, type DlqMessage } from "../dlq.ts";
 import { createProgress, displayId, formatTable, plural, queueName } from "../output.ts";

@@ -9,10 +9,11 @@
  * Only messages that were in the DLQ when the run started are moved (see `cli/dlq.ts`), so a job
  * that fails again while the run goes on is not redriven in a loop.
  */
+import { UsageError } from "../../lib/errors.ts";
 import type { JobRef, Ledger } from "../../lib/ledger.ts";
 import { parseWithdrawalBody } from "../../lib/message.ts";
 import { createSender, type SendResult } from "../../lib/producer.ts";
-import { integerFlag, stringFlag, UsageError } from "../args.ts";
+import { integerFlag, stringFlag } from "../args.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
 import { createDlqScanner, describeUnseen, dlqDepth, DLQ_REASONS, unseen, type DlqMessage, type DlqScanner } from "../dlq.ts";
 import { confirm, mustAsk, YES_OPTION } from "../confirm.ts";

@@ -1,10 +1,11 @@
 /** `scm-withdraw enqueue <certificate_id...>`: a few jobs, typed by hand. */
+import { UsageError } from "../../lib/errors.ts";
 import { randomUUID } from "node:crypto";
 import type { JobRef } from "../../lib/ledger.ts";
 import { idOfLine } from "../../lib/bulk-file.ts";
 import { parseWithdrawalBody, type WithdrawalRequest } from "../../lib/message.ts";
 import { createSender, type SendResult } from "../../lib/producer.ts";
-import { stringFlag, UsageError } from "../args.ts";
+import { stringFlag } from "../args.ts";
 import { EXIT, type Command } from "../context.ts";
 import { formatTable, queueName } from "../output.ts";
 
