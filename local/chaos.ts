@@ -425,7 +425,7 @@ export function expectedCounts(plan: ChaosPlan): Record<ExpectedOutcome, number>
   return counts;
 }
 
-const OUTCOME_ORDER: readonly ExpectedOutcome[] = ["withdrawn", "already_withdrawn", "invalid_message", "unauthorized", "forbidden", "not_found", "rejected", "retries_exhausted"];
+const OUTCOME_ORDER: readonly ExpectedOutcome[] = ["withdrawn", "already_withdrawn", "invalid_message", "unauthorized", "forbidden", "not_found", "rejected", "unexpected_answer", "retries_exhausted"];
 
 // ---------------------------------------------------------------------------------------------
 // The run
@@ -595,6 +595,8 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
       SCM_TIMEOUT_MS: String(settings.scmTimeoutMs),
       RETRY_BASE_DELAY_MS: String(settings.retryBaseDelayMs),
       RETRY_MAX_DELAY_MS: String(settings.retryMaxDelayMs),
+      // A record left for retry comes back within one local visibility timeout, as before the backoff.
+      RETRY_VISIBILITY_SCHEDULE: `${settings.visibilityTimeoutSeconds}s`,
     };
 
     // ---- the event source, in generations: a kill ends one, a restart begins the next ----
