@@ -15,6 +15,7 @@
  */
 import { createReadStream } from "node:fs";
 import type { Readable } from "node:stream";
+import { BulkFileError } from "./errors.ts";
 import { MAX_LINE_BYTES, readLines } from "./line-reader.ts";
 import { CERTIFICATE_ID_PATTERN, parseWithdrawalBody } from "./message.ts";
 
@@ -31,16 +32,6 @@ export interface BulkReadOptions {
   set?: Record<string, unknown>;
   /** Fields a message gets only when its line has none (e.g. `--reason`, `requested_at`). */
   defaults?: Record<string, unknown>;
-}
-
-/** The file as a whole cannot be read as the format says (e.g. a CSV without a `certificate_id` column). */
-export class BulkFileError extends Error {
-  readonly line: number;
-  constructor(message: string, line: number) {
-    super(message);
-    this.name = "BulkFileError";
-    this.line = line;
-  }
 }
 
 /**

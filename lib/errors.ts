@@ -27,6 +27,16 @@ export class UsageError extends Error {
   }
 }
 
+/** The file as a whole cannot be read as the format says (e.g. a CSV without a `certificate_id` column). */
+export class BulkFileError extends Error {
+  readonly line: number;
+  constructor(message: string, line: number) {
+    super(message);
+    this.name = "BulkFileError";
+    this.line = line;
+  }
+}
+
 /** A failure an operator can act on, already phrased as one line (the CLI prints it and exits 1). */
 export class CliError extends Error {
   constructor(message: string) {

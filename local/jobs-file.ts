@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { BulkFileError, CertificateIdSet, formatFromPath, readBulkFile } from "../lib/bulk-file.ts";
-import { describeError, UsageError } from "../lib/errors.ts";
+import { CertificateIdSet, formatFromPath, readBulkFile } from "../lib/bulk-file.ts";
+import { BulkFileError, describeError, UsageError } from "../lib/errors.ts";
 
 export interface JobsFile {
   /** Message bodies, one per distinct certificate id, in file order. */

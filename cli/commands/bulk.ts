@@ -3,11 +3,11 @@
  * size: one line at a time is read, ids seen so far live in a compact set (about 40 bytes each),
  * sends wait for room (back-pressure), and the results file is written as results come in.
  */
-import { CliError, UsageError } from "../../lib/errors.ts";
+import { BulkFileError, CliError, UsageError } from "../../lib/errors.ts";
 import { randomBytes } from "node:crypto";
 import { closeSync, createReadStream, fstatSync, openSync, statSync, unlinkSync, writeSync, type Stats } from "node:fs";
 import { resolve } from "node:path";
-import { BULK_FORMATS, BulkFileError, CertificateIdSet, formatFromPath, readBulk, readBulkFile, type BulkFormat, type BulkReadOptions } from "../../lib/bulk-file.ts";
+import { BULK_FORMATS, CertificateIdSet, formatFromPath, readBulk, readBulkFile, type BulkFormat, type BulkReadOptions } from "../../lib/bulk-file.ts";
 import type { JobRef } from "../../lib/ledger.ts";
 import { parseWithdrawalBody } from "../../lib/message.ts";
 import { createSender } from "../../lib/producer.ts";

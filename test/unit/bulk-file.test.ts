@@ -3,7 +3,8 @@ import fc from "fast-check";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { parseWithdrawalBody } from "../../lib/message.ts";
-import { BulkFileError, CertificateIdSet, formatFromPath, readBulk, splitCsvRecord, type BulkLine, type BulkReadOptions } from "../../lib/bulk-file.ts";
+import { BulkFileError } from "../../lib/errors.ts";
+import { CertificateIdSet, formatFromPath, readBulk, splitCsvRecord, type BulkLine, type BulkReadOptions } from "../../lib/bulk-file.ts";
 
 async function read(text: string, options: BulkReadOptions): Promise<BulkLine[]> {
   const out: BulkLine[] = [];
