@@ -91,6 +91,30 @@ describe("dlq list", () => {
     expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
   });
 
+  it("shows progress on a terminal while it scans, and clears it before the result", async () => {
+    // A slow DLQ: 150 ms per receive, 2 messages each, so the scan takes long enough to draw.
+    const createSqsClient = (config: ConstructorParameters<typeof SQSClient>[0]) => {
+      const sqs = new SQSClient(config!);
+      sqs.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName === "ReceiveMessageCommand") {
+            await new Promise((r) => setTimeout(r, 150));
+            (args.input as { MaxNumberOfMessages?: number }).MaxNumberOfMessages = 2;
+          }
+          return next(args);
+        },
+        { step: "initialize", name: "slowReceives" },
+      );
+      return sqs;
+    };
+    let stderr = "";
+    const run = await cli(["dlq", "list", ...queues.flags], { createSqsClient, stderr: { write: (c: string) => (stderr += c), isTTY: true } });
+    expect(run.code).toBe(0);
+    expect(stderr).toMatch(/\r\x1b\[K\[#*-*\] +\d+% \d+ read/);
+    expect(stderr.endsWith("\r\x1b[K")).toBe(true);
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
+  });
+
   it("says when the DLQ is empty", async () => {
     const empty = await startQueues();
     const run = await cli(["dlq", "list", ...empty.flags]);
