@@ -5,6 +5,7 @@
  * `ConfigError` that names every bad variable, what was wrong and what was given.
  */
 import * as z from "zod/mini";
+import { redact } from "./redact.ts";
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -74,7 +75,9 @@ export interface ConfigProblem {
 
 export class ConfigError extends Error {
   readonly problems: readonly ConfigProblem[];
-  constructor(problems: readonly ConfigProblem[]) {
+  constructor(given: readonly ConfigProblem[]) {
+    // A value is quoted to say what was wrong, but never a URL's userinfo (`https://user:password@host`).
+    const problems = given.map((p) => (p.given === undefined ? p : { ...p, given: redact(p.given) }));
     const lines = problems.map((p) => `${p.variable} ${p.message}${p.given === undefined ? "" : ` (got ${JSON.stringify(p.given)})`}`);
     super(`Invalid configuration: ${lines.join("; ")}`);
     this.name = "ConfigError";

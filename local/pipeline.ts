@@ -304,6 +304,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     if (!scmEndpoint) {
       const simOptions: ScmSimulatorOptions = { ...options.simulator, port: options.scmPort ?? 0 };
       if (stored.kind === "token") simOptions.tokens = [...(options.simulator?.tokens ?? []), stored.token];
+      else if (stored.kind === "aksk") simOptions.accessKeys = [...(options.simulator?.accessKeys ?? []), stored.credentials];
       else simOptions.iamUsers = [...(options.simulator?.iamUsers ?? []), { domain: stored.credentials.domain, user: stored.credentials.user, password: stored.credentials.password }];
       try {
         sim = await startScmSimulator(simOptions);
@@ -395,7 +396,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     const handlerEnv: Record<string, string> = {
       RETRY_VISIBILITY_SCHEDULE: LOCAL_PIPELINE_DEFAULTS.retryVisibilitySchedule,
       ...definedOnly(options.env ?? {}),
-      ...localHandlerEnv({ scmEndpoint, secretsEndpoint: secrets.url, sqsEndpoint, dlqUrl, maxReceiveCount: settings.maxReceiveCount, region }),
+      ...localHandlerEnv({ scmEndpoint, secretsEndpoint: secrets.url, secretsCredentials: secrets.credentials, sqsEndpoint, dlqUrl, maxReceiveCount: settings.maxReceiveCount, region }),
       // As deployed: the table's name, and (the SDK's standard variable) where DynamoDB is.
       ...(ledger ? { LEDGER_TABLE: ledger.tableName, AWS_ENDPOINT_URL_DYNAMODB: ledger.endpoint } : {}),
     };

@@ -47,8 +47,9 @@ Options:
   --scm-endpoint URL       a real SCM (https://scm.<region>.myhuaweicloud.com) instead of the simulator
                            (default: $SCM_ENDPOINT if set, else the simulator);
                            needs --token-file; no demo jobs unless --demo
-  --token-file PATH        the token to use: the raw token or {"token": "..."} (default: the
-                           simulator's demo token)
+  --token-file PATH        the credential to use: the raw token, {"token": "..."}, or an access key pair
+                           {"aksk": {"access_key", "secret_key", "domain_id"}} (default: the simulator's demo token)
+  --aksk                   with the simulator: sign every SCM call with a demo AK/SK pair instead of a token
   --jobs FILE              enqueue the jobs in FILE at start, read as \`scm-withdraw bulk\` reads it (.txt: one id
                            per line, # comments; .csv with a certificate_id header; .jsonl); an invalid
                            line stops everything before anything is sent. With --drain: withdraw a list and exit
@@ -127,6 +128,7 @@ function parseFlags(argv: string[]): Settings | "help" {
     drain: { type: "boolean" },
     "scm-endpoint": { type: "string" },
     "token-file": { type: "string" },
+    aksk: { type: "boolean" },
     jobs: { type: "string" },
     demo: { type: "boolean" },
     "no-demo": { type: "boolean" },
@@ -166,7 +168,10 @@ function parseFlags(argv: string[]): Settings | "help" {
   if (scmEndpoint !== undefined && tokenFile === undefined) {
     throw new UsageError(`${scmName} needs --token-file: the demo token only opens the simulator${scmEndpointFromEnv ? "; unset SCM_ENDPOINT to use the simulator" : ""}`);
   }
-  let secret: string | undefined;
+  if (v.aksk && (tokenFile !== undefined || scmEndpoint !== undefined)) {
+    throw new UsageError(`--aksk signs with the simulator's demo key pair: for a real SCM, put {"aksk": {...}} in --token-file${scmEndpointFromEnv ? " (SCM_ENDPOINT is set in the environment)" : ""}`);
+  }
+  let secret: string | undefined = v.aksk ? JSON.stringify({ aksk: LOCAL.demoAkSk }) : undefined;
   if (tokenFile !== undefined) {
     try {
       secret = readFileSync(tokenFile, "utf8");
@@ -175,7 +180,9 @@ function parseFlags(argv: string[]): Settings | "help" {
     }
     try {
       const stored = parseSecret(secret);
-      if (stored.kind !== "token") throw new Error('IAM credentials ({"iam": ...}) are not supported by the local pipeline yet; put a token in the file');
+      if (stored.kind === "iam") {
+        throw new Error('IAM credentials ({"iam": ...}) are not supported by the local pipeline yet; put a token or {"aksk": ...} in the file');
+      }
     } catch (error) {
       // The parser's messages describe the problem, never the content.
       throw new UsageError(`--token-file ${tokenFile}: ${(error as Error).message}`);
@@ -418,7 +425,9 @@ async function main(): Promise<number> {
   say(`            SQS endpoint ${p.sqsEndpoint} (fauxqs, in memory); visibility timeout ${set.visibilityTimeoutSeconds} s;`);
   say(`            the worker dead-letters a still-failing job on receive ${set.maxReceiveCount}, the redrive policy after ${set.redriveMaxReceiveCount}`);
   say(`  SCM       ${p.sim ? `simulator on ${p.scmEndpoint} (demo certificates ${DEMO.withdrawn} to ${DEMO.throttledThenWithdrawn})` : `${p.scmEndpoint}${s.scmEndpointFromEnv ? " (from SCM_ENDPOINT in the environment)" : ""}`}`);
-  say(`  token     ${s.tokenFile ? `from ${s.tokenFile}` : "the simulator's demo token"}, served as secret ${p.secretId} by ${p.secretsEndpoint}`);
+  const demo = s.secret ? "the simulator's demo AK/SK pair (every SCM call signed)" : "the simulator's demo token";
+  const credential = s.tokenFile ? `from ${s.tokenFile}` : demo;
+  say(`  token     ${credential}, served as secret ${p.secretId} by ${p.secretsEndpoint} (to the handler's random access key only)`);
   say(
     p.ledger
       ? `  ledger    table ${p.ledger.tableName} on ${p.ledger.endpoint} (dynalite, in memory; --no-ledger turns it off)`
