@@ -11,7 +11,7 @@ import { createDeadLetterSender } from "./dead-letter.ts";
 import { createIamExchange } from "./iam.ts";
 import type { Ledger } from "./ledger.ts";
 import { createLogger, type Logger } from "./logger.ts";
-import { createRateLimiter, GATEWAY_HEADROOM, systemClock } from "./rate-limiter.ts";
+import { createAdaptiveLimiter } from "./rate-limiter.ts";
 import { createScmClient } from "./scm-client.ts";
 import { createTokenProvider, secretsManagerReader } from "./token-provider.ts";
 import { createWorker, type WorkerDependencies } from "./worker.ts";
@@ -59,8 +59,12 @@ export function createRuntime(
     tokens,
     sendDeadLetter: overrides.sendDeadLetter ?? createDeadLetterSender(overrides.sqs ?? sqs, config.dlqUrl),
     logger,
-    // A little under SCM_MAX_RPS, so jitter on the way to the gateway does not cost 429s (rate-limiter.ts).
-    ...(config.scmMaxRps ? { limiter: createRateLimiter(config.scmMaxRps, systemClock, { headroom: GATEWAY_HEADROOM }) } : {}),
+    // Finds this container's share of SCM's unpublished rate limit, starting from SCM_MAX_RPS (rate-limiter.ts).
+    limiter: createAdaptiveLimiter({
+      initialRps: config.scmMaxRps,
+      onCut: ({ rate, previous, statedLimit }) =>
+        logger.info("scm_rate_reduced", { rps: round(rate), previousRps: round(previous), statedLimit: statedLimit ?? null }),
+    }),
     ...overrides,
     ...(ledger && !overrides.ledger
       ? {
@@ -84,6 +88,8 @@ export function createRuntime(
     },
   };
 }
+
+const round = (rps: number) => (Number.isFinite(rps) ? Math.round(rps * 100) / 100 : null);
 
 /**
  * The ledger (LEDGER_TABLE), loaded on its first use: lib/ledger.ts and the DynamoDB SDK are imported

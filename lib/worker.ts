@@ -13,7 +13,7 @@
  * its metrics (`lib/metrics.ts`, Embedded Metric Format).
  */
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { classifyAnswer, classifyStatusCheck, THROTTLING_CODES, type FailureReason, type RetryReason } from "./classify.ts";
+import { classifyAnswer, classifyStatusCheck, type FailureReason, type RetryReason } from "./classify.ts";
 import type { Config } from "./config.ts";
 import type { DeadLetterSender } from "./dead-letter.ts";
 import { describeError, TokenUnavailableError } from "./errors.ts";
@@ -22,7 +22,7 @@ import type { ClaimResult, JobRef, LedgerStats } from "./ledger.ts";
 import type { Logger } from "./logger.ts";
 import { parseWithdrawalBody, type WithdrawalRequest } from "./message.ts";
 import { createMetricsRecorder, emfSink, type MetricsRecorder, type MetricsSink } from "./metrics.ts";
-import { unlimited, type RateLimiter } from "./rate-limiter.ts";
+import { isThrottling, unlimited, type RateLimiter } from "./rate-limiter.ts";
 import { deadlineFrom, retryDelay, sleep as defaultSleep } from "./retry.ts";
 import type { ScmClient, ScmResult } from "./scm-client.ts";
 import type { TokenProvider } from "./token-provider.ts";
@@ -290,6 +290,7 @@ export function createWorker(deps: WorkerDependencies) {
     };
     const observe = (result: ScmResult) => {
       metrics.scmLatency(result.durationMs);
+      limiter.observe(result);
       if (isThrottling(result)) metrics.count("Throttled");
     };
 
@@ -520,11 +521,6 @@ function countOutcome(metrics: MetricsRecorder, outcome: RecordOutcome): void {
     default:
       return assertNever(outcome);
   }
-}
-
-function isThrottling(result: ScmResult): boolean {
-  if (result.kind !== "answer") return false;
-  return result.status === 429 || (result.errorCode !== undefined && (THROTTLING_CODES as readonly string[]).includes(result.errorCode));
 }
 
 function tokenErrorCode(error: unknown): string {

@@ -351,6 +351,17 @@ describe("fault injection", () => {
 });
 
 describe("gateway rate limit and latency", () => {
+  test("over rateLimitPerMinute → 429 whose message states the per-minute limit", async () => {
+    const sim = await start({ rateLimitPerSecond: 10, rateLimitPerMinute: 4, certificates: [{ id: ID, status: "ISSUED" }] });
+    const answers = [];
+    for (let i = 0; i < 6; i++) answers.push(await get(sim, `/v3/scm/certificates/${ID}`));
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200, 429, 429]);
+    expect(await answers[4]!.json()).toEqual({
+      error_code: "APIG.0308",
+      error_msg: "The throttling threshold has been reached: policy user over ratelimit,limit:4,time:1 minute",
+    });
+  });
+
   test("over rateLimitPerSecond → 429 APIG.0308, counted; the next second passes again", async () => {
     const sim = await start({ rateLimitPerSecond: 3, certificates: [{ id: ID, status: "ISSUED" }] });
     const answers = await Promise.all(Array.from({ length: 5 }, () => get(sim, `/v3/scm/certificates/${ID}`)));
