@@ -59,6 +59,11 @@ export const CERTIFICATE_STATUSES = [
   "SUPPLEMENTCHECKING",
 ] as const;
 
+/** The listing's documented `limit` values (anything else: 400 `SCM.0005`). */
+export const LIST_LIMITS: readonly number[] = [10, 20, 50];
+/** The listing's documented `sort_key` values. */
+export const LIST_SORT_KEYS = ["certExpiredTime", "certStatus", "certUpdateTime"] as const;
+
 /** A certificate's status, as SCM reports it. */
 export type CertificateStatus = (typeof CERTIFICATE_STATUSES)[number];
 
@@ -867,8 +872,9 @@ export class ScmSimulator {
       const value = Number(raw);
       return value >= min && value <= max ? value : undefined;
     };
+    // Documented: limit 10, 20 or 50 only; offset 0..100.
     const limit = integer("limit", 10, 10, 50);
-    if (limit === undefined) return bad("limit");
+    if (limit === undefined || !LIST_LIMITS.includes(limit)) return bad("limit");
     const offset = integer("offset", 0, 0, 100);
     if (offset === undefined) return bad("offset");
     const status = query.get("status") ?? "ALL";
@@ -876,7 +882,7 @@ export class ScmSimulator {
     const sortDir = query.get("sort_dir");
     if (sortDir !== null && sortDir !== "ASC" && sortDir !== "DESC") return bad("sort_dir");
     const sortKey = query.get("sort_key");
-    if (sortKey !== null && !["certExpiredTime", "certStatus", "certUpdateTime"].includes(sortKey)) return bad("sort_key");
+    if (sortKey !== null && !(LIST_SORT_KEYS as readonly string[]).includes(sortKey)) return bad("sort_key");
     const content = (query.get("content") ?? "").toLowerCase();
 
     const matching = [...this.#certificates.values()].filter(

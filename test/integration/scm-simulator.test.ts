@@ -500,7 +500,8 @@ describe("listing", () => {
     expect(first.body.certificates?.map((c) => c.id)).toEqual(Array.from({ length: 10 }, (_, i) => `scs${String(i).padStart(13, "0")}`));
     expect((await listing(sim, "?limit=50&offset=20")).body.certificates).toHaveLength(5);
     expect((await listing(sim, "?limit=10&offset=100")).body).toEqual({ certificates: [], total_count: 25 });
-    for (const query of ["?limit=9", "?limit=51", "?limit=abc", "?offset=101", "?offset=-1", "?status=NOPE", "?sort_dir=UP", "?sort_key=name"]) {
+    expect((await listing(sim, "?limit=20")).body.certificates).toHaveLength(20);
+    for (const query of ["?limit=9", "?limit=51", "?limit=15", "?limit=30", "?sort_dir=asc", "?sort_key=certExpiredTime&sort_dir=", "?limit=abc", "?offset=101", "?offset=-1", "?status=NOPE", "?sort_dir=UP", "?sort_key=name"]) {
       const res = await listing(sim, query);
       expect(res.status, query).toBe(400);
       expect(res.body.error_code, query).toBe("SCM.0005");
