@@ -595,6 +595,8 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
       SCM_TIMEOUT_MS: String(settings.scmTimeoutMs),
       RETRY_BASE_DELAY_MS: String(settings.retryBaseDelayMs),
       RETRY_MAX_DELAY_MS: String(settings.retryMaxDelayMs),
+      // The 429s here are injected faults, not a rate: an adaptive limiter would rightly slow down on them.
+      SCM_RATE_LIMIT: "fixed",
     };
 
     // ---- the event source, in generations: a kill ends one, a restart begins the next ----
