@@ -10,6 +10,7 @@ import type { CleanupFilters } from "./cleanup-config.ts";
 import { CleanupError, MAX_OFFSET, PAGE_SIZES, type CleanupDependencies, type CleanupRunOptions, type ListedCertificate, type StatusPass } from "./cleanup-types.ts";
 import { describeError, TokenUnavailableError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
+import { assertNever } from "./outcome.ts";
 import { retryDelay, sleep as defaultSleep } from "./retry.ts";
 import type { ScmResult } from "./scm-client.ts";
 
@@ -182,9 +183,10 @@ async function listPage(run: ListingRun, status: string, offset: number): Promis
     if (budget < MIN_CALL_BUDGET_MS) throw new CleanupError("deadline", `${where}: out of time before the function's deadline; nothing was enqueued`);
     const result = await deps.scm.listCertificates(query, token, { timeoutMs: Math.min(deps.retry.timeoutMs, budget) });
     const details = result.kind === "answer" ? { httpStatus: result.status, errorCode: result.errorCode } : {};
-    // The worker's outcome table fits a listing call as well: 2xx is success, 401 → refresh once,
-    // throttling/5xx/network → retry, anything else is permanent.
-    const decision = classifyAnswer(result, { tokenRefreshed });
+    // The worker's outcome table fits a listing call as well: the error-code table first, 401 → refresh
+    // once, throttling/5xx/network → retry, anything else is permanent. A 2xx is checked for a usable
+    // listing below (listing_unexpected), so every 2xx without a listed code counts as answered here.
+    const decision = classifyAnswer(result, { tokenRefreshed, succeeded: () => true });
     switch (decision.kind) {
       case "withdrawn": {
         const parsed = ListAnswer.safeParse(result.kind === "answer" ? result.body : undefined);
@@ -248,8 +250,4 @@ function describeResult(result: ScmResult): string {
   if (result.errorCode) parts.push(result.errorCode);
   if (result.errorMsg) parts.push(result.errorMsg.slice(0, 200));
   return parts.join(" ");
-}
-
-function assertNever(value: never): never {
-  throw new Error(`unhandled case: ${JSON.stringify(value)}`);
 }

@@ -25,3 +25,17 @@ export function describeError(thrown: unknown): string {
   const code = (error as { code?: unknown }).code;
   return `${error.name}${typeof code === "string" ? ` ${code}` : ""}: ${error.message}`;
 }
+
+/** What an external call that ran out of the invocation's time was waiting for. */
+export type DeadlineSubject = "secrets_manager" | "iam" | "scm" | "dead_letter" | "ledger" | "visibility";
+
+/** An external call did not finish before the invocation's deadline (`deadline:<subject>` retry reason). */
+export class DeadlineError extends Error {
+  readonly code = "deadline";
+  readonly subject: DeadlineSubject;
+  constructor(subject: DeadlineSubject) {
+    super(`${subject.replace("_", " ")} did not answer before the invocation's deadline`);
+    this.name = "DeadlineError";
+    this.subject = subject;
+  }
+}

@@ -20,6 +20,7 @@
  * with `CLEANUP_MIN_AGE` set the sweep does not enqueue it (`age_unknown`).
  */
 import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { forEachConcurrently } from "./concurrency.ts";
 import { describeError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 
@@ -99,18 +100,13 @@ export function createSightings(options: SightingsOptions): Sightings {
   /** Runs `task` for each id, a few at once; failures are logged (the first, then a count), never thrown. */
   async function forEach(event: string, ids: readonly string[], task: (index: number) => Promise<void>): Promise<void> {
     const failures: string[] = [];
-    let next = 0;
-    const work = async () => {
-      while (next < ids.length) {
-        const index = next++;
-        try {
-          await task(index);
-        } catch (error) {
-          if (failures.push(ids[index]!) === 1) options.logger.warn(event, { certificateId: ids[index], error: describeError(error) });
-        }
+    await forEachConcurrently(ids, CONCURRENCY, async (id, index) => {
+      try {
+        await task(index);
+      } catch (error) {
+        if (failures.push(id) === 1) options.logger.warn(event, { certificateId: id, error: describeError(error) });
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, ids.length) }, work));
+    });
     if (failures.length > 1) options.logger.warn(event, { count: failures.length, sample: failures.slice(0, 20) });
   }
 

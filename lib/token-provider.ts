@@ -11,16 +11,21 @@
  * No value read here is ever logged or put in an error message.
  */
 import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { TokenUnavailableError } from "./errors.ts";
+import { withDeadline } from "./deadline.ts";
+import { TokenUnavailableError, type DeadlineSubject } from "./errors.ts";
 
 export interface TokenProvider {
-  /** The current token, from the cache when it is fresh. */
-  getToken(): Promise<string>;
+  /**
+   * The current token, from the cache when it is fresh. With a `signal` (the invocation's deadline),
+   * the caller stops waiting when it aborts: `DeadlineError` naming the step that hung
+   * (`secrets_manager` or `iam`); the shared read goes on, bounded by its own time limits.
+   */
+  getToken(signal?: AbortSignal): Promise<string>;
   /**
    * A token other than `staleToken`, read fresh (bypassing every cache) unless another caller already
    * replaced the stale one. Used after a 401.
    */
-  refresh(staleToken: string): Promise<string>;
+  refresh(staleToken: string, signal?: AbortSignal): Promise<string>;
 }
 
 /** Reads the secret's current value, bypassing any cache. */
@@ -116,13 +121,17 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
   const margin = options.iamRefreshMarginMs ?? 3_600_000;
   let cache: CacheEntry | undefined;
   let inflight: Promise<CacheEntry> | undefined;
+  /** What the read in flight is waiting for, to name it when a caller's deadline comes first. */
+  let step: DeadlineSubject = "secrets_manager";
 
   const load = (): Promise<CacheEntry> => {
     if (inflight) return inflight;
     inflight = (async () => {
+      step = "secrets_manager";
       const secret = parseSecret(await options.readSecret());
       if (secret.kind === "token") return { token: secret.token, freshUntil: now() + options.ttlMs };
       if (!options.exchangeIam) throw new TokenUnavailableError("secret_unusable", 'the secret holds IAM credentials but no IAM exchange is configured');
+      step = "iam";
       const issued = await options.exchangeIam(secret.credentials);
       // Reuse an IAM token until `margin` before it expires. One that lives no longer than the margin
       // (issued short-lived) is reused for half its life instead, so it is still replaced before it dies.
@@ -142,25 +151,38 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
     return inflight;
   };
 
+  const wait = async (signal: AbortSignal | undefined) => (signal ? withDeadline(() => step, signal, load) : load());
+
   return {
-    async getToken() {
+    async getToken(signal) {
       if (cache && now() < cache.freshUntil) return cache.token;
-      return (await load()).token;
+      return (await wait(signal)).token;
     },
-    async refresh(staleToken) {
+    async refresh(staleToken, signal) {
       if (cache && cache.token !== staleToken) return cache.token;
       if (cache?.token === staleToken) cache = undefined;
-      return (await load()).token;
+      return (await wait(signal)).token;
     },
   };
 }
 
+/**
+ * Secrets Manager reads give up after this long (every attempt of the SDK's together), so a read that
+ * hangs ends even when no invocation is waiting for it any more; the next invocation then reads again.
+ */
+export const SECRET_READ_TIMEOUT_MS = 10_000;
+
 /** Reads a secret with the real Secrets Manager client; every call is a fresh `GetSecretValue`. */
-export function secretsManagerReader(client: SecretsManagerClient, secretId: string): SecretReader {
+export function secretsManagerReader(
+  client: SecretsManagerClient,
+  secretId: string,
+  timeoutMs = SECRET_READ_TIMEOUT_MS,
+): SecretReader {
   return async () => {
     let output;
     try {
-      output = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
+      const command = new GetSecretValueCommand({ SecretId: secretId });
+      output = await client.send(command, { abortSignal: AbortSignal.timeout(timeoutMs) });
     } catch (error) {
       const code = (error as { name?: string }).name === "ResourceNotFoundException" ? "secret_not_found" : "secret_fetch_failed";
       throw new TokenUnavailableError(code, `could not read secret ${secretId}: ${describeSecretsError(error)}`);

@@ -425,7 +425,7 @@ export function expectedCounts(plan: ChaosPlan): Record<ExpectedOutcome, number>
   return counts;
 }
 
-const OUTCOME_ORDER: readonly ExpectedOutcome[] = ["withdrawn", "already_withdrawn", "invalid_message", "unauthorized", "forbidden", "not_found", "rejected", "retries_exhausted"];
+const OUTCOME_ORDER: readonly ExpectedOutcome[] = ["withdrawn", "already_withdrawn", "invalid_message", "unauthorized", "forbidden", "not_found", "rejected", "unexpected_answer", "retries_exhausted"];
 
 // ---------------------------------------------------------------------------------------------
 // The run
@@ -597,6 +597,8 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
       RETRY_MAX_DELAY_MS: String(settings.retryMaxDelayMs),
       // The 429s here are injected faults, not a rate: an adaptive limiter would rightly slow down on them.
       SCM_RATE_LIMIT: "fixed",
+      // A record left for retry comes back within one local visibility timeout, as before the backoff.
+      RETRY_VISIBILITY_SCHEDULE: `${settings.visibilityTimeoutSeconds}s`,
     };
 
     // ---- the event source, in generations: a kill ends one, a restart begins the next ----

@@ -56,6 +56,11 @@ export const LOCAL_PIPELINE_DEFAULTS = {
   maxConcurrency: 2,
   /** The function timeout the context counts down from: production's (serverless.yml), so the worker's deadline logic behaves the same. */
   functionTimeoutMs: 60_000,
+  /**
+   * The worker's RETRY_VISIBILITY_SCHEDULE (production: 15s,1m,4m,15m): a record left for retry comes
+   * back after a jittered 0-1 s, then 0-2 s, then 0-4 s (`retry_delayed` lines in the worker log).
+   */
+  retryVisibilitySchedule: "1s,2s,4s",
 } as const;
 
 /** The DLQ key for messages the queue's redrive policy moved there (defined with the queues). */
@@ -377,6 +382,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
 
     // ---- the handler's containers and the event-source runner ----
     const handlerEnv: Record<string, string> = {
+      RETRY_VISIBILITY_SCHEDULE: LOCAL_PIPELINE_DEFAULTS.retryVisibilitySchedule,
       ...definedOnly(options.env ?? {}),
       ...localHandlerEnv({ scmEndpoint, secretsEndpoint: secrets.url, sqsEndpoint, dlqUrl, maxReceiveCount: settings.maxReceiveCount, region }),
       // As deployed: the table's name, and (the SDK's standard variable) where DynamoDB is.
@@ -567,7 +573,15 @@ export function summaryChanged(shown: PipelineStats | undefined, now: PipelineSt
 }
 
 /** The outcome table's order (DESIGN.md), then anything else, then the redrive policy's moves. */
-const REASON_ORDER = ["invalid_message", "unauthorized", "forbidden", "not_found", "rejected", "retries_exhausted"];
+const REASON_ORDER = [
+  "invalid_message",
+  "unauthorized",
+  "forbidden",
+  "not_found",
+  "rejected",
+  "unexpected_answer",
+  "retries_exhausted",
+];
 const reasonRank = (reason: string) => (reason === REDRIVE_POLICY_REASON ? 1000 : REASON_ORDER.indexOf(reason) === -1 ? 999 : REASON_ORDER.indexOf(reason));
 
 // ---------------------------------------------------------------------------------------------
