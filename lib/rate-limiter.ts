@@ -250,14 +250,14 @@ export function createAdaptiveLimiter(options: AdaptiveLimiterOptions = {}, cloc
     }
     const previous = rate;
     const first = !Number.isFinite(previous);
-    const factor = first ? tuning.firstDecrease : tuning.decrease;
-    // The calls the gateway let through in its window are this container's share, once it has sent for a
-    // whole window or sent without limit (which fills the window at once).
-    // (Plus one call: a count over one window is whole calls, and at a few calls per second rounding
-    // down alone would cut a quarter.)
+    // Cut the rate, and at least down to what the gateway let through in its window (this container's
+    // real share: a Lambda container sends nothing between batches, so it may use less than its rate).
+    // That count is known once the container has sent for a whole window, or sent without limit (which
+    // fills the window at once); plus one call, as a count over one window is whole calls.
     const measured = first || now - firstCall >= windowMs;
-    const base = measured ? Math.min(rate, granted(now) + (first ? 0 : 1000 / windowMs)) : rate;
-    rate = Math.max(tuning.minRps, Math.min(factor * base, ceiling));
+    const share = measured ? granted(now) + (first ? 0 : 1000 / windowMs) : Infinity;
+    const cut = first ? tuning.firstDecrease * share : Math.min(tuning.decrease * rate, share);
+    rate = Math.max(tuning.minRps, Math.min(cut, ceiling));
     if (!Number.isFinite(ceiling)) scale = Number.isFinite(previous) ? previous : rate;
     // Leaving the no-limit start, the gateway's window is full: wait it out before sending again.
     if (first) pauseUntil = now + windowMs;
