@@ -68,7 +68,17 @@ interface Figures {
 function record(id: string): SQSRecord {
   const body = buildWithdrawalBody({ certificate_id: id, source: "bulk", batch_id: "throttling" });
   const attributes = { ApproximateReceiveCount: "1", SentTimestamp: "0", SenderId: "bench", ApproximateFirstReceiveTimestamp: "0" };
-  return { messageId: `m-${id}`, receiptHandle: id, body, attributes, messageAttributes: {}, md5OfBody: "", eventSource: "aws:sqs", eventSourceARN: "arn:aws:sqs:eu-west-1:000000000000:withdrawals", awsRegion: "eu-west-1" };
+  return {
+    messageId: `m-${id}`,
+    receiptHandle: id,
+    body,
+    attributes,
+    messageAttributes: {},
+    md5OfBody: "",
+    eventSource: "aws:sqs",
+    eventSourceARN: "arn:aws:sqs:eu-west-1:000000000000:withdrawals",
+    awsRegion: "eu-west-1",
+  };
 }
 
 /** One container: its own SCM client, limiter and worker, taking 10 jobs at a time until `until`. */
@@ -157,16 +167,27 @@ export async function benchThrottling(stack: BenchStack, options: ThrottlingOpti
       },
     );
     const describe = (name: string, f: Figures) =>
-      `${name}: ${fixed(f.rate, 1)}/s and ${pct(f.share)} 429s in the steady window; over the whole ${options.durationMs / 1000} s, start included: ${fixed(f.wholeRate, 1)}/s, ${f.throttled} of ${f.calls} calls answered 429 (${pct(f.wholeShare)}); final rates ${f.finalRates.map((r) => fixed(r, 1)).join(", ")} calls/s.`;
+      `${name}: ${fixed(f.rate, 1)}/s and ${pct(f.share)} 429s in the steady window; ` +
+      `over the whole ${options.durationMs / 1000} s, start included: ${fixed(f.wholeRate, 1)}/s, ` +
+      `${f.throttled} of ${f.calls} calls answered 429 (${pct(f.wholeShare)}); ` +
+      `final rates ${f.finalRates.map((r) => fixed(r, 1)).join(", ")} calls/s.`;
     notes.push(`${n} container${n > 1 ? "s" : ""}: ${describe("adaptive", adaptive)} ${describe("static", fixedRate)}`);
   }
   return {
     title: "5. Throttling without knowing the limit",
     rows,
     notes: [
-      `Simulator: ${options.latencyMs} ms per call, at most ${L} SCM calls per sliding second (429 \`APIG.0308\` above, \`error_msg\` stating \`limit:${L},time:1 second\`, no \`Retry-After\`). The clients are not told L.`,
-      `Containers: each a \`createWorker\` (the real retry loop: 3 attempts, 200 ms backoff base) with its own SCM client and limiter, taking 10 jobs at a time from one shared backlog; handed-back jobs go to the end of the backlog. Adaptive: \`createAdaptiveLimiter\` with no \`SCM_MAX_RPS\` (no limit until the first 429). Static: today's fixed limiter at the documented setting, \`SCM_MAX_RPS\` = L / ${options.maximumConcurrency} (maximumConcurrency) = ${L / options.maximumConcurrency}/s per container.`,
-      `Each scenario runs ${options.durationMs / 1000} s; the table's figures are the steady window after the first ${options.warmupMs / 1000} s (withdrawals = cancel-cert calls answered 200; 429 share = 429 answers / cancel-cert calls). The whole-run figures, start-up included, are below.`,
+      `Simulator: ${options.latencyMs} ms per call, at most ${L} SCM calls per sliding second (429 \`APIG.0308\` ` +
+        `above, \`error_msg\` stating \`limit:${L},time:1 second\`, no \`Retry-After\`). The clients are not told L.`,
+      "Containers: each a `createWorker` (the real retry loop: 3 attempts, 200 ms backoff base) with its own SCM " +
+        "client and limiter, taking 10 jobs at a time from one shared backlog; handed-back jobs go to the end of the " +
+        "backlog. Adaptive: `createAdaptiveLimiter` with no `SCM_MAX_RPS` (no limit until the first 429). Static: " +
+        `today's fixed limiter at the documented setting, \`SCM_MAX_RPS\` = L / ${options.maximumConcurrency} ` +
+        `(maximumConcurrency) = ${L / options.maximumConcurrency}/s per container. ` +
+        "Both at once, each against its own simulator.",
+      `Each scenario runs ${options.durationMs / 1000} s; the table's figures are the steady window after the first ` +
+        `${options.warmupMs / 1000} s (withdrawals = cancel-cert calls answered 200; 429 share = 429 answers / ` +
+        "cancel-cert calls). The whole-run figures, start-up included, are below.",
       ...notes,
     ],
   };

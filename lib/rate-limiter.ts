@@ -163,7 +163,7 @@ export const ADAPTIVE_DEFAULTS = {
   firstDecrease: 0.95,
   /** Until the first throttling: + this many calls/s per call that went through (the rate grows e-fold per second). */
   slowStartStep: 1,
-  /** After it, per second: + this share of the container's own rate (N containers raise their total by the same share)... */
+  /** After it, per second: + this share of the container's own rate (N containers raise their total by it)... */
   increasePerSecond: 0.01,
   /**
    * ...and + this share of the stated limit (or, when none was stated, of the rate before the last cut):

@@ -5,7 +5,7 @@
  *
  * | item | pk | sk | attributes |
  * | --- | --- | --- | --- |
- * | sighting | `SEEN#<certificate_id>` | `SEEN` | certificate_id, status, first_seen_at, last_seen_at (ms), expires_at |
+ * | sighting | `SEEN#<certificate_id>` | `SEEN` | certificate_id, status, first/last_seen_at (ms), expires_at |
  *
  * One `UpdateItem` per certificate and run: `first_seen_at = if_not_exists(first_seen_at, now)`, so the
  * first sighting sticks however many sweeps race (the same guarantee as a put conditioned on
