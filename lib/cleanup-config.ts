@@ -260,7 +260,9 @@ export function loadCleanupConfig(env: NodeJS.ProcessEnv = process.env): Cleanup
     if (e.CLEANUP_MIN_AGE && !e.LEDGER_TABLE) {
       problems.push({
         variable: "CLEANUP_MIN_AGE",
-        message: "needs LEDGER_TABLE: SCM's listing gives no age, so the sweep measures it from its first sighting, kept in the ledger",
+        message:
+          "needs LEDGER_TABLE: SCM's listing gives no age, so the sweep measures it from its first sighting, " +
+          "kept in the ledger",
         given: e.CLEANUP_MIN_AGE,
       });
     }

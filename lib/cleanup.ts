@@ -162,9 +162,17 @@ export async function runCleanup(deps: CleanupDependencies, options: CleanupRunO
 async function recordAges(deps: CleanupDependencies, options: CleanupRunOptions, listed: readonly ListedCertificate[], log: Logger): Promise<AgeFilter | undefined> {
   if (!deps.sightings) {
     if (options.minAgeMs !== undefined) {
-      throw new CleanupError("age_unknown", "CLEANUP_MIN_AGE needs the ledger (LEDGER_TABLE): SCM's listing gives no age, so the sweep measures it from its first sighting; nothing was enqueued");
+      throw new CleanupError(
+        "age_unknown",
+        "CLEANUP_MIN_AGE needs the ledger (LEDGER_TABLE): SCM's listing gives no age, " +
+          "so the sweep measures it from its first sighting; nothing was enqueued",
+      );
     }
-    log.info("cleanup_ages_unknown", { message: "no ledger: the sweep cannot tell how long a certificate has been under review, so it cannot age-filter; every listed one is eligible" });
+    log.info("cleanup_ages_unknown", {
+      message:
+        "no ledger: the sweep cannot tell how long a certificate has been under review, " +
+        "so it cannot age-filter; every listed one is eligible",
+    });
     return undefined;
   }
   const statuses = new Set<string>(options.filters.statuses);

@@ -65,7 +65,9 @@ export function createSightings(options: SightingsOptions): Sightings {
       new UpdateItemCommand({
         TableName: options.tableName,
         Key: { pk: S(key.pk), sk: S(key.sk) },
-        UpdateExpression: "SET first_seen_at = if_not_exists(first_seen_at, :now), last_seen_at = :now, certificate_id = :id, #st = :st, expires_at = :exp",
+        UpdateExpression:
+          "SET first_seen_at = if_not_exists(first_seen_at, :now), last_seen_at = :now, " +
+          "certificate_id = :id, #st = :st, expires_at = :exp",
         ExpressionAttributeNames: { "#st": "status" },
         ExpressionAttributeValues: { ":now": N(at), ":id": S(id), ":st": S(status), ":exp": N(Math.floor(at / 1000) + SIGHTING_TTL_DAYS * 86_400) },
         ReturnValues: "ALL_OLD",
