@@ -192,11 +192,13 @@ export interface AdaptiveLimiterOptions extends Partial<typeof ADAPTIVE_DEFAULTS
  * AIMD per container:
  * - **slow start**: from `initialRps` (or no limit), + `slowStartStep` calls/s per call that went
  *   through, until the first throttling answer;
- * - **throttled**: the rate becomes `decrease` × what the gateway let through in its last window
- *   (so the total of all containers drops below the limit at once, however far over it was), capped by
- *   the stated limit less the headroom. Answers to calls sent before the last cut are the same event
- *   and change nothing. Leaving the no-limit start also pauses one window: the gateway's window is full;
- * - **otherwise**: + `increasePerSecond` × rate per second, only while the rate is what holds calls back.
+ * - **throttled**: the rate becomes `decrease` × itself, or what the gateway let through in its last
+ *   window if that is less (so the total of all containers drops below the limit at once, however far
+ *   over it was); leaving the no-limit start, `firstDecrease` × what the gateway let through, after
+ *   waiting out that window (it is full). Capped by the stated limit less the headroom. Answers to calls
+ *   sent before the last cut are the same event and change nothing;
+ * - **otherwise**: + `increasePerSecond` × rate + `additivePerSecond` × the stated limit, per second,
+ *   only while the rate is what holds calls back.
  * Answers that the gateway let through (any status but 429/5xx) count as going through; network
  * failures and 5xx say nothing about the limit.
  */
@@ -222,7 +224,8 @@ export function createAdaptiveLimiter(options: AdaptiveLimiterOptions = {}, cloc
   const granted = (now: number) => (trim(admitted, now).length * 1000) / windowMs;
   /** No call before the pause ends, nor while this window already holds the ceiling's worth of calls. */
   const notBefore = () => {
-    const windowCap = Math.floor((ceiling * windowMs) / 1000);
+    // At least one call per window, however low the stated limit.
+    const windowCap = Math.max(1, Math.floor((ceiling * windowMs) / 1000));
     const inWindow = trim(sent, clock.now());
     const full = inWindow.length >= windowCap ? inWindow[inWindow.length - windowCap]! + windowMs : -Infinity;
     return Math.max(pauseUntil, full);
@@ -267,7 +270,7 @@ export function createAdaptiveLimiter(options: AdaptiveLimiterOptions = {}, cloc
   }
 
   function wentThrough(now: number) {
-    admitted.push(now);
+    trim(admitted, now).push(now);
     if (!Number.isFinite(rate) || !spacer.saturated(Math.max(1000, 2000 / rate))) return;
     // Per call, so that per second the rate grows by the step (slow start) or by the shares.
     rate += slowStart ? tuning.slowStartStep : tuning.increasePerSecond + (tuning.additivePerSecond * scale) / rate;

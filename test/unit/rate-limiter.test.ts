@@ -243,6 +243,20 @@ describe("adaptive limiter", () => {
   });
 });
 
+describe("adaptive limiter under a tiny stated limit", () => {
+  it("still lets one call per window through at limit:1", async () => {
+    const { clock, runUntil } = fakeScheduler();
+    const limiter = createAdaptiveLimiter({ initialRps: 5 }, clock);
+    limiter.observe(throttledAnswer(1, 1));
+    const released: number[] = [];
+    const calls = Array.from({ length: 3 }, () => limiter.take().then(() => void released.push(clock.now())));
+    await runUntil(20_000);
+    await Promise.all(calls);
+    expect(released).toHaveLength(3);
+    for (const gap of gaps(released)) expect(gap).toBeGreaterThanOrEqual(1000);
+  });
+});
+
 /**
  * N containers, each with its own limiter and 10 callers in a loop (take, call, 50 ms answer), against
  * one gateway that admits L calls per sliding second and answers 429 with the limit above it. None
