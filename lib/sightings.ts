@@ -78,17 +78,21 @@ export function createSightings(options: SightingsOptions): Sightings {
     const lastSeen = Number(old?.last_seen_at?.N);
     if (!Number.isFinite(firstSeen)) return at;
     if (Number.isFinite(lastSeen) && at - lastSeen <= SIGHTING_GAP_MS) return firstSeen;
-    // Only if no other sweep restarted it meanwhile.
-    await options.client.send(
-      new UpdateItemCommand({
-        TableName: options.tableName,
-        Key: { pk: S(key.pk), sk: S(key.sk) },
-        UpdateExpression: "SET first_seen_at = :now",
-        ConditionExpression: "first_seen_at = :old",
-        ExpressionAttributeValues: { ":now": N(at), ":old": N(firstSeen) },
-      }),
-      signal(),
-    );
+    // Only if no other sweep restarted it meanwhile (then its time, about now, stands).
+    try {
+      await options.client.send(
+        new UpdateItemCommand({
+          TableName: options.tableName,
+          Key: { pk: S(key.pk), sk: S(key.sk) },
+          UpdateExpression: "SET first_seen_at = :now",
+          ConditionExpression: "first_seen_at = :old",
+          ExpressionAttributeValues: { ":now": N(at), ":old": N(firstSeen) },
+        }),
+        signal(),
+      );
+    } catch (error) {
+      if ((error as { name?: unknown }).name !== "ConditionalCheckFailedException") throw error;
+    }
     return at;
   }
 
