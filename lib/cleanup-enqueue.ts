@@ -18,6 +18,7 @@ export async function enqueueJobs(
   const failed: CleanupFailure[] = [];
   if (selected.length === 0) return { enqueued, failed };
   if (!deps.createSender) throw new CleanupError("enqueue_failed", "enqueue mode needs a queue: no sender was configured (WITHDRAWAL_QUEUE_URL / --queue-url)");
+  if (deps.confirm && !(await deps.confirm(selected))) throw new CleanupError("not_confirmed", "not confirmed: nothing was enqueued");
   const byId = new Map(selected.map((job) => [job.certificateId, job]));
   const sender = deps.createSender((result) => {
     const job = byId.get(result.key)!;

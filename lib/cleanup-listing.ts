@@ -13,6 +13,7 @@ import type { Logger } from "./logger.ts";
 import { assertNever } from "./outcome.ts";
 import { retryDelay, sleep as defaultSleep } from "./retry.ts";
 import type { ScmResult } from "./scm-client.ts";
+import type { ScmAuth } from "./token-provider.ts";
 
 /**
  * Oldest update first: the stalest applications (the ones a sweep is for) come first, so the job
@@ -229,7 +230,7 @@ async function listPage(run: ListingRun, status: string, offset: number): Promis
   }
 }
 
-async function getToken(deps: CleanupDependencies, refreshFrom?: string): Promise<string> {
+async function getToken(deps: CleanupDependencies, refreshFrom?: ScmAuth): Promise<ScmAuth> {
   try {
     return refreshFrom === undefined ? await deps.tokens.getToken() : await deps.tokens.refresh(refreshFrom);
   } catch (error) {

@@ -138,6 +138,11 @@ export interface CleanupDependencies {
    * follows it. Its failures are logged by the ledger and never stop the run.
    */
   ledger?: Pick<Ledger, "recordQueued" | "recordNotSent" | "recordBatch">;
+  /**
+   * Called with the selected jobs after the listing and before anything is enqueued (the CLI asks the
+   * operator here); false stops the run with `not_confirmed` and nothing enqueued.
+   */
+  confirm?: (jobs: readonly CleanupJob[]) => Promise<boolean>;
   /** First sightings of certificates under review (`lib/sightings.ts`, in the ledger's table): their ages. */
   sightings?: Sightings;
   logger: Logger;
@@ -157,6 +162,7 @@ export type CleanupFailureCode =
   | "offset_mode_unknown"
   | "deadline"
   | "enqueue_failed"
+  | "not_confirmed"
   | "age_unknown";
 
 /** A run that could not finish. Its message is the one line an operator needs; it never holds the token. */

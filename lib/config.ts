@@ -5,14 +5,15 @@
  * `ConfigError` that names every bad variable, what was wrong and what was given.
  */
 import * as z from "zod/mini";
+import { redact } from "./redact.ts";
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** Certificate statuses that mean "no application under review" (an assumption about SCM; see README). */
 /** How the worker limits its SCM calls (`SCM_RATE_LIMIT`). */
 export const SCM_RATE_LIMIT_MODES = ["adaptive", "fixed"] as const;
 export type ScmRateLimitMode = (typeof SCM_RATE_LIMIT_MODES)[number];
+/** Certificate statuses that mean "no application under review" (an assumption about SCM; see docs/contract.md). */
 export const DEFAULT_ALREADY_WITHDRAWN_STATUSES = ["PAID", "CANCELCHECKING"] as const;
 
 export interface Config {
@@ -82,7 +83,9 @@ export interface ConfigProblem {
 
 export class ConfigError extends Error {
   readonly problems: readonly ConfigProblem[];
-  constructor(problems: readonly ConfigProblem[]) {
+  constructor(given: readonly ConfigProblem[]) {
+    // A value is quoted to say what was wrong, but never a URL's userinfo (`https://user:password@host`).
+    const problems = given.map((p) => (p.given === undefined ? p : { ...p, given: redact(p.given) }));
     const lines = problems.map((p) => `${p.variable} ${p.message}${p.given === undefined ? "" : ` (got ${JSON.stringify(p.given)})`}`);
     super(`Invalid configuration: ${lines.join("; ")}`);
     this.name = "ConfigError";

@@ -6,6 +6,7 @@
  */
 import type { MessageAttributeValue, SQSClient } from "@aws-sdk/client-sqs";
 import type { FailureReason } from "./classify.ts";
+import { redact } from "./redact.ts";
 
 export interface DeadLetter {
   body: string;
@@ -29,7 +30,8 @@ const MAX_ID_ATTRIBUTE_LENGTH = 256;
 export function deadLetterAttributes(letter: DeadLetter): Record<string, MessageAttributeValue> {
   const attributes: Record<string, MessageAttributeValue> = {};
   const string = (name: string, value: string | undefined, max: number) => {
-    const clean = value === undefined ? "" : sqsSafe(value).slice(0, max);
+    // Scrubbed before cutting, so a cut cannot split a secret into pieces too short to recognise.
+    const clean = value === undefined ? "" : sqsSafe(redact(value)).slice(0, max);
     if (clean !== "") attributes[name] = { DataType: "String", StringValue: clean };
   };
   const number = (name: string, value: number | undefined) => {

@@ -1,31 +1,46 @@
 /**
- * Where the SCM token comes from: a Secrets Manager secret, cached by a warm container.
+ * Where the SCM credential comes from: a Secrets Manager secret, cached by a warm container.
  *
  * The secret's SecretString is one of:
  *   - the raw token (what IAM returned in `X-Subject-Token`),
  *   - `{"token": "..."}`,
- *   - `{"iam": {...}}`: IAM credentials that are exchanged for tokens (see `iam.ts`).
+ *   - `{"iam": {...}}`: IAM credentials that are exchanged for tokens (see `iam.ts`),
+ *   - `{"aksk": {"access_key", "secret_key", "domain_id"?}}`: an access key pair; no token exists, every
+ *     SCM request is signed instead (see `aksk-signer.ts`).
+ * What the provider yields ({@link ScmAuth}) is therefore a token or a request signer; the SCM client
+ * turns either into headers, and the worker only passes it along (and back, after a 401).
  *
  * One read (or exchange) in flight at a time per container; a 401 from SCM forces a fresh read that
  * bypasses every cache, shared by all the records that saw the same stale token.
- * No value read here is ever logged or put in an error message.
+ * No value read here is ever logged or put in an error message, and every secret value is registered
+ * with the scrubber (`redact.ts`) as it is read, so an echo of it from elsewhere is redacted too.
  */
 import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { createAkSkSigner, type AkSkCredentials, type RequestSigner } from "./aksk-signer.ts";
 import { withDeadline } from "./deadline.ts";
 import { TokenUnavailableError, type DeadlineSubject } from "./errors.ts";
+import { registerSecret } from "./redact.ts";
+
+/** How SCM requests are authenticated: an IAM token (`X-Auth-Token`), or an AK/SK signer. */
+export type ScmAuth = string | RequestSigner;
 
 export interface TokenProvider {
   /**
-   * The current token, from the cache when it is fresh. With a `signal` (the invocation's deadline),
+   * The current credential, from the cache when it is fresh. With a `signal` (the invocation's deadline),
    * the caller stops waiting when it aborts: `DeadlineError` naming the step that hung
    * (`secrets_manager` or `iam`); the shared read goes on, bounded by its own time limits.
    */
-  getToken(signal?: AbortSignal): Promise<string>;
+  getToken(signal?: AbortSignal): Promise<ScmAuth>;
   /**
-   * A token other than `staleToken`, read fresh (bypassing every cache) unless another caller already
-   * replaced the stale one. Used after a 401.
+   * A credential other than `staleToken`, read fresh (bypassing every cache) unless another caller
+   * already replaced the stale one. Used after a 401.
    */
-  refresh(staleToken: string, signal?: AbortSignal): Promise<string>;
+  refresh(staleToken: ScmAuth, signal?: AbortSignal): Promise<ScmAuth>;
+}
+
+/** The token itself, for the scrubber; a signer holds no token (its secret key is registered when read). */
+export function tokenOf(auth: ScmAuth): string | undefined {
+  return typeof auth === "string" ? auth : undefined;
 }
 
 /** Reads the secret's current value, bypassing any cache. */
@@ -39,7 +54,10 @@ export interface IamCredentials {
   endpoint?: string;
 }
 
-export type StoredSecret = { kind: "token"; token: string } | { kind: "iam"; credentials: IamCredentials };
+export type StoredSecret =
+  | { kind: "token"; token: string }
+  | { kind: "iam"; credentials: IamCredentials }
+  | { kind: "aksk"; credentials: AkSkCredentials };
 
 export interface IssuedToken {
   token: string;
@@ -77,7 +95,13 @@ export function parseSecret(secretString: string | undefined): StoredSecret {
     const record = json as Record<string, unknown>;
     if (typeof record.token === "string") return { kind: "token", token: checkToken(record.token) };
     if (typeof record.iam === "object" && record.iam !== null) return { kind: "iam", credentials: checkIam(record.iam as Record<string, unknown>) };
-    throw new TokenUnavailableError("secret_unusable", 'the secret is JSON without a "token" string or an "iam" object');
+    if (typeof record.aksk === "object" && record.aksk !== null) {
+      return { kind: "aksk", credentials: checkAkSk(record.aksk as Record<string, unknown>) };
+    }
+    throw new TokenUnavailableError(
+      "secret_unusable",
+      'the secret is JSON without a "token" string, an "iam" object or an "aksk" object',
+    );
   }
   return { kind: "token", token: checkToken(text) };
 }
@@ -110,8 +134,36 @@ function checkIam(iam: Record<string, unknown>): IamCredentials {
   };
 }
 
+/** The values of a secret that must never be printed (user and domain names are not secrets). */
+export function secretValues(secret: StoredSecret): string[] {
+  if (secret.kind === "token") return [secret.token];
+  return secret.kind === "iam" ? [secret.credentials.password] : [secret.credentials.secretKey];
+}
+
+/** Header-safe: printable ASCII without spaces (Huawei AKs are 20, SKs 40 characters; not enforced). */
+const HEADER_SAFE = /^[\x21-\x7E]+$/;
+
+function checkAkSk(aksk: Record<string, unknown>): AkSkCredentials {
+  const missing = ["access_key", "secret_key"].filter((key) => typeof aksk[key] !== "string" || aksk[key] === "");
+  if (missing.length > 0) {
+    throw new TokenUnavailableError("secret_unusable", `the "aksk" secret lacks ${missing.join(", ")}`);
+  }
+  const bad = ["access_key", "secret_key"].filter((key) => !HEADER_SAFE.test(aksk[key] as string));
+  const domainId = aksk.domain_id;
+  if (domainId !== undefined && (typeof domainId !== "string" || !/^[A-Za-z0-9-]+$/.test(domainId))) bad.push("domain_id");
+  if (bad.length > 0) {
+    const rule = "must be printable ASCII without spaces (domain_id: letters, digits, -)";
+    throw new TokenUnavailableError("secret_unusable", `the "aksk" secret's ${bad.join(", ")} ${rule}`);
+  }
+  return {
+    accessKey: aksk.access_key as string,
+    secretKey: aksk.secret_key as string,
+    ...(typeof domainId === "string" && domainId !== "" ? { domainId } : {}),
+  };
+}
+
 interface CacheEntry {
-  token: string;
+  token: ScmAuth;
   /** Reuse until then (ms since epoch). */
   freshUntil: number;
 }
@@ -129,10 +181,16 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
     inflight = (async () => {
       step = "secrets_manager";
       const secret = parseSecret(await options.readSecret());
+      registerSecret(...secretValues(secret));
       if (secret.kind === "token") return { token: secret.token, freshUntil: now() + options.ttlMs };
+      // A key pair needs no exchange: re-read it as often as a raw token (a rotated key is picked up then).
+      if (secret.kind === "aksk") {
+        return { token: createAkSkSigner(secret.credentials), freshUntil: now() + options.ttlMs };
+      }
       if (!options.exchangeIam) throw new TokenUnavailableError("secret_unusable", 'the secret holds IAM credentials but no IAM exchange is configured');
       step = "iam";
       const issued = await options.exchangeIam(secret.credentials);
+      registerSecret(issued.token);
       // Reuse an IAM token until `margin` before it expires. One that lives no longer than the margin
       // (issued short-lived) is reused for half its life instead, so it is still replaced before it dies.
       const life = Math.max(0, issued.expiresAt - now());

@@ -24,7 +24,8 @@ import {
 import { isThrottling, type RateLimiter } from "./rate-limiter.ts";
 import { retryDelay } from "./retry.ts";
 import type { ScmClient, ScmResult } from "./scm-client.ts";
-import type { TokenProvider } from "./token-provider.ts";
+import { redactOptional as redact } from "./redact.ts";
+import { tokenOf, type ScmAuth, type TokenProvider } from "./token-provider.ts";
 
 export type WithdrawConfig = Pick<
   Config,
@@ -82,7 +83,7 @@ export async function withdrawCertificate(
   const budget = () => Math.min(config.scmTimeoutMs, inv.deadline - inv.now());
 
   for (;;) {
-    let token: string;
+    let token: ScmAuth;
     try {
       token = await tokens.getToken(inv.signal);
       await tools.limiter.take(inv.signal);
@@ -171,7 +172,7 @@ async function checkStatus(
   tools: WithdrawTools,
   inv: Invocation,
   certificateId: string,
-  token: string,
+  token: ScmAuth,
   timeoutMs: number,
 ) {
   const details = await tools.scm.getCertificate(certificateId, token, { timeoutMs, signal: inv.signal });
@@ -211,17 +212,14 @@ function observe(inv: Invocation, limiter: RateLimiter, result: ScmResult) {
  * gateway that echoes request headers in its error text must not leak it into logs or the DLQ.
  * An unexpected answer without `error_msg` is quoted by a short excerpt of its body instead.
  */
-function lastAnswer(result: ScmResult, token: string, decision: { kind: string; reason?: string }): LastAnswer {
+function lastAnswer(result: ScmResult, auth: ScmAuth, decision: { kind: string; reason?: string }): LastAnswer {
+  const token = tokenOf(auth);
   if (result.kind === "network") {
     return { httpStatus: undefined, errorCode: undefined, errorMsg: redact(result.message, token) };
   }
   const unexpected = decision.kind === "retry" && decision.reason === "unexpected_answer";
   const errorMsg = result.errorMsg ?? (unexpected ? result.excerpt : undefined);
   return { httpStatus: result.status, errorCode: redact(result.errorCode, token), errorMsg: redact(errorMsg, token) };
-}
-
-function redact(text: string | undefined, secret: string): string | undefined {
-  return text === undefined || secret === "" || !text.includes(secret) ? text : text.split(secret).join("[redacted]");
 }
 
 export function cut(text: string | undefined): string | undefined {

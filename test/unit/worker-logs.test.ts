@@ -12,6 +12,10 @@ import { createLogger } from "../../lib/logger.ts";
 import type { InvocationMetrics } from "../../lib/metrics.ts";
 import type { ScmClient, ScmResult } from "../../lib/scm-client.ts";
 import { createWorker, type RecordOutcome, type WorkerConfig } from "../../lib/worker.ts";
+import { deadLetterAttributes } from "../../lib/dead-letter.ts";
+import { createIamExchange, type IamHttpResult } from "../../lib/iam.ts";
+import { createTokenProvider, type TokenProvider } from "../../lib/token-provider.ts";
+import { findSecretFragment } from "../support/secrets.ts";
 import { sqsEvent, sqsRecord } from "../support/lambda.ts";
 
 // ---- a worker on fakes -------------------------------------------------------------------------
@@ -48,7 +52,9 @@ const timeout = (durationMs = 5000): ScmResult => ({ kind: "network", failure: "
 /** Scripted answers per certificate; each call takes the next one, the last one repeats. An Error is thrown. */
 type Script = Record<string, { cancel?: (ScmResult | Error)[]; detail?: (ScmResult | Error)[] }>;
 
-function fakeWorker(options: { script?: Script; getToken?: () => string; refresh?: () => string; dlqFailsFor?: Set<string>; metricsThrow?: boolean } = {}) {
+function fakeWorker(
+  options: { script?: Script; getToken?: () => string; refresh?: () => string; tokens?: TokenProvider; dlqFailsFor?: Set<string>; metricsThrow?: boolean } = {},
+) {
   let clock = 1_000_000;
   const lines: Record<string, unknown>[] = [];
   const letters: DeadLetter[] = [];
@@ -76,7 +82,7 @@ function fakeWorker(options: { script?: Script; getToken?: () => string; refresh
   const worker = createWorker({
     config: CONFIG,
     scm,
-    tokens: { getToken: async () => (options.getToken ?? (() => FAKE_TOKEN))(), refresh: async () => (options.refresh ?? (() => FAKE_TOKEN))() },
+    tokens: options.tokens ?? { getToken: async () => (options.getToken ?? (() => FAKE_TOKEN))(), refresh: async () => (options.refresh ?? (() => FAKE_TOKEN))() },
     sendDeadLetter: async (letter) => {
       if (options.dlqFailsFor?.has(letter.sourceMessageId)) throw Object.assign(new Error("The specified queue does not exist."), { name: "QueueDoesNotExist" });
       letters.push(letter);
@@ -112,7 +118,7 @@ const failureDown = () => new TokenUnavailableError("secret_fetch_failed", "coul
 
 /** The events that end a record's story; each record gets exactly one of them. */
 const OUTCOME_EVENTS = ["withdrawal_succeeded", "withdrawal_already_withdrawn", "withdrawal_dead_lettered", "withdrawal_left_for_retry", "dead_letter_failed", "withdrawal_crashed"];
-/** Every event the worker may log (README, Observability). */
+/** Every event the worker may log (docs/observability.md). */
 const EVENTS = [...OUTCOME_EVENTS, "withdrawal_retrying", "token_rejected", "token_unavailable", "outcome_hook_failed", "batch_processed", "metrics_failed"];
 
 const ID = {
@@ -308,6 +314,42 @@ describe("the worker's log lines", () => {
     expect(fake.letters).toHaveLength(1);
     expect(JSON.stringify(fake.letters[0])).not.toContain(FAKE_TOKEN);
     expect(fake.letters[0]!.errorMsg).toBe("Incorrect token [redacted] (X-Auth-Token: [redacted])");
+  });
+
+  /** An IAM-like token with the characters that URL and JSON encodings change. */
+  const ECHO_TOKEN = 'MIIEcho+Token/0123456789abcdefABCDEF+/=="quoted"';
+  it.each([
+    ["lowercased", ECHO_TOKEN.toLowerCase()],
+    ["uppercased", ECHO_TOKEN.toUpperCase()],
+    ["URL-encoded", encodeURIComponent(ECHO_TOKEN)],
+    ["form-encoded, lowercase hex", new URLSearchParams({ t: ECHO_TOKEN }).toString().slice(2).toLowerCase()],
+    ["JSON-escaped", JSON.stringify(ECHO_TOKEN)],
+    ["cut to 40 characters", ECHO_TOKEN.slice(0, 40)],
+    ["cut to its last 12 characters", ECHO_TOKEN.slice(-12)],
+  ])("never carry the token echoed %s (logs and DLQ attributes alike)", async (_form, echoed) => {
+    const id = "LOGS000000000017";
+    const fake = fakeWorker({ getToken: () => ECHO_TOKEN, script: { [id]: { cancel: [answer(403, { error_code: "SCM.0003", error_msg: `bad token ${echoed} for ${id}` })] } } });
+    await fake.run(sqsRecord({ certificate_id: id }));
+    expect(fake.letters).toHaveLength(1);
+    const attributes = deadLetterAttributes(fake.letters[0]!);
+    expect(attributes.error_msg?.StringValue).toMatch(/^bad token "?\[redacted\]"? for LOGS000000000017$/);
+    expect(findSecretFragment(JSON.stringify([fake.lines, fake.letters, attributes]), [ECHO_TOKEN])).toBeUndefined();
+  });
+
+  const ECHO_PASSWORD = 'Pa$$ "w0rd"/with?&=+ signs';
+  it.each([
+    ["lowercased", ECHO_PASSWORD.toLowerCase()],
+    ["URL-encoded", encodeURIComponent(ECHO_PASSWORD)],
+    ["JSON-escaped", JSON.stringify(ECHO_PASSWORD).slice(1, -1)],
+  ])("never carry the IAM password in the token_unavailable line when IAM echoes it %s", async (_form, echoed) => {
+    const rejected: IamHttpResult = { kind: "answer", status: 401, subjectToken: undefined, body: { error: { code: 401, message: `password ${echoed} is wrong` } } };
+    const { exchange } = createIamExchange({ endpoint: "https://iam.myhuaweicloud.com", timeoutMs: 1000, transport: async () => rejected });
+    const secret = JSON.stringify({ iam: { domain: "acme", user: "scm-bot", password: ECHO_PASSWORD } });
+    const tokens = createTokenProvider({ readSecret: async () => secret, ttlMs: 0, exchangeIam: exchange });
+    const fake = fakeWorker({ tokens });
+    await fake.run(sqsRecord({ certificate_id: "LOGS000000000018" }));
+    expect(fake.events("token_unavailable")[0]).toMatchObject({ code: "iam_rejected", error: expect.stringContaining("password [redacted] is wrong") });
+    expect(findSecretFragment(JSON.stringify(fake.lines), [ECHO_PASSWORD])).toBeUndefined();
   });
 
   it("keep going when the metrics sink fails: the batch's answer stands and the failure is logged", async () => {
