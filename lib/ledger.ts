@@ -7,14 +7,16 @@
  *
  * | item | pk | sk | attributes |
  * | --- | --- | --- | --- |
- * | job in a batch | `BATCH#<batch_id>` | `JOB#<request_id>` | state, certificate_id, source, attempts, http_status, error_code, ... |
- * | job without a batch_id | `REQ#<request_id>` | `JOB#<request_id>` | the same |
+ * | job in a batch | `BATCH#<batch_id>` | `JOB#<certificate_id>#<request_id>` | state, certificate_id, source, attempts, http_status, error_code, ... |
+ * | job without a batch_id | `REQ#<request_id>` | `JOB#<certificate_id>#<request_id>` | the same |
  * | batch | `BATCH#<batch_id>` | `META` | expected_total, source, created_at |
  *
  * A batch's items share one partition, so its progress (the META item + every job's state) is ONE
  * `Query` on `pk`, and its job list is the same query with `begins_with(sk, "JOB#")`, paginated. No scan,
- * no index. A job is found by `(batch_id, request_id)`, which every message carries: that pair is the
- * job's identity and the key of the duplicate guard.
+ * no index. A job is found by `(batch_id, certificate_id, request_id)`, which every message carries:
+ * that triple is the job's identity and the key of the duplicate guard. The certificate is in it
+ * because operators reuse a request_id (a ticket number) for several certificates: keyed by
+ * request_id alone, the second certificate's job was taken as already done and never withdrawn.
  *
  * Counts are DERIVED from the job items (the query above, with a projection), never kept in counters.
  * A job has exactly one `state` attribute, so a redelivered outcome, a crash between two writes or a
@@ -150,8 +152,8 @@ export interface QueuedResult {
   alreadyQueued: number;
   /** Jobs that existed in a non-success state (retrying, requeued, dead_lettered) and were set back to queued. */
   reset: number;
-  /** Request ids already withdrawn / already_withdrawn: a producer may skip sending them. */
-  alreadyDone: string[];
+  /** Jobs already withdrawn / already_withdrawn: a producer may skip sending them (match with `jobKeyString`). */
+  alreadyDone: JobRef[];
   /** Request ids the ledger could not record (the job may still be sent; the ledger just will not know it). */
   failed: string[];
   /** The batch's META item (expected total) was written; false if not asked for or failed. */
@@ -228,7 +230,7 @@ export interface Ledger {
   /** Every job of a batch, page by page (one Query, paginated). Throws `LedgerError`. */
   batchJobs(batchId: string, options?: { pageSize?: number; consistent?: boolean }): AsyncGenerator<LedgerJob>;
   /** One job by its identity. Throws `LedgerError`. */
-  getJob(job: Pick<JobRef, "requestId" | "batchId">, options?: { consistent?: boolean }): Promise<LedgerJob | undefined>;
+  getJob(job: JobIdentity, options?: { consistent?: boolean }): Promise<LedgerJob | undefined>;
   stats(): LedgerStats;
 }
 
@@ -266,9 +268,23 @@ type Call<T> = (abortSignal: AbortSignal) => Promise<T>;
 const META_SK = "META";
 const JOB_SK_PREFIX = "JOB#";
 
-/** The key of a job: its batch's partition, or its own when it has no batch. */
-export function jobKey(job: Pick<JobRef, "requestId" | "batchId">): { pk: string; sk: string } {
-  return { pk: job.batchId ? batchPk(job.batchId) : `REQ#${job.requestId}`, sk: `${JOB_SK_PREFIX}${job.requestId}` };
+/** What names one job: its batch (if any), its certificate and its request_id. */
+export type JobIdentity = Pick<JobRef, "requestId" | "batchId" | "certificateId">;
+
+/**
+ * The key of a job: its batch's partition (or its request_id's when it has no batch), and a sort key
+ * naming the certificate AND the request_id. The certificate is part of the identity: a request_id is
+ * the producer's handle (often a ticket number, reused for several certificates), so a job is never
+ * taken as done because another certificate's job with the same request_id was.
+ */
+export function jobKey(job: JobIdentity): { pk: string; sk: string } {
+  return { pk: job.batchId ? batchPk(job.batchId) : `REQ#${job.requestId}`, sk: `${JOB_SK_PREFIX}${job.certificateId ?? ""}#${job.requestId}` };
+}
+
+/** One string per job key, for maps and sets (producers match `alreadyDone` against their jobs with it). */
+export function jobKeyString(job: JobIdentity): string {
+  const key = jobKey(job);
+  return `${key.pk}\n${key.sk}`;
 }
 
 const batchPk = (batchId: string) => `BATCH#${batchId}`;
@@ -493,8 +509,8 @@ export function createLedger(options: LedgerOptions): Ledger {
     const unique = new Map<string, JobRef>();
     for (const job of jobs) {
       const ref: JobRef = { ...job, batchId: job.batchId ?? opts.batchId, source: job.source ?? opts.source };
-      if (unique.has(keyString(ref))) result.alreadyQueued += 1;
-      else unique.set(keyString(ref), ref);
+      if (unique.has(jobKeyString(ref))) result.alreadyQueued += 1;
+      else unique.set(jobKeyString(ref), ref);
     }
     const all = [...unique.values()];
 
@@ -502,18 +518,18 @@ export function createLedger(options: LedgerOptions): Ledger {
     const states = new Map<string, JobState | "unknown">();
     await forEachConcurrently(chunk(all, MAX_BATCH_GET), concurrency, async (group) => {
       const found = await batchGetStates(group);
-      if (found === undefined) for (const job of group) states.set(keyString(job), "unknown");
+      if (found === undefined) for (const job of group) states.set(jobKeyString(job), "unknown");
       else for (const [key, state] of found) states.set(key, state);
     });
 
     const fresh: JobRef[] = [];
     const toReset: JobRef[] = [];
     for (const job of all) {
-      const state = states.get(keyString(job));
+      const state = states.get(jobKeyString(job));
       if (state === "unknown") result.failed.push(job.requestId);
       else if (state === undefined) fresh.push(job);
       else if (state === "queued") result.alreadyQueued += 1;
-      else if (SUCCESS_STATES.includes(state)) result.alreadyDone.push(job.requestId);
+      else if (SUCCESS_STATES.includes(state)) result.alreadyDone.push(job);
       else toReset.push(job);
     }
 
@@ -532,7 +548,7 @@ export function createLedger(options: LedgerOptions): Ledger {
       const command = new (await ddb()).UpdateItemCommand({ TableName: tableName, Key: keyOf(job), ...update.build(notSucceeded(update)) });
       const written = await conditionalWrite("queued", (abortSignal) => client.send(command, { abortSignal }), requestTimeoutMs, { requestId: job.requestId, batchId: job.batchId });
       if (written === "written") result.reset += 1;
-      else if (written === "unchanged") result.alreadyDone.push(job.requestId);
+      else if (written === "unchanged") result.alreadyDone.push(job);
       else result.failed.push(job.requestId);
     });
     return result;
@@ -722,7 +738,7 @@ export function createLedger(options: LedgerOptions): Ledger {
     for await (const item of queryPartition("batch_jobs", batchPk(batchId), { jobsOnly: true, ...opts })) yield toJob(item);
   }
 
-  async function getJob(job: Pick<JobRef, "requestId" | "batchId">, opts: { consistent?: boolean } = {}): Promise<LedgerJob | undefined> {
+  async function getJob(job: JobIdentity, opts: { consistent?: boolean } = {}): Promise<LedgerJob | undefined> {
     const command = new (await ddb()).GetItemCommand({ TableName: tableName, Key: keyOf(job), ConsistentRead: opts.consistent ?? false });
     const output: GetItemCommandOutput = await read("get_job", (abortSignal) => client.send(command, { abortSignal }));
     return output.Item ? toJob(unmarshal(output.Item)) : undefined;
@@ -748,16 +764,11 @@ export function createLedger(options: LedgerOptions): Ledger {
 // -----------------------------------------------------------------------------------------------
 // Helpers.
 
-function keyOf(job: Pick<JobRef, "requestId" | "batchId">): Record<string, AttributeValue> {
+function keyOf(job: JobIdentity): Record<string, AttributeValue> {
   const key = jobKey(job);
   return { pk: S(key.pk), sk: S(key.sk) };
 }
 
-/** One string per job key, for maps. */
-function keyString(job: Pick<JobRef, "requestId" | "batchId">): string {
-  const key = jobKey(job);
-  return `${key.pk}\n${key.sk}`;
-}
 
 function tally(result: BulkWriteResult, job: JobRef, outcome: WriteResult) {
   if (outcome === "written") result.written += 1;
@@ -782,7 +793,7 @@ function toJob(item: Record<string, unknown>): LedgerJob {
   const num = (name: string) => (typeof item[name] === "number" ? (item[name] as number) : undefined);
   const sk = str("sk") ?? "";
   return {
-    requestId: str("request_id") ?? sk.slice(JOB_SK_PREFIX.length),
+    requestId: str("request_id") ?? sk.slice(JOB_SK_PREFIX.length + (str("certificate_id")?.length ?? 0) + 1),
     batchId: str("batch_id"),
     certificateId: str("certificate_id"),
     source: str("source"),

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { closeSync, createReadStream, openSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { resolve } from "node:path";
 import { BULK_FORMATS, BulkFileError, CertificateIdSet, formatFromPath, readBulk, type BulkFormat } from "../../lib/bulk-file.ts";
-import type { JobRef } from "../../lib/ledger.ts";
+import { jobKeyString, type JobRef } from "../../lib/ledger.ts";
 import { parseWithdrawalBody } from "../../lib/message.ts";
 import { createSender } from "../../lib/producer.ts";
 import { integerFlag, stringFlag, UsageError } from "../args.ts";
@@ -146,9 +146,9 @@ export const bulkCommand: Command = {
         { batchId, source: "bulk" },
       );
       ledgerCounts.failed += queued.failed.length;
-      const done = new Set(queued.alreadyDone);
+      const done = new Set(queued.alreadyDone.map(jobKeyString));
       for (const job of jobs) {
-        if (done.has(job.ref.requestId)) {
+        if (done.has(jobKeyString(job.ref))) {
           counts.already_done = (counts.already_done ?? 0) + 1;
           results.row([job.line, job.id, "already_done", "", `request ${job.ref.requestId} is already withdrawn according to the ledger; not sent again`]);
         } else {

@@ -1,6 +1,6 @@
 /** `scm-withdraw enqueue <certificate_id...>`: a few jobs, typed by hand. */
 import { randomUUID } from "node:crypto";
-import type { JobRef } from "../../lib/ledger.ts";
+import { jobKeyString, type JobRef } from "../../lib/ledger.ts";
 import { parseWithdrawalBody, type WithdrawalRequest } from "../../lib/message.ts";
 import { createSender, type SendResult } from "../../lib/producer.ts";
 import { stringFlag, UsageError } from "../args.ts";
@@ -69,16 +69,17 @@ export const enqueueCommand: Command = {
       const ledger = await context.ledger();
       let toSend = jobs;
       if (ledger) {
-        // The ledger knows a job by its request_id: give every job one, and record it before sending it.
+        // The ledger knows a job by its certificate and request_id: give every job a request_id, and record it before sending it.
         ledgerOn = true;
         for (const job of jobs) {
           job.request = { ...job.request, request_id: job.request.request_id ?? randomUUID() };
           requestIds.set(job.id, job.request.request_id!);
         }
         const queued = await ledger.recordQueued(jobs.map(({ request }) => jobRef(request)));
-        const done = new Set(queued.alreadyDone);
-        toSend = jobs.filter((job) => !done.has(job.request.request_id!));
-        for (const job of jobs) if (done.has(job.request.request_id!)) alreadyDone.push({ certificate_id: job.id, request_id: job.request.request_id! });
+        const done = new Set(queued.alreadyDone.map(jobKeyString));
+        const isDone = (job: (typeof jobs)[number]) => done.has(jobKeyString(jobRef(job.request)));
+        toSend = jobs.filter((job) => !isDone(job));
+        for (const job of jobs) if (isDone(job)) alreadyDone.push({ certificate_id: job.id, request_id: job.request.request_id! });
       }
       const sender = createSender<string>({ sqs: context.sqs, queueUrl, onResult: (r) => results.push(r) });
       for (const job of toSend) await sender.push({ key: job.id, body: JSON.stringify(job.request) });

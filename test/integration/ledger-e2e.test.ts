@@ -199,7 +199,7 @@ describe("a bulk batch followed to the end through the ledger", () => {
     const body = buildWithdrawalBody({ certificate_id: id, source: "bulk", batch_id: reference.batchId, request_id: requestId });
     const sim = withLedger.sim!;
     const callsBefore = cancelCalls(sim, id);
-    const jobBefore = await withLedger.ledger!.ledger.getJob({ requestId, batchId: reference.batchId }, { consistent: true });
+    const jobBefore = await withLedger.ledger!.ledger.getJob({ requestId, batchId: reference.batchId, certificateId: id }, { consistent: true });
     expect(jobBefore).toMatchObject({ state: "withdrawn", deliveries: 1 });
 
     // The same body twice (what an SQS at-least-once duplicate looks like)...
@@ -225,7 +225,7 @@ describe("a bulk batch followed to the end through the ledger", () => {
     expect(events(logs.withLedger, "batch_processed").some((e) => Number(e.duplicates) > 0)).toBe(true);
     // Acknowledged, not dead-lettered; the ledger still says withdrawn, once.
     expect(await drain(withLedger.sqs, withLedger.dlqUrl)).toEqual([]);
-    expect(await withLedger.ledger!.ledger.getJob({ requestId, batchId: reference.batchId }, { consistent: true })).toMatchObject({ state: "withdrawn", deliveries: 1, finishedAt: jobBefore!.finishedAt });
+    expect(await withLedger.ledger!.ledger.getJob({ requestId, batchId: reference.batchId, certificateId: id }, { consistent: true })).toMatchObject({ state: "withdrawn", deliveries: 1, finishedAt: jobBefore!.finishedAt });
   }, 30_000);
 });
 
@@ -240,7 +240,7 @@ describe("the other producers", () => {
     expect(first.stdout).toMatch(new RegExp(`^${id}\\s+OPS-4411\\s+[0-9a-f-]{36}$`, "m"));
     await withLedger.drain({ timeoutMs: 15_000 });
     // A manual job has no batch: the ledger keys it by its request_id alone.
-    expect(await withLedger.ledger!.ledger.getJob({ requestId: "OPS-4411" }, { consistent: true })).toMatchObject({ state: "withdrawn", source: "manual", certificateId: id });
+    expect(await withLedger.ledger!.ledger.getJob({ requestId: "OPS-4411", certificateId: id }, { consistent: true })).toMatchObject({ state: "withdrawn", source: "manual", certificateId: id });
 
     const again = await cli(["enqueue", id, "--request-id", "OPS-4411", "--json", ...flags], { env });
     expect(again.code).toBe(0);
@@ -271,6 +271,52 @@ describe("the other producers", () => {
     const jobs = [];
     for await (const job of withLedger.ledger!.ledger.batchJobs(report.runId)) jobs.push(job);
     expect(jobs.map((j) => [j.requestId, j.source, j.state]).sort()).toEqual(ids.map((id) => [`${report.runId}-${id}`, "cleanup", "withdrawn"]));
+    for (const id of ids) expect(sim.withdrawals(id)).toBe(1);
+  }, 30_000);
+});
+
+describe("a request_id reused for another certificate (issue 11 item 1)", () => {
+  it("enqueue: the second certificate is its own job, sent and withdrawn, not skipped as already done", async () => {
+    const { flags, env } = target(withLedger);
+    const sim = withLedger.sim!;
+    const [first, second] = ["ledgerE2EReuse01", "ledgerE2EReuse02"];
+    for (const id of [first, second]) sim.addCertificate({ id, status: "CHECKING" });
+    expect((await cli(["enqueue", first, "--request-id", "OPS-5511", ...flags], { env })).code).toBe(0);
+    await withLedger.drain({ timeoutMs: 15_000 });
+    const again = await cli(["enqueue", second, "--request-id", "OPS-5511", "--json", ...flags], { env });
+    expect(again.code).toBe(0);
+    const out = JSON.parse(again.stdout) as { sent: { certificate_id: string }[]; already_done: unknown[] };
+    expect(out.already_done).toEqual([]);
+    expect(out.sent.map((s) => s.certificate_id)).toEqual([second]);
+    await withLedger.drain({ timeoutMs: 15_000 });
+    expect(sim.withdrawals(first)).toBe(1);
+    expect(sim.withdrawals(second)).toBe(1);
+    // The same pair again is the same job: already done, not sent.
+    const third = await cli(["enqueue", second, "--request-id", "OPS-5511", "--json", ...flags], { env });
+    expect(JSON.parse(third.stdout)).toMatchObject({ sent: [], already_done: [{ certificate_id: second, request_id: "OPS-5511" }] });
+  }, 30_000);
+
+  it("inside one batch: enqueue --batch-id twice, and the handler's claim, keep the two certificates apart", async () => {
+    const { flags, env } = target(withLedger);
+    const sim = withLedger.sim!;
+    const ids = ["ledgerE2EReuse03", "ledgerE2EReuse04"];
+    for (const id of ids) sim.addCertificate({ id, status: "CHECKING" });
+    for (const id of ids) expect((await cli(["enqueue", id, "--request-id", "OPS-5512", "--batch-id", "reuse-manual", ...flags], { env })).code).toBe(0);
+    await withLedger.drain({ timeoutMs: 15_000 });
+    for (const id of ids) expect(sim.withdrawals(id)).toBe(1);
+    expect(events(logs.withLedger, "withdrawal_duplicate_skipped").filter((e) => e.requestId === "OPS-5512")).toEqual([]);
+  }, 30_000);
+
+  it("bulk --wait with a CSV whose request_id column repeats: both jobs sent, withdrawn and counted; no stall", async () => {
+    const { flags, env } = target(withLedger);
+    const sim = withLedger.sim!;
+    const ids = ["ledgerE2EReuse05", "ledgerE2EReuse06"];
+    for (const id of ids) sim.addCertificate({ id, status: "CHECKING" });
+    const csv = file("reuse.csv", ["certificate_id,request_id", `${ids[0]},CHG-77`, `${ids[1]},CHG-77`]);
+    const run = await cli(["bulk", csv, "--batch-id", "reuse-bulk", "--reason", "test", "--wait", "--interval", "200ms", "--stall-timeout", "10s", ...flags], { env });
+    expect(run.stdout).toContain("sent 2, failed 0");
+    expect(run.stdout).toContain("batch reuse-bulk: done, 2 of 2 jobs final");
+    expect(run.code).toBe(0);
     for (const id of ids) expect(sim.withdrawals(id)).toBe(1);
   }, 30_000);
 });

@@ -284,11 +284,25 @@ describe("redelivery and duplicates", () => {
   it("a claim for a job the producer never recorded creates it (manual enqueue without a batch: keyed by request_id)", async () => {
     const { ledger } = await freshLedger();
     const manual: JobRef = { requestId: "OPS-4411", certificateId: cert(7), source: "manual" };
-    expect(jobKey(manual)).toEqual({ pk: "REQ#OPS-4411", sk: "JOB#OPS-4411" });
+    expect(jobKey(manual)).toEqual({ pk: "REQ#OPS-4411", sk: `JOB#${cert(7)}#OPS-4411` });
     expect(await ledger.claim(manual)).toBe("proceed");
-    expect(await ledger.getJob({ requestId: "OPS-4411" })).toMatchObject({ state: "queued", deliveries: 1, certificateId: cert(7), source: "manual", batchId: undefined });
+    expect(await ledger.getJob({ requestId: "OPS-4411", certificateId: cert(7) })).toMatchObject({ state: "queued", deliveries: 1, certificateId: cert(7), source: "manual", batchId: undefined });
     await ledger.recordOutcome(outcome(manual, "withdrawn"));
     expect(await ledger.claim(manual)).toBe("already_withdrawn_in_ledger");
+  });
+
+  it("a request_id reused for another certificate is another job: its claim proceeds (issue 11: it was skipped)", async () => {
+    const { ledger } = await freshLedger();
+    for (const batchId of [undefined, "b-reuse"]) {
+      const first: JobRef = { requestId: "OPS-4411", certificateId: cert(1), source: "manual", batchId };
+      const second: JobRef = { ...first, certificateId: cert(8) };
+      expect(await ledger.claim(first)).toBe("proceed");
+      await ledger.recordOutcome(outcome(first, "withdrawn"));
+      expect(await ledger.claim(first)).toBe("already_withdrawn_in_ledger");
+      expect((await ledger.recordQueued([second])).alreadyDone).toEqual([]);
+      expect(await ledger.claim(second)).toBe("proceed");
+      expect(await ledger.getJob(second, { consistent: true })).toMatchObject({ state: "queued", certificateId: cert(8), deliveries: 1 });
+    }
   });
 });
 
@@ -304,7 +318,7 @@ describe("producers: re-runs, unsent jobs and redrive", () => {
     // The same file again, with a repeated line.
     const again = await ledger.recordQueued([...jobs, jobs[3]!], { batchId: "b-rerun", expectedTotal: 4 });
     expect(again).toMatchObject({ written: 0, reset: 1, alreadyQueued: 2, failed: [], batchRecorded: true });
-    expect(again.alreadyDone.sort()).toEqual(["req-1", "req-3"]);
+    expect(again.alreadyDone.map((j) => j.requestId).sort()).toEqual(["req-1", "req-3"]);
     const status = await ledger.batchStatus("b-rerun");
     expect(status.counts).toMatchObject({ withdrawn: 1, already_withdrawn: 1, queued: 2, dead_lettered: 0 });
     expect(await ledger.getJob(jobs[1]!)).toMatchObject({ state: "queued", finishedAt: undefined });
