@@ -19,6 +19,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import * as z from "zod/mini";
+import { AWS_REQUEST_HANDLER, lazyLedger, sqsClientConfig } from "./aws-clients.ts";
 import { classifyAnswer } from "./classify.ts";
 import type { CleanupConfig, CleanupFilters, OffsetMode } from "./cleanup-config.ts";
 import { describeError, TokenUnavailableError } from "./errors.ts";
@@ -533,9 +534,6 @@ function assertNever(value: never): never {
 // Real dependencies
 // ---------------------------------------------------------------------------------------------
 
-/** SDK calls must not outlive the Lambda: the SDK's default has no request timeout at all. */
-const AWS_REQUEST_HANDLER = { connectionTimeout: 3000, requestTimeout: 5000 } as const;
-
 export interface CleanupRuntimeOverrides {
   sqs?: SQSClient;
   secretsManager?: SecretsManagerClient;
@@ -573,8 +571,7 @@ export function createCleanupRuntime(config: CleanupConfig, overrides: CleanupRu
       exchangeIam: overrides.exchangeIam ?? (iam = createIamExchange({ endpoint: config.iamEndpoint, timeoutMs: config.iamTimeoutMs, secretId: config.tokenSecretId })).exchange,
     });
   const queueUrl = config.queueUrl;
-  // With an endpoint override (a local emulator), the SDK must not send to the queue URL's host.
-  const sqs = queueUrl ? (overrides.sqs ?? new SQSClient({ useQueueUrlAsEndpoint: !config.sqsEndpointOverridden, requestHandler: AWS_REQUEST_HANDLER })) : undefined;
+  const sqs = queueUrl ? (overrides.sqs ?? new SQSClient(sqsClientConfig(config.sqsEndpointOverridden))) : undefined;
   const deps: CleanupDependencies = {
     scm,
     tokens,
@@ -582,6 +579,7 @@ export function createCleanupRuntime(config: CleanupConfig, overrides: CleanupRu
     retry: { maxAttempts: config.maxAttempts, baseDelayMs: config.retryBaseDelayMs, maxDelayMs: config.retryMaxDelayMs, timeoutMs: config.scmTimeoutMs },
     ...(sqs && queueUrl ? { createSender: (onResult: (result: SendResult<string>) => void) => createSender<string>({ sqs, queueUrl, onResult }) } : {}),
   };
+  // The ledger (with the DynamoDB SDK) is loaded on the first run that enqueues something.
   const ledger = overrides.ledger ? undefined : config.ledgerTable ? lazyLedger(config.ledgerTable, logger) : undefined;
   const ledgerDeps = overrides.ledger ?? ledger;
   if (ledgerDeps) deps.ledger = ledgerDeps;
@@ -603,23 +601,5 @@ export function createCleanupRuntime(config: CleanupConfig, overrides: CleanupRu
       iam?.close();
       ledger?.close();
     },
-  };
-}
-
-/** The ledger, loaded (with the DynamoDB SDK) on the first run that enqueues something. */
-function lazyLedger(tableName: string, logger: Logger) {
-  let created: { destroy(): void } | undefined;
-  let loading: Promise<Ledger> | undefined;
-  const load = () =>
-    (loading ??= Promise.all([import("@aws-sdk/client-dynamodb"), import("./ledger.ts")]).then(([{ DynamoDBClient }, { createLedger }]) => {
-      const client = new DynamoDBClient({ requestHandler: AWS_REQUEST_HANDLER });
-      created = client;
-      return createLedger({ client, tableName, logger });
-    }));
-  return {
-    recordQueued: async (...args: Parameters<Ledger["recordQueued"]>) => (await load()).recordQueued(...args),
-    recordNotSent: async (...args: Parameters<Ledger["recordNotSent"]>) => (await load()).recordNotSent(...args),
-    recordBatch: async (...args: Parameters<Ledger["recordBatch"]>) => (await load()).recordBatch(...args),
-    close: () => created?.destroy(),
   };
 }
