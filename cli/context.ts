@@ -10,6 +10,7 @@ import { GetQueueAttributesCommand, SQSClient, type SQSClientConfig } from "@aws
 import { describeError } from "../lib/errors.ts";
 import type { Ledger } from "../lib/ledger.ts";
 import { createLogger } from "../lib/logger.ts";
+import { awsRequester, localRequester } from "../lib/requester.ts";
 import { LOCAL, localDynamoEndpoint, localQueueUrl } from "./local-defaults.ts";
 import { UsageError, type OptionSpec, type ParsedArgs } from "./args.ts";
 import type { OutputStream } from "./output.ts";
@@ -175,6 +176,7 @@ export class CommandContext {
   #dynamo: DynamoDBClient | undefined;
   #ledger: Promise<Ledger | undefined> | undefined;
   #ledgerWarnings = 0;
+  #requestedBy: Promise<string> | undefined;
 
   constructor(io: CliIo, target: Target, options: { json: boolean; command: string; ledger?: LedgerTarget | undefined }) {
     this.io = io;
@@ -267,6 +269,19 @@ export class CommandContext {
       },
     });
     return createLedger({ client: this.#dynamo, tableName: target.tableName, logger });
+  }
+
+  /**
+   * Who is asking, stamped as `requested_by` on every job this command sends (the audit trail): the
+   * OS user for the local pipeline (loopback endpoints), else the caller's AWS identity (STS).
+   */
+  requestedBy(): Promise<string> {
+    this.#requestedBy ??= this.target.local
+      ? Promise.resolve(localRequester())
+      : awsRequester({ region: this.target.region }).catch((error: unknown) => {
+          throw new CliError(`cannot tell who is asking (STS GetCallerIdentity, for requested_by): ${explainSqsError(error, this.target, "STS").replace(/^SQS call on STS failed: /, "")}`);
+        });
+    return this.#requestedBy;
   }
 
   /** Checks that a queue answers, so a wrong URL fails once, in one line, before any work. */

@@ -32,6 +32,9 @@ export interface DlqMessage {
   /** From the `certificate_id` attribute, else from the body when it is JSON with one. */
   certificateId: string | undefined;
   failedAt: string | undefined;
+  /** The audit trail, from the body: who asked for the job (`requested_by`) and why (`reason`). */
+  requestedBy: string | undefined;
+  requestReason: string | undefined;
 }
 
 export interface DlqScannerOptions {
@@ -151,6 +154,7 @@ async function inParallel<T>(items: readonly T[], limit: number, work: (item: T)
 function toDlqMessage(message: Message): DlqMessage {
   const attribute = (name: string) => message.MessageAttributes?.[name]?.StringValue || undefined;
   const body = message.Body ?? "";
+  const fields = bodyFields(body);
   return {
     messageId: message.MessageId!,
     receiptHandle: message.ReceiptHandle!,
@@ -158,18 +162,25 @@ function toDlqMessage(message: Message): DlqMessage {
     reason: attribute("failure_reason") ?? UNLABELLED,
     errorCode: attribute("error_code"),
     httpStatus: attribute("http_status"),
-    certificateId: attribute("certificate_id") ?? certificateIdFromBody(body),
+    certificateId: attribute("certificate_id") ?? fields.certificate_id,
     failedAt: attribute("failed_at"),
+    requestedBy: fields.requested_by,
+    requestReason: fields.reason,
   };
 }
 
-function certificateIdFromBody(body: string): string | undefined {
+/** The string fields of a JSON body that the listing shows (an invalid body has none). */
+function bodyFields(body: string): { certificate_id?: string; requested_by?: string; reason?: string } {
+  let json: unknown;
   try {
-    const id = (JSON.parse(body) as { certificate_id?: unknown }).certificate_id;
-    return typeof id === "string" ? id : undefined;
+    json = JSON.parse(body);
   } catch {
-    return undefined;
+    return {};
   }
+  if (typeof json !== "object" || json === null) return {};
+  const record = json as Record<string, unknown>;
+  const pick = (key: string) => (typeof record[key] === "string" ? (record[key] as string) : undefined);
+  return { certificate_id: pick("certificate_id"), requested_by: pick("requested_by"), reason: pick("reason") };
 }
 
 /** Parses `--reason a,b` into the set of reasons, or returns the bad one. */

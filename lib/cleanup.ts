@@ -29,6 +29,7 @@ import type { JobRef, Ledger } from "./ledger.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { buildWithdrawalBody, CERTIFICATE_ID_PATTERN } from "./message.ts";
 import { createSender, type SendResult, type Sender } from "./producer.ts";
+import { lambdaRequester, localRequester } from "./requester.ts";
 import { retryDelay, sleep as defaultSleep } from "./retry.ts";
 import { createScmClient, type ScmClient, type ScmResult } from "./scm-client.ts";
 import { createTokenProvider, secretsManagerReader, type IamExchange, type TokenProvider } from "./token-provider.ts";
@@ -165,6 +166,8 @@ export interface CleanupDependencies {
    * follows it. Its failures are logged by the ledger and never stop the run.
    */
   ledger?: Pick<Ledger, "recordQueued" | "recordNotSent" | "recordBatch">;
+  /** Stamped as `requested_by` on every job (the audit trail): the operator, or the sweep's own function. */
+  requestedBy?: string;
   logger: Logger;
   retry: ListingRetry;
   now?: () => number;
@@ -459,7 +462,8 @@ export async function runCleanup(deps: CleanupDependencies, options: CleanupRunO
     const requestedAt = new Date(now()).toISOString();
     // One id per run and certificate: a retried invocation of the same scheduled event sends the same ids.
     const requestId = (certificateId: string) => `${runId}-${certificateId}`;
-    const ref = (certificateId: string): JobRef => ({ requestId: requestId(certificateId), batchId: runId, certificateId, source: "cleanup" });
+    const audit = { requestedBy: deps.requestedBy, requestReason: filters.reason, requestedAt };
+    const ref = (certificateId: string): JobRef => ({ requestId: requestId(certificateId), batchId: runId, certificateId, source: "cleanup", ...audit });
     // Recorded before they are sent, so no worker outcome can come before "queued".
     await deps.ledger?.recordQueued(selected.map((job) => ref(job.certificateId)), { batchId: runId, source: "cleanup" });
     for (const job of selected) {
@@ -470,6 +474,7 @@ export async function runCleanup(deps: CleanupDependencies, options: CleanupRunO
         request_id: requestId(job.certificateId),
         reason: filters.reason,
         requested_at: requestedAt,
+        ...(deps.requestedBy ? { requested_by: deps.requestedBy } : {}),
       });
       await sender.push({ key: job.certificateId, body });
     }
@@ -545,6 +550,8 @@ export interface CleanupRuntimeOverrides {
   logger?: Logger;
   /** Replaces the ledger built from `config.ledgerTable` (tests). */
   ledger?: CleanupDependencies["ledger"];
+  /** Who the jobs say asked for them; default: the Lambda function (`lambda:<name>`), else the OS user. */
+  requestedBy?: string;
 }
 
 export interface CleanupRuntime {
@@ -576,6 +583,7 @@ export function createCleanupRuntime(config: CleanupConfig, overrides: CleanupRu
     scm,
     tokens,
     logger,
+    requestedBy: overrides.requestedBy ?? lambdaRequester() ?? localRequester(),
     retry: { maxAttempts: config.maxAttempts, baseDelayMs: config.retryBaseDelayMs, maxDelayMs: config.retryMaxDelayMs, timeoutMs: config.scmTimeoutMs },
     ...(sqs && queueUrl ? { createSender: (onResult: (result: SendResult<string>) => void) => createSender<string>({ sqs, queueUrl, onResult }) } : {}),
   };

@@ -98,6 +98,9 @@ export interface Correlation {
   source: string | undefined;
   batchId: string | undefined;
   receiveCount: number;
+  /** The audit trail: who asked for the job and why (the message's `requested_by` and `reason`). */
+  requestedBy?: string | undefined;
+  requestReason?: string | undefined;
 }
 
 const NO_ANSWER: LastAnswer = { httpStatus: undefined, errorCode: undefined, errorMsg: undefined };
@@ -462,7 +465,16 @@ function toJob(record: SQSRecord): Job {
     return {
       record,
       parsed,
-      correlation: { certificateId: request.certificate_id, messageId: record.messageId, requestId: request.request_id ?? record.messageId, source: request.source, batchId: request.batch_id, receiveCount },
+      correlation: {
+        certificateId: request.certificate_id,
+        messageId: record.messageId,
+        requestId: request.request_id ?? record.messageId,
+        source: request.source,
+        batchId: request.batch_id,
+        receiveCount,
+        requestedBy: request.requested_by,
+        requestReason: request.reason,
+      },
     };
   }
   // The body failed the schema, but whatever correlation it carries still helps find the job.

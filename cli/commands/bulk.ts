@@ -72,7 +72,7 @@ export const bulkCommand: Command = {
     const batchId = stringFlag(values, "batch-id") ?? generateBatchId(new Date());
     const reason = stringFlag(values, "reason");
     const requestedAt = new Date().toISOString();
-    const stamp = { source: "bulk", batch_id: batchId };
+    const stamp: Record<string, string> = { source: "bulk", batch_id: batchId };
     const flags = parseWithdrawalBody(JSON.stringify({ certificate_id: "0000000000000000", ...stamp, ...(reason !== undefined ? { reason } : {}) }));
     if (!flags.ok) throw new UsageError(flags.problem, "bulk");
     const resultsPath = stringFlag(values, "results") ?? `${file}.results.csv`;
@@ -85,6 +85,10 @@ export const bulkCommand: Command = {
     if (!dryRun) await context.checkQueue(queueUrl);
     // Before reading the file: --wait without a ledger fails here, having sent nothing.
     const ledger = dryRun ? undefined : wait ? await context.requireLedger() : await context.ledger();
+    // The audit trail: who sends (set on every line: a line cannot speak for someone else) and why.
+    if (!dryRun) stamp.requested_by = await context.requestedBy();
+    const reasonRequired = !dryRun && reason === undefined;
+    if (reasonRequired && format === "txt") throw new UsageError("bulk needs --reason TEXT: why these certificates are withdrawn (kept in every job for the audit trail)", "bulk");
     if (ledger && batchId.length > MAX_LEDGER_BATCH_ID) {
       throw new UsageError(`--batch-id must be at most ${MAX_LEDGER_BATCH_ID} characters with the ledger (each job's request_id is <batch_id>:<certificate_id>)`, "bulk");
     }
@@ -167,6 +171,10 @@ export const bulkCommand: Command = {
           counts.invalid++;
           results.row([entry.line, entry.certificateId ?? "", "invalid", "", entry.error]);
           problem(entry.line, `${entry.error}; not sent`);
+        } else if (reasonRequired && !hasReason(entry.body)) {
+          counts.invalid++;
+          results.row([entry.line, entry.certificateId, "invalid", "", NO_REASON]);
+          problem(entry.line, `${NO_REASON}; not sent`);
         } else {
           const first = seen.firstSeen(entry.certificateId, entry.line);
           if (first !== undefined) {
@@ -290,6 +298,14 @@ function fileSize(file: string): number {
   }
 }
 
+const NO_REASON = "no reason: pass --reason TEXT or give the line a reason";
+
+/** The line's own reason (a csv column or a jsonl field), for runs without --reason. */
+function hasReason(body: string): boolean {
+  const { reason } = JSON.parse(body) as { reason?: unknown };
+  return typeof reason === "string" && reason.trim() !== "";
+}
+
 /** `bulk-20261127-101500-ab12`: sortable by time, unique enough to tell two runs of one minute apart. */
 export function generateBatchId(now: Date): string {
   const stamp = now.toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
@@ -326,10 +342,18 @@ function openResults(path: string): { row(fields: (string | number)[]): void; cl
 
 /** The job's body with a request_id (the ledger's key; `<batch_id>:<certificate_id>` unless the line gave one) and its ledger reference. */
 function withRequestId(body: string, batchId: string, certificateId: string): { body: string; ref: JobRef } {
-  const request = JSON.parse(body) as { request_id?: string; source?: string };
+  const request = JSON.parse(body) as { request_id?: string; source?: string; requested_by?: string; reason?: string; requested_at?: string };
   const requestId = request.request_id ?? `${batchId}:${certificateId}`;
   return {
     body: request.request_id === undefined ? JSON.stringify({ ...request, request_id: requestId }) : body,
-    ref: { requestId, batchId, certificateId, source: request.source ?? "bulk" },
+    ref: {
+      requestId,
+      batchId,
+      certificateId,
+      source: request.source ?? "bulk",
+      requestedBy: request.requested_by,
+      requestReason: request.reason,
+      requestedAt: request.requested_at,
+    },
   };
 }

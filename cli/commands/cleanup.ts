@@ -83,6 +83,7 @@ export const cleanupCommand: Command = {
       // With the ledger, the run's jobs are recorded as queued under the run id (`batch status <run id>`).
       const ledger = dryRun ? undefined : await context.ledger();
       if (ledger) deps.ledger = ledger;
+      if (!dryRun) deps.requestedBy = await context.requestedBy();
       report = await runCleanup(deps, { runId: makeRunId(new Date()), mode: dryRun ? "dry-run" : "enqueue", filters, offsetMode });
     } catch (error) {
       if (error instanceof CleanupError) throw new CliError(error.message);

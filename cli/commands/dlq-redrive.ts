@@ -9,7 +9,7 @@
  * Only messages that were in the DLQ when the run started are moved (see `cli/dlq.ts`), so a job
  * that fails again while the run goes on is not redriven in a loop.
  */
-import type { JobRef } from "../../lib/ledger.ts";
+import { jobRefFromRequest, type JobRef } from "../../lib/ledger.ts";
 import { parseWithdrawalBody } from "../../lib/message.ts";
 import { createSender, type SendResult } from "../../lib/producer.ts";
 import { integerFlag, stringFlag, UsageError } from "../args.ts";
@@ -162,6 +162,5 @@ function countByReason(reasons: string[]): Map<string, number> {
 function jobRefOf(message: DlqMessage): JobRef[] {
   const parsed = parseWithdrawalBody(message.body);
   if (!parsed.ok || parsed.request.request_id === undefined) return [];
-  const { request } = parsed;
-  return [{ requestId: request.request_id!, batchId: request.batch_id, certificateId: request.certificate_id, source: request.source }];
+  return [jobRefFromRequest(parsed.request, parsed.request.request_id)];
 }

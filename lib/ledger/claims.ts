@@ -26,6 +26,9 @@ export async function recordOutcome(store: Store, outcome: LedgerOutcome): Promi
     batchId: outcome.request?.batch_id,
     certificateId: outcome.certificateId,
     source: outcome.request?.source,
+    requestedBy: outcome.request?.requested_by,
+    requestReason: outcome.request?.reason,
+    requestedAt: outcome.request?.requested_at,
   };
   const final = (FINAL_STATES as readonly string[]).includes(outcome.state);
   const delivery = `${outcome.messageId}#${outcome.receiveCount}`;

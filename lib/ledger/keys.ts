@@ -25,7 +25,15 @@ export function jobKeyString(job: JobIdentity): string {
 
 /** The worker's view of a job: its request id defaults to the SQS messageId, as the worker's own does. */
 export function jobRefFromRequest(request: WithdrawalRequest, messageId: string): JobRef {
-  return { requestId: request.request_id ?? messageId, batchId: request.batch_id, certificateId: request.certificate_id, source: request.source };
+  return {
+    requestId: request.request_id ?? messageId,
+    batchId: request.batch_id,
+    certificateId: request.certificate_id,
+    source: request.source,
+    requestedBy: request.requested_by,
+    requestReason: request.reason,
+    requestedAt: request.requested_at,
+  };
 }
 
 /**

@@ -7,23 +7,20 @@ import type { WriteRequest } from "@aws-sdk/client-dynamodb";
 import { batchPk, jobKey, jobKeyString, META_SK } from "./keys.ts";
 import { N, optionalS, S, UpdateBuilder } from "./marshal.ts";
 import { chunk, ddb, forEachConcurrently, keyOf, notSucceeded, type Store } from "./store.ts";
-import { MAX_BATCH_GET, MAX_BATCH_WRITE, SUCCESS_STATES, type BulkWriteResult, type JobRef, type JobState, type QueuedResult, type WriteResult } from "./types.ts";
+import { MAX_BATCH_GET, MAX_BATCH_WRITE, SUCCESS_STATES, type BatchTotal, type BulkWriteResult, type JobRef, type JobState, type QueuedResult, type WriteResult } from "./types.ts";
 
-export interface BatchOptions {
-  expectedTotal: number;
-  source?: string;
-}
-
-export async function recordBatch(store: Store, batchId: string, { expectedTotal, source }: BatchOptions): Promise<WriteResult> {
+export async function recordBatch(store: Store, batchId: string, total: BatchTotal & { source?: string }): Promise<WriteResult> {
+  const { source } = total;
   const update = new UpdateBuilder();
   update.set("batch_id", S(batchId));
-  update.set("expected_total", N(expectedTotal));
+  if ("addToTotal" in total) update.add("expected_total", N(total.addToTotal));
+  else update.set("expected_total", N(total.expectedTotal));
   update.setIfMissing("source", optionalS(source));
   update.setIfMissing("created_at", S(store.isoNow()));
   update.set("updated_at", S(store.isoNow()));
   update.set("expires_at", N(store.expiresAt()));
   const key = { pk: S(batchPk(batchId)), sk: S(META_SK) };
-  return store.update("batch", key, update.build(), store.limits.requestTimeoutMs, { batchId, expectedTotal });
+  return store.update("batch", key, update.build(), store.limits.requestTimeoutMs, { batchId, ...total });
 }
 
 export type QueuedOptions = { batchId?: string; expectedTotal?: number; source?: string };
@@ -104,6 +101,9 @@ function newJobItem(store: Store, job: JobRef) {
     ...(job.certificateId ? { certificate_id: S(job.certificateId) } : {}),
     ...(job.source ? { source: S(job.source) } : {}),
     ...(job.batchId ? { batch_id: S(job.batchId) } : {}),
+    ...(job.requestedBy ? { requested_by: S(job.requestedBy) } : {}),
+    ...(job.requestReason ? { request_reason: S(job.requestReason) } : {}),
+    ...(job.requestedAt ? { requested_at: S(job.requestedAt) } : {}),
   };
   return item;
 }

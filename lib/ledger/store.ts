@@ -150,6 +150,9 @@ export function createStore(options: LedgerOptions) {
       update.setIfMissing("certificate_id", optionalS(job.certificateId));
       update.setIfMissing("source", optionalS(job.source));
       update.setIfMissing("batch_id", optionalS(job.batchId));
+      update.setIfMissing("requested_by", optionalS(job.requestedBy));
+      update.setIfMissing("request_reason", optionalS(job.requestReason));
+      update.setIfMissing("requested_at", optionalS(job.requestedAt));
       update.set("updated_at", S(isoNow()));
       update.set("expires_at", N(expiresAt()));
     },

@@ -29,6 +29,10 @@ export interface JobRef {
   batchId?: string | undefined;
   certificateId?: string | undefined;
   source?: string | undefined;
+  /** The audit trail, from the message: who asked (`requested_by`), why (`reason`) and when (`requested_at`). */
+  requestedBy?: string | undefined;
+  requestReason?: string | undefined;
+  requestedAt?: string | undefined;
 }
 
 /** What names one job: its batch (if any), its certificate and its request_id (see keys.ts). */
@@ -40,6 +44,10 @@ export interface LedgerJob {
   batchId: string | undefined;
   certificateId: string | undefined;
   source: string | undefined;
+  /** Who asked for the job (the message's `requested_by`), why (its `reason`) and when (`requested_at`). */
+  requestedBy: string | undefined;
+  requestReason: string | undefined;
+  requestedAt: string | undefined;
   state: JobState;
   /** The dead-letter `failure_reason`, or why a `retrying` job was handed back. */
   reason: string | undefined;
@@ -88,7 +96,9 @@ export interface LedgerOutcome {
   requestId: string;
   certificateId: string | undefined;
   /** The parsed message (undefined for an invalid one). */
-  request: { batch_id?: string | undefined; source?: string | undefined } | undefined;
+  request:
+    | { batch_id?: string | undefined; source?: string | undefined; requested_by?: string | undefined; reason?: string | undefined; requested_at?: string | undefined }
+    | undefined;
   receiveCount: number;
   state: "withdrawn" | "already_withdrawn" | "dead_lettered" | "retrying";
   /** The failure reason of a dead_lettered or retrying record. */
@@ -122,6 +132,9 @@ export interface BulkWriteResult {
   unchanged: number;
   failed: string[];
 }
+
+/** A batch's expected total: known at once, or added to by each producer run. */
+export type BatchTotal = { expectedTotal: number } | { addToTotal: number };
 
 export interface LedgerStats {
   /** Writes DynamoDB accepted (a BatchWriteItem counts its items). */
@@ -166,8 +179,11 @@ export interface Ledger {
    * is reported in `alreadyDone`, a failed or retrying job is set back to `queued`. Never throws.
    */
   recordQueued(jobs: readonly JobRef[], options?: { batchId?: string; expectedTotal?: number; source?: string }): Promise<QueuedResult>;
-  /** Sets a batch's expected total (distinct request ids), e.g. at the end of a streamed file. Never throws. */
-  recordBatch(batchId: string, options: { expectedTotal: number; source?: string }): Promise<WriteResult>;
+  /**
+   * Sets a batch's expected total (distinct jobs), e.g. at the end of a streamed file; or adds to it
+   * (`addToTotal`: each `enqueue --batch-id` adds the jobs it sent). Never throws.
+   */
+  recordBatch(batchId: string, options: BatchTotal & { source?: string }): Promise<WriteResult>;
   /** Producers: forgets jobs recorded as queued whose send failed (only if no worker ever claimed them). Never throws. */
   recordNotSent(jobs: readonly JobRef[]): Promise<BulkWriteResult>;
   /**

@@ -17,6 +17,7 @@ import { createCleanupRuntime } from "../../lib/cleanup.ts";
 import { resolveLedgerTarget } from "../../cli/context.ts";
 import { deadLetterAttributes } from "../../lib/dead-letter.ts";
 import { silentLogger } from "../../lib/logger.ts";
+import { localRequester } from "../../lib/requester.ts";
 import { buildWithdrawalBody } from "../../lib/message.ts";
 import { startLocalDynamo } from "../../local/dynamodb.ts";
 import { LOCAL } from "../../cli/local-defaults.ts";
@@ -107,7 +108,7 @@ describe("a bulk batch followed to the end through the ledger", () => {
     const { flags, env } = target(withLedger);
     const batchId = "e2e-mixed";
     const ids = file("mixed.txt", ["# every outcome", ...BATCH_IDS]);
-    const run = await cli(["bulk", ids, "--batch-id", batchId, "--wait", "--interval", "200ms", ...flags], { env });
+    const run = await cli(["bulk", ids, "--batch-id", batchId, "--reason", "CHG-2001 decommission", "--wait", "--interval", "200ms", ...flags], { env });
 
     expect(run.stderr).not.toMatch(/warning/);
     expect(run.code).toBe(1);
@@ -149,12 +150,14 @@ describe("a bulk batch followed to the end through the ledger", () => {
       expect(line.attempts).toBeGreaterThanOrEqual(1);
     }
     expect(lines.find((l) => l.certificate_id === DEMO.alwaysFailing)).toMatchObject({ http_status: 500, error_code: "SCM.0500", attempts: 9 });
+    // The audit trail: who sent each job (the OS user, for a local queue), why and when.
+    for (const line of lines) expect(line).toMatchObject({ requested_by: localRequester(), request_reason: "CHG-2001 decommission", requested_at: expect.stringMatching(/^\d{4}-/) });
 
     // The same report as CSV, by extension.
     const csv = join(scratch, "mixed-report.csv");
     expect((await cli(["batch", "report", batchId, "--out", csv, ...flags], { env })).code).toBe(0);
     const csvLines = readFileSync(csv, "utf8").trim().split("\n");
-    expect(csvLines[0]).toBe("request_id,certificate_id,state,reason,http_status,error_code,error_msg,attempts,finished_at");
+    expect(csvLines[0]).toBe("request_id,certificate_id,state,reason,http_status,error_code,error_msg,attempts,finished_at,requested_by,request_reason,requested_at");
     expect(csvLines).toHaveLength(BATCH_IDS.length + 1);
 
     reference = { deadLetters, withdrawals: new Map(BATCH_IDS.map((id) => [id, sim.withdrawals(id)])), batchId };
@@ -168,7 +171,7 @@ describe("a bulk batch followed to the end through the ledger", () => {
     const env = { LEDGER_TABLE: "ledger-down", AWS_ENDPOINT_URL_DYNAMODB: stoppedEndpoint };
     const ids = file("mixed-down.txt", BATCH_IDS);
     // The producer cannot record anything either: it says so, and sends every job all the same.
-    const run = await cli(["bulk", ids, "--batch-id", reference.batchId, ...flags], { env });
+    const run = await cli(["bulk", ids, "--batch-id", reference.batchId, "--reason", "outage rerun", ...flags], { env });
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`sent ${BATCH_IDS.length}, failed 0`);
     expect(run.stdout).toContain(`(${BATCH_IDS.length} jobs and the batch's total could not be recorded)`);
@@ -270,7 +273,7 @@ describe("the other producers", () => {
     expect(JSON.parse(watched.stdout)).toMatchObject({ batch_id: report.runId, done: true, expected_total: 2, counts: { withdrawn: 2 } });
     const jobs = [];
     for await (const job of withLedger.ledger!.ledger.batchJobs(report.runId)) jobs.push(job);
-    expect(jobs.map((j) => [j.requestId, j.source, j.state]).sort()).toEqual(ids.map((id) => [`${report.runId}-${id}`, "cleanup", "withdrawn"]));
+    expect(jobs.map((j) => [j.requestId, j.source, j.state, j.requestedBy]).sort()).toEqual(ids.map((id) => [`${report.runId}-${id}`, "cleanup", "withdrawn", localRequester()]));
     for (const id of ids) expect(sim.withdrawals(id)).toBe(1);
   }, 30_000);
 });
@@ -305,6 +308,9 @@ describe("a request_id reused for another certificate (issue 11 item 1)", () => 
     await withLedger.drain({ timeoutMs: 15_000 });
     for (const id of ids) expect(sim.withdrawals(id)).toBe(1);
     expect(events(logs.withLedger, "withdrawal_duplicate_skipped").filter((e) => e.requestId === "OPS-5512")).toEqual([]);
+    // Each manual enqueue adds its jobs to the batch's total, so the batch reaches "done" (issue 13 item 3).
+    const status = await cli(["batch", "status", "reuse-manual", "--json", ...flags], { env });
+    expect(JSON.parse(status.stdout)).toMatchObject({ batch_id: "reuse-manual", done: true, expected_total: 2, counts: { withdrawn: 2 } });
   }, 30_000);
 
   it("bulk --wait with a CSV whose request_id column repeats: both jobs sent, withdrawn and counted; no stall", async () => {
@@ -334,6 +340,8 @@ describe("the scheduled sweep (createCleanupRuntime, as handlers/cleanup.ts buil
       AWS_REGION: withLedger.region,
       AWS_ACCESS_KEY_ID: "local",
       AWS_SECRET_ACCESS_KEY: "local",
+      // What Lambda sets: the sweep's jobs say the function asked for them.
+      AWS_LAMBDA_FUNCTION_NAME: "scm-withdraw-e2e-cleanup",
     });
     try {
       const config = loadCleanupConfig({
@@ -361,6 +369,7 @@ describe("the scheduled sweep (createCleanupRuntime, as handlers/cleanup.ts buil
     await withLedger.drain({ timeoutMs: 15_000 });
     const status = await withLedger.ledger!.ledger.batchStatus("cleanup-20261127T060000Z-e2e1", { consistent: true });
     expect(status).toMatchObject({ expectedTotal: 3, recorded: 3, done: true, counts: { withdrawn: 3 } });
+    for await (const job of withLedger.ledger!.ledger.batchJobs("cleanup-20261127T060000Z-e2e1")) expect(job.requestedBy).toBe("lambda:scm-withdraw-e2e-cleanup");
   }, 30_000);
 });
 
@@ -374,7 +383,7 @@ describe("batch status", () => {
     sim.addCertificate({ id: quick, status: "CHECKING" });
     // Three 503s: the first delivery's three attempts fail, the redelivery (1 s later) withdraws it.
     sim.inject(slow, faults.unavailable(), faults.unavailable(), faults.unavailable());
-    const sent = await cli(["bulk", file("watch.txt", [slow, quick]), "--batch-id", "e2e-watch", ...flags], { env });
+    const sent = await cli(["bulk", file("watch.txt", [slow, quick]), "--batch-id", "e2e-watch", "--reason", "watch", ...flags], { env });
     expect(sent.code).toBe(0);
 
     let stderr = "";
