@@ -35,6 +35,8 @@ export interface DlqMessage {
   /** The audit trail, from the body: who asked for the job (`requested_by`) and why (`reason`). */
   requestedBy: string | undefined;
   requestReason: string | undefined;
+  /** The job's key in the ledger: the body's `request_id`, else the worker's (`source_message_id`). */
+  requestId: string | undefined;
 }
 
 export interface DlqScannerOptions {
@@ -166,11 +168,12 @@ function toDlqMessage(message: Message): DlqMessage {
     failedAt: attribute("failed_at"),
     requestedBy: fields.requested_by,
     requestReason: fields.reason,
+    requestId: fields.request_id ?? attribute("source_message_id"),
   };
 }
 
 /** The string fields of a JSON body that the listing shows (an invalid body has none). */
-function bodyFields(body: string): { certificate_id?: string; requested_by?: string; reason?: string } {
+function bodyFields(body: string): { certificate_id?: string; requested_by?: string; reason?: string; request_id?: string } {
   let json: unknown;
   try {
     json = JSON.parse(body);
@@ -180,7 +183,7 @@ function bodyFields(body: string): { certificate_id?: string; requested_by?: str
   if (typeof json !== "object" || json === null) return {};
   const record = json as Record<string, unknown>;
   const pick = (key: string) => (typeof record[key] === "string" ? (record[key] as string) : undefined);
-  return { certificate_id: pick("certificate_id"), requested_by: pick("requested_by"), reason: pick("reason") };
+  return { certificate_id: pick("certificate_id"), requested_by: pick("requested_by"), reason: pick("reason"), request_id: pick("request_id") };
 }
 
 /** Parses `--reason a,b` into the set of reasons, or returns the bad one. */

@@ -74,6 +74,7 @@ export function createLedger(options: LedgerOptions): Ledger {
     batchStatus: (batchId, opts) => queries.batchStatus(store, batchId, opts),
     batchJobs: (batchId, opts) => queries.batchJobs(store, batchId, opts),
     getJob: (job, opts) => queries.getJob(store, job, opts),
+    findJobs: (id) => queries.findJobs(store, id),
     stats: () => ({ ...store.stats, failuresByOperation: { ...store.stats.failuresByOperation } }),
   };
 }

@@ -103,7 +103,7 @@ export function reasonFilter(value: string | undefined, command: string): Set<st
  * Receives every message of the DLQ once (until it is empty, `max` messages were counted, or Ctrl-C),
  * hands each to `visit`, then makes them all visible again.
  */
-async function scanDlq(context: CommandContext, dlqUrl: string, visit: (message: DlqMessage) => "counted" | "skip", max: number | undefined) {
+export async function scanDlq(context: CommandContext, dlqUrl: string, visit: (message: DlqMessage) => "counted" | "skip", max: number | undefined) {
   const scanner = createDlqScanner({ sqs: context.sqs, url: dlqUrl, waitSeconds: context.io.dlqWaitSeconds ?? 1 });
   let scanned = 0;
   let counted = 0;

@@ -6,7 +6,8 @@ import type { AttributeValue, GetItemCommandOutput, QueryCommandOutput } from "@
 import { batchPk, JOB_SK_PREFIX, META_SK } from "./keys.ts";
 import { asState, S, toJob, unmarshal } from "./marshal.ts";
 import { ddb, keyOf, type Store } from "./store.ts";
-import { FINAL_STATES, JOB_STATES, type BatchStatus, type JobIdentity, type JobState, type LedgerJob } from "./types.ts";
+import { CERTIFICATE_ID_PATTERN } from "../message.ts";
+import { FINAL_STATES, JOB_STATES, LEDGER_TABLE_SCHEMA, type BatchStatus, type JobIdentity, type JobState, type LedgerJob } from "./types.ts";
 
 interface QueryInput {
   /** The partition (or, with `index`, the index's key) to read. */
@@ -92,4 +93,20 @@ export async function getJob(store: Store, job: JobIdentity, opts: { consistent?
   const command = new (await ddb()).GetItemCommand({ TableName: store.tableName, Key: keyOf(job), ConsistentRead: opts.consistent ?? false });
   const output: GetItemCommandOutput = await store.read("get_job", (abortSignal) => store.client.send(command, { abortSignal }));
   return output.Item ? toJob(unmarshal(output.Item)) : undefined;
+}
+
+/**
+ * Every job of a certificate or of a request_id, across batches and manual enqueues, oldest first:
+ * one Query per index (an id shaped like a certificate id is looked up as both).
+ */
+export async function findJobs(store: Store, id: string): Promise<LedgerJob[]> {
+  const { byCertificate, byRequest } = LEDGER_TABLE_SCHEMA.indexes;
+  const indexes = CERTIFICATE_ID_PATTERN.test(id) ? [byCertificate, byRequest] : [byRequest];
+  const found = new Map<string, LedgerJob>();
+  for (const index of indexes) {
+    const items = query(store, "find_jobs", { index: index.name, key: { name: index.partitionKey, value: id } });
+    for await (const item of items) found.set(`${String(item.pk)}\n${String(item.sk)}`, toJob(item));
+  }
+  const when = (job: LedgerJob) => job.queuedAt ?? job.updatedAt ?? "";
+  return [...found.values()].sort((a, b) => when(a).localeCompare(when(b)));
 }

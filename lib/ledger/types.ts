@@ -19,6 +19,15 @@ export const LEDGER_TABLE_SCHEMA = {
   sortKey: "sk",
   /** Epoch seconds; DynamoDB deletes the item some time after it (typically within a few days). */
   ttlAttribute: "expires_at",
+  /**
+   * Two global secondary indexes (all attributes projected) for `scm-withdraw job <id>`: every job of
+   * a certificate, and every job of a request_id, across batches, each ONE Query. Sparse: the batch
+   * META items carry neither attribute.
+   */
+  indexes: {
+    byCertificate: { name: "by_certificate", partitionKey: "certificate_id" },
+    byRequest: { name: "by_request", partitionKey: "request_id" },
+  },
 } as const;
 export const DEFAULT_TTL_DAYS = 90;
 
@@ -202,6 +211,8 @@ export interface Ledger {
   batchStatus(batchId: string, options?: { consistent?: boolean }): Promise<BatchStatus>;
   /** Every job of a batch, page by page (one Query, paginated). Throws `LedgerError`. */
   batchJobs(batchId: string, options?: { pageSize?: number; consistent?: boolean }): AsyncGenerator<LedgerJob>;
+  /** Every job of a certificate or a request_id, across batches (one Query per index). Throws `LedgerError`. */
+  findJobs(id: string): Promise<LedgerJob[]>;
   /** One job by its identity. Throws `LedgerError`. */
   getJob(job: JobIdentity, options?: { consistent?: boolean }): Promise<LedgerJob | undefined>;
   stats(): LedgerStats;

@@ -327,6 +327,41 @@ describe("a request_id reused for another certificate (issue 11 item 1)", () => 
   }, 30_000);
 });
 
+describe("job <certificate_id | request_id> (issue 13 item 3)", () => {
+  it("finds every job of a request_id across certificates, and of a certificate across batches, with who asked and the DLQ", async () => {
+    const { flags, env } = target(withLedger);
+    // OPS-5511 was used for two certificates by the test above: two jobs, both withdrawn.
+    const byRequest = await cli(["job", "OPS-5511", "--json", ...flags], { env });
+    expect(byRequest.code).toBe(0);
+    const jobs = JSON.parse(byRequest.stdout).jobs as Record<string, unknown>[];
+    expect(jobs.map((j) => [j.certificate_id, j.state, j.batch_id, j.requested_by, j.in_dlq])).toEqual([
+      ["ledgerE2EReuse01", "withdrawn", null, localRequester(), false],
+      ["ledgerE2EReuse02", "withdrawn", null, localRequester(), false],
+    ]);
+
+    // A certificate SCM does not know, sent in two batches: dead-lettered twice, both messages in the DLQ now.
+    const gone = "ledgerE2EJob0404";
+    for (const batch of ["job-a", "job-b"]) {
+      expect((await cli(["enqueue", gone, "--batch-id", batch, "--reason", "ticket 7", ...flags], { env })).code).toBe(0);
+    }
+    await withLedger.drain({ timeoutMs: 15_000 });
+    const byCertificate = await cli(["job", gone, ...flags], { env });
+    expect(byCertificate.code).toBe(0);
+    expect(byCertificate.stdout).toMatch(/^2 jobs for ledgerE2EJob0404:\nbatch\s+request_id\s+certificate_id\s+state\s+attempts\s+last SCM answer\s+requested by\s+requested at\s+in DLQ\n/);
+    expect(byCertificate.stdout).toMatch(/^job-a\s+\S+\s+ledgerE2EJob0404\s+dead_lettered \(not_found\)\s+1\s+HTTP 404 SCM\.0020 .*\s+yes$/m);
+    expect(byCertificate.stdout).toMatch(/^job-b\s+.*\s+yes$/m);
+    expect(byCertificate.stdout).toContain("ticket 7");
+    const dlq = await deadLettersByCertificate(withLedger);
+    expect(dlq.get(gone)).toBe("not_found");
+    const afterDrain = JSON.parse((await cli(["job", gone, "--json", ...flags], { env })).stdout).jobs as Record<string, unknown>[];
+    expect(afterDrain.map((j) => j.in_dlq)).toEqual([false, false]);
+
+    const none = await cli(["job", "NO-SUCH-REQUEST", ...flags], { env });
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain('no job for "NO-SUCH-REQUEST" in the ledger');
+  }, 30_000);
+});
+
 describe("the scheduled sweep (createCleanupRuntime, as handlers/cleanup.ts builds it)", () => {
   it("with LEDGER_TABLE, records its jobs and the run's total through its own DynamoDB client", async () => {
     const sim = withLedger.sim!;

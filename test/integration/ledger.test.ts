@@ -98,6 +98,9 @@ describe("the table", () => {
       { AttributeName: LEDGER_TABLE_SCHEMA.sortKey, KeyType: "RANGE" },
     ]);
     expect(Table?.BillingModeSummary?.BillingMode).toBe("PAY_PER_REQUEST");
+    expect(Table?.GlobalSecondaryIndexes?.map((i) => [i.IndexName, i.KeySchema, i.Projection?.ProjectionType])).toEqual(
+      Object.values(LEDGER_TABLE_SCHEMA.indexes).map((index) => [index.name, [{ AttributeName: index.partitionKey, KeyType: "HASH" }], "ALL"]),
+    );
     expect((await client.send(new DescribeTimeToLiveCommand({ TableName: table }))).TimeToLiveDescription?.TimeToLiveStatus).toBe("DISABLED");
   });
 
@@ -152,6 +155,23 @@ describe("a batch followed to the end", () => {
     const status = await ledger.batchStatus("b-one");
     expect(status).toMatchObject({ expectedTotal: 3, recorded: 3 });
     expect(since(mark)).toEqual(["QueryCommand"]);
+  });
+
+  it("finds a certificate's or a request_id's jobs across batches with one Query per index, never a Scan", async () => {
+    const { ledger } = await freshLedger();
+    const audit = { requestedBy: "arn:aws:iam::123456789012:user/alice", requestReason: "CHG-1", requestedAt: "2026-11-27T10:00:00Z" };
+    await ledger.recordQueued([{ ...job(1, "b-x"), ...audit }], { batchId: "b-x" });
+    await ledger.recordQueued([{ ...job(1, "b-y"), requestId: "T-9" }], { batchId: "b-y" });
+    await ledger.recordQueued([{ ...job(2), requestId: "T-9" }]);
+    let mark = sent.length;
+    const byCertificate = await ledger.findJobs(cert(1));
+    expect(since(mark)).toEqual(["QueryCommand", "QueryCommand"]);
+    expect(byCertificate.map((j) => [j.batchId, j.requestId])).toEqual([["b-x", "req-1"], ["b-y", "T-9"]]);
+    expect(byCertificate[0]).toMatchObject(audit);
+    mark = sent.length;
+    const byRequest = await ledger.findJobs("T-9");
+    expect(since(mark)).toEqual(["QueryCommand"]);
+    expect(byRequest.map((j) => [j.batchId, j.certificateId]).sort()).toEqual([[undefined, cert(2)], ["b-y", cert(1)]]);
   });
 
   it("lists every job of a batch through one paginated Query, without the META item and without a Scan", async () => {
