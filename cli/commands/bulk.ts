@@ -7,12 +7,13 @@ import { randomBytes } from "node:crypto";
 import { closeSync, createReadStream, openSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { resolve } from "node:path";
 import { BULK_FORMATS, BulkFileError, CertificateIdSet, formatFromPath, readBulk, type BulkFormat } from "../../lib/bulk-file.ts";
-import { jobKeyString, type JobRef } from "../../lib/ledger.ts";
+import type { JobRef } from "../../lib/ledger.ts";
 import { parseWithdrawalBody } from "../../lib/message.ts";
 import { createSender } from "../../lib/producer.ts";
 import { integerFlag, stringFlag, UsageError } from "../args.ts";
 import { DEFAULT_STALL_TIMEOUT_MS, DEFAULT_WATCH_INTERVAL_MS, durationFlag, formatStatus, statusJson, WATCH_OPTIONS, watchBatch, watchVerdict } from "../batch.ts";
 import { CliError, EXIT, type Command } from "../context.ts";
+import { resumeCommand, resumeDecisions } from "../resume.ts";
 import { createProgress, csvField, formatBytes, formatDuration, plural, queueName } from "../output.ts";
 
 /** Problem lines printed to stderr before the rest is left to the results file. */
@@ -45,7 +46,8 @@ export const bulkCommand: Command = {
     "With the ledger (LEDGER_TABLE / --ledger-table, or the local pipeline's), every job gets a request_id",
     "(<batch_id>:<certificate_id> unless its line has one) and is recorded as queued before it is sent;",
     "a job the ledger already holds as withdrawn (a re-run of the same file and batch id) is not sent",
-    "again (outcome already_done). At the end the batch's total is recorded, so `batch status` can tell",
+    "again (outcome already_done), nor is one it holds as queued (outcome already_queued: a re-run of an",
+    "interrupted run resumes it; --resend-queued sends those again). At the end the batch's total is recorded, so `batch status` can tell",
     "when it is done. --wait then follows the batch to the end with a progress bar.",
     "",
     "Exit 0 when every record was valid and sent (with --wait: and every job withdrawn or already",
@@ -60,6 +62,7 @@ export const bulkCommand: Command = {
     format: { type: "string", valueName: "FORMAT", description: "txt, csv or jsonl, when the extension does not say" },
     concurrency: { type: "string", valueName: "N", description: "SendMessageBatch calls in flight (default 8)" },
     wait: { type: "boolean", description: "follow the batch in the ledger until every job is final; exit 1 if any was dead-lettered" },
+    "resend-queued": { type: "boolean", description: "with the ledger, also send jobs it holds as queued (after a run was killed outright)" },
     ...WATCH_OPTIONS,
   },
   async run(context, { values, positionals }) {
@@ -96,7 +99,7 @@ export const bulkCommand: Command = {
     const results = openResults(resultsPath);
     results.row(["line", "certificate_id", "outcome", "message_id", "detail"]);
 
-    const counts = { read: 0, valid: 0, invalid: 0, duplicates: 0, sent: 0, failed: 0, ...(ledger ? { already_done: 0 } : {}) };
+    const counts = { read: 0, valid: 0, invalid: 0, duplicates: 0, sent: 0, failed: 0, ...(ledger ? { already_done: 0, already_queued: 0 } : {}) };
     const ledgerCounts = { failed: 0 };
     /** Jobs recorded as queued whose send failed: the ledger forgets them at the end. */
     const notSent: JobRef[] = [];
@@ -150,11 +153,15 @@ export const bulkCommand: Command = {
         { batchId, source: "bulk" },
       );
       ledgerCounts.failed += queued.failed.length;
-      const done = new Set(queued.alreadyDone.map(jobKeyString));
+      const decide = resumeDecisions(queued, { resendQueued: values["resend-queued"] === true });
       for (const job of jobs) {
-        if (done.has(jobKeyString(job.ref))) {
+        const decision = decide(job.ref);
+        if (decision === "already_done") {
           counts.already_done = (counts.already_done ?? 0) + 1;
           results.row([job.line, job.id, "already_done", "", `request ${job.ref.requestId} is already withdrawn according to the ledger; not sent again`]);
+        } else if (decision === "already_queued") {
+          counts.already_queued = (counts.already_queued ?? 0) + 1;
+          results.row([job.line, job.id, "already_queued", "", `request ${job.ref.requestId} was sent by an earlier run and is still queued; not sent again`]);
         } else {
           await sender.push({ key: { line: job.line, id: job.id, ref: job.ref }, body: job.body });
         }
@@ -223,19 +230,28 @@ export const bulkCommand: Command = {
     if (ledger) {
       if (notSent.length > 0) await ledger.recordNotSent(notSent);
       // The batch's size: the jobs that went out, and those the ledger already had as done.
-      batchRecorded = (await ledger.recordBatch(batchId, { expectedTotal: counts.sent + (counts.already_done ?? 0), source: "bulk" })) === "written";
+      // The batch's size: the jobs that went out, and those the ledger already had. Not after Ctrl-C:
+      // the rest of the file is not in it yet, and the batch must not look done before it is resumed.
+      const total = counts.sent + (counts.already_done ?? 0) + (counts.already_queued ?? 0);
+      if (!interrupted) batchRecorded = (await ledger.recordBatch(batchId, { expectedTotal: total, source: "bulk" })) === "written";
     }
 
     const elapsedMs = performance.now() - started;
     if (problemsHidden > 0) context.note(`... and ${problemsHidden} more problems: see ${resultsPath}`);
-    const inBatch = counts.sent + (counts.already_done ?? 0);
+    const inBatch = counts.sent + (counts.already_done ?? 0) + (counts.already_queued ?? 0);
     if (!context.json) {
       context.print(`read ${plural(counts.read, "record")}: ${counts.valid} valid, ${counts.invalid} invalid (not sent), ${plural(counts.duplicates, "duplicate")} (skipped)`);
       if (dryRun) context.print(`dry run: ${counts.valid} would be sent, nothing was sent`);
-      else context.print(`sent ${counts.sent}, failed ${counts.failed}${counts.already_done ? `, ${counts.already_done} already withdrawn (not sent again)` : ""} in ${formatDuration(elapsedMs)} (${rate()} messages/s)`);
+      else {
+        const skipped = `${counts.already_done ? `, ${counts.already_done} already withdrawn` : ""}${counts.already_queued ? `, ${counts.already_queued} already queued` : ""}`;
+        context.print(`sent ${counts.sent}, failed ${counts.failed}${skipped ? `${skipped} (not sent again)` : ""} in ${formatDuration(elapsedMs)} (${rate()} messages/s)`);
+      }
       if (interrupted) context.print("interrupted: the rest of the file was not read");
+      if (interrupted && ledger) context.print(`resume with: ${resumeCommand(file, batchId, reason)} (jobs already queued or withdrawn are not sent again)`);
+      if (interrupted && !ledger) context.print(`without the ledger a re-run sends every line again (${resultsPath} lists what was sent)`);
       if (ledger) {
-        const trouble = ledgerCounts.failed > 0 || !batchRecorded ? ` (${plural(ledgerCounts.failed, "job")}${batchRecorded ? "" : " and the batch's total"} could not be recorded)` : "";
+        const totalMissing = !batchRecorded && !interrupted;
+        const trouble = ledgerCounts.failed > 0 || totalMissing ? ` (${plural(ledgerCounts.failed, "job")}${totalMissing ? " and the batch's total" : ""} could not be recorded)` : "";
         context.print(`ledger: ${plural(inBatch, "job")} in batch ${batchId}${trouble}${wait || !batchRecorded ? "" : `; follow with \`scm-withdraw batch status ${batchId} --watch\``}`);
       }
       context.print(`results: ${resultsPath}`);

@@ -26,7 +26,7 @@ export async function recordBatch(store: Store, batchId: string, total: BatchTot
 export type QueuedOptions = { batchId?: string; expectedTotal?: number; source?: string };
 
 export async function recordQueued(store: Store, jobs: readonly JobRef[], opts: QueuedOptions = {}): Promise<QueuedResult> {
-  const result: QueuedResult = { written: 0, alreadyQueued: 0, reset: 0, alreadyDone: [], failed: [], batchRecorded: false };
+  const result: QueuedResult = { written: 0, alreadyQueued: 0, queuedBefore: [], reset: 0, alreadyDone: [], failed: [], batchRecorded: false };
   if (opts.batchId && opts.expectedTotal !== undefined) {
     const batch = { expectedTotal: opts.expectedTotal, ...(opts.source ? { source: opts.source } : {}) };
     result.batchRecorded = (await recordBatch(store, opts.batchId, batch)) === "written";
@@ -46,7 +46,10 @@ export async function recordQueued(store: Store, jobs: readonly JobRef[], opts: 
     const state = states.get(jobKeyString(job));
     if (state === "unknown") result.failed.push(job.requestId);
     else if (state === undefined) fresh.push(job);
-    else if (state === "queued") result.alreadyQueued += 1;
+    else if (state === "queued") {
+      result.alreadyQueued += 1;
+      result.queuedBefore.push(job);
+    }
     else if (SUCCESS_STATES.includes(state)) result.alreadyDone.push(job);
     else toReset.push(job);
   }

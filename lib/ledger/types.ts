@@ -126,6 +126,8 @@ export interface QueuedResult {
   written: number;
   /** Jobs that were already recorded as queued (a repeated line, or a re-run before the worker got to them). */
   alreadyQueued: number;
+  /** The jobs found recorded as queued before this call (a resumed bulk run need not send them again). */
+  queuedBefore: JobRef[];
   /** Jobs that existed in a non-success state (retrying, requeued, dead_lettered) and were set back to queued. */
   reset: number;
   /** Jobs already withdrawn / already_withdrawn: a producer may skip sending them (match with `jobKeyString`). */

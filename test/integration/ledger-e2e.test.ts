@@ -327,6 +327,54 @@ describe("a request_id reused for another certificate (issue 11 item 1)", () => 
   }, 30_000);
 });
 
+describe("bulk resumed after Ctrl-C (issue 13 item 4)", () => {
+  it("prints how to resume; the re-run sends only what the ledger does not hold as queued or done", async () => {
+    const { flags, env } = target(withLedger);
+    const sim = withLedger.sim!;
+    const ids = [1, 2, 3, 4, 5].map((n) => `ledgerE2EResum0${n}`);
+    for (const id of ids) sim.addCertificate({ id, status: "CHECKING" });
+    const path = file("resume.txt", ids);
+    // Ctrl-C before the run starts: it reads one line, sends it, and stops.
+    const interrupted = await cli(["bulk", path, "--batch-id", "e2e-resume", "--reason", "CHG 12", ...flags], { env, signal: AbortSignal.abort() });
+    expect(interrupted.code).toBe(130);
+    expect(interrupted.stdout).toContain("sent 1, failed 0");
+    expect(interrupted.stdout).toContain(`resume with: scm-withdraw bulk ${path} --batch-id e2e-resume --reason 'CHG 12' (jobs already queued or withdrawn are not sent again)`);
+    // No total yet: the batch must not look done before it is resumed.
+    expect(JSON.parse((await cli(["batch", "status", "e2e-resume", "--json", ...flags], { env })).stdout)).toMatchObject({ expected_total: null, done: false });
+
+    const resumed = await cli(["bulk", path, "--batch-id", "e2e-resume", "--reason", "CHG 12", "--json", ...flags], { env });
+    expect(resumed.code).toBe(0);
+    const out = JSON.parse(resumed.stdout) as Record<string, number>;
+    expect(out.sent).toBe(4);
+    expect(out.already_done! + out.already_queued!).toBe(1);
+    await withLedger.drain({ timeoutMs: 15_000 });
+    for (const id of ids) expect(sim.withdrawals(id)).toBe(1);
+    expect(JSON.parse((await cli(["batch", "status", "e2e-resume", "--json", ...flags], { env })).stdout)).toMatchObject({ expected_total: 5, done: true, counts: { withdrawn: 5 } });
+
+    // A third run sends nothing at all; --resend-queued would send queued ones again, but all are done.
+    const third = JSON.parse((await cli(["bulk", path, "--batch-id", "e2e-resume", "--reason", "CHG 12", "--json", ...flags], { env })).stdout) as Record<string, number>;
+    expect(third).toMatchObject({ sent: 0, already_done: 5, already_queued: 0 });
+  }, 30_000);
+
+  it("a job an earlier run recorded as queued is not sent again, unless --resend-queued", async () => {
+    const { flags, env } = target(withLedger);
+    const ids = ["ledgerE2EResum06", "ledgerE2EResum07"];
+    for (const id of ids) withLedger.sim!.addCertificate({ id, status: "CHECKING" });
+    const batchId = "e2e-resume-queued";
+    // What an earlier run left: the first job recorded as queued (its message still in the queue).
+    await withLedger.ledger!.ledger.recordQueued([{ requestId: `${batchId}:${ids[0]}`, batchId, certificateId: ids[0], source: "bulk" }]);
+    const path = file("resume-queued.txt", ids);
+    const run = JSON.parse((await cli(["bulk", path, "--batch-id", batchId, "--reason", "r", "--json", ...flags], { env })).stdout) as Record<string, number>;
+    expect(run).toMatchObject({ sent: 1, already_queued: 1, already_done: 0 });
+    const rows = readFileSync(`${path}.results.csv`, "utf8");
+    expect(rows).toContain(`1,${ids[0]},already_queued,,`);
+    const resend = JSON.parse((await cli(["bulk", path, "--batch-id", batchId, "--reason", "r", "--resend-queued", "--json", ...flags], { env })).stdout) as Record<string, number>;
+    expect(resend.sent + resend.already_done).toBe(2);
+    await withLedger.drain({ timeoutMs: 15_000 });
+    for (const id of ids) expect(withLedger.sim!.withdrawals(id)).toBe(1);
+  }, 30_000);
+});
+
 describe("job <certificate_id | request_id> (issue 13 item 3)", () => {
   it("finds every job of a request_id across certificates, and of a certificate across batches, with who asked and the DLQ", async () => {
     const { flags, env } = target(withLedger);

@@ -114,7 +114,7 @@ describe("a batch followed to the end", () => {
     const { ledger } = await freshLedger();
     const jobs = [1, 2, 3, 4, 5, 6].map((n) => job(n, "b-mix"));
     const queued = await ledger.recordQueued(jobs, { batchId: "b-mix", expectedTotal: 6, source: "bulk" });
-    expect(queued).toEqual({ written: 6, alreadyQueued: 0, reset: 0, alreadyDone: [], failed: [], batchRecorded: true });
+    expect(queued).toEqual({ written: 6, alreadyQueued: 0, queuedBefore: [], reset: 0, alreadyDone: [], failed: [], batchRecorded: true });
 
     let status = await ledger.batchStatus("b-mix");
     expect(status).toMatchObject({ expectedTotal: 6, recorded: 6, final: 0, pending: 6, done: false });
@@ -338,6 +338,8 @@ describe("producers: re-runs, unsent jobs and redrive", () => {
     // The same file again, with a repeated line.
     const again = await ledger.recordQueued([...jobs, jobs[3]!], { batchId: "b-rerun", expectedTotal: 4 });
     expect(again).toMatchObject({ written: 0, reset: 1, alreadyQueued: 2, failed: [], batchRecorded: true });
+    // The repeated line is counted as queued, but only the job found queued before is listed.
+    expect(again.queuedBefore.map((j) => j.requestId)).toEqual(["req-4"]);
     expect(again.alreadyDone.map((j) => j.requestId).sort()).toEqual(["req-1", "req-3"]);
     const status = await ledger.batchStatus("b-rerun");
     expect(status.counts).toMatchObject({ withdrawn: 1, already_withdrawn: 1, queued: 2, dead_lettered: 0 });
