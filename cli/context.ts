@@ -268,7 +268,8 @@ export class CommandContext {
         else if (entry.event === "ledger_unavailable") this.note(`warning: the ledger (table ${target.tableName}) keeps failing; not recording for a while`);
       },
     });
-    return createLedger({ client: this.#dynamo, tableName: target.tableName, logger });
+    // 10 writes in flight: `dlq redrive` records each received batch of 10 at once (see dlq-redrive.ts).
+    return createLedger({ client: this.#dynamo, tableName: target.tableName, logger, concurrency: 10 });
   }
 
   /**

@@ -107,7 +107,7 @@ export async function createLedgerTable(client: DynamoDBClient, tableName: strin
         GlobalSecondaryIndexes: Object.values(indexes).map((index) => ({
           IndexName: index.name,
           KeySchema: [{ AttributeName: index.partitionKey, KeyType: "HASH" as const }],
-          Projection: { ProjectionType: "ALL" as const },
+          Projection: { ProjectionType: "KEYS_ONLY" as const },
         })),
         BillingMode: "PAY_PER_REQUEST",
         SSESpecification: { Enabled: true },

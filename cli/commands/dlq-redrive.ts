@@ -18,6 +18,14 @@ import { createDlqScanner, DLQ_REASONS, type DlqMessage } from "../dlq.ts";
 import { displayId, formatTable, plural, queueName } from "../output.ts";
 import { reasonFilter } from "./dlq-list.ts";
 
+/**
+ * Messages are moved in groups of up to 100 (a few receives of 10), up to 16 groups at once: with the
+ * ledger, a group costs one BatchGetItem and four BatchWriteItem calls, where one receive's 10 at a
+ * time cost two calls per 10 and one conditional UpdateItem per message held redrive to 1/12 its rate.
+ */
+const MOVE_GROUP = 100;
+const MOVES_IN_FLIGHT = 16;
+
 interface Failure {
   message: DlqMessage;
   /** `send`: not sent, still in the DLQ. `delete`: sent, but still in the DLQ too (a later redrive would send it again). */
@@ -68,12 +76,53 @@ export const dlqRedriveCommand: Command = {
     let stoppedAtMax = false;
     let interrupted = false;
     let releaseFailed = 0;
-    const matched = () => moved.length + wouldMove.length + failures.length;
+    // Groups being moved (ledger, send, delete) while the scan receives the next messages.
+    const moves = new Set<Promise<void>>();
+    let moving = 0;
+    let group: DlqMessage[] = [];
+    const startMove = async () => {
+      const candidates = group;
+      group = [];
+      if (candidates.length === 0) return;
+      moving += candidates.length;
+      const task: Promise<void> = move(candidates).finally(() => {
+        moving -= candidates.length;
+        moves.delete(task);
+      });
+      moves.add(task);
+      while (moves.size >= MOVES_IN_FLIGHT) await Promise.race(moves);
+    };
+    const matched = () => moved.length + wouldMove.length + failures.length + moving + group.length;
+    const move = async (candidates: DlqMessage[]) => {
+      // Recorded first: the worker's new outcome must come after "requeued", never before it.
+      if (ledger) {
+        const refs = candidates.flatMap(jobRefOf);
+        if (refs.length > 0) notRecorded += (await ledger.recordRequeued(refs)).failed.length;
+      }
+      const sent: SendResult<DlqMessage>[] = [];
+      // createSender splits by size too: DLQ bodies can be large, and a batch call has a byte limit.
+      const sender = createSender<DlqMessage>({ sqs: context.sqs, queueUrl, onResult: (r) => sent.push(r) });
+      for (const message of candidates) await sender.push({ key: message, body: message.body });
+      await sender.flush();
+      const ok = sent.filter((r): r is Extract<typeof r, { ok: true }> => r.ok);
+      for (const r of sent) if (!r.ok) failures.push({ message: r.key, stage: "send", error: r.error });
+      const newIds = new Map(ok.map((r) => [r.key.messageId, r.messageId]));
+      const { failed } = await scanner.remove(ok.map((r) => r.key));
+      const notDeleted = new Set(failed.map((f) => f.message.messageId));
+      for (const f of failed) failures.push({ message: f.message, stage: "delete", error: f.error, newMessageId: newIds.get(f.message.messageId)! });
+      for (const r of ok) if (!notDeleted.has(r.key.messageId)) moved.push({ message: r.key, messageId: r.messageId });
+    };
 
     try {
       while (!stoppedAtMax) {
         const batch = await context.call(dlqUrl, () => scanner.next());
-        if (batch === undefined) break;
+        if (batch === undefined) {
+          if (moves.size === 0 && group.length === 0) break;
+          // The last look comes after every send: what failed again meanwhile is seen (and left) too.
+          await startMove();
+          await Promise.all(moves);
+          continue;
+        }
         const candidates: DlqMessage[] = [];
         for (const message of batch) {
           scanned++;
@@ -82,31 +131,21 @@ export const dlqRedriveCommand: Command = {
           else candidates.push(message);
         }
         if (dryRun) wouldMove.push(...candidates);
-        else if (candidates.length > 0) {
-          // Recorded first: the worker's new outcome must come after "requeued", never before it.
-          if (ledger) {
-            const refs = candidates.flatMap(jobRefOf);
-            if (refs.length > 0) notRecorded += (await ledger.recordRequeued(refs)).failed.length;
-          }
-          const sent: SendResult<DlqMessage>[] = [];
-          // createSender splits by size too: DLQ bodies can be large, and a batch call has a byte limit.
-          const sender = createSender<DlqMessage>({ sqs: context.sqs, queueUrl, onResult: (r) => sent.push(r) });
-          for (const message of candidates) await sender.push({ key: message, body: message.body });
-          await sender.flush();
-          const ok = sent.filter((r): r is Extract<typeof r, { ok: true }> => r.ok);
-          for (const r of sent) if (!r.ok) failures.push({ message: r.key, stage: "send", error: r.error });
-          const newIds = new Map(ok.map((r) => [r.key.messageId, r.messageId]));
-          const { failed } = await scanner.remove(ok.map((r) => r.key));
-          const notDeleted = new Set(failed.map((f) => f.message.messageId));
-          for (const f of failed) failures.push({ message: f.message, stage: "delete", error: f.error, newMessageId: newIds.get(f.message.messageId)! });
-          for (const r of ok) if (!notDeleted.has(r.key.messageId)) moved.push({ message: r.key, messageId: r.messageId });
+        else {
+          group.push(...candidates);
+          // Nothing moving: go now (a small DLQ moves at once); else gather up to a full group.
+          if (group.length >= MOVE_GROUP || moves.size === 0) await startMove();
         }
         if (context.signal?.aborted) {
           interrupted = true;
           break;
         }
       }
+      await startMove();
+      await Promise.all(moves);
     } finally {
+      // Also after an error or Ctrl-C: what is being moved finishes before the rest is made visible again.
+      await Promise.allSettled(moves);
       releaseFailed = (await scanner.release()).failed;
     }
 

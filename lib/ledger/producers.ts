@@ -3,9 +3,9 @@
  * recorded as queued (or requeued) BEFORE they are sent, so no worker outcome can be overwritten; a
  * batch's expected total once it is known; jobs whose send failed are forgotten. Never throws.
  */
-import type { WriteRequest } from "@aws-sdk/client-dynamodb";
+import type { AttributeValue, WriteRequest } from "@aws-sdk/client-dynamodb";
 import { batchPk, jobKey, jobKeyString, META_SK } from "./keys.ts";
-import { N, optionalS, S, UpdateBuilder } from "./marshal.ts";
+import { asState, N, optionalS, S, UpdateBuilder } from "./marshal.ts";
 import { chunk, ddb, forEachConcurrently, keyOf, notSucceeded, type Store } from "./store.ts";
 import { MAX_BATCH_GET, MAX_BATCH_WRITE, SUCCESS_STATES, type BatchTotal, type BulkWriteResult, type JobRef, type JobState, type QueuedResult, type WriteResult } from "./types.ts";
 
@@ -71,9 +71,9 @@ export async function recordQueued(store: Store, jobs: readonly JobRef[], opts: 
 async function existingStates(store: Store, jobs: readonly JobRef[]): Promise<Map<string, JobState | "unknown">> {
   const states = new Map<string, JobState | "unknown">();
   await forEachConcurrently(chunk(jobs, MAX_BATCH_GET), store.limits.concurrency, async (group) => {
-    const found = await store.batchGetStates("queued", group);
+    const found = await store.batchGet("queued", group);
     if (found === undefined) for (const job of group) states.set(jobKeyString(job), "unknown");
-    else for (const [key, state] of found) states.set(key, state);
+    else for (const [key, item] of found) states.set(key, asState(item.state?.S));
   });
   return states;
 }
@@ -89,7 +89,7 @@ async function resetToQueued(store: Store, job: JobRef): Promise<WriteResult> {
   return store.update("queued", keyOf(job), update.build(notSucceeded(update)), store.limits.requestTimeoutMs, fields);
 }
 
-function newJobItem(store: Store, job: JobRef) {
+function newJobItem(store: Store, job: JobRef): Record<string, AttributeValue> {
   const key = jobKey(job);
   const at = store.isoNow();
   const item = {
@@ -125,20 +125,43 @@ export async function recordNotSent(store: Store, jobs: readonly JobRef[]): Prom
   return result;
 }
 
+/**
+ * `dlq redrive`: marks jobs requeued before their messages go back. Batched (one BatchGetItem per 100
+ * jobs, one BatchWriteItem per 25) rather than one conditional UpdateItem each, which held a redrive to
+ * 1/12 of its rate: each item is read (consistently), a success is left alone, the others are written
+ * back as requeued. The price of batching: an outcome a worker records for the same job between the
+ * read and the write (only possible for a duplicate message of a dead-lettered job) is overwritten;
+ * the redriven message then finds the certificate already withdrawn, so the job still ends final.
+ */
 export async function recordRequeued(store: Store, jobs: readonly JobRef[]): Promise<BulkWriteResult> {
   const result: BulkWriteResult = { written: 0, unchanged: 0, failed: [] };
-  await forEachConcurrently(jobs, store.limits.concurrency, async (job) => {
-    const update = new UpdateBuilder();
-    store.identity(update, job);
-    update.set("state", S("requeued"));
-    update.set("requeued_at", S(store.isoNow()));
-    update.setIfMissing("queued_at", S(store.isoNow()));
-    update.setIfMissing("attempts", N(0));
-    update.setOrRemove("finished_at", undefined);
-    const fields = { requestId: job.requestId, batchId: job.batchId };
-    tally(result, job, await store.update("requeued", keyOf(job), update.build(notSucceeded(update)), store.limits.requestTimeoutMs, fields));
+  const unique = [...new Map(jobs.map((job) => [jobKeyString(job), job])).values()];
+  const puts: { job: JobRef; item: Record<string, AttributeValue> }[] = [];
+  await forEachConcurrently(chunk(unique, MAX_BATCH_GET), store.limits.concurrency, async (group) => {
+    const found = await store.batchGet("requeued", group, true);
+    for (const job of group) {
+      const existing = found?.get(jobKeyString(job));
+      if (found === undefined) result.failed.push(job.requestId);
+      else if (existing && SUCCESS_STATES.includes(asState(existing.state?.S))) result.unchanged += 1;
+      else puts.push({ job, item: requeuedItem(store, job, existing) });
+    }
+  });
+  await forEachConcurrently(chunk(puts, MAX_BATCH_WRITE), store.limits.concurrency, async (group) => {
+    const failedIds = await store.batchWrite("requeued", group.map(({ item }) => ({ PutRequest: { Item: item } })));
+    result.written += group.length - failedIds.length;
+    result.failed.push(...failedIds);
   });
   return result;
+}
+
+/** A job's item as `requeued`: what it had (or a new one), pending again. */
+function requeuedItem(store: Store, job: JobRef, existing: Record<string, AttributeValue> | undefined): Record<string, AttributeValue> {
+  const at = store.isoNow();
+  const audit = newJobItem(store, job);
+  const kept = { ...(existing ?? audit) };
+  delete kept.finished_at;
+  // What the job already says wins (first writer, as `identity` does); the state and times are new.
+  return { ...audit, ...kept, request_id: S(job.requestId), state: S("requeued"), requeued_at: S(at), updated_at: S(at), expires_at: N(store.expiresAt()) };
 }
 
 function tally(result: BulkWriteResult, job: JobRef, outcome: WriteResult) {

@@ -5,9 +5,9 @@
 import type { AttributeValue, GetItemCommandOutput, QueryCommandOutput } from "@aws-sdk/client-dynamodb";
 import { batchPk, JOB_SK_PREFIX, META_SK } from "./keys.ts";
 import { asState, S, toJob, unmarshal } from "./marshal.ts";
-import { ddb, keyOf, type Store } from "./store.ts";
+import { chunk, ddb, keyOf, type Store } from "./store.ts";
 import { CERTIFICATE_ID_PATTERN } from "../message.ts";
-import { FINAL_STATES, JOB_STATES, LEDGER_TABLE_SCHEMA, type BatchStatus, type JobIdentity, type JobState, type LedgerJob } from "./types.ts";
+import { FINAL_STATES, JOB_STATES, LEDGER_TABLE_SCHEMA, LedgerError, MAX_BATCH_GET, type BatchStatus, type JobIdentity, type JobState, type LedgerJob } from "./types.ts";
 
 interface QueryInput {
   /** The partition (or, with `index`, the index's key) to read. */
@@ -102,11 +102,18 @@ export async function getJob(store: Store, job: JobIdentity, opts: { consistent?
 export async function findJobs(store: Store, id: string): Promise<LedgerJob[]> {
   const { byCertificate, byRequest } = LEDGER_TABLE_SCHEMA.indexes;
   const indexes = CERTIFICATE_ID_PATTERN.test(id) ? [byCertificate, byRequest] : [byRequest];
-  const found = new Map<string, LedgerJob>();
+  // The indexes hold keys only (so a job's many updates never write to them): read the items after.
+  const keys = new Map<string, { pk: AttributeValue; sk: AttributeValue }>();
   for (const index of indexes) {
     const items = query(store, "find_jobs", { index: index.name, key: { name: index.partitionKey, value: id } });
-    for await (const item of items) found.set(`${String(item.pk)}\n${String(item.sk)}`, toJob(item));
+    for await (const item of items) keys.set(`${String(item.pk)}\n${String(item.sk)}`, { pk: S(String(item.pk)), sk: S(String(item.sk)) });
+  }
+  const found: LedgerJob[] = [];
+  for (const group of chunk([...keys.values()], MAX_BATCH_GET)) {
+    const items = await store.batchGet("find_jobs", group, true);
+    if (items === undefined) throw new LedgerError("find_jobs", store.tableName, `ledger find_jobs on table ${store.tableName} failed (see the warning above)`);
+    for (const item of items.values()) found.push(toJob(unmarshal(item)));
   }
   const when = (job: LedgerJob) => job.queuedAt ?? job.updatedAt ?? "";
-  return [...found.values()].sort((a, b) => when(a).localeCompare(when(b)));
+  return found.sort((a, b) => when(a).localeCompare(when(b)));
 }

@@ -59,7 +59,7 @@ export function createStore(options: LedgerOptions) {
     unchanged: 0,
     failures: 0,
     skipped: 0,
-    failuresByOperation: { claim: 0, outcome: 0, queued: 0, batch: 0, requeued: 0, not_sent: 0 },
+    failuresByOperation: { claim: 0, outcome: 0, queued: 0, batch: 0, requeued: 0, not_sent: 0, find_jobs: 0 },
   };
 
   const breakerOpen = () => breaker.inARow >= breaker.threshold && now() < breaker.openUntil;
@@ -142,8 +142,11 @@ export function createStore(options: LedgerOptions) {
     read,
     /** Writes up to 25 requests, resending unprocessed ones with backoff; returns the jobs' request ids that failed. */
     batchWrite: (operation: LedgerOperation, requests: WriteRequest[]) => batchWrite(batched, operation, requests),
-    /** Current states of up to 100 jobs, by `jobKeyString`; undefined when the read failed. */
-    batchGetStates: (operation: LedgerOperation, group: readonly JobIdentity[]) => batchGetStates(batched, operation, group),
+    /**
+     * Up to 100 jobs' items (only `pk`, `sk` and `state` unless `whole`), by `jobKeyString`; missing
+     * items are absent; undefined when the read failed.
+     */
+    batchGet: (operation: LedgerOperation, group: readonly (JobIdentity | Item)[], whole = false) => batchGet(batched, operation, group, whole),
     /** The attributes every write of a job sets when it knows them, without overwriting what is there. */
     identity(update: UpdateBuilder, job: JobRef) {
       update.set("request_id", S(job.requestId));
@@ -201,14 +204,16 @@ async function batchWrite(store: Batched, operation: LedgerOperation, requests: 
   }
 }
 
-async function batchGetStates(store: Batched, operation: LedgerOperation, group: readonly JobIdentity[]): Promise<Map<string, JobState> | undefined> {
+type Item = Record<string, AttributeValue>;
+
+async function batchGet(store: Batched, operation: LedgerOperation, group: readonly (JobIdentity | Item)[], whole: boolean): Promise<Map<string, Item> | undefined> {
   const { tableName, client } = store;
-  const found = new Map<string, JobState>();
-  let pending: KeysAndAttributes | undefined = {
-    Keys: group.map(keyOf),
-    ProjectionExpression: "#pk, #sk, #st",
-    ExpressionAttributeNames: { "#pk": "pk", "#sk": "sk", "#st": "state" },
-  };
+  const found = new Map<string, Item>();
+  const projection = { ProjectionExpression: "#pk, #sk, #st", ExpressionAttributeNames: { "#pk": "pk", "#sk": "sk", "#st": "state" } };
+  // A whole item is read to be written back (recordRequeued): consistently, to keep the window short.
+  // A job (its key is worked out) or an item's key as read from an index.
+  const keys = group.map((job) => ("pk" in job && typeof job.pk === "object" ? { pk: job.pk, sk: job.sk! } : keyOf(job as JobIdentity)));
+  let pending: KeysAndAttributes | undefined = { Keys: keys, ...(whole ? { ConsistentRead: true } : projection) };
   for (let attempt = 0; pending?.Keys?.length; attempt++) {
     if (store.breakerOpen()) {
       store.skipped(operation);
@@ -223,7 +228,7 @@ async function batchGetStates(store: Batched, operation: LedgerOperation, group:
       store.failed(operation, error, { jobs: group.length, step: "read_existing" });
       return undefined;
     }
-    for (const raw of output.Responses?.[tableName] ?? []) found.set(`${raw.pk?.S}\n${raw.sk?.S}`, asState(raw.state?.S));
+    for (const raw of output.Responses?.[tableName] ?? []) found.set(`${raw.pk?.S}\n${raw.sk?.S}`, raw);
     pending = output.UnprocessedKeys?.[tableName];
     if (pending?.Keys?.length) {
       if (attempt >= store.retries.max) {

@@ -20,9 +20,10 @@ export const LEDGER_TABLE_SCHEMA = {
   /** Epoch seconds; DynamoDB deletes the item some time after it (typically within a few days). */
   ttlAttribute: "expires_at",
   /**
-   * Two global secondary indexes (all attributes projected) for `scm-withdraw job <id>`: every job of
-   * a certificate, and every job of a request_id, across batches, each ONE Query. Sparse: the batch
-   * META items carry neither attribute.
+   * Two global secondary indexes for `scm-withdraw job <id>`: every job of a certificate, and every job
+   * of a request_id, across batches, each ONE Query (then a BatchGetItem of the items). Keys only, so a
+   * job's updates (claims, outcomes) never write to them: one index write per job, when it is created.
+   * Sparse: the batch META items carry neither attribute.
    */
   indexes: {
     byCertificate: { name: "by_certificate", partitionKey: "certificate_id" },
@@ -119,7 +120,7 @@ export interface LedgerOutcome {
 export type ClaimResult = "proceed" | "already_withdrawn_in_ledger";
 /** `unchanged`: the write's condition said there was nothing to do (a duplicate, or a sticky success). */
 export type WriteResult = "written" | "unchanged" | "failed" | "skipped";
-export type LedgerOperation = "claim" | "outcome" | "queued" | "batch" | "requeued" | "not_sent";
+export type LedgerOperation = "claim" | "outcome" | "queued" | "batch" | "requeued" | "not_sent" | "find_jobs";
 
 export interface QueuedResult {
   /** New job items written. */

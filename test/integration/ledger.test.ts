@@ -99,7 +99,7 @@ describe("the table", () => {
     ]);
     expect(Table?.BillingModeSummary?.BillingMode).toBe("PAY_PER_REQUEST");
     expect(Table?.GlobalSecondaryIndexes?.map((i) => [i.IndexName, i.KeySchema, i.Projection?.ProjectionType])).toEqual(
-      Object.values(LEDGER_TABLE_SCHEMA.indexes).map((index) => [index.name, [{ AttributeName: index.partitionKey, KeyType: "HASH" }], "ALL"]),
+      Object.values(LEDGER_TABLE_SCHEMA.indexes).map((index) => [index.name, [{ AttributeName: index.partitionKey, KeyType: "HASH" }], "KEYS_ONLY"]),
     );
     expect((await client.send(new DescribeTimeToLiveCommand({ TableName: table }))).TimeToLiveDescription?.TimeToLiveStatus).toBe("DISABLED");
   });
@@ -165,12 +165,12 @@ describe("a batch followed to the end", () => {
     await ledger.recordQueued([{ ...job(2), requestId: "T-9" }]);
     let mark = sent.length;
     const byCertificate = await ledger.findJobs(cert(1));
-    expect(since(mark)).toEqual(["QueryCommand", "QueryCommand"]);
+    expect(since(mark)).toEqual(["QueryCommand", "QueryCommand", "BatchGetItemCommand"]);
     expect(byCertificate.map((j) => [j.batchId, j.requestId])).toEqual([["b-x", "req-1"], ["b-y", "T-9"]]);
     expect(byCertificate[0]).toMatchObject(audit);
     mark = sent.length;
     const byRequest = await ledger.findJobs("T-9");
-    expect(since(mark)).toEqual(["QueryCommand"]);
+    expect(since(mark)).toEqual(["QueryCommand", "BatchGetItemCommand"]);
     expect(byRequest.map((j) => [j.batchId, j.certificateId]).sort()).toEqual([[undefined, cert(2)], ["b-y", cert(1)]]);
   });
 

@@ -287,7 +287,7 @@ describe("serverless package", () => {
         Object.values(LEDGER_TABLE_SCHEMA.indexes).map((index) => ({
           IndexName: index.name,
           KeySchema: [{ AttributeName: index.partitionKey, KeyType: "HASH" }],
-          Projection: { ProjectionType: "ALL" },
+          Projection: { ProjectionType: "KEYS_ONLY" },
         })),
       );
       expect(props.LocalSecondaryIndexes).toBeUndefined();
