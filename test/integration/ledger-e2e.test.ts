@@ -369,7 +369,7 @@ describe("bulk resumed after Ctrl-C (issue 13 item 4)", () => {
     const rows = readFileSync(`${path}.results.csv`, "utf8");
     expect(rows).toContain(`1,${ids[0]},already_queued,,`);
     const resend = JSON.parse((await cli(["bulk", path, "--batch-id", batchId, "--reason", "r", "--resend-queued", "--json", ...flags], { env })).stdout) as Record<string, number>;
-    expect(resend.sent + resend.already_done).toBe(2);
+    expect(resend.sent! + resend.already_done!).toBe(2);
     await withLedger.drain({ timeoutMs: 15_000 });
     for (const id of ids) expect(withLedger.sim!.withdrawals(id)).toBe(1);
   }, 30_000);
