@@ -32,7 +32,7 @@ import { createSender, type SendResult, type Sender } from "./producer.ts";
 import { lambdaRequester, localRequester } from "./requester.ts";
 import { retryDelay, sleep as defaultSleep } from "./retry.ts";
 import { createScmClient, type ScmClient, type ScmResult } from "./scm-client.ts";
-import { createTokenProvider, secretsManagerReader, type IamExchange, type TokenProvider } from "./token-provider.ts";
+import { createTokenProvider, secretsManagerReader, type IamExchange, type ScmAuth, type TokenProvider } from "./token-provider.ts";
 
 /** The listing's documented `limit` range is 10..50: 50 means the fewest calls. */
 export const MAX_PAGE_SIZE = 50;
@@ -168,6 +168,11 @@ export interface CleanupDependencies {
   ledger?: Pick<Ledger, "recordQueued" | "recordNotSent" | "recordBatch">;
   /** Stamped as `requested_by` on every job (the audit trail): the operator, or the sweep's own function. */
   requestedBy?: string;
+  /**
+   * Called with the selected jobs after the listing and before anything is enqueued (the CLI asks the
+   * operator here); false stops the run with `not_confirmed` and nothing enqueued.
+   */
+  confirm?: (jobs: readonly CleanupJob[]) => Promise<boolean>;
   logger: Logger;
   retry: ListingRetry;
   now?: () => number;
@@ -184,7 +189,8 @@ export type CleanupFailureCode =
   | "listing_unexpected"
   | "offset_mode_unknown"
   | "deadline"
-  | "enqueue_failed";
+  | "enqueue_failed"
+  | "not_confirmed";
 
 /** A run that could not finish. Its message is the one line an operator needs; it never holds the token. */
 export class CleanupError extends Error {
@@ -297,7 +303,7 @@ export async function runCleanup(deps: CleanupDependencies, options: CleanupRunO
 
   log.info("cleanup_started", { mode: options.mode, statuses: filters.statuses, content: filters.content, exclude: filters.exclude.size, maxJobs: filters.maxJobs, offsetMode: options.offsetMode });
 
-  const getToken = async (refreshFrom?: string): Promise<string> => {
+  const getToken = async (refreshFrom?: ScmAuth): Promise<ScmAuth> => {
     try {
       return refreshFrom === undefined ? await deps.tokens.getToken() : await deps.tokens.refresh(refreshFrom);
     } catch (error) {
@@ -318,9 +324,10 @@ export async function runCleanup(deps: CleanupDependencies, options: CleanupRunO
       if (budget < MIN_CALL_BUDGET_MS) throw new CleanupError("deadline", `${where}: out of time before the function's deadline; nothing was enqueued`);
       const result = await deps.scm.listCertificates(query, token, { timeoutMs: Math.min(deps.retry.timeoutMs, budget) });
       const details = result.kind === "answer" ? { httpStatus: result.status, errorCode: result.errorCode } : {};
-      // The worker's outcome table fits a listing call as well: 2xx is success, 401 → refresh once,
-      // throttling/5xx/network → retry, anything else is permanent.
-      const decision = classifyAnswer(result, { tokenRefreshed });
+      // The worker's outcome table fits a listing call as well: the error-code table first, 401 → refresh
+      // once, throttling/5xx/network → retry, anything else is permanent. A 2xx is checked for a usable
+      // listing below (listing_unexpected), so every 2xx without a listed code counts as answered here.
+      const decision = classifyAnswer(result, { tokenRefreshed, succeeded: () => true });
       switch (decision.kind) {
         case "withdrawn": {
           const parsed = ListAnswer.safeParse(result.kind === "answer" ? result.body : undefined);
@@ -453,6 +460,7 @@ export async function runCleanup(deps: CleanupDependencies, options: CleanupRunO
   const failed: CleanupFailure[] = [];
   if (options.mode === "enqueue" && selected.length > 0) {
     if (!deps.createSender) throw new CleanupError("enqueue_failed", "enqueue mode needs a queue: no sender was configured (WITHDRAWAL_QUEUE_URL / --queue-url)");
+    if (deps.confirm && !(await deps.confirm(selected))) throw new CleanupError("not_confirmed", "not confirmed: nothing was enqueued");
     const byId = new Map(selected.map((job) => [job.certificateId, job]));
     const sender = deps.createSender((result) => {
       const job = byId.get(result.key)!;

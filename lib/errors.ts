@@ -1,6 +1,7 @@
 /**
- * The few errors the project throws. They carry data, not prose, and never the token.
+ * The project's error family: the few errors it throws. They carry data, not prose, and never the token.
  */
+import { redact } from "./redact.ts";
 
 /** The token could not be obtained (Secrets Manager or IAM failed, or the secret is empty/unusable). */
 export class TokenUnavailableError extends Error {
@@ -13,15 +14,64 @@ export class TokenUnavailableError extends Error {
   }
 }
 
+/**
+ * The command line (or an input file as a whole) cannot be used as given: the operator CLI and the local
+ * tools print one line and exit 2, having done nothing.
+ */
+export class UsageError extends Error {
+  /** The command whose `--help` explains the right usage, if known. */
+  readonly command: string | undefined;
+  constructor(message: string, command?: string) {
+    super(message);
+    this.name = "UsageError";
+    this.command = command;
+  }
+}
+
+/** The file as a whole cannot be read as the format says (e.g. a CSV without a `certificate_id` column). */
+export class BulkFileError extends Error {
+  readonly line: number;
+  constructor(message: string, line: number) {
+    super(message);
+    this.name = "BulkFileError";
+    this.line = line;
+  }
+}
+
+/** A failure an operator can act on, already phrased as one line (the CLI prints it and exits 1). */
+export class CliError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CliError";
+  }
+}
+
 /** Normalises anything thrown into an `Error` (with a safe message) exactly once. */
 export function toError(thrown: unknown): Error {
   if (thrown instanceof Error) return thrown;
   return new Error(typeof thrown === "string" ? thrown : `non-error thrown: ${Object.prototype.toString.call(thrown)}`);
 }
 
-/** A one-line description of an error for logs: name, code and message, without stack or cause chains. */
+/**
+ * A one-line description of an error for logs and terminals: name, code and message, without stack or
+ * cause chains, scrubbed of secrets (a message may quote text that came from outside).
+ */
 export function describeError(thrown: unknown): string {
   const error = toError(thrown);
   const code = (error as { code?: unknown }).code;
-  return `${error.name}${typeof code === "string" ? ` ${code}` : ""}: ${error.message}`;
+  return redact(`${error.name}${typeof code === "string" ? ` ${code}` : ""}: ${error.message}`);
+}
+
+/** What an external call that ran out of the invocation's time was waiting for. */
+export type DeadlineSubject = "secrets_manager" | "iam" | "scm" | "dead_letter" | "ledger" | "visibility";
+
+/** An external call did not finish before the invocation's deadline (`deadline:<subject>` retry reason). */
+export class DeadlineError extends Error {
+  readonly code = "deadline";
+  readonly subject: DeadlineSubject;
+  constructor(subject: DeadlineSubject) {
+    super(`${subject.replace("_", " ")} did not answer before the invocation's deadline`);
+    this.name = "DeadlineError";
+    this.subject = subject;
+  }
 }

@@ -1,18 +1,20 @@
 /**
  * The SCM HTTP client: `cancel-cert`, certificate details and the certificate list.
  *
- * - Keep-alive connections, at most `maxSockets` per host (one per record in flight), so a warm
- *   container reuses its TLS connections instead of paying a handshake per call.
- * - One time limit per call that covers connecting, silence and a slow drip of the body alike.
+ * - Over the shared transport (`http-transport.ts`): keep-alive, at most `maxSockets` per host (one per
+ *   record in flight), one time limit per call covering connecting, silence and a slow drip alike.
  * - At most `maxBodyBytes` of an answer are read; SCM's documented bodies are a few hundred bytes.
  * - It never throws for an HTTP status or a network failure: it returns what happened, and
- *   `classify.ts` decides what that means. The token goes into one header and nowhere else.
+ *   `classify.ts` decides what that means. The token goes into one header and nowhere else; with an
+ *   AK/SK credential the request is signed instead (`aksk-signer.ts`: `X-Sdk-Date`, `Authorization`).
  *
  * API: https://support.huaweicloud.com/intl/en-us/api-scm/CancelCertificateRequest.html
  */
-import http from "node:http";
-import https from "node:https";
+import { canonicalQuery } from "./aksk-signer.ts";
+import { createHttpTransport, parseJsonBody, type HttpAnswer } from "./http-transport.ts";
 import { CERTIFICATE_ID_PATTERN } from "./message.ts";
+import { redact } from "./redact.ts";
+import { tokenOf, type ScmAuth } from "./token-provider.ts";
 
 export type ScmAnswer = {
   kind: "answer";
@@ -21,6 +23,11 @@ export type ScmAnswer = {
   body: unknown;
   errorCode: string | undefined;
   errorMsg: string | undefined;
+  /**
+   * The start of the body as received (at most {@link EXCERPT_LENGTH} characters, control characters
+   * as spaces, the token cut out), for logs about an answer nobody expected. Undefined for an empty body.
+   */
+  excerpt?: string;
   /** From a `Retry-After` header (seconds or HTTP date), in milliseconds. */
   retryAfterMs: number | undefined;
   durationMs: number;
@@ -44,9 +51,9 @@ export interface CallOptions {
 }
 
 export interface ScmClient {
-  cancelCert(certificateId: string, token: string, options?: CallOptions): Promise<ScmResult>;
-  getCertificate(certificateId: string, token: string, options?: CallOptions): Promise<ScmResult>;
-  listCertificates(query: Record<string, string | number | undefined>, token: string, options?: CallOptions): Promise<ScmResult>;
+  cancelCert(certificateId: string, token: ScmAuth, options?: CallOptions): Promise<ScmResult>;
+  getCertificate(certificateId: string, token: ScmAuth, options?: CallOptions): Promise<ScmResult>;
+  listCertificates(query: Record<string, string | number | undefined>, token: ScmAuth, options?: CallOptions): Promise<ScmResult>;
   /** Closes idle keep-alive sockets. */
   close(): void;
 }
@@ -63,78 +70,31 @@ const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 
 export function createScmClient(options: ScmClientOptions): ScmClient {
   const base = new URL(options.endpoint);
-  const isHttps = base.protocol === "https:";
-  const agent = new (isHttps ? https.Agent : http.Agent)({
-    keepAlive: true,
-    maxSockets: options.maxSockets ?? 10,
-    // Huawei's gateways close idle connections after about a minute; retire ours first.
-    timeout: 50_000,
-  });
-  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const now = options.now ?? (() => performance.now());
   const basePath = base.pathname.replace(/\/+$/, "");
+  const transport = createHttpTransport({
+    maxSockets: options.maxSockets ?? 10,
+    maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    ...(options.now ? { now: options.now } : {}),
+  });
 
-  const send = (method: "GET" | "POST", path: string, token: string, callOptions: CallOptions = {}): Promise<ScmResult> => {
-    const started = now();
-    const timeoutMs = Math.max(1, Math.min(callOptions.timeoutMs ?? options.timeoutMs, options.timeoutMs));
-    return new Promise<ScmResult>((resolve) => {
-      let settled = false;
-      const finish = (result: ScmResult) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        callOptions.signal?.removeEventListener("abort", onAbort);
-        resolve(result);
-      };
-      const fail = (failure: ScmNetworkFailure["failure"], message: string) => {
-        finish({ kind: "network", failure, message, durationMs: now() - started });
-        request.destroy();
-      };
-      const body = method === "POST" ? "{}" : undefined;
-      const request = (isHttps ? https : http).request({
-        protocol: base.protocol,
-        hostname: base.hostname.replace(/^\[|\]$/g, ""),
-        port: base.port || undefined,
-        path: basePath + path,
-        method,
-        agent,
-        headers: {
-          "X-Auth-Token": token,
-          Accept: "application/json",
-          ...(body === undefined ? {} : { "Content-Type": "application/json;charset=UTF-8", "Content-Length": Buffer.byteLength(body) }),
-        },
-      });
-      // Listen for errors before anything can destroy the request: destroying it (an already-aborted
-      // signal) emits "socket hang up", which would be an uncaught exception without a listener.
-      request.on("error", (error: NodeJS.ErrnoException) => fail("connection", `${error.code ?? error.name}: ${error.message}`));
-      const timer = setTimeout(() => fail("timeout", `no complete answer within ${timeoutMs} ms`), timeoutMs);
-      const onAbort = () => fail("timeout", "aborted");
-      if (callOptions.signal?.aborted) return onAbort();
-      callOptions.signal?.addEventListener("abort", onAbort, { once: true });
-
-      request.on("response", (response) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        let oversized = false;
-        response.on("data", (chunk: Buffer) => {
-          if (oversized) return;
-          size += chunk.length;
-          if (size > maxBodyBytes) {
-            // Enough: the status decides; the rest of a huge body is not worth reading.
-            oversized = true;
-            chunks.length = 0;
-            finish(toAnswer(response, undefined, now() - started));
-            response.destroy();
-            return;
-          }
-          chunks.push(chunk);
-        });
-        response.on("end", () => finish(toAnswer(response, Buffer.concat(chunks).toString("utf8"), now() - started)));
-        response.on("error", (error: NodeJS.ErrnoException) => fail("connection", `${error.code ?? error.name}: ${error.message}`));
-        response.on("aborted", () => fail("connection", "answer cut off"));
-      });
-      request.end(body);
+  type Method = "GET" | "POST";
+  const send = async (method: Method, path: string, token: ScmAuth, callOptions: CallOptions = {}): Promise<ScmResult> => {
+    const body = method === "POST" ? "{}" : undefined;
+    const url = new URL(basePath + path, base);
+    const headers = {
+      Accept: "application/json",
+      ...(body === undefined ? {} : { "Content-Type": "application/json;charset=UTF-8" }),
+    };
+    const auth = typeof token === "string" ? { "X-Auth-Token": token } : token.sign({ method, url, headers, body });
+    const result = await transport.send({
+      url,
+      method,
+      headers: { ...headers, ...auth },
+      body,
+      timeoutMs: Math.min(callOptions.timeoutMs ?? options.timeoutMs, options.timeoutMs),
+      ...(callOptions.signal ? { signal: callOptions.signal } : {}),
     });
+    return result.kind === "network" ? result : toAnswer(result, tokenOf(token));
   };
 
   const idPath = (certificateId: string) => {
@@ -147,34 +107,42 @@ export function createScmClient(options: ScmClientOptions): ScmClient {
     cancelCert: (id, token, o) => send("POST", `${idPath(id)}/cancel-cert`, token, o),
     getCertificate: (id, token, o) => send("GET", idPath(id), token, o),
     listCertificates: (query, token, o) => {
-      const params = new URLSearchParams();
-      for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
-      const qs = params.toString();
+      const params: Record<string, string> = {};
+      for (const [key, value] of Object.entries(query)) if (value !== undefined) params[key] = String(value);
+      // In the canonical form AK/SK signs (RFC 3986, sorted), so what is sent is what is signed.
+      const qs = canonicalQuery(params);
       return send("GET", `/v3/scm/certificates${qs ? `?${qs}` : ""}`, token, o);
     },
-    close: () => agent.destroy(),
+    close: () => transport.close(),
   };
 }
 
-function toAnswer(response: http.IncomingMessage, text: string | undefined, durationMs: number): ScmAnswer {
-  let body: unknown;
-  if (text) {
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = undefined;
-    }
-  }
+function toAnswer(answer: HttpAnswer, token: string | undefined): ScmAnswer {
+  const body = parseJsonBody(answer.text);
   const record = typeof body === "object" && body !== null ? (body as Record<string, unknown>) : {};
+  const retryAfter = answer.headers["retry-after"];
   return {
     kind: "answer",
-    status: response.statusCode ?? 0,
+    status: answer.status,
     body,
     errorCode: typeof record.error_code === "string" ? record.error_code : undefined,
     errorMsg: typeof record.error_msg === "string" ? record.error_msg : undefined,
-    retryAfterMs: parseRetryAfter(response.headers["retry-after"]),
-    durationMs,
+    excerpt: answer.text ? excerptOf(answer.text, token) : undefined,
+    retryAfterMs: parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter),
+    durationMs: answer.durationMs,
   };
+}
+
+/** How much of an unexpected body the logs and the DLQ quote. */
+export const EXCERPT_LENGTH = 200;
+
+/**
+ * The start of a body, safe to log: secrets (the token, in any form the scrubber knows) are cut out of
+ * the whole text first, so no prefix of one survives the cut; then control characters become spaces.
+ */
+export function excerptOf(text: string, token?: string): string {
+  const clean = redact(text, token).replace(/[\0-\x1f\x7f]+/g, " ").trim();
+  return clean.length > EXCERPT_LENGTH ? `${clean.slice(0, EXCERPT_LENGTH)}…` : clean;
 }
 
 /** `Retry-After` as milliseconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */

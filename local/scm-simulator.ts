@@ -3,7 +3,8 @@
  * local pipeline (`npm start`) and benchmarks.
  *
  * It is a real HTTP server (node:http, no framework) bound to 127.0.0.1 that follows
- * `reference/scm-cancel-cert-api.txt`: the `X-Auth-Token` check, the 16-character certificate id,
+ * `reference/scm-cancel-cert-api.txt`: the `X-Auth-Token` check (or, for a request with an
+ * `Authorization` header, the AK/SK signature check of `aksk-verifier.ts`), the 16-character certificate id,
  * the `{"error_code","error_msg"}` bodies. Every failure of the worker's outcome table can be
  * injected per certificate, for every SCM call, or for IAM (see {@link Fault} and {@link faults}),
  * and everything the client did is observable afterwards ({@link ScmSimulator.calls},
@@ -38,6 +39,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { setTimeout as sleepFor } from "node:timers/promises";
 import { DEMO } from "./demo-certificates.ts";
+import type { AkSkCredentials } from "../lib/aksk-signer.ts";
+import { verifyAkSk, type AkSkCheck } from "./aksk-verifier.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Certificates
@@ -88,6 +91,8 @@ export interface SimCertificate {
   enterprise_project_id: string;
   /** Last change (ms since the epoch): the listing's `sort_key=certUpdateTime`. */
   updated_at: number;
+  /** When true, business errors about it (`SCM.*` codes) come inside HTTP 500, as in SCM's older error table. */
+  businessErrorsAs500: boolean;
 }
 
 /** What {@link ScmSimulator.addCertificate} needs: an id and a status; every other field has a default. */
@@ -113,6 +118,7 @@ function makeCertificate(input: CertificateInput): SimCertificate {
     description: "",
     enterprise_project_id: "0",
     updated_at: Date.now(),
+    businessErrorsAs500: false,
     ...input,
   };
 }
@@ -250,6 +256,13 @@ export function throttleBody(limit = 20): { error_code: string; error_msg: strin
   };
 }
 
+/**
+ * 2xx answers that are not cancel-cert's documented success (`{"cert_id", "message"}` for the
+ * certificate asked for), as a misconfigured proxy or a wrong endpoint could send them.
+ */
+export const ODD_SUCCESSES = ["html", "invalid-json", "error-code", "no-content", "wrong-cert-id"] as const;
+export type OddSuccess = (typeof ODD_SUCCESSES)[number];
+
 /** Builders for the common {@link Fault}s. Each returns a new fault object. */
 export const faults = {
   /** Any answer: `faults.answer(400, { error_code: "SCM.0016", error_msg: "order exception" })`. */
@@ -282,6 +295,26 @@ export const faults = {
   /** 504 from the gateway: `APIG.0203 Backend timeout.`, or an empty body with `withBody=false`. */
   gatewayTimeout(withBody = true): Fault {
     return withBody ? faults.scmError(504, "APIG.0203", "Backend timeout.") : faults.answer(504);
+  },
+  /**
+   * A 2xx that is not a withdrawal (see {@link ODD_SUCCESSES}): a 200 HTML page, a 200 with cut-off
+   * JSON, a 200 `{"error_code":"SCM.0010"}`, a 204 with no body, or a 200 success naming another certificate.
+   */
+  oddSuccess(kind: OddSuccess): Fault {
+    switch (kind) {
+      case "html":
+        return faults.answer(200, "<!DOCTYPE html><html><body><h1>Welcome</h1><p>Please sign in.</p></body></html>", {
+          "content-type": "text/html",
+        });
+      case "invalid-json":
+        return faults.answer(200, '{"cert_id":"scs', { "content-type": JSON_TYPE });
+      case "error-code":
+        return faults.answer(200, { error_code: "SCM.0010" });
+      case "no-content":
+        return faults.answer(204);
+      case "wrong-cert-id":
+        return faults.answer(200, { cert_id: "scs0000000000000", message: "success" });
+    }
   },
   /** 429 `APIG.0308` (limit 20), with `Retry-After: <seconds>` when given. */
   throttle(retryAfterSeconds?: number): Fault {
@@ -337,7 +370,8 @@ export interface SimCall {
   tokenOk: boolean;
   /**
    * Which accepted token was used (SCM calls) or issued (IAM calls): `static#<index in options.tokens>`,
-   * `static#<n>` for {@link ScmSimulator.acceptToken}, or `iam#<n>` for the n-th issued IAM token (from 1).
+   * `static#<n>` for {@link ScmSimulator.acceptToken}, `iam#<n>` for the n-th issued IAM token (from 1), or
+   * `aksk#<access key>` for an AK/SK-signed call.
    */
   tokenRef?: string;
   /** The injected fault that shaped the answer, or `rate-limit` when the gateway limit throttled it. */
@@ -379,6 +413,8 @@ export interface ScmSimulatorOptions {
   port?: number;
   /** Static tokens SCM accepts as `X-Auth-Token`; each must be at least 32 characters (the API's minimum). */
   tokens?: string[];
+  /** Access keys whose AK/SK signatures SCM accepts (see `aksk-verifier.ts`). */
+  accessKeys?: AkSkCredentials[];
   /** Certificates to start with. */
   certificates?: CertificateInput[];
   /** Users that `POST /v3/auth/tokens` accepts. */
@@ -393,6 +429,11 @@ export interface ScmSimulatorOptions {
   listOffsetMode?: "records" | "pages";
   /** After a withdrawal, move the certificate from `CANCELCHECKING` to `PAID` after this many ms. Default: it stays. */
   settleMs?: number;
+  /**
+   * Answer every business error (`SCM.*` codes: 400, 403, 404) as HTTP 500, the shape of SCM's older
+   * error table, instead of the current documents' 4xx. Per certificate: its `businessErrorsAs500` field.
+   */
+  businessErrorsAs500?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -417,6 +458,10 @@ interface IssuedToken {
   ref: string;
   expiresAt: number;
   revoked: boolean;
+}
+
+function akskCheck(check: AkSkCheck): TokenCheck {
+  return check.ok ? { ok: true, ref: `aksk#${check.accessKey}` } : check;
 }
 
 function scmError(status: number, errorCode: string, errorMsg: string): Answer {
@@ -497,6 +542,13 @@ function stableId(name: string): string {
   return createHash("sha256").update(name).digest("hex").slice(0, 32);
 }
 
+/** An SCM business error: a 4xx other than 401 (credentials are the gateway's, `APIGW.*`) with an `SCM.*` code. */
+function isBusinessError(answer: Answer): boolean {
+  const code = isRecord(answer.body) ? answer.body["error_code"] : undefined;
+  const clientError = answer.status >= 400 && answer.status < 500 && answer.status !== 401;
+  return clientError && typeof code === "string" && code.startsWith("SCM.");
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
@@ -504,8 +556,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 /**
  * A running SCM simulator. Create it with {@link startScmSimulator}; always {@link ScmSimulator.close} it.
  *
- * The public fields `latencyMs`, `rateLimitPerSecond`, `listOffsetMode`, `settleMs` and
- * `iamTokenTtlMs` may be changed while it runs.
+ * The public fields `latencyMs`, `rateLimitPerSecond`, `listOffsetMode`, `settleMs`,
+ * `iamTokenTtlMs` and `businessErrorsAs500` may be changed while it runs.
  */
 export class ScmSimulator {
   /** Added to every SCM call, ms. */
@@ -518,6 +570,8 @@ export class ScmSimulator {
   settleMs: number | undefined;
   /** Lifetime of newly issued IAM tokens, ms. */
   iamTokenTtlMs: number;
+  /** Business errors (`SCM.*` codes) as HTTP 500 for every certificate and the listing. */
+  businessErrorsAs500: boolean;
 
   readonly #server: http.Server;
   #url = "";
@@ -530,6 +584,7 @@ export class ScmSimulator {
   readonly #settleTimers = new Set<NodeJS.Timeout>();
   readonly #staticTokens = new Map<string, string>();
   readonly #issuedTokens = new Map<string, IssuedToken>();
+  readonly #accessKeys = new Map<string, AkSkCredentials>();
   readonly #iamUsers: IamUser[];
   #issuedCount = 0;
   #iamExchanges = 0;
@@ -545,8 +600,10 @@ export class ScmSimulator {
     this.listOffsetMode = options.listOffsetMode ?? "records";
     this.settleMs = options.settleMs;
     this.iamTokenTtlMs = options.iamTokenTtlMs ?? DAY_MS;
+    this.businessErrorsAs500 = options.businessErrorsAs500 ?? false;
     this.#iamUsers = [...(options.iamUsers ?? [])];
     for (const token of options.tokens ?? []) this.acceptToken(token);
+    for (const key of options.accessKeys ?? []) this.acceptAccessKey(key);
     for (const certificate of options.certificates ?? []) this.addCertificate(certificate);
     setMaxListeners(0, this.#abort.signal);
 
@@ -634,6 +691,16 @@ export class ScmSimulator {
     const ref = `static#${this.#staticTokens.size}`;
     this.#staticTokens.set(token, ref);
     return ref;
+  }
+
+  /** Accepts AK/SK signatures made with `key` (replacing an earlier key with the same access key). */
+  acceptAccessKey(key: AkSkCredentials): void {
+    this.#accessKeys.set(key.accessKey, { ...key });
+  }
+
+  /** Stops accepting an access key (a deleted or rotated key pair): SCM answers 401 for its signatures. */
+  rejectAccessKey(accessKey: string): void {
+    this.#accessKeys.delete(accessKey);
   }
 
   /** Stops accepting a static token (e.g. to simulate a rotated secret): SCM answers 401 for it. */
@@ -737,7 +804,11 @@ export class ScmSimulator {
     if (kind === "iam") {
       process = () => this.#iam(body, call);
     } else {
-      const token = this.#checkToken(req.headers["x-auth-token"]);
+      // A request carrying an Authorization header is an AK/SK-signed one (Huawei's SDK sends no token).
+      const token: TokenCheck =
+        req.headers.authorization === undefined
+          ? this.#checkToken(req.headers["x-auth-token"])
+          : akskCheck(verifyAkSk({ method, target, headers: req.headers, body }, this.#accessKeys, Date.now()));
       call.tokenOk = token.ok;
       if (token.ok) call.tokenRef = token.ref;
       const admitted = this.#admit();
@@ -809,8 +880,15 @@ export class ScmSimulator {
     return { ok: true, ref: issued.ref };
   }
 
-  /** Cancel-cert, details and listing, once past the gateway and the faults. Applies the withdrawal. */
+  /** Cancel-cert, details and listing, once past the gateway and the faults, in the business-error shape asked for. */
   #scm(kind: CallKind, id: string, token: TokenCheck, query: URLSearchParams): Answer {
+    const answer = this.#scmAnswer(kind, id, token, query);
+    const as500 = this.businessErrorsAs500 || this.#certificates.get(id)?.businessErrorsAs500 === true;
+    return as500 && isBusinessError(answer) ? { ...answer, status: 500 } : answer;
+  }
+
+  /** Cancel-cert, details and listing as current documents answer them. Applies the withdrawal. */
+  #scmAnswer(kind: CallKind, id: string, token: TokenCheck, query: URLSearchParams): Answer {
     if (!token.ok) {
       return scmError(401, token.code, `Incorrect IAM authentication information: ${token.reason}`);
     }

@@ -1,7 +1,7 @@
 /**
  * `npm run chaos`: thousands of jobs through the local pipeline under random SCM faults, with the
  * event source killed and restarted in the middle of batches; then every job is reconciled and the
- * accounting table printed (see `local/chaos.ts` and the README's "Chaos run").
+ * accounting table printed (see `local/chaos.ts` and docs/testing.md, "Chaos run").
  *
  * Exit codes: 0 every job accounted for, 1 an invariant failed (lost, wrongly dead-lettered, wrong
  * reason, double withdrawal, unfinished) or the run could not start, 2 bad flags.
@@ -9,8 +9,10 @@
 import { createWriteStream, mkdirSync } from "node:fs";
 import { dirname, relative } from "node:path";
 import { describeError } from "../lib/errors.ts";
+import { LOCAL } from "../cli/local-defaults.ts";
 import { CHAOS_DEFAULTS, formatAccounting, formatDiscrepancies, formatPlan, planChaos, runChaos, type ChaosPlan } from "../local/chaos.ts";
-import { integerFlag, parseFlagValues, UsageError } from "../local/flags.ts";
+import { UsageError } from "../lib/errors.ts";
+import { integerFlag, parseFlagValues } from "../local/flags.ts";
 
 const NAME = "npm run chaos";
 
@@ -29,6 +31,7 @@ Options:
   --kills N         kills of the event source and its containers (default ${CHAOS_DEFAULTS.kills})
   --concurrency N   batches in flight at once, one container each (default ${CHAOS_DEFAULTS.maxConcurrency})
   --log-file PATH   where the handler's JSON log lines go (default .local/chaos-worker.log)
+  --aksk            sign every SCM call with the demo AK/SK pair instead of sending a token
   -h, --help        show this help`;
 
 function parseFlags(argv: string[]) {
@@ -38,15 +41,17 @@ function parseFlags(argv: string[]) {
     kills: { type: "string" },
     concurrency: { type: "string" },
     "log-file": { type: "string" },
+    aksk: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) return "help" as const;
   return {
-    jobs: integerFlag(values, "jobs", 1, 1_000_000),
-    seed: integerFlag(values, "seed", 0, 0xffffffff),
-    kills: integerFlag(values, "kills", 0, 1000),
-    maxConcurrency: integerFlag(values, "concurrency", 1, 32),
+    jobs: integerFlag(values, "jobs", { min: 1, max: 1_000_000 }),
+    seed: integerFlag(values, "seed", { min: 0, max: 0xffffffff }),
+    kills: integerFlag(values, "kills", { min: 0, max: 1000 }),
+    maxConcurrency: integerFlag(values, "concurrency", { min: 1, max: 32 }),
     logFile: values["log-file"] ?? ".local/chaos-worker.log",
+    aksk: values.aksk ?? false,
   };
 }
 
@@ -94,6 +99,7 @@ async function main(): Promise<number> {
   let report;
   try {
     report = await runChaos(plan, {
+      ...(flags.aksk ? { aksk: demoAkSk() } : {}),
       onLogLine: (line) => log.write(`${line}\n`),
       onProgress: (event) => {
         const where = `${seconds(event.elapsedMs)}: ${event.decided}/${event.total} decided`;
@@ -132,3 +138,9 @@ main().then(
     process.exit(1);
   },
 );
+
+/** The local demo AK/SK pair (not a secret: only the simulator accepts it). */
+function demoAkSk() {
+  const { access_key: accessKey, secret_key: secretKey, domain_id: domainId } = LOCAL.demoAkSk;
+  return { accessKey, secretKey, domainId };
+}

@@ -1,8 +1,8 @@
 /** `scm-withdraw job <certificate_id | request_id>`: one job's story, from the ledger (and the DLQ). */
 import type { LedgerJob } from "../../lib/ledger.ts";
-import { UsageError } from "../args.ts";
+import { CliError, UsageError } from "../../lib/errors.ts";
 import { ledgerRead } from "../batch.ts";
-import { CliError, EXIT, type Command, type CommandContext } from "../context.ts";
+import { EXIT, type Command, type CommandContext } from "../context.ts";
 import type { DlqMessage } from "../dlq.ts";
 import { formatTable, plural } from "../output.ts";
 import { scanDlq } from "./dlq-list.ts";

@@ -15,6 +15,7 @@ import type {
 import { describeError } from "../errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
 import { sleep as defaultSleep } from "../retry.ts";
+export { forEachConcurrently } from "../concurrency.ts";
 import { jobKey } from "./keys.ts";
 import { asState, N, optionalS, S, UpdateBuilder } from "./marshal.ts";
 import {
@@ -285,13 +286,4 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
-}
-
-/** Runs `task` over `items`, at most `limit` at once; `task` must not throw. */
-export async function forEachConcurrently<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) await task(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
 }

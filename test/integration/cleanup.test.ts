@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { cleanupCommand } from "../../cli/commands/cleanup.ts";
-import { COMMANDS, main } from "../../cli/main.ts";
+import { COMMANDS, main, type CliIo } from "../../cli/main.ts";
 import { parseCleanupFilters, type RawFilters } from "../../lib/cleanup-config.ts";
 import { CleanupError, createCleanupRuntime, runCleanup, runIdForEvent, type CleanupDependencies, type CleanupRunOptions } from "../../lib/cleanup.ts";
 import { loadCleanupConfig } from "../../lib/cleanup-config.ts";
@@ -24,7 +24,7 @@ import { createScmClient, type ScmClient } from "../../lib/scm-client.ts";
 import { createTokenProvider, secretsManagerReader } from "../../lib/token-provider.ts";
 import { lambdaContext, sqsEvent, sqsRecord } from "../support/lambda.ts";
 import { capturedOutput } from "../support/secret-guard.ts";
-import { ROTATED_TOKEN, TEST_TOKEN } from "../support/secrets.ts";
+import { ROTATED_TOKEN, TEST_AKSK, TEST_TOKEN } from "../support/secrets.ts";
 import { SECRET_ID, startStack, type Stack } from "../support/stack.ts";
 
 let stack: Stack;
@@ -34,7 +34,7 @@ const savedEnv = { ...process.env };
 
 beforeAll(async () => {
   stack = await startStack();
-  secretsManager = new SecretsManagerClient({ endpoint: stack.secrets.url, region: "eu-west-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } });
+  secretsManager = new SecretsManagerClient({ endpoint: stack.secrets.url, region: "eu-west-1", credentials: stack.secrets.credentials });
   scm = createScmClient({ endpoint: stack.sim.url, timeoutMs: 2000 });
 });
 afterAll(async () => {
@@ -355,6 +355,23 @@ describe("listing errors", () => {
     expect(await drainQueue()).toEqual([]);
   });
 
+  it.each([400, 500])("decides the listing by error_code first: SCM.0003 under %i fails at once, without retrying", async (status) => {
+    addCertificates("chk", 2, "CHECKING");
+    stack.sim.inject({ call: "list" }, faults.scmError(status, "SCM.0003", "tenant has no privilege"));
+    const error = await sweep().run.catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "listing_rejected", httpStatus: status, errorCode: "SCM.0003" });
+    expect(stack.sim.calls).toHaveLength(1);
+    expect(await drainQueue()).toEqual([]);
+  });
+
+  it("retries a listing answered 400 SCM.0016 (a transient business code), then lists", async () => {
+    addCertificates("chk", 2, "CHECKING");
+    stack.sim.inject({ call: "list" }, faults.scmError(400, "SCM.0016", "order exception"));
+    await sweep().run;
+    expect(stack.sim.calls.map((c) => c.status).slice(0, 2)).toEqual([400, 200]);
+    expect(await drainQueue()).toHaveLength(2);
+  });
+
   it("fails before calling SCM when the token cannot be read", async () => {
     addCertificates("chk", 2, "CHECKING");
     stack.secrets.failNext(Infinity);
@@ -485,20 +502,49 @@ describe("scm-withdraw cleanup (the CLI)", () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  /** Runs the CLI in-process with the cleanup command registered, against the stack. */
+  /**
+   * Runs the CLI in-process with the cleanup command registered, against the stack, with the connection
+   * flags unless the test gives its own, and `--yes` for a run that enqueues (there is no terminal here).
+   */
   async function cli(...argv: string[]) {
+    return cliWith({}, ...(argv.includes("--dry-run") ? [] : ["--yes"]), ...argv);
+  }
+
+  async function cliWith(io: Partial<CliIo>, ...argv: string[]) {
     const out: string[] = [];
     const err: string[] = [];
-    // The connection flags, unless the test gives its own.
     const base = { "--queue-url": stack.queueUrl, "--endpoint-url": stack.sqsEndpoint, "--scm-endpoint": stack.sim.url, "--token-file": tokenFile };
     const connection = Object.entries(base).filter(([flag]) => !argv.includes(flag)).flat();
     const code = await main(
       ["cleanup", ...connection, ...argv],
-      { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) }, env: {} },
+      { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) }, env: {}, ...io },
       [...COMMANDS, cleanupCommand],
     );
     return { code, stdout: out.join(""), stderr: err.join("") };
   }
+
+  it("refuses to enqueue without a terminal and without --yes, calling nothing", async () => {
+    const { code, stdout, stderr } = await cliWith({});
+    expect({ code, stdout }).toEqual({ code: 2, stdout: "" });
+    expect(stderr).toBe(
+      "scm-withdraw: error: cleanup enqueues a withdrawal for every application it finds (--dry-run shows which): pass --yes to confirm (there is no terminal to ask on) (see `scm-withdraw cleanup --help`)\n",
+    );
+    expect(stack.sim.calls).toEqual([]);
+  });
+
+  it("on a terminal, lists, shows the count by status and asks; no enqueues nothing, yes enqueues", async () => {
+    const ids = addCertificates("chk", 2, "CHECKING");
+    const questions: string[] = [];
+    const ask = (reply: string) => async (question: string) => (questions.push(question), reply);
+    const declined = await cliWith({ ask: ask("") }, "--status", "CHECKING", "--reason", "stale");
+    expect(declined.code).toBe(1);
+    expect(declined.stderr).toMatch(/^status\s+to enqueue\nCHECKING\s+2\nnot confirmed: nothing was enqueued\n$/);
+    expect(questions).toEqual(['enqueue 2 withdrawals (reason "stale") to withdrawals? [y/N] ']);
+    expect(await drainQueue()).toEqual([]);
+    const accepted = await cliWith({ ask: ask("y") }, "--status", "CHECKING", "--reason", "stale");
+    expect(accepted.code).toBe(0);
+    expect(jobsOf(await drainQueue()).map((j) => j.certificate_id).sort()).toEqual([...ids].sort());
+  });
 
   it("--dry-run prints what it would enqueue and enqueues nothing", async () => {
     const ids = addCertificates("chk", 3, "CHECKING", { name: "shop", domain: "shop.example.com" });
@@ -553,6 +599,20 @@ describe("scm-withdraw cleanup (the CLI)", () => {
     expect(stack.sim.calls).toEqual([]);
   });
 
+  it("lists with AK/SK-signed calls when the token file holds {\"aksk\": ...}", async () => {
+    const ids = addCertificates("chk", 2, "CHECKING");
+    stack.sim.acceptAccessKey(TEST_AKSK);
+    const akskFile = path.join(dir, "aksk.json");
+    writeFileSync(akskFile, JSON.stringify({ aksk: { access_key: TEST_AKSK.accessKey, secret_key: TEST_AKSK.secretKey, domain_id: TEST_AKSK.domainId } }));
+    const { code, stdout, stderr } = await cli("--dry-run", "--token-file", akskFile);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
+    for (const id of ids) expect(stdout).toContain(`${id}  CHECKING`);
+    const lists = stack.sim.calls.filter((c) => c.kind === "list");
+    expect(lists.length).toBeGreaterThan(0);
+    expect(lists.every((c) => c.tokenRef === `aksk#${TEST_AKSK.accessKey}`)).toBe(true);
+    expect(stdout + stderr).not.toContain(TEST_AKSK.secretKey.slice(0, 12));
+  });
+
   it("refuses a token file that cannot hold a token, without printing it", async () => {
     const bad = path.join(dir, "short-token");
     writeFileSync(bad, "too-short");
@@ -565,7 +625,7 @@ describe("scm-withdraw cleanup (the CLI)", () => {
   it("reads the token from the Secrets Manager secret in SCM_TOKEN_SECRET_ID when no --token-file is given", async () => {
     const ids = addCertificates("chk", 2, "CHECKING");
     // The SDK takes its endpoint and credentials from the process environment, as on a laptop.
-    process.env = { ...savedEnv, AWS_ENDPOINT_URL_SECRETS_MANAGER: stack.secrets.url, AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test" };
+    process.env = { ...savedEnv, AWS_ENDPOINT_URL_SECRETS_MANAGER: stack.secrets.url, AWS_ACCESS_KEY_ID: stack.secrets.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: stack.secrets.credentials.secretAccessKey };
     const reads = stack.secrets.reads(SECRET_ID);
     const out: string[] = [];
     const code = await main(

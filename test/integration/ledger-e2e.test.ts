@@ -108,7 +108,7 @@ describe("a bulk batch followed to the end through the ledger", () => {
     const { flags, env } = target(withLedger);
     const batchId = "e2e-mixed";
     const ids = file("mixed.txt", ["# every outcome", ...BATCH_IDS]);
-    const run = await cli(["bulk", ids, "--batch-id", batchId, "--reason", "CHG-2001 decommission", "--wait", "--interval", "200ms", ...flags], { env });
+    const run = await cli(["bulk", "--yes", "--reason", "CHG-2001 decommission", ids, "--batch-id", batchId, "--wait", "--interval", "200ms", ...flags], { env });
 
     expect(run.stderr).not.toMatch(/warning/);
     expect(run.code).toBe(1);
@@ -160,6 +160,13 @@ describe("a bulk batch followed to the end through the ledger", () => {
     expect(csvLines[0]).toBe("request_id,certificate_id,state,reason,http_status,error_code,error_msg,attempts,finished_at,requested_by,request_reason,requested_at");
     expect(csvLines).toHaveLength(BATCH_IDS.length + 1);
 
+    // --json means JSON: the report on stdout is one JSON document with the same rows.
+    const asJson = await cli(["batch", "report", batchId, "--json", ...flags], { env });
+    expect(asJson.code).toBe(0);
+    const document = JSON.parse(asJson.stdout);
+    expect(document).toMatchObject({ batch_id: batchId, done: true });
+    expect(document.jobs).toEqual(lines);
+
     reference = { deadLetters, withdrawals: new Map(BATCH_IDS.map((id) => [id, sim.withdrawals(id)])), batchId };
     // Nothing went wrong with the ledger itself.
     expect(events(logs.withLedger, "ledger_write_failed")).toEqual([]);
@@ -171,7 +178,7 @@ describe("a bulk batch followed to the end through the ledger", () => {
     const env = { LEDGER_TABLE: "ledger-down", AWS_ENDPOINT_URL_DYNAMODB: stoppedEndpoint };
     const ids = file("mixed-down.txt", BATCH_IDS);
     // The producer cannot record anything either: it says so, and sends every job all the same.
-    const run = await cli(["bulk", ids, "--batch-id", reference.batchId, "--reason", "outage rerun", ...flags], { env });
+    const run = await cli(["bulk", "--yes", "--reason", "outage rerun", ids, "--batch-id", reference.batchId, ...flags], { env });
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`sent ${BATCH_IDS.length}, failed 0`);
     expect(run.stdout).toContain(`(${BATCH_IDS.length} jobs and the batch's total could not be recorded)`);
@@ -215,7 +222,7 @@ describe("a bulk batch followed to the end through the ledger", () => {
         MessageAttributes: deadLetterAttributes({ body, reason: "not_found", sourceMessageId: "m-old", certificateId: id, httpStatus: 404, errorCode: "SCM.0020", errorMsg: "gone", attempts: 1, receiveCount: 1, failedAt: new Date() }),
       }),
     );
-    const redrive = await cli(["dlq", "redrive", "--reason", "not_found", ...flags], { env, dlqWaitSeconds: 0 });
+    const redrive = await cli(["dlq", "redrive", "--yes", "--reason", "not_found", ...flags], { env, dlqWaitSeconds: 0 });
     expect(redrive.code).toBe(0);
     expect(redrive.stdout).toContain("moved 1 message from withdrawals-dlq to withdrawals");
     await withLedger.drain({ timeoutMs: 15_000 });
@@ -263,7 +270,7 @@ describe("the other producers", () => {
     for (const id of ids) sim.addCertificate({ id, status: "CHECKING", name: "e2e-sweep", domain: "sweep.e2e.example.org" });
     const token = join(scratch, "token.txt");
     writeFileSync(token, LOCAL.demoToken);
-    const run = await cli(["cleanup", "--content", "e2e-sweep", "--scm-endpoint", withLedger.scmEndpoint, "--token-file", token, "--json", ...flags], { env });
+    const run = await cli(["cleanup", "--yes", "--content", "e2e-sweep", "--scm-endpoint", withLedger.scmEndpoint, "--token-file", token, "--json", ...flags], { env });
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout) as { runId: string; counts: { enqueued: number } };
     expect(report.counts.enqueued).toBe(2);
@@ -319,7 +326,7 @@ describe("a request_id reused for another certificate (issue 11 item 1)", () => 
     const ids = ["ledgerE2EReuse05", "ledgerE2EReuse06"];
     for (const id of ids) sim.addCertificate({ id, status: "CHECKING" });
     const csv = file("reuse.csv", ["certificate_id,request_id", `${ids[0]},CHG-77`, `${ids[1]},CHG-77`]);
-    const run = await cli(["bulk", csv, "--batch-id", "reuse-bulk", "--reason", "test", "--wait", "--interval", "200ms", "--stall-timeout", "10s", ...flags], { env });
+    const run = await cli(["bulk", "--yes", csv, "--batch-id", "reuse-bulk", "--reason", "test", "--wait", "--interval", "200ms", "--stall-timeout", "10s", ...flags], { env });
     expect(run.stdout).toContain("sent 2, failed 0");
     expect(run.stdout).toContain("batch reuse-bulk: done, 2 of 2 jobs final");
     expect(run.code).toBe(0);
@@ -335,14 +342,14 @@ describe("bulk resumed after Ctrl-C (issue 13 item 4)", () => {
     for (const id of ids) sim.addCertificate({ id, status: "CHECKING" });
     const path = file("resume.txt", ids);
     // Ctrl-C before the run starts: it reads one line, sends it, and stops.
-    const interrupted = await cli(["bulk", path, "--batch-id", "e2e-resume", "--reason", "CHG 12", ...flags], { env, signal: AbortSignal.abort() });
+    const interrupted = await cli(["bulk", "--yes", path, "--batch-id", "e2e-resume", "--reason", "CHG 12", ...flags], { env, signal: AbortSignal.abort() });
     expect(interrupted.code).toBe(130);
     expect(interrupted.stdout).toContain("sent 1, failed 0");
     expect(interrupted.stdout).toContain(`resume with: scm-withdraw bulk ${path} --batch-id e2e-resume --reason 'CHG 12' (jobs already queued or withdrawn are not sent again)`);
     // No total yet: the batch must not look done before it is resumed.
     expect(JSON.parse((await cli(["batch", "status", "e2e-resume", "--json", ...flags], { env })).stdout)).toMatchObject({ expected_total: null, done: false });
 
-    const resumed = await cli(["bulk", path, "--batch-id", "e2e-resume", "--reason", "CHG 12", "--json", ...flags], { env });
+    const resumed = await cli(["bulk", "--yes", path, "--batch-id", "e2e-resume", "--reason", "CHG 12", "--json", ...flags], { env });
     expect(resumed.code).toBe(0);
     const out = JSON.parse(resumed.stdout) as Record<string, number>;
     expect(out.sent).toBe(4);
@@ -352,7 +359,7 @@ describe("bulk resumed after Ctrl-C (issue 13 item 4)", () => {
     expect(JSON.parse((await cli(["batch", "status", "e2e-resume", "--json", ...flags], { env })).stdout)).toMatchObject({ expected_total: 5, done: true, counts: { withdrawn: 5 } });
 
     // A third run sends nothing at all; --resend-queued would send queued ones again, but all are done.
-    const third = JSON.parse((await cli(["bulk", path, "--batch-id", "e2e-resume", "--reason", "CHG 12", "--json", ...flags], { env })).stdout) as Record<string, number>;
+    const third = JSON.parse((await cli(["bulk", "--yes", path, "--batch-id", "e2e-resume", "--reason", "CHG 12", "--json", ...flags], { env })).stdout) as Record<string, number>;
     expect(third).toMatchObject({ sent: 0, already_done: 5, already_queued: 0 });
   }, 30_000);
 
@@ -364,11 +371,11 @@ describe("bulk resumed after Ctrl-C (issue 13 item 4)", () => {
     // What an earlier run left: the first job recorded as queued (its message still in the queue).
     await withLedger.ledger!.ledger.recordQueued([{ requestId: `${batchId}:${ids[0]}`, batchId, certificateId: ids[0], source: "bulk" }]);
     const path = file("resume-queued.txt", ids);
-    const run = JSON.parse((await cli(["bulk", path, "--batch-id", batchId, "--reason", "r", "--json", ...flags], { env })).stdout) as Record<string, number>;
+    const run = JSON.parse((await cli(["bulk", "--yes", path, "--batch-id", batchId, "--reason", "r", "--json", ...flags], { env })).stdout) as Record<string, number>;
     expect(run).toMatchObject({ sent: 1, already_queued: 1, already_done: 0 });
     const rows = readFileSync(`${path}.results.csv`, "utf8");
     expect(rows).toContain(`1,${ids[0]},already_queued,,`);
-    const resend = JSON.parse((await cli(["bulk", path, "--batch-id", batchId, "--reason", "r", "--resend-queued", "--json", ...flags], { env })).stdout) as Record<string, number>;
+    const resend = JSON.parse((await cli(["bulk", "--yes", path, "--batch-id", batchId, "--reason", "r", "--resend-queued", "--json", ...flags], { env })).stdout) as Record<string, number>;
     expect(resend.sent! + resend.already_done!).toBe(2);
     await withLedger.drain({ timeoutMs: 15_000 });
     for (const id of ids) expect(withLedger.sim!.withdrawals(id)).toBe(1);
@@ -466,7 +473,7 @@ describe("batch status", () => {
     sim.addCertificate({ id: quick, status: "CHECKING" });
     // Three 503s: the first delivery's three attempts fail, the redelivery (1 s later) withdraws it.
     sim.inject(slow, faults.unavailable(), faults.unavailable(), faults.unavailable());
-    const sent = await cli(["bulk", file("watch.txt", [slow, quick]), "--batch-id", "e2e-watch", "--reason", "watch", ...flags], { env });
+    const sent = await cli(["bulk", "--yes", "--reason", "watch", file("watch.txt", [slow, quick]), "--batch-id", "e2e-watch", ...flags], { env });
     expect(sent.code).toBe(0);
 
     let stderr = "";
@@ -494,12 +501,22 @@ describe("batch status", () => {
     expect(run.stderr).toContain("batch e2e-stall stalled: nothing changed for 1.0 s, 1 job still pending (1 queued, 0 retrying, 0 requeued)");
   });
 
+  it("a bulk file with no valid line exits 1 and creates no batch", async () => {
+    const { flags, env } = target(withLedger);
+    const run = await cli(["bulk", "--yes", file("no-valid.txt", ["scs12"]), "--batch-id", "e2e-empty", ...flags], { env });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain("nothing was sent and no batch was created");
+    const status = await cli(["batch", "status", "e2e-empty", ...flags], { env });
+    expect(status.code).toBe(1);
+    expect(status.stderr).toContain('no batch "e2e-empty" in the ledger');
+  });
+
   it("needs the ledger: without one, batch status and bulk --wait fail in one line and send nothing", async () => {
     const { flags } = target(withLedger);
     const status = await cli(["batch", "status", "e2e-watch", ...flags]);
     expect(status).toMatchObject({ code: 1, stdout: "", stderr: "scm-withdraw: error: batch status needs the ledger: set LEDGER_TABLE or --ledger-table\n" });
     const ids = file("no-ledger.txt", [FRESH[1]!]);
-    const bulk = await cli(["bulk", ids, "--wait", ...flags]);
+    const bulk = await cli(["bulk", "--yes", ids, "--wait", ...flags]);
     expect(bulk).toMatchObject({ code: 1, stdout: "", stderr: "scm-withdraw: error: bulk needs the ledger: set LEDGER_TABLE or --ledger-table\n" });
     expect(existsSync(`${ids}.results.csv`)).toBe(false);
     const unknown = await cli(["batch", "report", "no-such-batch", ...flags], { env: target(withLedger).env });

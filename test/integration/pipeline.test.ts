@@ -9,7 +9,7 @@ import { buildApp } from "fauxqs";
 import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import type { AddressInfo } from "node:net";
+import { createServer, type AddressInfo, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -35,11 +35,15 @@ afterAll(() => {
 });
 
 describe.concurrent("the local pipeline", () => {
-  it("npm start -- --drain runs the demo jobs and ends with the expected table", async () => {
-    const tokenFile = join(scratch, "token.txt");
+  it.each([
+    ["", "drain", []],
+    [" (business errors inside HTTP 500)", "drain-500", ["--business-errors-as-500"]],
+  ])("npm start -- --drain%s runs the demo jobs and ends with the expected table", async (_name, dir, flags) => {
+    const tokenFile = join(scratch, `token-${dir}.txt`);
     writeFileSync(tokenFile, `${TEST_TOKEN}\n`);
-    const logFile = join(scratch, "drain", "worker.log");
-    const args = ["start", "--", "--drain", "--sqs-port", "0", "--scm-port", "0", "--secrets-port", "0", "--visibility-timeout", "1", "--token-file", tokenFile, "--log-file", logFile];
+    const logFile = join(scratch, dir, "worker.log");
+    const ports = ["--sqs-port", "0", "--scm-port", "0", "--secrets-port", "0"];
+    const args = ["start", "--", "--drain", ...ports, "--visibility-timeout", "1", "--token-file", tokenFile, "--log-file", logFile, ...flags];
     const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       execFile("npm", args, { cwd: REPO, timeout: 60_000, env: { ...process.env, FORCE_COLOR: "0" } }, (error, stdout, stderr) =>
         resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr }),
@@ -58,9 +62,12 @@ describe.concurrent("the local pipeline", () => {
     expect(stdout).not.toMatch(/^\{/m);
     const log = readFileSync(logFile, "utf8");
     expect(log.split("\n").filter((l) => l.includes('"event":"withdrawal_succeeded"'))).toHaveLength(DEMO_EXPECTED.withdrawn);
-    const deadLetterFile = readdirSync(join(scratch, "drain")).find((name) => name.startsWith("dead-letters-"));
+    // The same outcomes whichever shape SCM's business errors come in.
+    const forbidden = log.split("\n").find((l) => l.includes('"event":"withdrawal_dead_lettered"') && l.includes("SCM.0003"));
+    expect(forbidden).toContain(`"status":${flags.length > 0 ? 500 : 403}`);
+    const deadLetterFile = readdirSync(join(scratch, dir)).find((name) => name.startsWith("dead-letters-"));
     expect(deadLetterFile).toBeDefined();
-    const deadLetters = readFileSync(join(scratch, "drain", deadLetterFile!), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { failure_reason: string });
+    const deadLetters = readFileSync(join(scratch, dir, deadLetterFile!), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { failure_reason: string });
     expect(deadLetters.map((d) => d.failure_reason).sort()).toEqual(Object.entries(DEMO_EXPECTED.deadLettered).flatMap(([r, n]) => Array(n).fill(r)).sort());
     for (const text of [stdout, stderr, log]) expect(text.includes(TEST_TOKEN)).toBe(false);
   });
@@ -96,7 +103,7 @@ describe.concurrent("the local pipeline", () => {
         sqs.destroy();
       }
       child.kill("SIGINT");
-      expect(await exited).toBe(0);
+      expect(await exited).toBe(130);
     } finally {
       child.kill("SIGKILL");
     }
@@ -110,6 +117,46 @@ describe.concurrent("the local pipeline", () => {
     expect(last("not_found")).toBe(DEMO_EXPECTED.deadLettered.not_found + 1);
     expect(last("dead-lettered \\(in the DLQ\\)")).toBe(7);
     expect(last("still pending")).toBe(0);
+  });
+
+  it("Ctrl-C with stdout and stderr gone (`npm start | tee log`, tee stopped too): stops cleanly and still saves the DLQ", async () => {
+    const dir = join(scratch, "epipe");
+    const child = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts", "--sqs-port", "0", "--scm-port", "0", "--secrets-port", "0", "--visibility-timeout", "1", "--log-file", join(dir, "worker.log")], {
+      cwd: REPO,
+      env: { ...process.env, FORCE_COLOR: "0" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    try {
+      await vi.waitFor(() => expect(stdout).toContain("Still running."), { timeout: 40_000, interval: 100 });
+      // The reader goes away: every later write of the child fails with EPIPE.
+      child.stdout.destroy();
+      child.stderr.destroy();
+      child.kill("SIGINT");
+      expect(await exited).toBe(130);
+    } finally {
+      child.kill("SIGKILL");
+    }
+    const saved = readdirSync(dir).find((name) => name.startsWith("dead-letters-"));
+    expect(saved).toBeDefined();
+    expect(readFileSync(join(dir, saved!), "utf8").trim().split("\n")).toHaveLength(6);
+  });
+
+  it("names every taken port at once, before starting anything", async () => {
+    const taken = await Promise.all([0, 1].map(() => new Promise<Server>((resolve) => {
+      const server = createServer();
+      server.listen(0, "127.0.0.1", () => resolve(server));
+    })));
+    const [sqsPort, secretsPort] = taken.map((server) => (server.address() as AddressInfo).port);
+    try {
+      await expect(startPipeline({ sqsPort, scmPort: 0, secretsPort })).rejects.toThrow(
+        `ports ${sqsPort} (SQS), ${secretsPort} (Secrets Manager) on 127.0.0.1 are already in use`,
+      );
+    } finally {
+      for (const server of taken) server.close();
+    }
   });
 
   it("summaryChanged: a delivery that moves no row of the table (a job the ledger already has as withdrawn) is still a change", async () => {

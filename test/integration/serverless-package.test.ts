@@ -1,6 +1,6 @@
 /**
  * `serverless package` (osls, offline) and the CloudFormation it generates: the deployment shape and
- * the security rules of DESIGN.md, checked on the real template rather than on serverless.yml.
+ * the security rules of docs/security.md, checked on the real template rather than on serverless.yml.
  *
  * Packages ONCE (beforeAll), into a temp dir, with serverless-esbuild's scratch folder in a temp dir
  * too, so it never collides with `npm run package` or `invoke local` running in the same tree.
@@ -347,6 +347,12 @@ describe("serverless package", () => {
       const literals = code.match(/"@(?:aws-sdk|smithy)\/[^"]*"/g) ?? [];
       const imports = code.match(/(?:from\s*|import\s*\(\s*)"@(?:aws-sdk|smithy)\/[^"]*"/g) ?? [];
       expect(literals.length).toBe(imports.length);
+    });
+
+    it.each(["withdraw", "cleanup"])("signs AK/SK with its own signer: Huawei's SDK (a devDependency, the tests' oracle) is not in the %s bundle", (name) => {
+      const sources = JSON.parse(zip.get(`handlers/${name}.mjs.map`)!.toString("utf8")).sources as string[];
+      expect(sources.some((s) => s.endsWith("lib/aksk-signer.ts"))).toBe(true);
+      expect(sources.filter((s) => /@huaweicloud|node_modules\/(moment|lodash)\//.test(s))).toEqual([]);
     });
 
     it("defines require for CommonJS dependencies and links its source map", () => {

@@ -19,7 +19,7 @@ export interface Stack {
   sqsEndpoint: string;
   queueUrl: string;
   dlqUrl: string;
-  /** The environment the handler is configured with (DESIGN.md variables and the SDK's own). */
+  /** The environment the handler is configured with (docs/configuration.md variables and the SDK's own). */
   env: Record<string, string>;
   /** Receives (and deletes) every message now in the DLQ, with all attributes. */
   drainDlq(): Promise<Message[]>;
@@ -43,8 +43,8 @@ export async function startStack(options: { simulator?: ScmSimulatorOptions; env
     AWS_ENDPOINT_URL_SQS: sqsEndpoint,
     AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
     AWS_REGION: "eu-west-1",
-    AWS_ACCESS_KEY_ID: "test",
-    AWS_SECRET_ACCESS_KEY: "test",
+    AWS_ACCESS_KEY_ID: secrets.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: secrets.credentials.secretAccessKey,
     RETRY_BASE_DELAY_MS: "5",
     RETRY_MAX_DELAY_MS: "20",
     SCM_TIMEOUT_MS: "300",

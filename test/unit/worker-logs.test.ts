@@ -12,6 +12,10 @@ import { createLogger } from "../../lib/logger.ts";
 import type { InvocationMetrics } from "../../lib/metrics.ts";
 import type { ScmClient, ScmResult } from "../../lib/scm-client.ts";
 import { createWorker, type RecordOutcome, type WorkerConfig } from "../../lib/worker.ts";
+import { deadLetterAttributes } from "../../lib/dead-letter.ts";
+import { createIamExchange, type IamHttpResult } from "../../lib/iam.ts";
+import { createTokenProvider, type TokenProvider } from "../../lib/token-provider.ts";
+import { findSecretFragment } from "../support/secrets.ts";
 import { sqsEvent, sqsRecord } from "../support/lambda.ts";
 
 // ---- a worker on fakes -------------------------------------------------------------------------
@@ -40,14 +44,17 @@ function answer(status: number, body?: Record<string, unknown>, durationMs = 10)
     durationMs,
   };
 }
-const ok = (durationMs = 10) => answer(200, { cert_id: "x", message: "success" }, durationMs);
+/** Cancel-cert's documented success for `id`. */
+const ok = (id: string, durationMs = 10) => answer(200, { cert_id: id, message: "success" }, durationMs);
 const scmError = (status: number, code: string, msg = "error", durationMs = 10) => answer(status, { error_code: code, error_msg: msg }, durationMs);
 const timeout = (durationMs = 5000): ScmResult => ({ kind: "network", failure: "timeout", message: `no complete answer within ${durationMs} ms`, durationMs });
 
 /** Scripted answers per certificate; each call takes the next one, the last one repeats. An Error is thrown. */
 type Script = Record<string, { cancel?: (ScmResult | Error)[]; detail?: (ScmResult | Error)[] }>;
 
-function fakeWorker(options: { script?: Script; getToken?: () => string; refresh?: () => string; dlqFailsFor?: Set<string>; metricsThrow?: boolean } = {}) {
+function fakeWorker(
+  options: { script?: Script; getToken?: () => string; refresh?: () => string; tokens?: TokenProvider; dlqFailsFor?: Set<string>; metricsThrow?: boolean } = {},
+) {
   let clock = 1_000_000;
   const lines: Record<string, unknown>[] = [];
   const letters: DeadLetter[] = [];
@@ -58,7 +65,7 @@ function fakeWorker(options: { script?: Script; getToken?: () => string; refresh
 
   const next = (kind: "cancel" | "detail", id: string): ScmResult => {
     calls.push({ kind, id });
-    const list = options.script?.[id]?.[kind] ?? [kind === "cancel" ? ok() : answer(200, { id, status: "CHECKING" })];
+    const list = options.script?.[id]?.[kind] ?? [kind === "cancel" ? ok(id) : answer(200, { id, status: "CHECKING" })];
     const index = positions.get(`${kind}:${id}`) ?? 0;
     positions.set(`${kind}:${id}`, index + 1);
     const item = list[Math.min(index, list.length - 1)]!;
@@ -75,7 +82,7 @@ function fakeWorker(options: { script?: Script; getToken?: () => string; refresh
   const worker = createWorker({
     config: CONFIG,
     scm,
-    tokens: { getToken: async () => (options.getToken ?? (() => FAKE_TOKEN))(), refresh: async () => (options.refresh ?? (() => FAKE_TOKEN))() },
+    tokens: options.tokens ?? { getToken: async () => (options.getToken ?? (() => FAKE_TOKEN))(), refresh: async () => (options.refresh ?? (() => FAKE_TOKEN))() },
     sendDeadLetter: async (letter) => {
       if (options.dlqFailsFor?.has(letter.sourceMessageId)) throw Object.assign(new Error("The specified queue does not exist."), { name: "QueueDoesNotExist" });
       letters.push(letter);
@@ -111,7 +118,7 @@ const failureDown = () => new TokenUnavailableError("secret_fetch_failed", "coul
 
 /** The events that end a record's story; each record gets exactly one of them. */
 const OUTCOME_EVENTS = ["withdrawal_succeeded", "withdrawal_already_withdrawn", "withdrawal_dead_lettered", "withdrawal_left_for_retry", "dead_letter_failed", "withdrawal_crashed"];
-/** Every event the worker may log (README, Observability). */
+/** Every event the worker may log (docs/observability.md). */
 const EVENTS = [...OUTCOME_EVENTS, "withdrawal_retrying", "token_rejected", "token_unavailable", "outcome_hook_failed", "batch_processed", "metrics_failed"];
 
 const ID = {
@@ -129,12 +136,12 @@ const ID = {
 const SCRIPT: Script = {
   [ID.already]: { cancel: [scmError(400, "SCM.0010")], detail: [answer(200, { id: ID.already, status: "PAID" })] },
   [ID.forbidden]: { cancel: [scmError(403, "SCM.0003")] },
-  [ID.flaky]: { cancel: [scmError(503, "APIG.0202"), ok()] },
+  [ID.flaky]: { cancel: [scmError(503, "APIG.0202"), ok(ID.flaky)] },
   [ID.failing]: { cancel: [scmError(500, "SCM.0500")] },
   [ID.exhausted]: { cancel: [timeout(100)] },
   [ID.dlqDown]: { cancel: [scmError(404, "SCM.0020")] },
   [ID.crash]: { cancel: [new Error("bug in a fake")] },
-  [ID.throttled]: { cancel: [scmError(429, "APIG.0308"), scmError(400, "APIGW.0308"), ok()] },
+  [ID.throttled]: { cancel: [scmError(429, "APIG.0308"), scmError(400, "APIGW.0308"), ok(ID.throttled)] },
 };
 
 function mixedBatch() {
@@ -218,7 +225,7 @@ describe("the worker's log lines", () => {
   it("carry who requested the job and why (requested_by, reason) on every per-record line", async () => {
     const arn = "arn:aws:iam::123456789012:user/alice";
     const record = sqsRecord({ certificate_id: "scs1000000000001", requested_by: arn, reason: "CHG-42" });
-    const fake = fakeWorker({ script: { scs1000000000001: { cancel: [scmError(503, "SCM.0503"), ok()] } } });
+    const fake = fakeWorker({ script: { scs1000000000001: { cancel: [scmError(503, "SCM.0503"), ok("scs1000000000001")] } } });
     await fake.run(record);
     const lines = fake.linesOf(record);
     expect(lines.map((l) => l.event)).toEqual(["withdrawal_retrying", "withdrawal_succeeded"]);
@@ -236,7 +243,7 @@ describe("the worker's log lines", () => {
 
   it("time each record from the start of its processing, and give each retry its call's latency and delay", async () => {
     const id = "LOGS000000000010";
-    const fake = fakeWorker({ script: { [id]: { cancel: [scmError(503, "APIG.0202", "Backend unavailable.", 30), ok(20)] } } });
+    const fake = fakeWorker({ script: { [id]: { cancel: [scmError(503, "APIG.0202", "Backend unavailable.", 30), ok(id, 20)] } } });
     await fake.run(sqsRecord({ certificate_id: id }));
     // Backoff with random()=0.5: floor(0.5 × min(1000, 100 × 2⁰)) = 50 ms.
     expect(fake.events("withdrawal_retrying")).toEqual([
@@ -258,7 +265,7 @@ describe("the worker's log lines", () => {
     const id = "LOGS000000000012";
     const a = sqsRecord({ certificate_id: id, request_id: "A" });
     const b = sqsRecord({ certificate_id: id, request_id: "B", batch_id: "b-2" });
-    const fake = fakeWorker({ script: { [id]: { cancel: [scmError(502, "APIG.0202"), ok()] } } });
+    const fake = fakeWorker({ script: { [id]: { cancel: [scmError(502, "APIG.0202"), ok(id)] } } });
     await fake.run(a, b);
     expect(fake.calls).toHaveLength(2);
     expect(fake.events("withdrawal_retrying").map((l) => [l.messageId, l.requestId, l.batchId])).toEqual([
@@ -268,8 +275,8 @@ describe("the worker's log lines", () => {
     expect(fake.events("withdrawal_succeeded").map((l) => l.requestId).sort()).toEqual(["A", "B"]);
   });
 
-  it("say token_unavailable once and leave every record, with its ids, when there is no token at the start", async () => {
-    const records = [sqsRecord({ certificate_id: "LOGS000000000013", request_id: "T-1" }), sqsRecord("not json")];
+  it("say token_unavailable once and leave every valid record, with its ids, when there is no token at the start", async () => {
+    const records = [sqsRecord({ certificate_id: "LOGS000000000013", request_id: "T-1" }), sqsRecord({ certificate_id: "LOGS000000000017" }), sqsRecord("not json")];
     const fake = fakeWorker({
       getToken: () => {
         throw failureDown();
@@ -283,9 +290,12 @@ describe("the worker's log lines", () => {
       [records[0]!.messageId, "T-1", "token_unavailable", 0],
       [records[1]!.messageId, records[1]!.messageId, "token_unavailable", 0],
     ]);
-    expect(fake.events("batch_processed")).toEqual([expect.objectContaining({ records: 2, retrying: 2, failures: 2, scmCalls: 0 })]);
+    // An invalid body needs no token: it is dead-lettered anyway.
+    expect(fake.letters.map((l) => [l.sourceMessageId, l.reason])).toEqual([[records[2]!.messageId, "invalid_message"]]);
+    expect(fake.events("batch_processed")).toEqual([expect.objectContaining({ records: 3, retrying: 2, dead_lettered: 1, failures: 2, scmCalls: 0 })]);
     expect(fake.metrics).toHaveLength(1);
-    expect(fake.metrics[0]!.counts).toMatchObject({ TokenUnavailable: 1, LeftForRetry: 2, Withdrawn: 0 });
+    expect(fake.metrics[0]!.counts).toMatchObject({ TokenUnavailable: 1, LeftForRetry: 2, DeadLettered: 1, Withdrawn: 0 });
+    expect(fake.outcomes.map((o) => o.state).sort()).toEqual(["dead_lettered", "retrying", "retrying"]);
   });
 
   it("say token_rejected, then token_unavailable with its code, when the re-read after a 401 fails", async () => {
@@ -314,6 +324,42 @@ describe("the worker's log lines", () => {
     expect(fake.letters).toHaveLength(1);
     expect(JSON.stringify(fake.letters[0])).not.toContain(FAKE_TOKEN);
     expect(fake.letters[0]!.errorMsg).toBe("Incorrect token [redacted] (X-Auth-Token: [redacted])");
+  });
+
+  /** An IAM-like token with the characters that URL and JSON encodings change. */
+  const ECHO_TOKEN = 'MIIEcho+Token/0123456789abcdefABCDEF+/=="quoted"';
+  it.each([
+    ["lowercased", ECHO_TOKEN.toLowerCase()],
+    ["uppercased", ECHO_TOKEN.toUpperCase()],
+    ["URL-encoded", encodeURIComponent(ECHO_TOKEN)],
+    ["form-encoded, lowercase hex", new URLSearchParams({ t: ECHO_TOKEN }).toString().slice(2).toLowerCase()],
+    ["JSON-escaped", JSON.stringify(ECHO_TOKEN)],
+    ["cut to 40 characters", ECHO_TOKEN.slice(0, 40)],
+    ["cut to its last 12 characters", ECHO_TOKEN.slice(-12)],
+  ])("never carry the token echoed %s (logs and DLQ attributes alike)", async (_form, echoed) => {
+    const id = "LOGS000000000017";
+    const fake = fakeWorker({ getToken: () => ECHO_TOKEN, script: { [id]: { cancel: [answer(403, { error_code: "SCM.0003", error_msg: `bad token ${echoed} for ${id}` })] } } });
+    await fake.run(sqsRecord({ certificate_id: id }));
+    expect(fake.letters).toHaveLength(1);
+    const attributes = deadLetterAttributes(fake.letters[0]!);
+    expect(attributes.error_msg?.StringValue).toMatch(/^bad token "?\[redacted\]"? for LOGS000000000017$/);
+    expect(findSecretFragment(JSON.stringify([fake.lines, fake.letters, attributes]), [ECHO_TOKEN])).toBeUndefined();
+  });
+
+  const ECHO_PASSWORD = 'Pa$$ "w0rd"/with?&=+ signs';
+  it.each([
+    ["lowercased", ECHO_PASSWORD.toLowerCase()],
+    ["URL-encoded", encodeURIComponent(ECHO_PASSWORD)],
+    ["JSON-escaped", JSON.stringify(ECHO_PASSWORD).slice(1, -1)],
+  ])("never carry the IAM password in the token_unavailable line when IAM echoes it %s", async (_form, echoed) => {
+    const rejected: IamHttpResult = { kind: "answer", status: 401, subjectToken: undefined, body: { error: { code: 401, message: `password ${echoed} is wrong` } } };
+    const { exchange } = createIamExchange({ endpoint: "https://iam.myhuaweicloud.com", timeoutMs: 1000, transport: async () => rejected });
+    const secret = JSON.stringify({ iam: { domain: "acme", user: "scm-bot", password: ECHO_PASSWORD } });
+    const tokens = createTokenProvider({ readSecret: async () => secret, ttlMs: 0, exchangeIam: exchange });
+    const fake = fakeWorker({ tokens });
+    await fake.run(sqsRecord({ certificate_id: "LOGS000000000018" }));
+    expect(fake.events("token_unavailable")[0]).toMatchObject({ code: "iam_rejected", error: expect.stringContaining("password [redacted] is wrong") });
+    expect(findSecretFragment(JSON.stringify(fake.lines), [ECHO_PASSWORD])).toBeUndefined();
   });
 
   it("keep going when the metrics sink fails: the batch's answer stands and the failure is logged", async () => {
@@ -349,14 +395,17 @@ describe("the worker's metrics", () => {
       TokenUnavailable: 0,
       DeadLetterFailed: 1,
       LedgerWriteFailed: 0, // no ledger configured
+      VisibilityChangeFailed: 0, // no visibility changer configured
     });
     expect(m!.deadLetteredByReason).toEqual({ forbidden: 1, retries_exhausted: 1, invalid_message: 2 });
     // One latency per SCM call that answered (the crashing fake throws instead of answering).
     expect(m!.scmLatencyMs).toHaveLength(fake.calls.length - 1);
-    // The ledger hook saw the same outcomes the metrics counted (crashed records never reach it).
+    // The ledger hook saw the same outcomes the metrics counted, the crashed record's included.
     const states = fake.outcomes.map((o) => o.state);
+    expect(fake.outcomes).toHaveLength(Object.keys(records).length);
     expect(states.filter((s) => s === "withdrawn")).toHaveLength(3);
-    expect(states.filter((s) => s === "retrying")).toHaveLength(2);
+    expect(states.filter((s) => s === "retrying")).toHaveLength(3);
+    expect(fake.outcomes.find((o) => o.messageId === records.crash.messageId)).toMatchObject({ state: "retrying", reason: "crashed" });
   });
 
   it("are flushed for an empty event too (zeros, no SCM call)", async () => {
