@@ -190,7 +190,7 @@ describe("bulk", () => {
 
   it("needs a reason unless --dry-run: --reason, or one per line (csv column, jsonl field); who sends is stamped on every job", async () => {
     const txt = file("no-reason.txt", `${id(70)}\n`);
-    const refused = await cli(["bulk", txt, ...queues.flags]);
+    const refused = await cli(["bulk", "--yes", txt, ...queues.flags]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain("bulk needs --reason TEXT");
     const csv = file("some-reasons.csv", ["certificate_id,reason", `${id(71)},CHG-9`, `${id(72)},`].join("\n"));
@@ -282,7 +282,7 @@ describe("bulk", () => {
 
   it("refuses to write the results over the input file", async () => {
     const path = file("self.txt", `${id(71)}\n`);
-    const run = await cli(["bulk", "--yes", path, "--results", path, ...queues.flags]);
+    const run = await cli(["bulk", "--yes", "--reason", "test", path, "--results", path, ...queues.flags]);
     expect(run.code).toBe(2);
     expect(run.stderr).toBe(`scm-withdraw: error: --results would overwrite the input file ${path} (see \`scm-withdraw bulk --help\`)\n`);
     expect(readFileSync(path, "utf8")).toBe(`${id(71)}\n`);
@@ -296,7 +296,7 @@ describe("bulk", () => {
     const path = file(`linked-${_.length}.txt`, `${id(72)}\n${id(73)}\n`);
     const link = join(dir, `linked-${_.length}.results.csv`);
     makeLink(path, link);
-    const run = await cli(["bulk", "--yes", path, "--results", link, ...queues.flags]);
+    const run = await cli(["bulk", "--yes", "--reason", "test", path, "--results", link, ...queues.flags]);
     expect(run.code).toBe(2);
     expect(run.stderr).toBe(`scm-withdraw: error: --results ${link} is the input file ${path} (through a link); choose another path (see \`scm-withdraw bulk --help\`)\n`);
     expect(readFileSync(path, "utf8")).toBe(`${id(72)}\n${id(73)}\n`);
@@ -353,7 +353,7 @@ describe("bulk", () => {
     ["a file with no valid line", "none-valid.txt", "# only a comment\nscs12\n"],
   ])("exits 1 for %s, sending nothing", async (_, name, text) => {
     const path = file(name, text);
-    const run = await cli(["bulk", "--yes", path, ...queues.flags]);
+    const run = await cli(["bulk", "--yes", "--reason", "test", path, ...queues.flags]);
     expect(run.code).toBe(1);
     expect(run.stdout).toContain(`no valid job in ${path}: nothing was sent\n`);
     expect(existsSync(`${path}.results.csv`)).toBe(text !== "");
@@ -375,7 +375,7 @@ describe("bulk", () => {
       return sqs;
     };
     let stderr = "";
-    const run = await cli(["bulk", "--yes", path, "--concurrency", "1", ...queues.flags], { createSqsClient, stderr: { write: (c: string) => (stderr += c), isTTY: true } });
+    const run = await cli(["bulk", "--yes", "--reason", "test", path, "--concurrency", "1", ...queues.flags], { createSqsClient, stderr: { write: (c: string) => (stderr += c), isTTY: true } });
     expect(run.code).toBe(0);
     const bars = [...stderr.matchAll(/(\d+)% (\d+) of (\d+) read sent/g)].map((m) => m.slice(1).map(Number));
     expect(bars.length).toBeGreaterThan(1);
@@ -385,7 +385,7 @@ describe("bulk", () => {
 
   it("refuses a .csv without a certificate_id column as a whole, sending nothing and leaving no results file", async () => {
     const path = file("wrong.csv", `id,reason\n${id(70)},x\n`);
-    const run = await cli(["bulk", "--yes", path, ...queues.flags]);
+    const run = await cli(["bulk", "--yes", "--reason", "test", path, ...queues.flags]);
     expect(run.code).toBe(2);
     expect(run.stderr).toBe(`scm-withdraw: error: ${path}: no certificate_id column in the header row on line 1 (found: id, reason) (see \`scm-withdraw bulk --help\`)\n`);
     expect(await received()).toEqual([]);

@@ -503,7 +503,7 @@ describe("batch status", () => {
 
   it("a bulk file with no valid line exits 1 and creates no batch", async () => {
     const { flags, env } = target(withLedger);
-    const run = await cli(["bulk", "--yes", file("no-valid.txt", ["scs12"]), "--batch-id", "e2e-empty", ...flags], { env });
+    const run = await cli(["bulk", "--yes", "--reason", "test", file("no-valid.txt", ["scs12"]), "--batch-id", "e2e-empty", ...flags], { env });
     expect(run.code).toBe(1);
     expect(run.stdout).toContain("nothing was sent and no batch was created");
     const status = await cli(["batch", "status", "e2e-empty", ...flags], { env });
@@ -516,7 +516,7 @@ describe("batch status", () => {
     const status = await cli(["batch", "status", "e2e-watch", ...flags]);
     expect(status).toMatchObject({ code: 1, stdout: "", stderr: "scm-withdraw: error: batch status needs the ledger: set LEDGER_TABLE or --ledger-table\n" });
     const ids = file("no-ledger.txt", [FRESH[1]!]);
-    const bulk = await cli(["bulk", "--yes", ids, "--wait", ...flags]);
+    const bulk = await cli(["bulk", "--yes", "--reason", "test", ids, "--wait", ...flags]);
     expect(bulk).toMatchObject({ code: 1, stdout: "", stderr: "scm-withdraw: error: bulk needs the ledger: set LEDGER_TABLE or --ledger-table\n" });
     expect(existsSync(`${ids}.results.csv`)).toBe(false);
     const unknown = await cli(["batch", "report", "no-such-batch", ...flags], { env: target(withLedger).env });
