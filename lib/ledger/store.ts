@@ -54,39 +54,7 @@ export function createStore(options: LedgerOptions) {
     requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
     concurrency: Math.max(1, options.concurrency ?? 4),
   };
-  const breaker = { threshold: options.breakerThreshold ?? 5, cooldownMs: options.breakerCooldownMs ?? 30_000, inARow: 0, openUntil: 0 };
-  const stats: LedgerStats = {
-    writes: 0,
-    unchanged: 0,
-    failures: 0,
-    skipped: 0,
-    failuresByOperation: { claim: 0, outcome: 0, queued: 0, batch: 0, requeued: 0, not_sent: 0, find_jobs: 0 },
-  };
-
-  const breakerOpen = () => breaker.inARow >= breaker.threshold && now() < breaker.openUntil;
-
-  function succeeded() {
-    if (breaker.inARow >= breaker.threshold) logger.info("ledger_recovered", { table: tableName });
-    breaker.inARow = 0;
-  }
-
-  function failed(operation: LedgerOperation, error: unknown, fields: Record<string, unknown>) {
-    stats.failures += 1;
-    stats.failuresByOperation[operation] += 1;
-    breaker.inARow += 1;
-    logger.warn("ledger_write_failed", { operation, table: tableName, ...fields, error: describeError(error) });
-    if (breaker.inARow >= breaker.threshold) {
-      // (Re)open: while open, calls are skipped; the first call after the cooldown probes again.
-      if (now() >= breaker.openUntil) logger.error("ledger_unavailable", { table: tableName, failuresInARow: breaker.inARow, skipForMs: breaker.cooldownMs });
-      breaker.openUntil = now() + breaker.cooldownMs;
-    }
-    options.onFailure?.(operation, "failed");
-  }
-
-  function skipped(operation: LedgerOperation) {
-    stats.skipped += 1;
-    options.onFailure?.(operation, "skipped");
-  }
+  const { stats, breakerOpen, succeeded, failed, skipped } = createHealth(options, logger, now);
 
   /** Runs one conditional write. `unchanged` when its condition failed; `failed`/`skipped` never throw. */
   async function conditionalWrite(operation: LedgerOperation, call: Call<unknown>, timeoutMs: number, fields: Record<string, unknown>): Promise<WriteResult> {
@@ -161,6 +129,49 @@ export function createStore(options: LedgerOptions) {
       update.set("expires_at", N(expiresAt()));
     },
   };
+}
+
+/**
+ * The ledger's health: counters behind `stats()`, and the breaker. After `breakerThreshold` failures in
+ * a row, calls are skipped for `breakerCooldownMs`; the first call after that probes again.
+ */
+function createHealth(options: LedgerOptions, logger: Logger, now: () => number) {
+  const tableName = options.tableName;
+  const breaker = { threshold: options.breakerThreshold ?? 5, cooldownMs: options.breakerCooldownMs ?? 30_000, inARow: 0, openUntil: 0 };
+  const stats: LedgerStats = {
+    writes: 0,
+    unchanged: 0,
+    failures: 0,
+    skipped: 0,
+    failuresByOperation: { claim: 0, outcome: 0, queued: 0, batch: 0, requeued: 0, not_sent: 0, find_jobs: 0 },
+  };
+
+  const breakerOpen = () => breaker.inARow >= breaker.threshold && now() < breaker.openUntil;
+
+  function succeeded() {
+    if (breaker.inARow >= breaker.threshold) logger.info("ledger_recovered", { table: tableName });
+    breaker.inARow = 0;
+  }
+
+  function failed(operation: LedgerOperation, error: unknown, fields: Record<string, unknown>) {
+    stats.failures += 1;
+    stats.failuresByOperation[operation] += 1;
+    breaker.inARow += 1;
+    logger.warn("ledger_write_failed", { operation, table: tableName, ...fields, error: describeError(error) });
+    if (breaker.inARow >= breaker.threshold) {
+      // (Re)open: while open, calls are skipped; the first call after the cooldown probes again.
+      if (now() >= breaker.openUntil) logger.error("ledger_unavailable", { table: tableName, failuresInARow: breaker.inARow, skipForMs: breaker.cooldownMs });
+      breaker.openUntil = now() + breaker.cooldownMs;
+    }
+    options.onFailure?.(operation, "failed");
+  }
+
+  function skipped(operation: LedgerOperation) {
+    stats.skipped += 1;
+    options.onFailure?.(operation, "skipped");
+  }
+
+  return { stats, breakerOpen, succeeded, failed, skipped };
 }
 
 interface Batched {
