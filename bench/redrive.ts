@@ -37,7 +37,7 @@ export async function benchRedrive(options: RedriveOptions = REDRIVE_DEFAULTS): 
         await fillDlq(sqs, dlqUrl, tag, count);
         const env = mode === "with" ? { LEDGER_TABLE: dynamo.tableName, AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint } : {};
         const started = performance.now();
-        const code = await main(["dlq", "redrive", "--queue-url", queueUrl, "--dlq-url", dlqUrl, "--endpoint-url", sqsServer.endpoint, "--json"], {
+        const code = await main(["dlq", "redrive", "--yes", "--queue-url", queueUrl, "--dlq-url", dlqUrl, "--endpoint-url", sqsServer.endpoint, "--json"], {
           stdout: { write: () => true },
           stderr: { write: (text: string) => void process.stderr.write(text) },
           env,

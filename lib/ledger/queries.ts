@@ -106,7 +106,8 @@ export async function findJobs(store: Store, id: string): Promise<LedgerJob[]> {
   const keys = new Map<string, { pk: AttributeValue; sk: AttributeValue }>();
   for (const index of indexes) {
     const items = query(store, "find_jobs", { index: index.name, key: { name: index.partitionKey, value: id } });
-    for await (const item of items) keys.set(`${String(item.pk)}\n${String(item.sk)}`, { pk: S(String(item.pk)), sk: S(String(item.sk)) });
+    // The certificate index also holds the sweep's sightings (lib/sightings.ts): jobs only.
+    for await (const item of items) if (String(item.sk).startsWith(JOB_SK_PREFIX)) keys.set(`${String(item.pk)}\n${String(item.sk)}`, { pk: S(String(item.pk)), sk: S(String(item.sk)) });
   }
   const found: LedgerJob[] = [];
   for (const group of chunk([...keys.values()], MAX_BATCH_GET)) {
