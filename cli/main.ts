@@ -18,6 +18,7 @@ import { bulkCommand } from "./commands/bulk.ts";
 import { dlqListCommand } from "./commands/dlq-list.ts";
 import { dlqRedriveCommand } from "./commands/dlq-redrive.ts";
 import { enqueueCommand } from "./commands/enqueue.ts";
+import { jobCommand } from "./commands/job.ts";
 import { statusCommand } from "./commands/status.ts";
 import { cleanupCommand } from "./commands/cleanup.ts";
 import { CommandContext, EXIT, GLOBAL_OPTIONS, resolveLedgerTarget, resolveTarget, type CliIo, type Command } from "./context.ts";
@@ -32,6 +33,7 @@ export const COMMANDS: readonly Command[] = [
   bulkCommand,
   batchStatusCommand,
   batchReportCommand,
+  jobCommand,
   dlqListCommand,
   dlqRedriveCommand,
   statusCommand,

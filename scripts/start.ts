@@ -442,7 +442,7 @@ async function main(): Promise<number> {
     const cli = cliCommand(p, defaultPorts);
     say("Still running. To add jobs, from another terminal:");
     say(`  ${cli(`enqueue ${DEMO.withdrawn}`)}`);
-    if (p.ledger) say(`  ${cli("bulk ids.txt --wait")}   (records the batch in the ledger and follows it to the end)`);
+    if (p.ledger) say(`  ${cli("bulk ids.txt --reason TEXT --wait")}   (records the batch in the ledger and follows it to the end)`);
     say(`  ${cli("status")}   (both queues)`);
     say(`  or any SQS client with AWS_ENDPOINT_URL_SQS=${p.sqsEndpoint} AWS_REGION=${p.region} (any credentials) and the queue URL above`);
     say("Ctrl-C stops (batches in flight finish first).");
