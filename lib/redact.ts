@@ -24,8 +24,13 @@ const MIN_SECRET_LENGTH = 6;
 /** Tokens rotate: keep the most recent few (an old one may still be echoed by a request in flight). */
 const MAX_REMEMBERED = 8;
 const MAX_INDEXED_CHARS = 64 * 1024;
-/** `scheme://userinfo@`: everything up to the last `@` before the host's end is userinfo. */
-const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#"'<>]*@/gi;
+/**
+ * `scheme://userinfo@`: everything up to the last `@` of the URL is taken as userinfo when it has a `:`
+ * (`user:password`, even with a `/`, `?` or `#` pasted raw into the password) or no path at all
+ * (`user@host`); `https://host/a@b` keeps its path. Node's URL parser also reads `https:user@host`
+ * and `https:\\user@host` as `https://user@host`, so http(s) needs no slashes.
+ */
+const URL_USERINFO = /\b(https?:[/\\]*|[a-z][a-z0-9+.-]*:[/\\]{2})((?:[^\s"'<>@]*@)+)/gi;
 
 const remembered: string[] = [];
 let windows = new Set<string>();
@@ -58,7 +63,7 @@ export function forgetSecrets(): void {
  */
 export function redact(text: string, ...extra: (string | undefined)[]): string {
   if (extra.length > 0) registerSecret(...extra);
-  const clean = text.includes("://") ? text.replace(URL_USERINFO, `$1${REDACTED}@`) : text;
+  const clean = text.includes(":") ? text.replace(URL_USERINFO, hideUserinfo) : text;
   if (remembered.length === 0 || clean.length < MIN_SECRET_LENGTH) return clean;
   const folded = fold(clean);
   const spans: [number, number][] = [];
@@ -71,6 +76,10 @@ export function redact(text: string, ...extra: (string | undefined)[]): string {
     if (windows.has(folded.slice(at, at + MIN_FRAGMENT))) spans.push([at, at + MIN_FRAGMENT]);
   }
   return spans.length === 0 ? clean : replaceSpans(clean, spans);
+}
+
+function hideUserinfo(match: string, scheme: string, userinfo: string): string {
+  return userinfo.includes(":") || !/[/\\?#]/.test(userinfo) ? `${scheme}${REDACTED}@` : match;
 }
 
 /** `redact` for optional text. */

@@ -58,6 +58,11 @@ describe("redact", () => {
     ["see HTTP://user@host:8080?x", "see HTTP://[redacted]@host:8080?x"],
     ['{"url":"https://a:p@ss@host/x","mail":"me@example.com"}', '{"url":"https://[redacted]@host/x","mail":"me@example.com"}'],
     ["https://scm.example.com/v3/a@b", "https://scm.example.com/v3/a@b"],
+    // Pasted raw, a password with / # ? ends the URL's authority early; Node's URL parser also takes
+    // https:admin@host and https:\\admin@host as https://admin@host.
+    ["https://admin:pa/ss#w?rd123@scm.example.com", "https://[redacted]@scm.example.com"],
+    ["https:admin:S3cretPassw0rd@scm.example.com", "https:[redacted]@scm.example.com"],
+    ["https:\\\\admin:S3cretPassw0rd@scm.example.com", "https:\\\\[redacted]@scm.example.com"],
   ])("never prints URL userinfo: %s", (text, expected) => {
     expect(redact(text)).toBe(expected);
   });
