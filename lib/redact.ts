@@ -6,7 +6,7 @@
  * worker's token). Text from elsewhere (an SCM or IAM error message, a gateway page) may echo a
  * secret in a derived form, so a registered secret is redacted:
  *   - in any letter case (a gateway that lowercases what it echoes),
- *   - URL-encoded (`encodeURIComponent`, `encodeURI`, form encoding) or JSON-escaped,
+ *   - URL-encoded (`encodeURIComponent`, `encodeURI`, form encoding), JSON-escaped or HTML-escaped,
  *   - as any fragment of at least {@link MIN_FRAGMENT} characters of any of those forms (an echo cut
  *     to 40 characters, or a secret split across two quoted pieces).
  * Any URL's userinfo (`https://user:password@host`) is redacted whatever it holds.
@@ -96,6 +96,7 @@ export function secretForms(secret: string): string[] {
     json.replaceAll("/", "\\/"),
     json.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`),
     new URLSearchParams({ s: secret }).toString().slice(2),
+    ...htmlForms(secret),
   ];
   for (const encode of [encodeURIComponent, encodeURI]) {
     try {
@@ -105,6 +106,18 @@ export function secretForms(secret: string): string[] {
     }
   }
   return [...new Set(forms.map(fold))];
+}
+
+const HTML_NAMED: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+/** HTML-escaped (an error page quoting the request): named, decimal and hex entities for & < > " '. */
+function htmlForms(secret: string): string[] {
+  const escape = (entity: (c: string) => string) => secret.replace(/[&<>"']/g, entity);
+  return [
+    escape((c) => HTML_NAMED[c]!),
+    escape((c) => `&#${c.charCodeAt(0)};`),
+    escape((c) => `&#x${c.charCodeAt(0).toString(16)};`),
+  ];
 }
 
 function index(secret: string): void {

@@ -26,6 +26,9 @@ describe("redact", () => {
     ["its first 12 characters", SECRET.slice(0, 12)],
     ["a 12-character piece of its middle", SECRET.slice(10, 22)],
     ["cut to 40 characters", SECRET.slice(0, 40)],
+    // An HTML error page (a WAF, a proxy) that quotes the request escapes & < > " '.
+    ["HTML-escaped", SECRET.replaceAll("&", "&amp;").replaceAll('"', "&quot;")],
+    ["HTML-escaped with numeric entities", SECRET.replaceAll("&", "&#38;").replaceAll('"', "&#34;")],
   ])("redacts %s", (_name, form) => {
     registerSecret(SECRET);
     const out = redact(`before ${form} after`);
@@ -105,6 +108,8 @@ describe("the suite-wide secret guard's matcher", () => {
     ["URL-encoded", encodeURIComponent(SECRET)],
     ["JSON-escaped", JSON.stringify(SECRET)],
     ["a 12-character fragment", SECRET.slice(5, 17)],
+    ["HTML-escaped (the part after its &)", SECRET.slice(SECRET.indexOf("&"))
+      .replace(/[&"]/g, (c) => `&#${c.charCodeAt(0)};`)],
   ])("finds a secret %s", (_name, form) => {
     expect(findSecretFragment(`log line ${form} end`, [SECRET])).toBeDefined();
   });
