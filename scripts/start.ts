@@ -11,6 +11,7 @@ import { dirname, relative } from "node:path";
 import { isAcceptableEndpoint } from "../lib/config.ts";
 import { describeError } from "../lib/errors.ts";
 import { buildWithdrawalBody, CERTIFICATE_ID_PATTERN } from "../lib/message.ts";
+import { redact } from "../lib/redact.ts";
 import { LOCAL, localDynamoEndpoint } from "../cli/local-defaults.ts";
 import { DEMO } from "../local/demo-certificates.ts";
 import { integerFlag, parseFlagValues, UsageError } from "../local/flags.ts";
@@ -304,7 +305,8 @@ async function main(): Promise<number> {
     settings = parseFlags(process.argv.slice(2));
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`${NAME}: ${error.message} (see npm start -- --help)\n`);
+      // It quotes what was typed: the one scrubber keeps a URL's credentials out of it.
+      process.stderr.write(`${NAME}: ${redact(error.message)} (see npm start -- --help)\n`);
       return 2;
     }
     throw error;
