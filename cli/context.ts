@@ -7,14 +7,15 @@
  */
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { GetQueueAttributesCommand, SQSClient, type SQSClientConfig } from "@aws-sdk/client-sqs";
-import { describeError } from "../lib/errors.ts";
+import { CliError, describeError, UsageError } from "../lib/errors.ts";
 import type { Ledger } from "../lib/ledger.ts";
-import { createLogger } from "../lib/logger.ts";
+import type { Sightings } from "../lib/sightings.ts";
+import { createLogger, silentLogger } from "../lib/logger.ts";
 import { LOCAL, localDynamoEndpoint, localQueueUrl } from "./local-defaults.ts";
-import { UsageError, type OptionSpec, type ParsedArgs } from "./args.ts";
+import type { OptionSpec, ParsedArgs } from "./args.ts";
 import type { OutputStream } from "./output.ts";
 
-/** Exit codes, documented in the README and in `--help`. */
+/** Exit codes, documented in docs/operations.md and in `--help`. */
 export const EXIT = {
   /** Everything asked for was done. */
   ok: 0,
@@ -36,16 +37,13 @@ export interface CliIo {
   signal?: AbortSignal;
   /** Builds the SQS client from the resolved configuration (tests add middleware here). */
   createSqsClient?: (config: SQSClientConfig) => SQSClient;
+  /**
+   * Asks the operator a question on the terminal and returns the answer (undefined when interrupted).
+   * Absent when there is no terminal: commands that would ask then need `--yes` (see `cli/confirm.ts`).
+   */
+  ask?: (question: string) => Promise<string | undefined>;
   /** Long-poll wait of DLQ scans, seconds (default 1: on AWS a short poll may miss messages). */
   dlqWaitSeconds?: number;
-}
-
-/** A failure the operator can act on, already phrased as one line. */
-export class CliError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "CliError";
-  }
 }
 
 export const GLOBAL_OPTIONS = {
@@ -226,6 +224,14 @@ export class CommandContext {
   ledger(): Promise<Ledger | undefined> {
     this.#ledger ??= this.#openLedger();
     return this.#ledger;
+  }
+
+  /** The cleanup sweep's first sightings, in the ledger's table; undefined without a ledger. */
+  async sightings(): Promise<Sightings | undefined> {
+    const ledger = await this.ledger();
+    if (!ledger || !this.#dynamo || !this.ledgerTarget) return undefined;
+    const { createSightings } = await import("../lib/sightings.ts");
+    return createSightings({ client: this.#dynamo, tableName: this.ledgerTarget.tableName, logger: silentLogger });
   }
 
   /** The ledger, for commands that cannot work without it (`batch`, `bulk --wait`). */

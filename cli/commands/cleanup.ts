@@ -5,18 +5,20 @@
  */
 import { readFileSync } from "node:fs";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { parseCleanupFilters, OFFSET_MODES, REVIEW_STATUSES, type OffsetMode } from "../../lib/cleanup-config.ts";
-import { CleanupError, makeRunId, MAX_OFFSET, runCleanup, type CleanupDependencies, type CleanupReport } from "../../lib/cleanup.ts";
+import { MIN_AGE_FORMAT, parseCleanupFilters, parseMinAge, OFFSET_MODES, REVIEW_STATUSES, type OffsetMode } from "../../lib/cleanup-config.ts";
+import { makeRunId, runCleanup } from "../../lib/cleanup.ts";
+import { CleanupError, MAX_OFFSET, type CleanupDependencies, type CleanupJob, type CleanupReport } from "../../lib/cleanup-types.ts";
 import { DEFAULT_IAM_ENDPOINT, isAcceptableEndpoint } from "../../lib/config.ts";
-import { describeError } from "../../lib/errors.ts";
+import { CliError, describeError, UsageError } from "../../lib/errors.ts";
 import { createIamExchange } from "../../lib/iam.ts";
 import { LOCAL } from "../local-defaults.ts";
 import { silentLogger } from "../../lib/logger.ts";
 import { createSender } from "../../lib/producer.ts";
 import { createScmClient } from "../../lib/scm-client.ts";
 import { createTokenProvider, parseSecret, secretsManagerReader, type IamExchange, type SecretReader } from "../../lib/token-provider.ts";
-import { stringFlag, UsageError } from "../args.ts";
-import { CliError, EXIT, type Command, type CommandContext } from "../context.ts";
+import { stringFlag, type ParsedValues } from "../args.ts";
+import { confirm, mustAsk, YES_OPTION } from "../confirm.ts";
+import { EXIT, type Command, type CommandContext } from "../context.ts";
 import { formatDuration, formatTable, queueName } from "../output.ts";
 
 const NAME = "cleanup";
@@ -27,7 +29,9 @@ const LOCAL_SCM_ENDPOINT = `http://${LOCAL.host}:${LOCAL.scmPort}`;
 export const cleanupCommand: Command = {
   name: NAME,
   summary: "find applications still under review and enqueue a withdrawal for each (the scheduled sweep, by hand)",
-  usage: "cleanup [--dry-run] [--status LIST] [--content TEXT] [--exclude IDS] [--exclude-file PATH] [--max N] [--reason TEXT] [--scm-endpoint URL] [--token-file PATH]",
+  usage:
+    "cleanup [--dry-run] [--status LIST] [--content TEXT] [--exclude IDS] [--exclude-file PATH] [--max N] [--min-age AGE] [--reason TEXT] " +
+    "[--scm-endpoint URL] [--token-file PATH]",
   description: [
     "Lists certificates with GET /v3/scm/certificates, one pass per status, oldest update first, and",
     `enqueues one job per match (source "cleanup", the run's id as batch_id). Default statuses:`,
@@ -39,9 +43,16 @@ export const cleanupCommand: Command = {
     "says how many were not seen (narrow with --content, or run again once these are withdrawn).",
     "Everything is listed before anything is enqueued: if the listing fails, nothing is enqueued.",
     "",
+    "SCM's listing gives no age. With the ledger, each run (--dry-run too) remembers when it first saw",
+    "each certificate under review, and --min-age enqueues only those seen at least that long ago;",
+    "without the ledger the sweep cannot tell a stale application from a fresh one (--min-age refuses).",
+    "",
     'The credential: --token-file (the raw token, {"token": ...}, {"iam": {...}} or {"aksk": {...}} to sign every',
     "call with an access key pair), else the Secrets Manager",
     "secret $SCM_TOKEN_SECRET_ID, else (for the local simulator only) the local pipeline's demo token.",
+    "",
+    "On a terminal it shows how many jobs it selected (by status) after the listing and asks before",
+    "enqueueing; --yes skips the question and is needed when there is no terminal (--dry-run never asks).",
     "",
     "Exit 0 when the run finished and every selected job was enqueued; 1 when the listing or a send failed.",
   ].join("\n"),
@@ -51,17 +62,23 @@ export const cleanupCommand: Command = {
     exclude: { type: "string", valueName: "IDS", description: "comma-separated certificate ids never to enqueue" },
     "exclude-file": { type: "string", valueName: "PATH", description: "file of certificate ids never to enqueue (one or more per line, # comments)" },
     max: { type: "string", valueName: "N", description: "enqueue at most N jobs; the rest are reported as over_cap (default 100)" },
+    "min-age": { type: "string", valueName: "AGE", description: `only certificates first seen under review at least AGE ago: ${MIN_AGE_FORMAT}; needs the ledger` },
     reason: { type: "string", valueName: "TEXT", description: "reason put in every job (at most 256 characters)" },
     "dry-run": { type: "boolean", description: "list and report what would be enqueued; enqueue nothing" },
     "scm-endpoint": { type: "string", valueName: "URL", description: `SCM endpoint (default: $SCM_ENDPOINT, else the local simulator ${LOCAL_SCM_ENDPOINT})` },
     "token-file": { type: "string", valueName: "PATH", description: "file holding the SCM token (or {\"iam\": {...}} or {\"aksk\": {...}} credentials)" },
     "offset-mode": { type: "string", valueName: "MODE", description: "whether the listing's offset counts records or pages: auto (probe once, default), records, pages" },
+    ...YES_OPTION,
   },
   async run(context, { values, positionals }) {
     if (positionals.length > 0) throw new UsageError(`cleanup takes no arguments (got ${JSON.stringify(positionals[0])}); use --status, --content or --exclude`, NAME);
     const dryRun = values["dry-run"] === true;
     const filters = readFilters(values);
+    const ask = !dryRun && mustAsk(context, values, "cleanup enqueues a withdrawal for every application it finds (--dry-run shows which)");
     const offsetMode = readOffsetMode(stringFlag(values, "offset-mode"));
+    const minAgeText = stringFlag(values, "min-age");
+    const minAgeMs = minAgeText === undefined ? undefined : parseMinAge(minAgeText);
+    if (minAgeText !== undefined && minAgeMs === undefined) throw new UsageError(`--min-age must be ${MIN_AGE_FORMAT} (got ${JSON.stringify(minAgeText)})`, NAME);
     const scmEndpoint = (stringFlag(values, "scm-endpoint") ?? nonEmpty(context.env.SCM_ENDPOINT) ?? LOCAL_SCM_ENDPOINT).replace(/\/+$/, "");
     if (!isAcceptableEndpoint(scmEndpoint)) {
       throw new UsageError(`--scm-endpoint must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment (got ${JSON.stringify(scmEndpoint)})`, NAME);
@@ -76,6 +93,7 @@ export const cleanupCommand: Command = {
       logger: silentLogger,
       retry: { maxAttempts: 4, baseDelayMs: 500, maxDelayMs: 5000, timeoutMs: 10_000 },
       ...(dryRun ? {} : { createSender: (onResult) => createSender<string>({ sqs: context.sqs, queueUrl, onResult }) }),
+      ...(ask ? { confirm: (jobs) => confirmJobs(context, jobs, filters.reason, queueUrl) } : {}),
     };
     let report: CleanupReport;
     try {
@@ -84,8 +102,19 @@ export const cleanupCommand: Command = {
       // With the ledger, the run's jobs are recorded as queued under the run id (`batch status <run id>`).
       const ledger = dryRun ? undefined : await context.ledger();
       if (ledger) deps.ledger = ledger;
-      report = await runCleanup(deps, { runId: makeRunId(new Date()), mode: dryRun ? "dry-run" : "enqueue", filters, offsetMode });
+      // First sightings, in a dry run too: they are what lets a later run tell an application's age.
+      const sightings = await context.sightings();
+      if (sightings) deps.sightings = sightings;
+      const mode = dryRun ? "dry-run" : "enqueue";
+      report = await runCleanup(deps, { runId: makeRunId(new Date()), mode, filters, offsetMode, minAgeMs });
     } catch (error) {
+      if (error instanceof CleanupError && error.code === "not_confirmed") {
+        context.note(error.message);
+        return context.signal?.aborted ? EXIT.interrupted : EXIT.failed;
+      }
+      if (error instanceof CleanupError && error.code === "listing_unavailable" && scmEndpoint === LOCAL_SCM_ENDPOINT && /ECONNREFUSED/.test(error.message)) {
+        throw new CliError(`no SCM simulator at ${LOCAL_SCM_ENDPOINT}: start the local pipeline with \`npm start\`, or pass --scm-endpoint; nothing was enqueued`);
+      }
       if (error instanceof CleanupError) throw new CliError(error.message);
       throw error;
     } finally {
@@ -104,7 +133,19 @@ export const cleanupCommand: Command = {
   },
 };
 
-function readFilters(values: Record<string, string | boolean | undefined>) {
+/** Shows the selected jobs' count by status (and the reason) and asks the operator. */
+function confirmJobs(context: CommandContext, jobs: readonly CleanupJob[], reason: string | undefined, queueUrl: string): Promise<boolean> {
+  const byStatus = new Map<string, number>();
+  for (const job of jobs) byStatus.set(job.status, (byStatus.get(job.status) ?? 0) + 1);
+  const table = formatTable([...byStatus], [
+    { header: "status", value: ([status]) => status },
+    { header: "to enqueue", value: ([, n]) => n, align: "right" },
+  ]);
+  const why = reason === undefined ? "no reason" : `reason ${JSON.stringify(reason)}`;
+  return confirm(context, table, `enqueue ${jobs.length} withdrawal${jobs.length === 1 ? "" : "s"} (${why}) to ${queueName(queueUrl)}?`);
+}
+
+function readFilters(values: ParsedValues) {
   const excludeFile = stringFlag(values, "exclude-file");
   let fileText = "";
   if (excludeFile !== undefined) {
@@ -218,6 +259,11 @@ function printReport(context: CommandContext, report: CleanupReport, queueUrl: s
     context.print(`over the cap (--max ${report.filters.maxJobs}): ${overCap.length} not enqueued: ${sample}${overCap.length > SAMPLE ? `, ... (${overCap.length - SAMPLE} more; --json lists all)` : ""}`);
   }
 
+  if (!report.ages.tracked) {
+    context.print();
+    context.print("ages: unknown without the ledger (SCM's listing has none): every application under review is selected, however recent");
+  }
+
   const c = report.counts;
   const skippedParts = Object.entries(c.skipped).filter(([, n]) => n > 0).map(([reason, n]) => `${reason} ${n}`);
   context.print();
@@ -226,7 +272,7 @@ function printReport(context: CommandContext, report: CleanupReport, queueUrl: s
       `found ${c.found}`,
       report.mode === "dry-run" ? `would enqueue ${c.selected}` : `enqueued ${c.enqueued}`,
       ...(c.failed > 0 ? [`failed ${c.failed}`] : []),
-      `skipped ${c.skipped.excluded + c.skipped.duplicate + c.skipped.over_cap + c.skipped.status_filtered + c.skipped.invalid_id}${skippedParts.length > 0 ? ` (${skippedParts.join(", ")})` : ""}`,
+      `skipped ${Object.values(c.skipped).reduce((sum, n) => sum + n, 0)}${skippedParts.length > 0 ? ` (${skippedParts.join(", ")})` : ""}`,
       `not reachable ${c.unreachable}`,
     ].join(", ") + ` in ${formatDuration(report.durationMs)}`,
   );

@@ -1,6 +1,6 @@
 /** Where the CLI sends: queue URLs, endpoint and region from flags and environment, and SQS errors as one line. */
 import { describe, expect, it } from "vitest";
-import { UsageError } from "../../cli/args.ts";
+import { UsageError } from "../../lib/errors.ts";
 import { explainSqsError, resolveTarget, type Target } from "../../cli/context.ts";
 import { cli } from "../support/cli.ts";
 
