@@ -94,7 +94,9 @@ export async function withdrawCertificate(
       token = await tokens.getToken(inv.signal);
       await tools.limiter.take(inv.signal);
     } catch (error) {
-      return retrying(tokenFailure(call, attempts, error));
+      const reason = tokenFailure(call, attempts, error);
+      // A rate-limit wait cut by the deadline: the throttling answer before it is the reason.
+      return retrying(reason === "deadline:scm" ? outOfTime : reason);
     }
     if (budget() < MIN_CALL_BUDGET_MS) return retrying(outOfTime);
 
