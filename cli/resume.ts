@@ -21,8 +21,21 @@ export function resumeDecisions(queued: Pick<QueuedResult, "alreadyDone" | "queu
   };
 }
 
-/** The command that resumes an interrupted run: same file, same batch id, same reason. */
-export function resumeCommand(file: string, batchId: string, reason: string | undefined): string {
+/** Flags that say where the jobs go and how the file reads: without them the resumed run would talk to another queue. */
+const CARRIED_FLAGS = ["format", "queue-url", "region", "endpoint-url", "ledger-table"] as const;
+
+/** The command that resumes an interrupted run: same file, same batch id, same reason, same queue and ledger. */
+export function resumeCommand(
+  file: string,
+  batchId: string,
+  reason: string | undefined,
+  given: Readonly<Record<string, unknown>> = {},
+): string {
   const quote = (text: string) => (/^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, "'\\''")}'`);
-  return ["scm-withdraw bulk", quote(file), "--batch-id", quote(batchId), ...(reason === undefined ? [] : ["--reason", quote(reason)])].join(" ");
+  const carried = CARRIED_FLAGS.flatMap((name) => {
+    const value = given[name];
+    return typeof value === "string" ? [`--${name}`, quote(value)] : [];
+  });
+  const why = reason === undefined ? [] : ["--reason", quote(reason)];
+  return ["scm-withdraw bulk", quote(file), "--batch-id", quote(batchId), ...why, ...carried].join(" ");
 }

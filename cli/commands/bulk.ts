@@ -146,7 +146,7 @@ export const bulkCommand: Command = {
       progress.done();
       context.note(`${file}:${line}: ${text}`);
     };
-    const rate = () => Math.round(counts.sent / Math.max(0.001, (performance.now() - started) / 1000));
+    const rate = (ms = performance.now() - started) => Math.round(counts.sent / Math.max(0.001, ms / 1000));
     let readFraction = 0;
     // Sending lags reading: the bar is the share of the jobs read so far that went out, times the share read.
     const showProgress = () => {
@@ -254,7 +254,7 @@ export const bulkCommand: Command = {
     } catch (error) {
       if (error instanceof BulkFileError) {
         results.close();
-        unlinkSync(resultsPath);
+        results.discard();
         throw new UsageError(`${file}: ${error.message}`, "bulk");
       }
       await sendChunk();
@@ -271,7 +271,7 @@ export const bulkCommand: Command = {
     progress.done();
     // An empty file, or one without a single valid line, is a mistake: exit 1 and create no batch.
     const noJobs = counts.valid === 0 && !interrupted;
-    if (noJobs && counts.read === 0) unlinkSync(resultsPath);
+    if (noJobs && counts.read === 0) results.discard();
     let batchRecorded = false;
     if (ledger && !noJobs) {
       if (notSent.length > 0) await ledger.recordNotSent(notSent);
@@ -291,10 +291,10 @@ export const bulkCommand: Command = {
       else if (dryRun) context.print(`dry run: ${counts.valid} would be sent, nothing was sent`);
       else {
         const skipped = `${counts.already_done ? `, ${counts.already_done} already withdrawn` : ""}${counts.already_queued ? `, ${counts.already_queued} already queued` : ""}`;
-        context.print(`sent ${counts.sent}, failed ${counts.failed}${skipped ? `${skipped} (not sent again)` : ""} in ${formatDuration(elapsedMs)} (${rate()} messages/s)`);
+        context.print(`sent ${counts.sent}, failed ${counts.failed}${skipped ? `${skipped} (not sent again)` : ""} in ${formatDuration(elapsedMs)} (${rate(elapsedMs)} messages/s)`);
       }
       if (interrupted) context.print("interrupted: the rest of the file was not read");
-      if (interrupted && ledger) context.print(`resume with: ${resumeCommand(file, batchId, reason)} (jobs already queued or withdrawn are not sent again)`);
+      if (interrupted && ledger) context.print(`resume with: ${resumeCommand(file, batchId, reason, values)} (jobs already queued or withdrawn are not sent again)`);
       if (interrupted && !ledger) context.print(`without the ledger a re-run sends every line again (${resultsPath} lists what was sent)`);
       if (ledger && !noJobs) {
         const totalMissing = !batchRecorded && !interrupted;
@@ -326,7 +326,7 @@ export const bulkCommand: Command = {
         ...counts,
         interrupted,
         elapsed_ms: Math.round(elapsedMs),
-        rate_per_second: rate(),
+        rate_per_second: rate(elapsedMs), // the send's rate: --wait's following is not in it
         results_file: counts.read > 0 ? resultsPath : null,
         ...(ledger ? { ledger: { table: context.ledgerTarget?.tableName, jobs: inBatch, not_recorded: ledgerCounts.failed, batch_recorded: batchRecorded } } : {}),
         ...(followed ? { wait: { end: followed.end, ...statusJson(followed.status, context.ledgerTarget?.tableName) } } : {}),
@@ -402,20 +402,27 @@ export function generateBatchId(now: Date): string {
  * A path that is the input file under another name (a hard link, a symbolic link) is refused: opening it for
  * writing would truncate the input before a line of it was read.
  */
-function openResults(path: string, input: { dev: number; ino: number }, inputName: string): { path: string; row(fields: (string | number)[]): void; close(): void } {
+function openResults(
+  path: string,
+  input: { dev: number; ino: number },
+  inputName: string,
+): { path: string; row(fields: (string | number)[]): void; close(): void; discard(): void } {
   const existing = statIfAny(path);
   if (existing && existing.dev === input.dev && existing.ino === input.ino) {
     throw new UsageError(`--results ${path} is the input file ${inputName} (through a link); choose another path`, "bulk");
   }
+  if (existing?.isDirectory()) throw new UsageError(`--results ${path} is a directory; give a file path`, "bulk");
   let fd: number | undefined;
   let chosen = path;
+  // Not a regular file (/dev/null, /dev/stdout, a FIFO): not an earlier run's results, so written to, not renamed.
+  if (existing && !existing.isFile()) fd = openResultsTarget(path, "w");
   // A re-run never overwrites an earlier run's results: the first free name of path, path-2, path-3...
   for (let n = 2; fd === undefined; n++) {
     try {
       fd = openSync(chosen, "wx");
     } catch (error) {
       const code = (error as { code?: string }).code;
-      if (code !== "EEXIST" || n > 1000) throw new UsageError(`cannot write the results file ${chosen}: ${code ?? String(error)}`, "bulk");
+      if (code !== "EEXIST" || n > 1000) throw resultsError(chosen, error);
       chosen = numbered(path, n);
     }
   }
@@ -437,7 +444,24 @@ function openResults(path: string, input: { dev: number; ino: number }, inputNam
       flush();
       closeSync(fd);
     },
+    /** Removes the file this run created (never a device or FIFO it only wrote to). */
+    discard() {
+      if (chosen !== path || !existing) unlinkSync(chosen);
+    },
   };
+}
+
+function openResultsTarget(path: string, flags: string): number {
+  try {
+    return openSync(path, flags);
+  } catch (error) {
+    throw resultsError(path, error);
+  }
+}
+
+function resultsError(path: string, error: unknown): UsageError {
+  const code = (error as { code?: string }).code;
+  return new UsageError(`cannot write the results file ${path}: ${code ?? String(error)}`, "bulk");
 }
 
 /** `ids.txt.results.csv` -> `ids.txt.results-2.csv`. */

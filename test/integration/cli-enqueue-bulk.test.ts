@@ -303,6 +303,25 @@ describe("bulk", () => {
     expect(await received()).toEqual([]);
   });
 
+  it("writes --results /dev/null as asked: no /dev/null-2, and an empty input never removes /dev/null", async () => {
+    const path = file("to-dev-null.txt", `${id(77)}\n`);
+    const run = await cli(["bulk", path, "--dry-run", "--results", "/dev/null", ...queues.flags]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain("results: /dev/null\n");
+    expect(existsSync("/dev/null-2")).toBe(false);
+    const empty = await cli(["bulk", file("empty-to-dev-null.txt", ""), "--dry-run", "--results", "/dev/null", ...queues.flags]);
+    expect(empty.code).toBe(1);
+    expect(existsSync("/dev/null")).toBe(true);
+  });
+
+  it("refuses a --results path that is a directory, with one line", async () => {
+    const path = file("to-dir.txt", `${id(78)}\n`);
+    const run = await cli(["bulk", path, "--dry-run", "--results", dir, ...queues.flags]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe(`scm-withdraw: error: --results ${dir} is a directory; give a file path (see \`scm-withdraw bulk --help\`)\n`);
+    expect(existsSync(`${dir}-2`)).toBe(false);
+  });
+
   it("reports a line over 64 KiB as invalid by number and goes on with the rest", async () => {
     const path = file("huge-line.txt", `${id(74)}\n${"x".repeat(5_000_000)}\n${id(75)}\n`);
     const run = await cli(["bulk", path, "--dry-run", ...queues.flags]);

@@ -345,7 +345,11 @@ describe("bulk resumed after Ctrl-C (issue 13 item 4)", () => {
     const interrupted = await cli(["bulk", "--yes", path, "--batch-id", "e2e-resume", "--reason", "CHG 12", ...flags], { env, signal: AbortSignal.abort() });
     expect(interrupted.code).toBe(130);
     expect(interrupted.stdout).toContain("sent 1, failed 0");
-    expect(interrupted.stdout).toContain(`resume with: scm-withdraw bulk ${path} --batch-id e2e-resume --reason 'CHG 12' (jobs already queued or withdrawn are not sent again)`);
+    // The queue and the ledger given on the command line are in it: without them the resumed run talks to the default ones.
+    const where = ["--queue-url", "--endpoint-url"].flatMap((name) => [name, flags[flags.indexOf(name) + 1]!]).join(" ");
+    expect(interrupted.stdout).toContain(
+      `resume with: scm-withdraw bulk ${path} --batch-id e2e-resume --reason 'CHG 12' ${where} (jobs already queued or withdrawn are not sent again)`,
+    );
     // No total yet: the batch must not look done before it is resumed.
     expect(JSON.parse((await cli(["batch", "status", "e2e-resume", "--json", ...flags], { env })).stdout)).toMatchObject({ expected_total: null, done: false });
 
@@ -361,6 +365,18 @@ describe("bulk resumed after Ctrl-C (issue 13 item 4)", () => {
     // A third run sends nothing at all; --resend-queued would send queued ones again, but all are done.
     const third = JSON.parse((await cli(["bulk", "--yes", path, "--batch-id", "e2e-resume", "--reason", "CHG 12", "--json", ...flags], { env })).stdout) as Record<string, number>;
     expect(third).toMatchObject({ sent: 0, already_done: 5, already_queued: 0 });
+  }, 30_000);
+
+  it("bulk --wait --json: rate_per_second is the send's rate, not diluted by the time spent following", async () => {
+    const { flags, env } = target(withLedger);
+    const ids = ["ledgerE2ERate001", "ledgerE2ERate002"];
+    for (const id of ids) withLedger.sim!.addCertificate({ id, status: "CHECKING" });
+    const path = file("rate.txt", ids);
+    const args = ["bulk", "--yes", path, "--reason", "r", "--wait", "--interval", "500ms", "--json", ...flags];
+    const out = JSON.parse((await cli(args, { env })).stdout) as { sent: number; elapsed_ms: number; rate_per_second: number };
+    expect(out.sent).toBe(2);
+    const expected = out.sent / Math.max(0.001, out.elapsed_ms / 1000);
+    expect(Math.abs(out.rate_per_second - expected)).toBeLessThanOrEqual(Math.max(1, expected * 0.05));
   }, 30_000);
 
   it("a job an earlier run recorded as queued is not sent again, unless --resend-queued", async () => {
