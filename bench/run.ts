@@ -9,25 +9,14 @@
  */
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { Section } from "./report.ts";
-
-// The AWS SDK warns on Node 20 that its releases after January 2027 will need Node 22: true, but
-// noise in a benchmark's output (the CLI drops it the same way). Installed before anything loads
-// the SDK, hence the dynamic imports below.
-process.removeAllListeners("warning");
-process.on("warning", (warning) => {
-  if (warning.name === "NodeVersionSupportWarning" || String(warning.message).startsWith("NodeVersionSupportWarning")) return;
-  process.stderr.write(`(node:${process.pid}) ${warning.name}: ${warning.message}\n`);
-});
-
-const { PROJECT_ROOT } = await import("../scripts/build.mjs");
-const { buildBundles } = await import("./bundles.ts");
-const { benchColdStart } = await import("./cold-start.ts");
-const { benchBulk } = await import("./bulk.ts");
-const { benchThrottling } = await import("./throttling.ts");
-const { benchThroughput } = await import("./throughput.ts");
-const { benchmarksMarkdown, describeMachine, loadAverage, textTable } = await import("./report.ts");
-const { startBenchStack } = await import("./stack.ts");
+import { PROJECT_ROOT } from "../scripts/build.mjs";
+import { buildBundles } from "./bundles.ts";
+import { benchBulk } from "./bulk.ts";
+import { benchColdStart } from "./cold-start.ts";
+import { benchmarksMarkdown, describeMachine, loadAverage, type Section, textTable } from "./report.ts";
+import { startBenchStack } from "./stack.ts";
+import { benchThrottling } from "./throttling.ts";
+import { benchThroughput } from "./throughput.ts";
 
 const ALL = ["1", "2", "3", "4", "5"] as const;
 

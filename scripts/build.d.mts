@@ -4,7 +4,7 @@ export declare const REQUIRE_BANNER: string;
 export declare const BUILD_OPTIONS: {
   readonly bundle: true;
   readonly platform: "node";
-  readonly target: "node22";
+  readonly target: "node24";
   readonly format: "esm";
   readonly minify: true;
   readonly sourcemap: "linked";

@@ -25,14 +25,14 @@ export const REQUIRE_BANNER =
 export const BUILD_OPTIONS = /** @type {const} */ ({
   bundle: true,
   platform: "node",
-  // Lambda runs nodejs22.x (serverless.yml provider.runtime).
-  target: "node22",
+  // Lambda runs nodejs24.x (serverless.yml provider.runtime).
+  target: "node24",
   format: "esm",
   minify: true,
   // "linked" writes a separate .map file AND the `//# sourceMappingURL` comment that
   // NODE_OPTIONS=--enable-source-maps needs to find it ("external" would drop the comment).
   sourcemap: "linked",
-  // The nodejs22.x runtime ships the AWS SDK v3 (and its @smithy/* internals): leave them out.
+  // The nodejs24.x runtime ships the AWS SDK v3 (and its @smithy/* internals): leave them out.
   external: ["@aws-sdk/*", "@smithy/*"],
   banner: { js: REQUIRE_BANNER },
   legalComments: "none",

@@ -47,7 +47,6 @@ beforeAll(async () => {
       AWS_ACCESS_KEY_ID: "test",
       AWS_SECRET_ACCESS_KEY: "test",
       AWS_REGION: "eu-west-1",
-      AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING: "1",
       // serverless.yml custom.esbuild.outputWorkFolder (relative to the service dir).
       SLS_ESBUILD_WORK_FOLDER: path.relative(ROOT, path.join(workDir, "esbuild")),
     },
@@ -83,8 +82,8 @@ const resourcesOf = (s: Statement): unknown[] => asArray(s.Resource as unknown);
 const isLogsStatement = (s: Statement) => asArray(s.Action).every((a) => a.startsWith("logs:"));
 
 describe("serverless package", () => {
-  it("packages the withdraw function: nodejs22.x arm64 running handlers/withdraw.handler", () => {
-    expect(fn()).toMatchObject({ Runtime: "nodejs22.x", Architectures: ["arm64"], Handler: "handlers/withdraw.handler", MemorySize: 512, Timeout: 60 });
+  it("packages the withdraw function: nodejs24.x arm64 running handlers/withdraw.handler", () => {
+    expect(fn()).toMatchObject({ Runtime: "nodejs24.x", Architectures: ["arm64"], Handler: "handlers/withdraw.handler", MemorySize: 512, Timeout: 60 });
   });
 
   it("maps the withdrawals queue to the function with partial batch responses", () => {
@@ -211,9 +210,9 @@ describe("serverless package", () => {
     const rule = () => only("AWS::Events::Rule");
     const cleanupStatements = (): Statement[] => (resources().CleanupRole.Properties.Policies as Json[]).flatMap((p) => p.PolicyDocument.Statement as Statement[]);
 
-    it("packages handlers/cleanup.handler on nodejs22.x arm64, not retried by Lambda", () => {
+    it("packages handlers/cleanup.handler on nodejs24.x arm64, not retried by Lambda", () => {
       expect(ofType("AWS::Lambda::Function").map(([name]) => name).sort()).toEqual(["CleanupLambdaFunction", "WithdrawLambdaFunction"]);
-      expect(cleanup()).toMatchObject({ Runtime: "nodejs22.x", Architectures: ["arm64"], Handler: "handlers/cleanup.handler", Timeout: 300 });
+      expect(cleanup()).toMatchObject({ Runtime: "nodejs24.x", Architectures: ["arm64"], Handler: "handlers/cleanup.handler", Timeout: 300 });
       expect(only("AWS::Lambda::EventInvokeConfig")).toMatchObject({ FunctionName: { Ref: "CleanupLambdaFunction" }, MaximumRetryAttempts: 0 });
     });
 
@@ -325,7 +324,7 @@ describe("serverless package", () => {
       expect([...zip.keys()].sort()).toEqual(["handlers/cleanup.mjs", "handlers/cleanup.mjs.map", "handlers/withdraw.mjs", "handlers/withdraw.mjs.map"]);
     });
 
-    it("leaves the AWS SDK out of the bundle (the nodejs22.x runtime provides it)", () => {
+    it("leaves the AWS SDK out of the bundle (the nodejs24.x runtime provides it)", () => {
       const bundle = zip.get("handlers/withdraw.mjs")!;
       expect(bundle.length).toBeLessThan(MAX_BUNDLE_BYTES);
       const code = bundle.toString("utf8");
