@@ -9,16 +9,17 @@
  */
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import { PROJECT_ROOT } from "../scripts/build.mjs";
+import { buildCli, PROJECT_ROOT } from "../scripts/build.mjs";
 import { buildBundles } from "./bundles.ts";
 import { benchBulk } from "./bulk.ts";
+import { benchCliStart } from "./cli-start.ts";
 import { benchColdStart } from "./cold-start.ts";
 import { benchmarksMarkdown, describeMachine, loadAverage, type Section, textTable } from "./report.ts";
 import { startBenchStack } from "./stack.ts";
 import { benchThrottling } from "./throttling.ts";
 import { benchThroughput } from "./throughput.ts";
 
-const ALL = ["1", "2", "3", "4", "5"] as const;
+const ALL = ["1", "2", "3", "4", "5", "6"] as const;
 
 function parseOnly(argv: readonly string[]): Set<string> {
   const index = argv.findIndex((a) => a === "--only" || a.startsWith("--only="));
@@ -40,8 +41,8 @@ async function main() {
   const step = (message: string) => console.error(`[bench ${fixed0((performance.now() - started) / 1000)} s] ${message}`);
   step(`${machine.cpu}, ${machine.cores} cores, ${machine.memory}, Node ${machine.node}; ${machine.loadStart}`);
 
-  step("building bundles");
-  const bundles = await buildBundles();
+  step("building bundles and the CLI");
+  const [bundles] = await Promise.all([buildBundles(), buildCli()]);
   const stack = await startBenchStack();
   const sections: Section[] = [];
   try {
@@ -60,6 +61,10 @@ async function main() {
     if (only.has("5")) {
       step("5: throttling");
       sections.push(await benchThrottling(stack, bundles));
+    }
+    if (only.has("6")) {
+      step("6: CLI start");
+      sections.push(benchCliStart());
     }
   } finally {
     await stack.close();

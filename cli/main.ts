@@ -4,53 +4,40 @@
  * `main(argv, io)` does everything and returns the exit code, with the streams and the environment
  * injected, so tests run it in-process; `runCli()` wires it to the real process (the bin).
  *
- * Adding a command is one line in {@link COMMANDS}: a module exporting a {@link Command}
- * (`{ name, summary, usage, description, options, run }`). Two-word names (`"dlq list"`) make groups.
+ * Adding a command: a module exporting a {@link Command} (`{ ...HEADS.x, description, options, run }`),
+ * and its head and loader in cli/commands/index.ts. Two-word names (`"dlq list"`) make groups.
  */
-import { readFileSync } from "node:fs";
+import packageJson from "../package.json" with { type: "json" };
 import { describeError } from "../lib/errors.ts";
 import { localSqsEndpoint } from "./local-defaults.ts";
 import { formatOptions, parseArgs, UsageError } from "./args.ts";
-import { batchReportCommand } from "./commands/batch-report.ts";
-import { batchStatusCommand } from "./commands/batch-status.ts";
-import { bulkCommand } from "./commands/bulk.ts";
-import { dlqListCommand } from "./commands/dlq-list.ts";
-import { dlqRedriveCommand } from "./commands/dlq-redrive.ts";
-import { enqueueCommand } from "./commands/enqueue.ts";
-import { statusCommand } from "./commands/status.ts";
-import { cleanupCommand } from "./commands/cleanup.ts";
-import { CliError, CommandContext, EXIT, GLOBAL_OPTIONS, resolveLedgerTarget, resolveTarget, type CliIo, type Command } from "./context.ts";
+import { COMMANDS } from "./commands/index.ts";
+import { CliError, CommandContext, EXIT, GLOBAL_OPTIONS, resolveLedgerTarget, resolveTarget, type CliIo, type Command, type CommandEntry } from "./context.ts";
 
+export { COMMANDS } from "./commands/index.ts";
 export { EXIT, type CliIo, type Command } from "./context.ts";
 
 export const PROGRAM = "scm-withdraw";
 
-/** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [
-  enqueueCommand,
-  bulkCommand,
-  batchStatusCommand,
-  batchReportCommand,
-  dlqListCommand,
-  dlqRedriveCommand,
-  statusCommand,
-  cleanupCommand,
-];
+/** The command itself, its module loaded if it was not yet. */
+function load(entry: CommandEntry): Promise<Command> {
+  return "load" in entry ? entry.load() : Promise.resolve(entry);
+}
 
 /** Runs one command line; returns the exit code (0 ok, 1 some work failed, 2 usage error, 130 interrupted). */
-export async function main(argv: readonly string[], io: CliIo, commands: readonly Command[] = COMMANDS): Promise<number> {
+export async function main(argv: readonly string[], io: CliIo, commands: readonly CommandEntry[] = COMMANDS): Promise<number> {
   let commandName: string | undefined;
   try {
     if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
       io.stdout.write(`${version()}\n`);
       return EXIT.ok;
     }
-    const { command, rest } = findCommand(argv, commands);
-    commandName = command?.name;
-    if (!command) {
+    const { command: entry, rest } = findCommand(argv, commands);
+    commandName = entry?.name;
+    if (!entry) {
       // No command: `--help` asks for the index; anything else is a usage error that shows it.
       const { values, positionals } = parseArgs(rest, GLOBAL_OPTIONS);
-      if (positionals[0] === "help") return help(io, commands, positionals.slice(1));
+      if (positionals[0] === "help") return await help(io, commands, positionals.slice(1));
       if (positionals.length > 0) throw unknownCommand(positionals, commands);
       if (values.help) {
         io.stdout.write(indexHelp(commands));
@@ -59,6 +46,7 @@ export async function main(argv: readonly string[], io: CliIo, commands: readonl
       io.stderr.write(indexHelp(commands));
       return EXIT.usage;
     }
+    const command = await load(entry);
     const args = parseArgs(rest, { ...GLOBAL_OPTIONS, ...command.options }, command.name);
     if (args.values.help) {
       io.stdout.write(commandHelp(command));
@@ -66,7 +54,7 @@ export async function main(argv: readonly string[], io: CliIo, commands: readonl
     }
     const env = io.env ?? process.env;
     const target = resolveTarget(args.values, env);
-    const context = new CommandContext(io, target, { json: args.values.json === true, command: command.name, ledger: resolveLedgerTarget(args.values, env) });
+    const context = await CommandContext.open(io, target, { json: args.values.json === true, command: command.name, ledger: resolveLedgerTarget(args.values, env) });
     try {
       return await command.run(context, args);
     } finally {
@@ -88,7 +76,7 @@ export async function main(argv: readonly string[], io: CliIo, commands: readonl
  * Finds the command words in `argv` (global flags may come before them, e.g. `--json dlq list`) and
  * returns the rest of the arguments for the command's own parser.
  */
-function findCommand(argv: readonly string[], commands: readonly Command[]): { command: Command | undefined; rest: string[] } {
+function findCommand(argv: readonly string[], commands: readonly CommandEntry[]): { command: CommandEntry | undefined; rest: string[] } {
   const positions: number[] = [];
   for (let i = 0; i < argv.length && positions.length < 2; i++) {
     const token = argv[i]!;
@@ -116,25 +104,25 @@ function findCommand(argv: readonly string[], commands: readonly Command[]): { c
   return { command: match, rest: argv.filter((_, i) => !used.has(i)) };
 }
 
-function unknownCommand(positionals: string[], commands: readonly Command[]): UsageError {
+function unknownCommand(positionals: string[], commands: readonly CommandEntry[]): UsageError {
   const first = positionals[0]!;
   const groups = [...new Set(commands.map((c) => c.name.split(" ")[0]!))];
   const close = groups.find((g) => g.startsWith(first.slice(0, 2)) && Math.abs(g.length - first.length) <= 2);
   return new UsageError(`unknown command "${first}"${close ? ` (did you mean ${close}?)` : ""}`);
 }
 
-function help(io: CliIo, commands: readonly Command[], words: string[]): number {
+async function help(io: CliIo, commands: readonly CommandEntry[], words: string[]): Promise<number> {
   if (words.length === 0) {
     io.stdout.write(indexHelp(commands));
     return EXIT.ok;
   }
   const command = commands.find((c) => c.name === words.join(" ")) ?? commands.find((c) => c.name === words[0]);
   if (!command) throw unknownCommand(words, commands);
-  io.stdout.write(commandHelp(command));
+  io.stdout.write(commandHelp(await load(command)));
   return EXIT.ok;
 }
 
-function indexHelp(commands: readonly Command[]): string {
+function indexHelp(commands: readonly CommandEntry[]): string {
   const heads = commands.map((c) => {
     const positional = c.usage.slice(c.name.length).split(" [", 1)[0]!.trim();
     return `${c.name}${positional ? ` ${positional}` : ""}`;
@@ -185,9 +173,9 @@ const TARGET_NOTES = [
   "exit codes: 0 everything done, 1 some work failed, 2 usage error (nothing done), 130 interrupted",
 ];
 
+/** From package.json, built into dist/cli.mjs (no file read, and no `node:fs` on the way to `--help`). */
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version?: string };
-  return `${PROGRAM} ${pkg.version ?? "unknown"}`;
+  return `${PROGRAM} ${packageJson.version}`;
 }
 
 /** The bin's entry: real streams, Ctrl-C handling, and the exit code. */

@@ -23,3 +23,5 @@ export interface BuiltEntry {
 }
 export declare function buildEntry(entry: string, options?: { outdir?: string; minify?: boolean }): Promise<BuiltEntry>;
 export declare function listHandlerEntries(): Promise<string[]>;
+export declare const CLI_OUTFILE: string;
+export declare function buildCli(options?: { outdir?: string }): Promise<{ outfile: string; bytes: number }>;

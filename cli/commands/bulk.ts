@@ -13,6 +13,7 @@ import { createSender } from "../../lib/producer.ts";
 import { integerFlag, stringFlag, UsageError } from "../args.ts";
 import { DEFAULT_STALL_TIMEOUT_MS, DEFAULT_WATCH_INTERVAL_MS, durationFlag, formatStatus, statusJson, WATCH_OPTIONS, watchBatch, watchVerdict } from "../batch.ts";
 import { CliError, EXIT, type Command } from "../context.ts";
+import { HEADS } from "./index.ts";
 import { createProgress, csvField, formatBytes, formatDuration, plural, queueName } from "../output.ts";
 
 /** Problem lines printed to stderr before the rest is left to the results file. */
@@ -27,9 +28,7 @@ const LEDGER_CHUNK = 500;
 const MAX_LEDGER_BATCH_ID = 128 - 1 - 16;
 
 export const bulkCommand: Command = {
-  name: "bulk",
-  summary: "send every certificate id in a .txt, .csv or .jsonl file (streamed, de-duplicated)",
-  usage: "bulk <file> [--batch-id ID] [--reason TEXT] [--dry-run] [--wait] [--results PATH] [--format txt|csv|jsonl] [--concurrency N]",
+  ...HEADS.bulk,
   description: [
     "Formats (by extension, or --format):",
     "  .txt    one certificate id per line; blank lines and # comments are skipped",

@@ -1,15 +1,14 @@
 /** `scm-withdraw dlq list`: what is in the dead-letter queue and why, leaving every message there. */
 import { integerFlag, stringFlag, UsageError } from "../args.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
+import { HEADS } from "./index.ts";
 import { createDlqScanner, DLQ_REASONS, parseReasons, type DlqMessage } from "../dlq.ts";
 import { displayId, formatTable, plural, queueName } from "../output.ts";
 
 const SAMPLES = 3;
 
 export const dlqListCommand: Command = {
-  name: "dlq list",
-  summary: "count dead-lettered jobs by failure_reason and error_code, with sample ids (removes nothing)",
-  usage: "dlq list [--reason R[,R...]] [--max N]",
+  ...HEADS.dlqList,
   description: [
     "Reads the dead-letter queue and counts its messages by failure_reason and error_code, with up to",
     `${SAMPLES} sample certificate ids each. Every message stays in the queue: the scan hides them while it`,

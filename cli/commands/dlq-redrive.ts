@@ -14,6 +14,7 @@ import { parseWithdrawalBody } from "../../lib/message.ts";
 import { createSender, type SendResult } from "../../lib/producer.ts";
 import { integerFlag, stringFlag, UsageError } from "../args.ts";
 import { EXIT, type Command } from "../context.ts";
+import { HEADS } from "./index.ts";
 import { createDlqScanner, DLQ_REASONS, type DlqMessage } from "../dlq.ts";
 import { displayId, formatTable, plural, queueName } from "../output.ts";
 import { reasonFilter } from "./dlq-list.ts";
@@ -27,9 +28,7 @@ interface Failure {
 }
 
 export const dlqRedriveCommand: Command = {
-  name: "dlq redrive",
-  summary: "move dead-lettered jobs (optionally only some reasons) back to the withdrawals queue",
-  usage: "dlq redrive [--reason R[,R...]] [--max N] [--dry-run]",
+  ...HEADS.dlqRedrive,
   description: [
     "Sends each matching message's original body, byte for byte and without the DLQ attributes, to the",
     "withdrawals queue, and deletes it from the dead-letter queue only after that send succeeded.",

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { cleanupCommand } from "../../cli/commands/cleanup.ts";
-import { COMMANDS, main } from "../../cli/main.ts";
+import { main } from "../../cli/main.ts";
 import { parseCleanupFilters, type RawFilters } from "../../lib/cleanup-config.ts";
 import { CleanupError, createCleanupRuntime, runCleanup, runIdForEvent, type CleanupDependencies, type CleanupRunOptions } from "../../lib/cleanup.ts";
 import { loadCleanupConfig } from "../../lib/cleanup-config.ts";
@@ -495,7 +495,9 @@ describe("scm-withdraw cleanup (the CLI)", () => {
     const code = await main(
       ["cleanup", ...connection, ...argv],
       { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) }, env: {} },
-      [...COMMANDS, cleanupCommand],
+      // The module imported above, not the index's lazy entry: after vi.resetModules() (earlier tests)
+      // a lazy load would get fresh copies of the CLI's modules and their error classes.
+      [cleanupCommand],
     );
     return { code, stdout: out.join(""), stderr: err.join("") };
   }
@@ -571,7 +573,7 @@ describe("scm-withdraw cleanup (the CLI)", () => {
     const code = await main(
       ["cleanup", "--dry-run", "--queue-url", stack.queueUrl, "--scm-endpoint", stack.sim.url, "--json"],
       { stdout: { write: (s: string) => out.push(s) }, stderr: { write: () => {} }, env: { SCM_TOKEN_SECRET_ID: SECRET_ID } },
-      [...COMMANDS, cleanupCommand],
+      [cleanupCommand],
     );
     process.env = savedEnv;
     expect(code).toBe(0);
