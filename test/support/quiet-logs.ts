@@ -14,5 +14,9 @@ const route = (stream: NodeJS.WriteStream, print: (text: string) => void) => {
     return true;
   }) as typeof stream.write;
 };
-route(process.stdout, (text) => console.log(text));
-route(process.stderr, (text) => console.error(text));
+// vitest's own console, taken before secret-guard.ts (the next setup file) wraps it: the guard records
+// each write once, from its own stdout/stderr wrapper, with its line break.
+const log = console.log.bind(console);
+const error = console.error.bind(console);
+route(process.stdout, log);
+route(process.stderr, error);
