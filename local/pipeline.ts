@@ -91,7 +91,10 @@ export interface PipelineOptions {
   ledger?: boolean | { tableName?: string; endpoint?: string };
   /** Port of the local DynamoDB with `ledger: true`; 0 (the default here) picks a free one. `npm start` passes `LOCAL`'s. */
   dynamoDbPort?: number;
-  /** More handler configuration (DESIGN.md variables: MAX_ATTEMPTS, SCM_TIMEOUT_MS, LOG_LEVEL, ...). The pipeline's own wiring wins. */
+  /**
+   * More handler configuration (lib/config.ts variables: MAX_ATTEMPTS, SCM_TIMEOUT_MS, LOG_LEVEL, ...).
+   * The pipeline's own wiring wins.
+   */
   env?: Record<string, string | undefined>;
   /** Every line the handler writes (its JSON logs) and anything a container prints to stderr. */
   onLogLine?: (line: string) => void;
@@ -566,7 +569,7 @@ export function summaryChanged(shown: PipelineStats | undefined, now: PipelineSt
   return figures(shown) !== figures(now);
 }
 
-/** The outcome table's order (DESIGN.md), then anything else, then the redrive policy's moves. */
+/** The outcome table's order (the contract, in the docs), then anything else, then the redrive policy's moves. */
 const REASON_ORDER = ["invalid_message", "unauthorized", "forbidden", "not_found", "rejected", "retries_exhausted"];
 const reasonRank = (reason: string) => (reason === REDRIVE_POLICY_REASON ? 1000 : REASON_ORDER.indexOf(reason) === -1 ? 999 : REASON_ORDER.indexOf(reason));
 

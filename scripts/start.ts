@@ -72,7 +72,7 @@ The handler's other settings come from the environment, as in Lambda (MAX_ATTEMP
 RETRY_BASE_DELAY_MS, SCM_MAX_RPS, LOG_LEVEL, ...; see the README's Configuration table), e.g.
   SCM_MAX_RPS=5 npm start -- --scm-endpoint https://scm.ap-southeast-1.myhuaweicloud.com --token-file token.txt`;
 
-/** DESIGN.md's handler variables a user may set for a local run (the pipeline wires the rest). */
+/** The handler's variables (lib/config.ts) a user may set for a local run (the pipeline wires the rest). */
 const PASS_THROUGH = [
   "MAX_ATTEMPTS",
   "RETRY_BASE_DELAY_MS",
