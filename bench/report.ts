@@ -92,11 +92,11 @@ export function textTable(rows: readonly Row[]): string {
 
 /** A Markdown table (for BENCHMARKS.md and the README). */
 export function markdownTable(rows: readonly Row[]): string {
-  const escape = (c: string) => c.replace(/\|/g, "\\|");
+  const escapeCell = (c: string) => c.replace(/\|/g, "\\|");
   return [
     `| ${HEADERS.join(" | ")} |`,
     `| ${HEADERS.map(() => "---").join(" | ")} |`,
-    ...rows.map((r) => `| ${cells(r).map(escape).join(" | ")} |`),
+    ...rows.map((r) => `| ${cells(r).map(escapeCell).join(" | ")} |`),
   ].join("\n");
 }
 

@@ -10,7 +10,7 @@
  * bypasses every cache, shared by all the records that saw the same stale token.
  * No value read here is ever logged or put in an error message.
  */
-import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { GetSecretValueCommand, type GetSecretValueCommandOutput, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { TokenUnavailableError } from "./errors.ts";
 
 export interface TokenProvider {
@@ -158,7 +158,7 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
 /** Reads a secret with the real Secrets Manager client; every call is a fresh `GetSecretValue`. */
 export function secretsManagerReader(client: SecretsManagerClient, secretId: string): SecretReader {
   return async () => {
-    let output;
+    let output: GetSecretValueCommandOutput;
     try {
       output = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
     } catch (error) {

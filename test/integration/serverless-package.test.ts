@@ -1,6 +1,7 @@
 /**
  * `serverless package` (osls, offline) and the CloudFormation it generates: the deployment shape and
- * the security rules of DESIGN.md, checked on the real template rather than on serverless.yml.
+ * its security rules (least privilege, encryption, retention), checked on the real template rather
+ * than on serverless.yml.
  *
  * Packages ONCE (beforeAll), into a temp dir, with serverless-esbuild's scratch folder in a temp dir
  * too, so it never collides with `npm run package` or `invoke local` running in the same tree.
@@ -21,9 +22,14 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", ".
 const SERVERLESS_BIN = path.join(ROOT, "node_modules", "osls", "bin", "serverless.js");
 /** 6 × timeout + window: https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html */
 const VISIBILITY_FACTOR = 6;
+/** The token secret's ARN as serverless.yml writes it: Fn::Sub fills in the partition, region and account. */
+const TOKEN_SECRET_ARN_SUB =
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub string, not a template literal.
+  "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:scm-withdraw/token-??????";
 /** A bundle with the AWS SDK inlined is about 540 KB; without it about 60 KB. */
 const MAX_BUNDLE_BYTES = 256 * 1024;
 
+// biome-ignore lint/suspicious/noExplicitAny: CloudFormation JSON, read by path; each test checks the shape it reads.
 type Json = Record<string, any>;
 interface Statement {
   Effect: string;
@@ -255,7 +261,7 @@ describe("serverless package", () => {
       const [resource] = resourcesOf(granted[0]!);
       expect(resourcesOf(granted[0]!)).toHaveLength(1);
       // Secrets Manager appends "-" + 6 random characters to the name: ?????? matches exactly those.
-      expect(resource).toEqual({ "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:scm-withdraw/token-??????" });
+      expect(resource).toEqual({ "Fn::Sub": TOKEN_SECRET_ARN_SUB });
       expect(statements().filter((s) => asArray(s.Action).some((a) => a.startsWith("secretsmanager:")))).toHaveLength(1);
     });
 
@@ -331,7 +337,7 @@ describe("serverless package", () => {
         {
           Effect: "Allow",
           Action: ["secretsmanager:GetSecretValue"],
-          Resource: { "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:scm-withdraw/token-??????" },
+          Resource: { "Fn::Sub": TOKEN_SECRET_ARN_SUB },
         },
         { Effect: "Allow", Action: ["sqs:SendMessage"], Resource: getAtt("WithdrawalsQueue", "Arn") },
         {
