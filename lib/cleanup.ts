@@ -314,9 +314,10 @@ export async function runCleanup(deps: CleanupDependencies, options: CleanupRunO
       if (budget < MIN_CALL_BUDGET_MS) throw new CleanupError("deadline", `${where}: out of time before the function's deadline; nothing was enqueued`);
       const result = await deps.scm.listCertificates(query, token, { timeoutMs: Math.min(deps.retry.timeoutMs, budget) });
       const details = result.kind === "answer" ? { httpStatus: result.status, errorCode: result.errorCode } : {};
-      // The worker's outcome table fits a listing call as well: 2xx is success, 401 → refresh once,
-      // throttling/5xx/network → retry, anything else is permanent.
-      const decision = classifyAnswer(result, { tokenRefreshed });
+      // The worker's outcome table fits a listing call as well: the error-code table first, 401 → refresh
+      // once, throttling/5xx/network → retry, anything else is permanent. A 2xx is checked for a usable
+      // listing below (listing_unexpected), so every 2xx without a listed code counts as answered here.
+      const decision = classifyAnswer(result, { tokenRefreshed, succeeded: () => true });
       switch (decision.kind) {
         case "withdrawn": {
           const parsed = ListAnswer.safeParse(result.kind === "answer" ? result.body : undefined);

@@ -6,8 +6,8 @@
  * `X-Subject-Token` response header and `token.expires_at` (ISO-8601 with microseconds) says when it
  * dies. API: https://support.huaweicloud.com/intl/en-us/api-iam/iam_30_0001.html
  *
- * - Keep-alive, one time limit per request (connecting, silence and a slow drip alike), and at most
- *   `MAX_BODY_BYTES` of an answer read, like `scm-client.ts`.
+ * - Over the shared transport (`http-transport.ts`, like `scm-client.ts`): keep-alive, one time limit
+ *   per request (connecting, silence and a slow drip alike), and at most `MAX_BODY_BYTES` of an answer read.
  * - A connection error is retried once at once: a keep-alive socket that IAM closed while the
  *   container was frozen fails that way, and an extra token is harmless (a new one revokes nothing).
  * - Every failure is a `TokenUnavailableError`: `iam_unreachable` (network, time limit, 429, 5xx, an
@@ -20,10 +20,9 @@
  *   so the message says which credentials to fix.
  */
 import { createHash } from "node:crypto";
-import http from "node:http";
-import https from "node:https";
 import { isAcceptableEndpoint } from "./config.ts";
 import { TokenUnavailableError } from "./errors.ts";
+import { createHttpTransport, parseJsonBody } from "./http-transport.ts";
 import type { IamCredentials, IamExchange, IssuedToken } from "./token-provider.ts";
 
 /** What one HTTP exchange with IAM gave: an answer (any status) or a network failure. Never throws. */
@@ -31,7 +30,7 @@ export type IamHttpResult =
   | { kind: "answer"; status: number; subjectToken: string | undefined; body: unknown }
   | { kind: "network"; failure: "timeout" | "connection"; message: string };
 
-/** Sends the token request; the default is node:http(s) with keep-alive (tests may pass their own). */
+/** Sends the token request; the default is the shared `lib/http-transport.ts` (tests may pass their own). */
 export type IamTransport = (url: URL, body: string, timeoutMs: number) => Promise<IamHttpResult>;
 
 export interface IamExchangeOptions {
@@ -197,7 +196,7 @@ function iamMessage(body: unknown, password: string): string | undefined {
 
 /** Creates the exchange `createTokenProvider` calls; one per container. */
 export function createIamExchange(options: IamExchangeOptions): IamExchanger {
-  const transport = options.transport ?? createHttpTransport();
+  const transport = options.transport ?? createIamTransport();
   const now = options.now ?? Date.now;
   const holdMs = options.rejectionHoldMs ?? DEFAULT_REJECTION_HOLD_MS;
   let rejected: { fingerprint: string; until: number; error: TokenUnavailableError } | undefined;
@@ -224,74 +223,27 @@ export function createIamExchange(options: IamExchangeOptions): IamExchanger {
   return { exchange, close: () => transport.close?.() };
 }
 
-/** The real transport: node:http(s), keep-alive, one time limit per request, bounded body. */
-export function createHttpTransport(): IamTransport & { close: () => void } {
-  const agents = {
-    // Exchanges are rare (about one per container per day, plus one per 401), so one socket is plenty.
-    "http:": new http.Agent({ keepAlive: true, maxSockets: 2, timeout: 50_000 }),
-    "https:": new https.Agent({ keepAlive: true, maxSockets: 2, timeout: 50_000 }),
-  };
-  const send = (url: URL, body: string, timeoutMs: number): Promise<IamHttpResult> =>
-    new Promise((resolve) => {
-      let settled = false;
-      const finish = (result: IamHttpResult) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve(result);
-      };
-      const failWith = (failure: "timeout" | "connection", message: string) => {
-        finish({ kind: "network", failure, message });
-        request.destroy();
-      };
-      const isHttps = url.protocol === "https:";
-      const request = (isHttps ? https : http).request({
-        protocol: url.protocol,
-        hostname: url.hostname.replace(/^\[|\]$/g, ""),
-        port: url.port || undefined,
-        path: `${url.pathname}${url.search}`,
-        method: "POST",
-        agent: agents[isHttps ? "https:" : "http:"],
-        maxHeaderSize: MAX_HEADER_BYTES,
-        headers: { "Content-Type": "application/json;charset=UTF-8", Accept: "application/json", "Content-Length": Buffer.byteLength(body) },
-      });
-      const timer = setTimeout(() => failWith("timeout", `no complete answer within ${timeoutMs} ms`), timeoutMs);
-      request.on("error", (error: NodeJS.ErrnoException) => failWith("connection", `${error.code ?? error.name}: ${error.message}`));
-      request.on("response", (response) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        const header = response.headers["x-subject-token"];
-        const subjectToken = Array.isArray(header) ? header[0] : header;
-        const answer = (text: string | undefined) => finish({ kind: "answer", status: response.statusCode ?? 0, subjectToken, body: parseJson(text) });
-        response.on("data", (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_BODY_BYTES) {
-            // The status and the token header are in; an oversized body just has no readable expiry.
-            answer(undefined);
-            response.destroy();
-            return;
-          }
-          chunks.push(chunk);
-        });
-        response.on("end", () => answer(Buffer.concat(chunks).toString("utf8")));
-        response.on("error", (error: NodeJS.ErrnoException) => failWith("connection", `${error.code ?? error.name}: ${error.message}`));
-        response.on("aborted", () => failWith("connection", "answer cut off"));
-      });
-      request.end(body);
-    });
-  return Object.assign(send, {
-    close: () => {
-      agents["http:"].destroy();
-      agents["https:"].destroy();
-    },
+/** The real transport: the shared HTTP transport (keep-alive, one time limit per request, bounded body). */
+export function createIamTransport(): IamTransport & { close: () => void } {
+  // Exchanges are rare (about one per container per day, plus one per 401), so two sockets are plenty.
+  const transport = createHttpTransport({
+    maxSockets: 2,
+    maxBodyBytes: MAX_BODY_BYTES,
+    maxHeaderBytes: MAX_HEADER_BYTES,
   });
-}
-
-function parseJson(text: string | undefined): unknown {
-  if (!text) return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
+  const send = async (url: URL, body: string, timeoutMs: number): Promise<IamHttpResult> => {
+    const result = await transport.send({
+      url,
+      method: "POST",
+      headers: { "Content-Type": "application/json;charset=UTF-8", Accept: "application/json" },
+      body,
+      timeoutMs,
+    });
+    if (result.kind === "network") return { kind: "network", failure: result.failure, message: result.message };
+    const header = result.headers["x-subject-token"];
+    // An oversized body still has its status and token header; it just has no readable expiry.
+    const subjectToken = Array.isArray(header) ? header[0] : header;
+    return { kind: "answer", status: result.status, subjectToken, body: parseJsonBody(result.text) };
+  };
+  return Object.assign(send, { close: () => transport.close() });
 }

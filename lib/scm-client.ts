@@ -1,17 +1,15 @@
 /**
  * The SCM HTTP client: `cancel-cert`, certificate details and the certificate list.
  *
- * - Keep-alive connections, at most `maxSockets` per host (one per record in flight), so a warm
- *   container reuses its TLS connections instead of paying a handshake per call.
- * - One time limit per call that covers connecting, silence and a slow drip of the body alike.
+ * - Over the shared transport (`http-transport.ts`): keep-alive, at most `maxSockets` per host (one per
+ *   record in flight), one time limit per call covering connecting, silence and a slow drip alike.
  * - At most `maxBodyBytes` of an answer are read; SCM's documented bodies are a few hundred bytes.
  * - It never throws for an HTTP status or a network failure: it returns what happened, and
  *   `classify.ts` decides what that means. The token goes into one header and nowhere else.
  *
  * API: https://support.huaweicloud.com/intl/en-us/api-scm/CancelCertificateRequest.html
  */
-import http from "node:http";
-import https from "node:https";
+import { createHttpTransport, parseJsonBody, type HttpAnswer } from "./http-transport.ts";
 import { CERTIFICATE_ID_PATTERN } from "./message.ts";
 
 export type ScmAnswer = {
@@ -21,6 +19,11 @@ export type ScmAnswer = {
   body: unknown;
   errorCode: string | undefined;
   errorMsg: string | undefined;
+  /**
+   * The start of the body as received (at most {@link EXCERPT_LENGTH} characters, control characters
+   * as spaces, the token cut out), for logs about an answer nobody expected. Undefined for an empty body.
+   */
+  excerpt?: string;
   /** From a `Retry-After` header (seconds or HTTP date), in milliseconds. */
   retryAfterMs: number | undefined;
   durationMs: number;
@@ -63,78 +66,29 @@ const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 
 export function createScmClient(options: ScmClientOptions): ScmClient {
   const base = new URL(options.endpoint);
-  const isHttps = base.protocol === "https:";
-  const agent = new (isHttps ? https.Agent : http.Agent)({
-    keepAlive: true,
-    maxSockets: options.maxSockets ?? 10,
-    // Huawei's gateways close idle connections after about a minute; retire ours first.
-    timeout: 50_000,
-  });
-  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const now = options.now ?? (() => performance.now());
   const basePath = base.pathname.replace(/\/+$/, "");
+  const transport = createHttpTransport({
+    maxSockets: options.maxSockets ?? 10,
+    maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    ...(options.now ? { now: options.now } : {}),
+  });
 
-  const send = (method: "GET" | "POST", path: string, token: string, callOptions: CallOptions = {}): Promise<ScmResult> => {
-    const started = now();
-    const timeoutMs = Math.max(1, Math.min(callOptions.timeoutMs ?? options.timeoutMs, options.timeoutMs));
-    return new Promise<ScmResult>((resolve) => {
-      let settled = false;
-      const finish = (result: ScmResult) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        callOptions.signal?.removeEventListener("abort", onAbort);
-        resolve(result);
-      };
-      const fail = (failure: ScmNetworkFailure["failure"], message: string) => {
-        finish({ kind: "network", failure, message, durationMs: now() - started });
-        request.destroy();
-      };
-      const body = method === "POST" ? "{}" : undefined;
-      const request = (isHttps ? https : http).request({
-        protocol: base.protocol,
-        hostname: base.hostname.replace(/^\[|\]$/g, ""),
-        port: base.port || undefined,
-        path: basePath + path,
-        method,
-        agent,
-        headers: {
-          "X-Auth-Token": token,
-          Accept: "application/json",
-          ...(body === undefined ? {} : { "Content-Type": "application/json;charset=UTF-8", "Content-Length": Buffer.byteLength(body) }),
-        },
-      });
-      // Listen for errors before anything can destroy the request: destroying it (an already-aborted
-      // signal) emits "socket hang up", which would be an uncaught exception without a listener.
-      request.on("error", (error: NodeJS.ErrnoException) => fail("connection", `${error.code ?? error.name}: ${error.message}`));
-      const timer = setTimeout(() => fail("timeout", `no complete answer within ${timeoutMs} ms`), timeoutMs);
-      const onAbort = () => fail("timeout", "aborted");
-      if (callOptions.signal?.aborted) return onAbort();
-      callOptions.signal?.addEventListener("abort", onAbort, { once: true });
-
-      request.on("response", (response) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        let oversized = false;
-        response.on("data", (chunk: Buffer) => {
-          if (oversized) return;
-          size += chunk.length;
-          if (size > maxBodyBytes) {
-            // Enough: the status decides; the rest of a huge body is not worth reading.
-            oversized = true;
-            chunks.length = 0;
-            finish(toAnswer(response, undefined, now() - started));
-            response.destroy();
-            return;
-          }
-          chunks.push(chunk);
-        });
-        response.on("end", () => finish(toAnswer(response, Buffer.concat(chunks).toString("utf8"), now() - started)));
-        response.on("error", (error: NodeJS.ErrnoException) => fail("connection", `${error.code ?? error.name}: ${error.message}`));
-        response.on("aborted", () => fail("connection", "answer cut off"));
-      });
-      request.end(body);
+  type Method = "GET" | "POST";
+  const send = async (method: Method, path: string, token: string, callOptions: CallOptions = {}): Promise<ScmResult> => {
+    const body = method === "POST" ? "{}" : undefined;
+    const result = await transport.send({
+      url: new URL(basePath + path, base),
+      method,
+      headers: {
+        "X-Auth-Token": token,
+        Accept: "application/json",
+        ...(body === undefined ? {} : { "Content-Type": "application/json;charset=UTF-8" }),
+      },
+      body,
+      timeoutMs: Math.min(callOptions.timeoutMs ?? options.timeoutMs, options.timeoutMs),
+      ...(callOptions.signal ? { signal: callOptions.signal } : {}),
     });
+    return result.kind === "network" ? result : toAnswer(result, token);
   };
 
   const idPath = (certificateId: string) => {
@@ -152,29 +106,44 @@ export function createScmClient(options: ScmClientOptions): ScmClient {
       const qs = params.toString();
       return send("GET", `/v3/scm/certificates${qs ? `?${qs}` : ""}`, token, o);
     },
-    close: () => agent.destroy(),
+    close: () => transport.close(),
   };
 }
 
-function toAnswer(response: http.IncomingMessage, text: string | undefined, durationMs: number): ScmAnswer {
-  let body: unknown;
-  if (text) {
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = undefined;
-    }
-  }
+function toAnswer(answer: HttpAnswer, token: string): ScmAnswer {
+  const body = parseJsonBody(answer.text);
   const record = typeof body === "object" && body !== null ? (body as Record<string, unknown>) : {};
+  const retryAfter = answer.headers["retry-after"];
   return {
     kind: "answer",
-    status: response.statusCode ?? 0,
+    status: answer.status,
     body,
     errorCode: typeof record.error_code === "string" ? record.error_code : undefined,
     errorMsg: typeof record.error_msg === "string" ? record.error_msg : undefined,
-    retryAfterMs: parseRetryAfter(response.headers["retry-after"]),
-    durationMs,
+    excerpt: answer.text ? excerptOf(answer.text, token) : undefined,
+    retryAfterMs: parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter),
+    durationMs: answer.durationMs,
   };
+}
+
+/** How much of an unexpected body the logs and the DLQ quote. */
+export const EXCERPT_LENGTH = 200;
+
+/**
+ * The start of a body, safe to log: the token is cut out of the whole text first (so no prefix of it
+ * survives the cut), in any letter case and URL-encoded, then control characters become spaces.
+ */
+export function excerptOf(text: string, token: string): string {
+  let clean = text;
+  for (const form of new Set([token, encodeURIComponent(token)])) {
+    if (form.length > 0) clean = clean.replace(new RegExp(escapeRegExp(form), "gi"), "[redacted]");
+  }
+  clean = clean.replace(/[\0-\x1f\x7f]+/g, " ").trim();
+  return clean.length > EXCERPT_LENGTH ? `${clean.slice(0, EXCERPT_LENGTH)}…` : clean;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /** `Retry-After` as milliseconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */

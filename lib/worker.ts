@@ -13,7 +13,15 @@
  * its metrics (`lib/metrics.ts`, Embedded Metric Format).
  */
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { classifyAnswer, classifyStatusCheck, THROTTLING_CODES, type FailureReason, type RetryReason } from "./classify.ts";
+import {
+  cancelSucceeded,
+  classifyAnswer,
+  classifyStatusCheck,
+  THROTTLING_CODES,
+  type FailureReason,
+  type PermanentReason,
+  type RetryReason,
+} from "./classify.ts";
 import type { Config } from "./config.ts";
 import type { DeadLetterSender } from "./dead-letter.ts";
 import { describeError, TokenUnavailableError } from "./errors.ts";
@@ -71,7 +79,7 @@ export interface LastAnswer {
 export type WithdrawalResult =
   | { kind: "withdrawn"; attempts: number; last: LastAnswer }
   | { kind: "already-withdrawn"; attempts: number; certificateStatus: string; last: LastAnswer }
-  | { kind: "dead-letter"; reason: Exclude<FailureReason, "invalid_message" | "retries_exhausted">; attempts: number; last: LastAnswer }
+  | { kind: "dead-letter"; reason: PermanentReason; attempts: number; last: LastAnswer }
   | { kind: "transient"; reason: RetryReason | "deadline"; attempts: number; last: LastAnswer };
 
 export type RecordOutcome = {
@@ -311,8 +319,8 @@ export function createWorker(deps: WorkerDependencies) {
       attempts += 1;
       const result = await scm.cancelCert(certificateId, token, { timeoutMs: Math.min(config.scmTimeoutMs, budget), signal });
       observe(result);
-      last = lastAnswer(result, token);
-      const decision = classifyAnswer(result, { tokenRefreshed });
+      const decision = classifyAnswer(result, { tokenRefreshed, succeeded: cancelSucceeded(certificateId) });
+      last = lastAnswer(result, token, decision);
       let retry: { reason: RetryReason; retryAfterMs: number | undefined };
       let failed: { call: "cancel" | "detail"; result: ScmResult; answer: LastAnswer } = { call: "cancel", result, answer: last };
 
@@ -339,7 +347,7 @@ export function createWorker(deps: WorkerDependencies) {
           if (check.kind === "already-withdrawn") return { kind: "already-withdrawn", attempts, certificateStatus: check.status, last };
           if (check.kind === "rejected") return { kind: "dead-letter", reason: "rejected", attempts, last };
           retry = check;
-          failed = { call: "detail", result: details, answer: lastAnswer(details, token) };
+          failed = { call: "detail", result: details, answer: lastAnswer(details, token, check) };
           break;
         }
         case "retry":
@@ -399,7 +407,10 @@ export function createWorker(deps: WorkerDependencies) {
         return deadLetter(record, base, result.reason, result.attempts, result.last, { ...fields, errorMsg: cut(result.last.errorMsg) }, started, log, settle);
       case "transient":
         if (correlation.receiveCount >= config.maxReceiveCount) {
-          return deadLetter(record, base, "retries_exhausted", result.attempts, result.last, { ...fields, errorMsg: cut(result.last.errorMsg), lastReason: result.reason }, started, log, settle);
+          // An answer nobody expected keeps its own reason, so `dlq list` tells it from an outage.
+          const reason = result.reason === "unexpected_answer" ? "unexpected_answer" : "retries_exhausted";
+          const logged = { ...fields, errorMsg: cut(result.last.errorMsg), lastReason: result.reason };
+          return deadLetter(record, base, reason, result.attempts, result.last, logged, started, log, settle);
         }
         log.warn("withdrawal_left_for_retry", { ...fields, reason: result.reason, errorMsg: cut(result.last.errorMsg), durationMs: now() - started });
         return settle(record, { ...base, state: "retrying", reason: result.reason, attempts: result.attempts, last: result.last });
@@ -534,10 +545,13 @@ function tokenErrorCode(error: unknown): string {
 /**
  * What an answer said, for logs and the DLQ. The token is cut out of anything SCM sent back: a
  * gateway that echoes request headers in its error text must not leak it into logs or the DLQ.
+ * An unexpected answer without `error_msg` is quoted by a short excerpt of its body instead.
  */
-function lastAnswer(result: ScmResult, token: string): LastAnswer {
+function lastAnswer(result: ScmResult, token: string, decision: { kind: string; reason?: string }): LastAnswer {
   if (result.kind === "network") return { httpStatus: undefined, errorCode: undefined, errorMsg: redact(result.message, token) };
-  return { httpStatus: result.status, errorCode: redact(result.errorCode, token), errorMsg: redact(result.errorMsg, token) };
+  const unexpected = decision.kind === "retry" && decision.reason === "unexpected_answer";
+  const errorMsg = result.errorMsg ?? (unexpected ? result.excerpt : undefined);
+  return { httpStatus: result.status, errorCode: redact(result.errorCode, token), errorMsg: redact(errorMsg, token) };
 }
 
 function redact(text: string | undefined, secret: string): string | undefined {

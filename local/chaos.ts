@@ -425,7 +425,7 @@ export function expectedCounts(plan: ChaosPlan): Record<ExpectedOutcome, number>
   return counts;
 }
 
-const OUTCOME_ORDER: readonly ExpectedOutcome[] = ["withdrawn", "already_withdrawn", "invalid_message", "unauthorized", "forbidden", "not_found", "rejected", "retries_exhausted"];
+const OUTCOME_ORDER: readonly ExpectedOutcome[] = ["withdrawn", "already_withdrawn", "invalid_message", "unauthorized", "forbidden", "not_found", "rejected", "unexpected_answer", "retries_exhausted"];
 
 // ---------------------------------------------------------------------------------------------
 // The run

@@ -570,7 +570,15 @@ export function summaryChanged(shown: PipelineStats | undefined, now: PipelineSt
 }
 
 /** The outcome table's order (the contract, in the docs), then anything else, then the redrive policy's moves. */
-const REASON_ORDER = ["invalid_message", "unauthorized", "forbidden", "not_found", "rejected", "retries_exhausted"];
+const REASON_ORDER = [
+  "invalid_message",
+  "unauthorized",
+  "forbidden",
+  "not_found",
+  "rejected",
+  "unexpected_answer",
+  "retries_exhausted",
+];
 const reasonRank = (reason: string) => (reason === REDRIVE_POLICY_REASON ? 1000 : REASON_ORDER.indexOf(reason) === -1 ? 999 : REASON_ORDER.indexOf(reason));
 
 // ---------------------------------------------------------------------------------------------

@@ -88,6 +88,8 @@ export interface SimCertificate {
   enterprise_project_id: string;
   /** Last change (ms since the epoch): the listing's `sort_key=certUpdateTime`. */
   updated_at: number;
+  /** When true, business errors about it (`SCM.*` codes) come inside HTTP 500, as in SCM's older error table. */
+  businessErrorsAs500: boolean;
 }
 
 /** What {@link ScmSimulator.addCertificate} needs: an id and a status; every other field has a default. */
@@ -113,6 +115,7 @@ function makeCertificate(input: CertificateInput): SimCertificate {
     description: "",
     enterprise_project_id: "0",
     updated_at: Date.now(),
+    businessErrorsAs500: false,
     ...input,
   };
 }
@@ -250,6 +253,13 @@ export function throttleBody(limit = 20): { error_code: string; error_msg: strin
   };
 }
 
+/**
+ * 2xx answers that are not cancel-cert's documented success (`{"cert_id", "message"}` for the
+ * certificate asked for), as a misconfigured proxy or a wrong endpoint could send them.
+ */
+export const ODD_SUCCESSES = ["html", "invalid-json", "error-code", "no-content", "wrong-cert-id"] as const;
+export type OddSuccess = (typeof ODD_SUCCESSES)[number];
+
 /** Builders for the common {@link Fault}s. Each returns a new fault object. */
 export const faults = {
   /** Any answer: `faults.answer(400, { error_code: "SCM.0016", error_msg: "order exception" })`. */
@@ -282,6 +292,26 @@ export const faults = {
   /** 504 from the gateway: `APIG.0203 Backend timeout.`, or an empty body with `withBody=false`. */
   gatewayTimeout(withBody = true): Fault {
     return withBody ? faults.scmError(504, "APIG.0203", "Backend timeout.") : faults.answer(504);
+  },
+  /**
+   * A 2xx that is not a withdrawal (see {@link ODD_SUCCESSES}): a 200 HTML page, a 200 with cut-off
+   * JSON, a 200 `{"error_code":"SCM.0010"}`, a 204 with no body, or a 200 success naming another certificate.
+   */
+  oddSuccess(kind: OddSuccess): Fault {
+    switch (kind) {
+      case "html":
+        return faults.answer(200, "<!DOCTYPE html><html><body><h1>Welcome</h1><p>Please sign in.</p></body></html>", {
+          "content-type": "text/html",
+        });
+      case "invalid-json":
+        return faults.answer(200, '{"cert_id":"scs', { "content-type": JSON_TYPE });
+      case "error-code":
+        return faults.answer(200, { error_code: "SCM.0010" });
+      case "no-content":
+        return faults.answer(204);
+      case "wrong-cert-id":
+        return faults.answer(200, { cert_id: "scs0000000000000", message: "success" });
+    }
   },
   /** 429 `APIG.0308` (limit 20), with `Retry-After: <seconds>` when given. */
   throttle(retryAfterSeconds?: number): Fault {
@@ -393,6 +423,11 @@ export interface ScmSimulatorOptions {
   listOffsetMode?: "records" | "pages";
   /** After a withdrawal, move the certificate from `CANCELCHECKING` to `PAID` after this many ms. Default: it stays. */
   settleMs?: number;
+  /**
+   * Answer every business error (`SCM.*` codes: 400, 403, 404) as HTTP 500, the shape of SCM's older
+   * error table, instead of the current documents' 4xx. Per certificate: its `businessErrorsAs500` field.
+   */
+  businessErrorsAs500?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -497,6 +532,13 @@ function stableId(name: string): string {
   return createHash("sha256").update(name).digest("hex").slice(0, 32);
 }
 
+/** An SCM business error: a 4xx other than 401 (credentials are the gateway's, `APIGW.*`) with an `SCM.*` code. */
+function isBusinessError(answer: Answer): boolean {
+  const code = isRecord(answer.body) ? answer.body["error_code"] : undefined;
+  const clientError = answer.status >= 400 && answer.status < 500 && answer.status !== 401;
+  return clientError && typeof code === "string" && code.startsWith("SCM.");
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
@@ -504,8 +546,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 /**
  * A running SCM simulator. Create it with {@link startScmSimulator}; always {@link ScmSimulator.close} it.
  *
- * The public fields `latencyMs`, `rateLimitPerSecond`, `listOffsetMode`, `settleMs` and
- * `iamTokenTtlMs` may be changed while it runs.
+ * The public fields `latencyMs`, `rateLimitPerSecond`, `listOffsetMode`, `settleMs`,
+ * `iamTokenTtlMs` and `businessErrorsAs500` may be changed while it runs.
  */
 export class ScmSimulator {
   /** Added to every SCM call, ms. */
@@ -518,6 +560,8 @@ export class ScmSimulator {
   settleMs: number | undefined;
   /** Lifetime of newly issued IAM tokens, ms. */
   iamTokenTtlMs: number;
+  /** Business errors (`SCM.*` codes) as HTTP 500 for every certificate and the listing. */
+  businessErrorsAs500: boolean;
 
   readonly #server: http.Server;
   #url = "";
@@ -545,6 +589,7 @@ export class ScmSimulator {
     this.listOffsetMode = options.listOffsetMode ?? "records";
     this.settleMs = options.settleMs;
     this.iamTokenTtlMs = options.iamTokenTtlMs ?? DAY_MS;
+    this.businessErrorsAs500 = options.businessErrorsAs500 ?? false;
     this.#iamUsers = [...(options.iamUsers ?? [])];
     for (const token of options.tokens ?? []) this.acceptToken(token);
     for (const certificate of options.certificates ?? []) this.addCertificate(certificate);
@@ -809,8 +854,15 @@ export class ScmSimulator {
     return { ok: true, ref: issued.ref };
   }
 
-  /** Cancel-cert, details and listing, once past the gateway and the faults. Applies the withdrawal. */
+  /** Cancel-cert, details and listing, once past the gateway and the faults, in the business-error shape asked for. */
   #scm(kind: CallKind, id: string, token: TokenCheck, query: URLSearchParams): Answer {
+    const answer = this.#scmAnswer(kind, id, token, query);
+    const as500 = this.businessErrorsAs500 || this.#certificates.get(id)?.businessErrorsAs500 === true;
+    return as500 && isBusinessError(answer) ? { ...answer, status: 500 } : answer;
+  }
+
+  /** Cancel-cert, details and listing as current documents answer them. Applies the withdrawal. */
+  #scmAnswer(kind: CallKind, id: string, token: TokenCheck, query: URLSearchParams): Answer {
     if (!token.ok) {
       return scmError(401, token.code, `Incorrect IAM authentication information: ${token.reason}`);
     }

@@ -51,6 +51,8 @@ Options:
                            # comments ignored; an invalid line stops everything before anything is sent).
                            With --drain: withdraw a list and exit. CSV/JSONL: use npx scm-withdraw bulk
   --demo, --no-demo        enqueue the demo jobs (default: only with the simulator, and without --jobs)
+  --business-errors-as-500 the simulator answers business errors (SCM.* codes) inside HTTP 500, the shape
+                           of SCM's older error table, instead of 400/403/404: the outcomes must not change
   --sqs-port N             embedded SQS port (default ${LOCAL.sqsPort}; 0 = any free port)
   --scm-port N             SCM simulator port (default ${LOCAL.scmPort})
   --secrets-port N         local Secrets Manager port (default ${LOCAL.secretsManagerPort})
@@ -97,6 +99,7 @@ interface Settings {
   jobsFile: string | undefined;
   duplicateJobs: number;
   demo: boolean;
+  businessErrorsAs500: boolean;
   ledger: boolean;
   dynamoDbPort: number;
   sqsPort: number;
@@ -120,6 +123,7 @@ function parseFlags(argv: string[]): Settings | "help" {
     jobs: { type: "string" },
     demo: { type: "boolean" },
     "no-demo": { type: "boolean" },
+    "business-errors-as-500": { type: "boolean" },
     "sqs-port": { type: "string" },
     "scm-port": { type: "string" },
     "secrets-port": { type: "string" },
@@ -143,6 +147,9 @@ function parseFlags(argv: string[]): Settings | "help" {
   const scmEndpoint = v["scm-endpoint"];
   if (scmEndpoint !== undefined && !isAcceptableEndpoint(scmEndpoint)) {
     throw new UsageError(`--scm-endpoint must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment (got ${JSON.stringify(scmEndpoint)})`);
+  }
+  if (scmEndpoint !== undefined && v["business-errors-as-500"]) {
+    throw new UsageError("--business-errors-as-500 shapes the simulator's answers: it cannot be used with --scm-endpoint");
   }
   const tokenFile = v["token-file"];
   if (scmEndpoint !== undefined && tokenFile === undefined) throw new UsageError("--scm-endpoint needs --token-file: the demo token only opens the simulator");
@@ -174,6 +181,7 @@ function parseFlags(argv: string[]): Settings | "help" {
     jobsFile,
     duplicateJobs: duplicates,
     demo: v.demo ?? (v["no-demo"] ? false : scmEndpoint === undefined && jobsFile === undefined),
+    businessErrorsAs500: v["business-errors-as-500"] ?? false,
     ledger: !v["no-ledger"],
     // Free ports for everything when SQS takes a free one (tests, several pipelines side by side).
     dynamoDbPort: integer("dynamodb-port", v["sqs-port"] === "0" ? 0 : LOCAL.dynamoDbPort, 0, 65535),
@@ -334,6 +342,7 @@ async function main(): Promise<number> {
       ...(s.ledger ? { ledger: true, dynamoDbPort: s.dynamoDbPort } : {}),
       ...(s.scmEndpoint ? { scmEndpoint: s.scmEndpoint } : {}),
       ...(s.secret !== undefined ? { secret: s.secret } : {}),
+      ...(s.businessErrorsAs500 ? { simulator: { businessErrorsAs500: true } } : {}),
       visibilityTimeoutSeconds: s.visibilityTimeoutSeconds,
       maxReceiveCount: s.maxReceiveCount,
       batchSize: s.batchSize,

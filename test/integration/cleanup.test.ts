@@ -355,6 +355,23 @@ describe("listing errors", () => {
     expect(await drainQueue()).toEqual([]);
   });
 
+  it.each([400, 500])("decides the listing by error_code first: SCM.0003 under %i fails at once, without retrying", async (status) => {
+    addCertificates("chk", 2, "CHECKING");
+    stack.sim.inject({ call: "list" }, faults.scmError(status, "SCM.0003", "tenant has no privilege"));
+    const error = await sweep().run.catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "listing_rejected", httpStatus: status, errorCode: "SCM.0003" });
+    expect(stack.sim.calls).toHaveLength(1);
+    expect(await drainQueue()).toEqual([]);
+  });
+
+  it("retries a listing answered 400 SCM.0016 (a transient business code), then lists", async () => {
+    addCertificates("chk", 2, "CHECKING");
+    stack.sim.inject({ call: "list" }, faults.scmError(400, "SCM.0016", "order exception"));
+    await sweep().run;
+    expect(stack.sim.calls.map((c) => c.status).slice(0, 2)).toEqual([400, 200]);
+    expect(await drainQueue()).toHaveLength(2);
+  });
+
   it("fails before calling SCM when the token cannot be read", async () => {
     addCertificates("chk", 2, "CHECKING");
     stack.secrets.failNext(Infinity);

@@ -311,7 +311,7 @@ describe("usage errors", () => {
   it.each([
     [["enqueue", id(1), "--reasn", "x"], "unknown option --reasn (did you mean --reason?) (see `scm-withdraw enqueue --help`)"],
     [["dlq", "list", "--max", "many"], '--max must be a whole number from 1 to 1000000 (got "many") (see `scm-withdraw dlq list --help`)'],
-    [["dlq", "list", "--reason", "gone"], '--reason "gone" is not a failure reason; use one of invalid_message, unauthorized, forbidden, not_found, rejected, retries_exhausted, unlabelled (see `scm-withdraw dlq list --help`)'],
+    [["dlq", "list", "--reason", "gone"], '--reason "gone" is not a failure reason; use one of invalid_message, unauthorized, forbidden, not_found, rejected, unexpected_answer, retries_exhausted, unlabelled (see `scm-withdraw dlq list --help`)'],
     [["enqueue", id(1), "--reason"], "--reason needs a value (TEXT) (see `scm-withdraw enqueue --help`)"],
     [["status", "--json=yes"], '--json takes no value (got "yes") (see `scm-withdraw status --help`)'],
     [["frobnicate"], 'unknown command "frobnicate" (see `scm-withdraw --help`)'],

@@ -35,11 +35,15 @@ afterAll(() => {
 });
 
 describe.concurrent("the local pipeline", () => {
-  it("npm start -- --drain runs the demo jobs and ends with the expected table", async () => {
-    const tokenFile = join(scratch, "token.txt");
+  it.each([
+    ["", "drain", []],
+    [" (business errors inside HTTP 500)", "drain-500", ["--business-errors-as-500"]],
+  ])("npm start -- --drain%s runs the demo jobs and ends with the expected table", async (_name, dir, flags) => {
+    const tokenFile = join(scratch, `token-${dir}.txt`);
     writeFileSync(tokenFile, `${TEST_TOKEN}\n`);
-    const logFile = join(scratch, "drain", "worker.log");
-    const args = ["start", "--", "--drain", "--sqs-port", "0", "--scm-port", "0", "--secrets-port", "0", "--visibility-timeout", "1", "--token-file", tokenFile, "--log-file", logFile];
+    const logFile = join(scratch, dir, "worker.log");
+    const ports = ["--sqs-port", "0", "--scm-port", "0", "--secrets-port", "0"];
+    const args = ["start", "--", "--drain", ...ports, "--visibility-timeout", "1", "--token-file", tokenFile, "--log-file", logFile, ...flags];
     const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       execFile("npm", args, { cwd: REPO, timeout: 60_000, env: { ...process.env, FORCE_COLOR: "0" } }, (error, stdout, stderr) =>
         resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr }),
@@ -58,9 +62,12 @@ describe.concurrent("the local pipeline", () => {
     expect(stdout).not.toMatch(/^\{/m);
     const log = readFileSync(logFile, "utf8");
     expect(log.split("\n").filter((l) => l.includes('"event":"withdrawal_succeeded"'))).toHaveLength(DEMO_EXPECTED.withdrawn);
-    const deadLetterFile = readdirSync(join(scratch, "drain")).find((name) => name.startsWith("dead-letters-"));
+    // The same outcomes whichever shape SCM's business errors come in.
+    const forbidden = log.split("\n").find((l) => l.includes('"event":"withdrawal_dead_lettered"') && l.includes("SCM.0003"));
+    expect(forbidden).toContain(`"status":${flags.length > 0 ? 500 : 403}`);
+    const deadLetterFile = readdirSync(join(scratch, dir)).find((name) => name.startsWith("dead-letters-"));
     expect(deadLetterFile).toBeDefined();
-    const deadLetters = readFileSync(join(scratch, "drain", deadLetterFile!), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { failure_reason: string });
+    const deadLetters = readFileSync(join(scratch, dir, deadLetterFile!), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { failure_reason: string });
     expect(deadLetters.map((d) => d.failure_reason).sort()).toEqual(Object.entries(DEMO_EXPECTED.deadLettered).flatMap(([r, n]) => Array(n).fill(r)).sort());
     for (const text of [stdout, stderr, log]) expect(text.includes(TEST_TOKEN)).toBe(false);
   });

@@ -5,7 +5,7 @@
 import http from "node:http";
 import { afterEach, describe, expect, test } from "vitest";
 import { DEMO } from "../../local/demo-certificates.ts";
-import { faults, seedDemoScenario, startScmSimulator } from "../../local/scm-simulator.ts";
+import { faults, ODD_SUCCESSES, seedDemoScenario, startScmSimulator } from "../../local/scm-simulator.ts";
 import type { ScmSimulator, ScmSimulatorOptions } from "../../local/scm-simulator.ts";
 
 const TOKEN = "T".repeat(20) + "0123456789abcdefghij"; // 40 characters
@@ -155,6 +155,29 @@ describe("cancel-cert follows the API page", () => {
       expect(((await res.json()) as { error_code: string }).error_code).toBe("SCM.0020");
     }
     expect(sim.certificate(ID)?.status).toBe("CHECKING");
+  });
+
+  test("businessErrorsAs500: every SCM.* business error comes inside a 500, globally or per certificate; 401 stays", async () => {
+    const sim = await start({
+      businessErrorsAs500: true,
+      certificates: [
+        { id: ID, status: "ISSUED" },
+        { id: DEMO.forbidden, status: "CHECKING", forbidden: true },
+      ],
+    });
+    const codeOf = async (res: Response) => [res.status, ((await res.json()) as { error_code: string }).error_code];
+    expect(await codeOf(await cancel(sim, ID))).toEqual([500, "SCM.0010"]);
+    expect(await codeOf(await cancel(sim, DEMO.forbidden))).toEqual([500, "SCM.0003"]);
+    expect(await codeOf(await cancel(sim, DEMO.notFound))).toEqual([500, "SCM.0020"]);
+    expect(await codeOf(await get(sim, "/v3/scm/certificates?limit=7"))).toEqual([500, "SCM.0005"]);
+    expect(await codeOf(await cancel(sim, ID, { token: "x".repeat(40) }))).toEqual([401, "APIGW.0301"]);
+    expect(await codeOf(await get(sim, "/v3/scm/nothing"))).toEqual([404, "APIG.0101"]);
+
+    sim.businessErrorsAs500 = false;
+    sim.addCertificate({ id: DEMO.rejected, status: "ISSUED", businessErrorsAs500: true });
+    expect(await codeOf(await cancel(sim, DEMO.rejected))).toEqual([500, "SCM.0010"]);
+    expect(await codeOf(await cancel(sim, ID))).toEqual([400, "SCM.0010"]);
+    expect(sim.certificate(ID)?.status).toBe("ISSUED");
   });
 
   test("details show the certificate; unknown routes get the gateway's 404", async () => {
@@ -337,6 +360,25 @@ describe("fault injection", () => {
     const body = (await failed.json()) as { error_code: string; error_msg: string };
     expect(body.error_code).toBe("SCM.0500");
     expect(body.error_msg.length).toBeGreaterThan(bytes - 100);
+  });
+
+  test("oddSuccess: each 2xx that is not cancel-cert's success, without withdrawing", async () => {
+    const sim = await start({ certificates: [{ id: ID, status: "CHECKING" }] });
+    for (const kind of ODD_SUCCESSES) sim.inject(ID, faults.oddSuccess(kind));
+    const seen: [number, string][] = [];
+    for (const _kind of ODD_SUCCESSES) {
+      const res = await cancel(sim, ID);
+      seen.push([res.status, await res.text()]);
+    }
+    expect(seen).toEqual([
+      [200, expect.stringMatching(/^<!DOCTYPE html>/)],
+      [200, '{"cert_id":"scs'],
+      [200, '{"error_code":"SCM.0010"}'],
+      [204, ""],
+      [200, '{"cert_id":"scs0000000000000","message":"success"}'],
+    ]);
+    expect(sim.withdrawals(ID)).toBe(0);
+    expect(sim.certificate(ID)?.status).toBe("CHECKING");
   });
 
   test("IAM faults target 'iam' only", async () => {

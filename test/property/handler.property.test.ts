@@ -7,8 +7,8 @@
  *   slow drips, resets, hangs), injected per certificate, once or for every call,
  *
  * the handler never throws, every record gets exactly one outcome (the response, the DLQ, the log
- * lines and the metrics all agree on it), a record is withdrawn only when SCM answered 2xx (or the
- * status check said it already was), the outcome is the one the README's outcome table gives, and
+ * lines and the metrics all agree on it), a record is withdrawn only when SCM answered 200 with the
+ * documented success body (or the status check said it already was), the outcome is the one the README's outcome table gives, and
  * no secret is printed, not even when SCM echoes the token back.
  */
 import type { Message } from "@aws-sdk/client-sqs";
@@ -16,6 +16,7 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda"
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { faults, type Fault } from "../../local/scm-simulator.ts";
+import { ERROR_CODES, ruleFor } from "../../lib/classify.ts";
 import { parseWithdrawalBody } from "../../lib/message.ts";
 import { lambdaContext, sqsEvent, sqsRecord } from "../support/lambda.ts";
 import { capturedOutput } from "../support/secret-guard.ts";
@@ -296,7 +297,7 @@ const status = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: 300, max: 399 }) },
   { weight: 1, arbitrary: fc.integer({ min: 100, max: 199 }) },
 );
-const errorCode = fc.oneof(fc.constantFrom("SCM.0010", "SCM.0003", "SCM.0020", "SCM.0016", "APIG.0308", "APIGW.0308", "APIG.0202", "APIGW.0301", "SCM.0500"), fc.string({ maxLength: 20 }));
+const errorCode = fc.oneof(fc.constantFrom(...Object.keys(ERROR_CODES), "APIG.0202", "APIGW.0301", "SCM.0500", "SCM.0017"), fc.string({ maxLength: 20 }));
 const errorMsg = fc.oneof(
   { weight: 3, arbitrary: fc.string({ maxLength: 80 }) },
   { weight: 1, arbitrary: fc.string({ minLength: 1000, maxLength: 1500 }) },
@@ -394,17 +395,22 @@ function codeSeen(spec: Extract<FaultSpec, { kind: "answer" }>): string | undefi
   return typeof code === "string" ? code : undefined;
 }
 
-type Kind = "ok" | "unauthorized" | "forbidden" | "not_found" | "check" | "rejected" | "transient" | "informational";
-/** The outcome table (README) for one answer: status and `error_code`. */
-function kindOf(statusCode: number, code: string | undefined): Kind {
+type Kind = "ok" | "unexpected" | "unauthorized" | "forbidden" | "not_found" | "check" | "rejected" | "transient" | "informational";
+/**
+ * The outcome table (README) for one answer: status, `error_code` (the code table first, except under
+ * 401), and for a 2xx whether the body is cancel-cert's documented success (`success`).
+ */
+function kindOf(statusCode: number, code: string | undefined, success = false): Kind {
   if (statusCode < 200) return "informational";
-  if (code === "APIG.0308" || code === "APIGW.0308") return "transient";
-  if (statusCode < 300) return "ok";
   if (statusCode === 401) return "unauthorized";
+  const rule = ruleFor(code);
+  if (rule?.decision === "retry") return "transient";
+  if (rule?.decision === "check-status") return "check";
+  if (rule?.decision === "dead-letter") return rule.reason === "unauthorized" ? "unauthorized" : rule.reason;
+  if (statusCode < 300) return success && statusCode === 200 ? "ok" : "unexpected";
   if (statusCode === 403) return "forbidden";
   if (statusCode === 404) return "not_found";
   if (statusCode === 408 || statusCode === 429 || statusCode >= 500) return "transient";
-  if (statusCode === 400 && code === "SCM.0010") return "check";
   return "rejected";
 }
 
@@ -415,6 +421,7 @@ function kindOf(statusCode: number, code: string | undefined): Kind {
  */
 function allowed(plan: CertPlan, receiveCount: number, timeoutsSeen: number): Set<Outcome> {
   const transient: Outcome = receiveCount >= MAX_RECEIVE_COUNT ? "dlq:retries_exhausted" : "failed";
+  const unexpected: Outcome = receiveCount >= MAX_RECEIVE_COUNT ? "dlq:unexpected_answer" : "failed";
   const { state, mode, fault } = plan;
   const normal = NORMAL[state];
   const afterwards = NORMAL[after(state)];
@@ -438,6 +445,8 @@ function allowed(plan: CertPlan, receiveCount: number, timeoutsSeen: number): Se
         return out.add(once && (state === "PAID" || processed) ? "already" : "dlq:rejected");
       case "transient":
         return out.add(once ? next : transient);
+      case "unexpected":
+        return out.add(once ? next : unexpected);
       case "informational":
         // A 1xx is no final answer: the call times out (or node hands over a bare 101, which is "rejected").
         expectedTimeouts = once ? 1 : Infinity;
@@ -451,7 +460,8 @@ function allowed(plan: CertPlan, receiveCount: number, timeoutsSeen: number): Se
       byKind(kindOf(fault.status, codeSeen(fault)), false);
       break;
     case "huge":
-      byKind(kindOf(fault.status, fault.bytes <= BODY_CAP && fault.status >= 300 ? "SCM.0500" : undefined), fault.afterEffect);
+      // Under the cap the body is read: an error body's code (SCM.0500), or for a 200 the documented success.
+      byKind(kindOf(fault.status, fault.bytes <= BODY_CAP && fault.status >= 300 ? "SCM.0500" : undefined, fault.bytes <= BODY_CAP), fault.afterEffect);
       break;
     case "reset":
     case "hang":
@@ -495,8 +505,8 @@ describe("the handler, over any SCM answer", () => {
           const calls = stack.sim.calls.filter((c) => c.certificateId === id);
           const expected = allowed(plan, job.receiveCount, timeouts.get(record.messageId) ?? 0);
           expect([...expected], `certificate ${plan.state}, fault ${plan.mode} ${JSON.stringify(plan.fault)}, receive count ${job.receiveCount}; SCM answered ${JSON.stringify(calls.map((c) => `${c.kind} ${c.status}`))}`).toContain(outcome);
-          // Withdrawn only when SCM said 2xx; already withdrawn only after a status check said so.
-          if (outcome === "withdrawn") expect(calls.some((c) => c.kind === "cancel" && c.status >= 200 && c.status < 300)).toBe(true);
+          // Withdrawn only when SCM said 200; already withdrawn only after a status check said so.
+          if (outcome === "withdrawn") expect(calls.some((c) => c.kind === "cancel" && c.status === 200)).toBe(true);
           if (outcome === "already") expect(calls.some((c) => c.kind === "detail" && c.status >= 200 && c.status < 300)).toBe(true);
           // Left for retry only while receives remain; after that, the DLQ says why.
           if (outcome === "failed") expect(job.receiveCount).toBeLessThan(MAX_RECEIVE_COUNT);

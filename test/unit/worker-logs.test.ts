@@ -40,7 +40,8 @@ function answer(status: number, body?: Record<string, unknown>, durationMs = 10)
     durationMs,
   };
 }
-const ok = (durationMs = 10) => answer(200, { cert_id: "x", message: "success" }, durationMs);
+/** Cancel-cert's documented success for `id`. */
+const ok = (id: string, durationMs = 10) => answer(200, { cert_id: id, message: "success" }, durationMs);
 const scmError = (status: number, code: string, msg = "error", durationMs = 10) => answer(status, { error_code: code, error_msg: msg }, durationMs);
 const timeout = (durationMs = 5000): ScmResult => ({ kind: "network", failure: "timeout", message: `no complete answer within ${durationMs} ms`, durationMs });
 
@@ -58,7 +59,7 @@ function fakeWorker(options: { script?: Script; getToken?: () => string; refresh
 
   const next = (kind: "cancel" | "detail", id: string): ScmResult => {
     calls.push({ kind, id });
-    const list = options.script?.[id]?.[kind] ?? [kind === "cancel" ? ok() : answer(200, { id, status: "CHECKING" })];
+    const list = options.script?.[id]?.[kind] ?? [kind === "cancel" ? ok(id) : answer(200, { id, status: "CHECKING" })];
     const index = positions.get(`${kind}:${id}`) ?? 0;
     positions.set(`${kind}:${id}`, index + 1);
     const item = list[Math.min(index, list.length - 1)]!;
@@ -129,12 +130,12 @@ const ID = {
 const SCRIPT: Script = {
   [ID.already]: { cancel: [scmError(400, "SCM.0010")], detail: [answer(200, { id: ID.already, status: "PAID" })] },
   [ID.forbidden]: { cancel: [scmError(403, "SCM.0003")] },
-  [ID.flaky]: { cancel: [scmError(503, "APIG.0202"), ok()] },
+  [ID.flaky]: { cancel: [scmError(503, "APIG.0202"), ok(ID.flaky)] },
   [ID.failing]: { cancel: [scmError(500, "SCM.0500")] },
   [ID.exhausted]: { cancel: [timeout(100)] },
   [ID.dlqDown]: { cancel: [scmError(404, "SCM.0020")] },
   [ID.crash]: { cancel: [new Error("bug in a fake")] },
-  [ID.throttled]: { cancel: [scmError(429, "APIG.0308"), scmError(400, "APIGW.0308"), ok()] },
+  [ID.throttled]: { cancel: [scmError(429, "APIG.0308"), scmError(400, "APIGW.0308"), ok(ID.throttled)] },
 };
 
 function mixedBatch() {
@@ -226,7 +227,7 @@ describe("the worker's log lines", () => {
 
   it("time each record from the start of its processing, and give each retry its call's latency and delay", async () => {
     const id = "LOGS000000000010";
-    const fake = fakeWorker({ script: { [id]: { cancel: [scmError(503, "APIG.0202", "Backend unavailable.", 30), ok(20)] } } });
+    const fake = fakeWorker({ script: { [id]: { cancel: [scmError(503, "APIG.0202", "Backend unavailable.", 30), ok(id, 20)] } } });
     await fake.run(sqsRecord({ certificate_id: id }));
     // Backoff with random()=0.5: floor(0.5 × min(1000, 100 × 2⁰)) = 50 ms.
     expect(fake.events("withdrawal_retrying")).toEqual([
@@ -248,7 +249,7 @@ describe("the worker's log lines", () => {
     const id = "LOGS000000000012";
     const a = sqsRecord({ certificate_id: id, request_id: "A" });
     const b = sqsRecord({ certificate_id: id, request_id: "B", batch_id: "b-2" });
-    const fake = fakeWorker({ script: { [id]: { cancel: [scmError(502, "APIG.0202"), ok()] } } });
+    const fake = fakeWorker({ script: { [id]: { cancel: [scmError(502, "APIG.0202"), ok(id)] } } });
     await fake.run(a, b);
     expect(fake.calls).toHaveLength(2);
     expect(fake.events("withdrawal_retrying").map((l) => [l.messageId, l.requestId, l.batchId])).toEqual([
