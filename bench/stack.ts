@@ -58,8 +58,8 @@ export async function startBenchStack(): Promise<BenchStack> {
         AWS_ENDPOINT_URL_SQS: sqsEndpoint,
         AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.url,
         AWS_REGION: REGION,
-        AWS_ACCESS_KEY_ID: "bench",
-        AWS_SECRET_ACCESS_KEY: "bench",
+        AWS_ACCESS_KEY_ID: secrets.credentials.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: secrets.credentials.secretAccessKey,
         ...extra,
       };
     },

@@ -20,6 +20,8 @@ export const LOCAL = {
   ledgerTable: "scm-withdraw-local-ledger",
   /** The static token the local SCM simulator accepts (not a secret: it only opens the local simulator). */
   demoToken: "local-demo-token-0123456789abcdef0123456789abcdef",
+  /** The demo AK/SK pair the local simulator accepts with `npm start -- --aksk` (not secret either). */
+  demoAkSk: { access_key: "LOCALDEMOACCESSKEY01", secret_key: "local-demo-secret-key-0123456789abcdefghij", domain_id: "0970dd7a1300f5672ff2c003c60ae115" },
 } as const;
 
 export const localSqsEndpoint = (port: number = LOCAL.sqsPort) => `http://${LOCAL.host}:${port}`;

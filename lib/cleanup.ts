@@ -30,7 +30,7 @@ import { buildWithdrawalBody, CERTIFICATE_ID_PATTERN } from "./message.ts";
 import { createSender, type SendResult, type Sender } from "./producer.ts";
 import { retryDelay, sleep as defaultSleep } from "./retry.ts";
 import { createScmClient, type ScmClient, type ScmResult } from "./scm-client.ts";
-import { createTokenProvider, secretsManagerReader, type IamExchange, type TokenProvider } from "./token-provider.ts";
+import { createTokenProvider, secretsManagerReader, type IamExchange, type ScmAuth, type TokenProvider } from "./token-provider.ts";
 
 /** The listing's documented `limit` range is 10..50: 50 means the fewest calls. */
 export const MAX_PAGE_SIZE = 50;
@@ -293,7 +293,7 @@ export async function runCleanup(deps: CleanupDependencies, options: CleanupRunO
 
   log.info("cleanup_started", { mode: options.mode, statuses: filters.statuses, content: filters.content, exclude: filters.exclude.size, maxJobs: filters.maxJobs, offsetMode: options.offsetMode });
 
-  const getToken = async (refreshFrom?: string): Promise<string> => {
+  const getToken = async (refreshFrom?: ScmAuth): Promise<ScmAuth> => {
     try {
       return refreshFrom === undefined ? await deps.tokens.getToken() : await deps.tokens.refresh(refreshFrom);
     } catch (error) {

@@ -5,6 +5,7 @@
  * `ConfigError` that names every bad variable, what was wrong and what was given.
  */
 import * as z from "zod/mini";
+import { redact } from "./redact.ts";
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -58,6 +59,31 @@ export interface Config {
   ledgerTable: string | undefined;
   /** True when the SDK's SQS endpoint is overridden (local emulator): queue URLs then must not pick the host. */
   sqsEndpointOverridden: boolean;
+  /**
+   * `RETRY_VISIBILITY_SCHEDULE`: the ceiling, in seconds, of the jittered delay before the next delivery
+   * of a record left for retry, by receive count (the last entry repeats). Empty: keep the queue's timeout.
+   */
+  retryVisibilitySchedule: readonly number[];
+}
+
+/** SQS's limit on a message's visibility timeout (12 hours). */
+export const MAX_VISIBILITY_SECONDS = 43_200;
+/** The default backoff across deliveries: 15 s, 1 min, 4 min, 15 min (ceilings; full jitter below them). */
+export const DEFAULT_RETRY_VISIBILITY_SCHEDULE = "15s,1m,4m,15m";
+const SCHEDULE_RULE =
+  `must be "off" or a comma-separated list of durations up to 12h, e.g. ${DEFAULT_RETRY_VISIBILITY_SCHEDULE}`;
+
+/** `15s,1m,4m,15m` → [15, 60, 240, 900] (seconds; a bare number is seconds); `off` → []; undefined if invalid. */
+export function parseVisibilitySchedule(text: string): number[] | undefined {
+  if (text.trim().toLowerCase() === "off") return [];
+  const unit = { s: 1, m: 60, h: 3600 } as const;
+  const seconds = text.split(",").map((part) => {
+    const match = /^\s*(\d{1,5})\s*([smh]?)\s*$/.exec(part);
+    return match ? Number(match[1]) * unit[(match[2] || "s") as keyof typeof unit] : Number.NaN;
+  });
+  const inRange = (s: number) => Number.isInteger(s) && s >= 0 && s <= MAX_VISIBILITY_SECONDS;
+  const valid = seconds.length <= 20 && seconds.every(inRange);
+  return valid ? seconds : undefined;
 }
 
 export interface ConfigProblem {
@@ -68,7 +94,9 @@ export interface ConfigProblem {
 
 export class ConfigError extends Error {
   readonly problems: readonly ConfigProblem[];
-  constructor(problems: readonly ConfigProblem[]) {
+  constructor(given: readonly ConfigProblem[]) {
+    // A value is quoted to say what was wrong, but never a URL's userinfo (`https://user:password@host`).
+    const problems = given.map((p) => (p.given === undefined ? p : { ...p, given: redact(p.given) }));
     const lines = problems.map((p) => `${p.variable} ${p.message}${p.given === undefined ? "" : ` (got ${JSON.stringify(p.given)})`}`);
     super(`Invalid configuration: ${lines.join("; ")}`);
     this.name = "ConfigError";
@@ -136,6 +164,10 @@ const EnvSchema = z.object({
   IAM_TIMEOUT_MS: integer(100, 60_000, 5000),
   DEADLINE_MARGIN_MS: integer(0, 60_000, 1000),
   LEDGER_TABLE: z.optional(z.string()),
+  RETRY_VISIBILITY_SCHEDULE: z._default(
+    z.string().check(z.refine((v) => parseVisibilitySchedule(v) !== undefined, { error: SCHEDULE_RULE })),
+    DEFAULT_RETRY_VISIBILITY_SCHEDULE,
+  ),
 });
 
 /** Variables the schema reads; an empty string counts as unset, so `FOO=` falls back to the default. */
@@ -185,6 +217,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     deadlineMarginMs: e.DEADLINE_MARGIN_MS,
     ledgerTable: e.LEDGER_TABLE || undefined,
     sqsEndpointOverridden: Boolean(env.AWS_ENDPOINT_URL_SQS || env.AWS_ENDPOINT_URL),
+    retryVisibilitySchedule: parseVisibilitySchedule(e.RETRY_VISIBILITY_SCHEDULE) ?? [],
   };
 }
 

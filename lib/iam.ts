@@ -23,6 +23,7 @@ import { createHash } from "node:crypto";
 import { isAcceptableEndpoint } from "./config.ts";
 import { TokenUnavailableError } from "./errors.ts";
 import { createHttpTransport, parseJsonBody } from "./http-transport.ts";
+import { redact } from "./redact.ts";
 import type { IamCredentials, IamExchange, IssuedToken } from "./token-provider.ts";
 
 /** What one HTTP exchange with IAM gave: an answer (any status) or a network failure. Never throws. */
@@ -188,9 +189,8 @@ function iamMessage(body: unknown, password: string): string | undefined {
     typeof record.error?.message === "string" ? record.error.message : typeof record.error_msg === "string" ? record.error_msg : "",
   ].filter(Boolean);
   if (parts.length === 0) return undefined;
-  // Nothing suggests IAM echoes a password, but its text is not ours: never let one through.
-  let text = parts.join(" ").replace(/[\0-\x1f\x7f]+/g, " ");
-  if (password) text = text.split(password).join("***");
+  // Nothing suggests IAM echoes a password, but its text is not ours: never let one through, in any form.
+  const text = redact(parts.join(" ").replace(/[\0-\x1f\x7f]+/g, " "), password);
   return text.length > MAX_IAM_MESSAGE ? `${text.slice(0, MAX_IAM_MESSAGE)}...` : text;
 }
 

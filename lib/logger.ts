@@ -3,9 +3,11 @@
  * (`withdrawal_succeeded`, `withdrawal_dead_lettered`, ...). Written straight to stdout so each line
  * is a clean JSON document for CloudWatch Logs Insights and the Embedded Metric Format.
  *
- * Nothing here knows the token; callers log certificate and message ids, never credentials.
+ * Callers log certificate and message ids, never credentials; every string value still passes
+ * through the one scrubber (`redact.ts`), because some come from outside (SCM and IAM error text).
  */
 import type { LogLevel } from "./config.ts";
+import { redact } from "./redact.ts";
 
 export type LogFields = Record<string, unknown>;
 
@@ -48,5 +50,5 @@ export const silentLogger: Logger = createLogger({ write: () => {} });
 
 function replaceErrors(_key: string, value: unknown): unknown {
   if (value instanceof Error) return { name: value.name, message: value.message };
-  return value;
+  return typeof value === "string" ? redact(value) : value;
 }

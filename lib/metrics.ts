@@ -45,6 +45,11 @@ export const COUNTERS = [
    * down (`LEDGER_TABLE`; see lib/ledger.ts). The job's fate is unaffected; only its record is missing.
    */
   "LedgerWriteFailed",
+  /**
+   * Records left for retry whose next delivery could not be delayed (`RETRY_VISIBILITY_SCHEDULE`):
+   * they come back after the queue's visibility timeout instead; their fate is unaffected.
+   */
+  "VisibilityChangeFailed",
 ] as const;
 export type Counter = (typeof COUNTERS)[number];
 

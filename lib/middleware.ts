@@ -15,8 +15,12 @@ export function allRecordsFailed(logger: Logger): middy.MiddlewareObj<SQSEvent, 
   return {
     onError: async (request) => {
       logger.error("batch_crashed", { error: describeError(request.error) });
-      const records = Array.isArray(request.event?.Records) ? request.event.Records : [];
-      request.response = { batchItemFailures: records.map((r) => ({ itemIdentifier: r.messageId })) };
+      const records: unknown[] = Array.isArray(request.event?.Records) ? request.event.Records : [];
+      // Only records with a messageId can be reported (a malformed one must not make this throw too).
+      const ids = records
+        .map((r) => (r as { messageId?: unknown } | null)?.messageId)
+        .filter((id): id is string => typeof id === "string" && id !== "");
+      request.response = { batchItemFailures: [...new Set(ids)].map((itemIdentifier) => ({ itemIdentifier })) };
     },
   };
 }

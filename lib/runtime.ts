@@ -14,6 +14,7 @@ import { createLogger, type Logger } from "./logger.ts";
 import { createRateLimiter, GATEWAY_HEADROOM, systemClock } from "./rate-limiter.ts";
 import { createScmClient } from "./scm-client.ts";
 import { createTokenProvider, secretsManagerReader } from "./token-provider.ts";
+import { createVisibilityChanger } from "./visibility.ts";
 import { createWorker, type WorkerDependencies } from "./worker.ts";
 
 /** SDK calls must not outlive the Lambda: the SDK's default has no request timeout at all. */
@@ -58,6 +59,7 @@ export function createRuntime(
     scm,
     tokens,
     sendDeadLetter: overrides.sendDeadLetter ?? createDeadLetterSender(overrides.sqs ?? sqs, config.dlqUrl),
+    changeVisibility: createVisibilityChanger(overrides.sqs ?? sqs),
     logger,
     // A little under SCM_MAX_RPS, so jitter on the way to the gateway does not cost 429s (rate-limiter.ts).
     ...(config.scmMaxRps ? { limiter: createRateLimiter(config.scmMaxRps, systemClock, { headroom: GATEWAY_HEADROOM }) } : {}),

@@ -5,12 +5,16 @@
  *   record in flight), one time limit per call covering connecting, silence and a slow drip alike.
  * - At most `maxBodyBytes` of an answer are read; SCM's documented bodies are a few hundred bytes.
  * - It never throws for an HTTP status or a network failure: it returns what happened, and
- *   `classify.ts` decides what that means. The token goes into one header and nowhere else.
+ *   `classify.ts` decides what that means. The token goes into one header and nowhere else; with an
+ *   AK/SK credential the request is signed instead (`aksk-signer.ts`: `X-Sdk-Date`, `Authorization`).
  *
  * API: https://support.huaweicloud.com/intl/en-us/api-scm/CancelCertificateRequest.html
  */
+import { canonicalQuery } from "./aksk-signer.ts";
 import { createHttpTransport, parseJsonBody, type HttpAnswer } from "./http-transport.ts";
 import { CERTIFICATE_ID_PATTERN } from "./message.ts";
+import { redact } from "./redact.ts";
+import { tokenOf, type ScmAuth } from "./token-provider.ts";
 
 export type ScmAnswer = {
   kind: "answer";
@@ -47,9 +51,9 @@ export interface CallOptions {
 }
 
 export interface ScmClient {
-  cancelCert(certificateId: string, token: string, options?: CallOptions): Promise<ScmResult>;
-  getCertificate(certificateId: string, token: string, options?: CallOptions): Promise<ScmResult>;
-  listCertificates(query: Record<string, string | number | undefined>, token: string, options?: CallOptions): Promise<ScmResult>;
+  cancelCert(certificateId: string, token: ScmAuth, options?: CallOptions): Promise<ScmResult>;
+  getCertificate(certificateId: string, token: ScmAuth, options?: CallOptions): Promise<ScmResult>;
+  listCertificates(query: Record<string, string | number | undefined>, token: ScmAuth, options?: CallOptions): Promise<ScmResult>;
   /** Closes idle keep-alive sockets. */
   close(): void;
 }
@@ -74,21 +78,23 @@ export function createScmClient(options: ScmClientOptions): ScmClient {
   });
 
   type Method = "GET" | "POST";
-  const send = async (method: Method, path: string, token: string, callOptions: CallOptions = {}): Promise<ScmResult> => {
+  const send = async (method: Method, path: string, token: ScmAuth, callOptions: CallOptions = {}): Promise<ScmResult> => {
     const body = method === "POST" ? "{}" : undefined;
+    const url = new URL(basePath + path, base);
+    const headers = {
+      Accept: "application/json",
+      ...(body === undefined ? {} : { "Content-Type": "application/json;charset=UTF-8" }),
+    };
+    const auth = typeof token === "string" ? { "X-Auth-Token": token } : token.sign({ method, url, headers, body });
     const result = await transport.send({
-      url: new URL(basePath + path, base),
+      url,
       method,
-      headers: {
-        "X-Auth-Token": token,
-        Accept: "application/json",
-        ...(body === undefined ? {} : { "Content-Type": "application/json;charset=UTF-8" }),
-      },
+      headers: { ...headers, ...auth },
       body,
       timeoutMs: Math.min(callOptions.timeoutMs ?? options.timeoutMs, options.timeoutMs),
       ...(callOptions.signal ? { signal: callOptions.signal } : {}),
     });
-    return result.kind === "network" ? result : toAnswer(result, token);
+    return result.kind === "network" ? result : toAnswer(result, tokenOf(token));
   };
 
   const idPath = (certificateId: string) => {
@@ -101,16 +107,17 @@ export function createScmClient(options: ScmClientOptions): ScmClient {
     cancelCert: (id, token, o) => send("POST", `${idPath(id)}/cancel-cert`, token, o),
     getCertificate: (id, token, o) => send("GET", idPath(id), token, o),
     listCertificates: (query, token, o) => {
-      const params = new URLSearchParams();
-      for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
-      const qs = params.toString();
+      const params: Record<string, string> = {};
+      for (const [key, value] of Object.entries(query)) if (value !== undefined) params[key] = String(value);
+      // In the canonical form AK/SK signs (RFC 3986, sorted), so what is sent is what is signed.
+      const qs = canonicalQuery(params);
       return send("GET", `/v3/scm/certificates${qs ? `?${qs}` : ""}`, token, o);
     },
     close: () => transport.close(),
   };
 }
 
-function toAnswer(answer: HttpAnswer, token: string): ScmAnswer {
+function toAnswer(answer: HttpAnswer, token: string | undefined): ScmAnswer {
   const body = parseJsonBody(answer.text);
   const record = typeof body === "object" && body !== null ? (body as Record<string, unknown>) : {};
   const retryAfter = answer.headers["retry-after"];
@@ -130,20 +137,12 @@ function toAnswer(answer: HttpAnswer, token: string): ScmAnswer {
 export const EXCERPT_LENGTH = 200;
 
 /**
- * The start of a body, safe to log: the token is cut out of the whole text first (so no prefix of it
- * survives the cut), in any letter case and URL-encoded, then control characters become spaces.
+ * The start of a body, safe to log: secrets (the token, in any form the scrubber knows) are cut out of
+ * the whole text first, so no prefix of one survives the cut; then control characters become spaces.
  */
-export function excerptOf(text: string, token: string): string {
-  let clean = text;
-  for (const form of new Set([token, encodeURIComponent(token)])) {
-    if (form.length > 0) clean = clean.replace(new RegExp(escapeRegExp(form), "gi"), "[redacted]");
-  }
-  clean = clean.replace(/[\0-\x1f\x7f]+/g, " ").trim();
+export function excerptOf(text: string, token?: string): string {
+  const clean = redact(text, token).replace(/[\0-\x1f\x7f]+/g, " ").trim();
   return clean.length > EXCERPT_LENGTH ? `${clean.slice(0, EXCERPT_LENGTH)}…` : clean;
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /** `Retry-After` as milliseconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */

@@ -1,44 +1,64 @@
 /**
  * The batch worker: takes one SQS batch, withdraws each job, and says which records must come back.
  *
- * Every record ends in exactly one place: withdrawn (acknowledged), dead-lettered with its reason
- * (then acknowledged), or reported in `batchItemFailures` so SQS delivers it again. It never throws
- * for a per-record problem, and a failed dead-letter send means "deliver again", never "done".
+ * Every record with a messageId ends in exactly one fate (lib/outcome.ts): withdrawn or
+ * already_withdrawn (acknowledged), dead_lettered with its reason (then acknowledged), or retrying
+ * (reported in `batchItemFailures`, its next delivery delayed by `RETRY_VISIBILITY_SCHEDULE`). Every
+ * exit goes through `Invocation.settle`, so every record reaches `onOutcome`. It never throws: a
+ * malformed record is skipped (no messageId) or dead-lettered (invalid_message), a bug leaves the
+ * unsettled records for retry (`crashed`), and every external call is bounded by the invocation's
+ * deadline (`deadline:<what>`). A failed dead-letter send means "deliver again", never "done".
  *
  * Observability: every record gets exactly one outcome log line (`withdrawal_succeeded`,
  * `withdrawal_already_withdrawn`, `withdrawal_dead_lettered`, `withdrawal_left_for_retry`,
  * `dead_letter_failed`, `withdrawal_crashed`, or with the ledger `withdrawal_duplicate_skipped`),
- * and every per-record line carries the same
- * correlation fields ({@link Correlation}). Each invocation ends with one `batch_processed` line and
- * its metrics (`lib/metrics.ts`, Embedded Metric Format).
+ * and every per-record line carries the same correlation fields (`Correlation`). Each invocation ends
+ * with one `batch_processed` line and its metrics (`lib/metrics.ts`, Embedded Metric Format).
  */
-import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import {
-  cancelSucceeded,
-  classifyAnswer,
-  classifyStatusCheck,
-  THROTTLING_CODES,
-  type FailureReason,
-  type PermanentReason,
-  type RetryReason,
-} from "./classify.ts";
+import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
+import type { FailureReason } from "./classify.ts";
+import { forEachConcurrently } from "./concurrency.ts";
 import type { Config } from "./config.ts";
-import type { DeadLetterSender } from "./dead-letter.ts";
-import { describeError, TokenUnavailableError } from "./errors.ts";
+import { deadLetterBody, type DeadLetterSender } from "./dead-letter.ts";
+import { withDeadline } from "./deadline.ts";
+import { DeadlineError, describeError } from "./errors.ts";
+import {
+  closeInvocation,
+  leaveForRetry,
+  settleCrashed,
+  startInvocation,
+  type Invocation,
+  type InvocationContext,
+} from "./invocation.ts";
+import { jobsOf, type Job } from "./jobs.ts";
 // Types only: the ledger (and the DynamoDB SDK behind it) is loaded by runtime.ts only when LEDGER_TABLE is set.
 import type { ClaimResult, JobRef, LedgerStats } from "./ledger.ts";
-import type { Logger } from "./logger.ts";
-import { parseWithdrawalBody, type WithdrawalRequest } from "./message.ts";
-import { createMetricsRecorder, emfSink, type MetricsRecorder, type MetricsSink } from "./metrics.ts";
+import type { Logger, LogFields } from "./logger.ts";
+import type { WithdrawalRequest } from "./message.ts";
+import { emfSink, type MetricsSink } from "./metrics.ts";
+import { assertNever, NO_ANSWER, type LastAnswer, type RecordOutcome, type WithdrawalResult } from "./outcome.ts";
 import { unlimited, type RateLimiter } from "./rate-limiter.ts";
-import { deadlineFrom, retryDelay, sleep as defaultSleep } from "./retry.ts";
-import type { ScmClient, ScmResult } from "./scm-client.ts";
+import { sleep as defaultSleep } from "./retry.ts";
+import type { ScmClient } from "./scm-client.ts";
 import type { TokenProvider } from "./token-provider.ts";
+import { changeRetryVisibility, type VisibilityChanger } from "./visibility.ts";
+import { cut, tokenErrorCode, withdrawCertificate, type WithdrawTools } from "./withdraw-certificate.ts";
+
+export type { InvocationContext } from "./invocation.ts";
+export type { Correlation, LastAnswer, RecordOutcome, WithdrawalResult } from "./outcome.ts";
 
 export type WorkerConfig = Pick<
   Config,
-  "maxAttempts" | "retryBaseDelayMs" | "retryMaxDelayMs" | "scmTimeoutMs" | "maxReceiveCount" | "batchConcurrency" | "alreadyWithdrawnStatuses" | "deadlineMarginMs"
->;
+  | "maxAttempts"
+  | "retryBaseDelayMs"
+  | "retryMaxDelayMs"
+  | "scmTimeoutMs"
+  | "maxReceiveCount"
+  | "batchConcurrency"
+  | "alreadyWithdrawnStatuses"
+  | "deadlineMarginMs"
+> &
+  Partial<Pick<Config, "retryVisibilitySchedule" | "dlqUrl" | "sqsEndpointOverridden">>;
 
 export interface WorkerDependencies {
   config: WorkerConfig;
@@ -58,527 +78,307 @@ export interface WorkerDependencies {
    * `stats` (failed and skipped writes) feeds the `LedgerWriteFailed` metric.
    */
   ledger?: { claim(job: JobRef): Promise<ClaimResult>; stats?(): Pick<LedgerStats, "failures" | "skipped"> };
+  /** Delays the next delivery of records left for retry (sqs:ChangeMessageVisibilityBatch). Optional. */
+  changeVisibility?: VisibilityChanger;
   /** Receives each invocation's metrics once, at the end of `processBatch`. Default: EMF lines on stdout. */
   metrics?: MetricsSink;
 }
 
-/** The subset of the Lambda context the worker uses. */
-export interface InvocationContext {
-  getRemainingTimeInMillis?: () => number;
-  awsRequestId?: string;
+/** The worker's dependencies with every default filled in. */
+interface Tools extends WithdrawTools {
+  deps: WorkerDependencies;
+  config: WorkerConfig;
+  now: () => number;
+  metricsSink: MetricsSink;
 }
 
-/** What the last SCM answer said, for logs and dead-letter attributes. */
-export interface LastAnswer {
-  httpStatus: number | undefined;
-  errorCode: string | undefined;
-  errorMsg: string | undefined;
-}
-
-/** The fate of one certificate's withdrawal within this invocation. */
-export type WithdrawalResult =
-  | { kind: "withdrawn"; attempts: number; last: LastAnswer }
-  | { kind: "already-withdrawn"; attempts: number; certificateStatus: string; last: LastAnswer }
-  | { kind: "dead-letter"; reason: PermanentReason; attempts: number; last: LastAnswer }
-  | { kind: "transient"; reason: RetryReason | "deadline"; attempts: number; last: LastAnswer };
-
-export type RecordOutcome = {
-  messageId: string;
-  requestId: string;
-  certificateId: string | undefined;
-  request: WithdrawalRequest | undefined;
-  receiveCount: number;
-} & (
-  | { state: "withdrawn" | "already_withdrawn"; attempts: number; last: LastAnswer }
-  | { state: "dead_lettered"; reason: FailureReason; attempts: number; last: LastAnswer }
-  | { state: "retrying"; reason: string; attempts: number; last: LastAnswer }
-);
-
-/**
- * The fields every per-record log line carries, so one Logs Insights filter (`requestId`,
- * `certificateId`, `messageId`, `batchId`) finds a job's whole story.
- */
-export interface Correlation {
-  certificateId: string | undefined;
-  messageId: string;
-  /** The message's `request_id`, default its SQS messageId. */
-  requestId: string;
-  source: string | undefined;
-  batchId: string | undefined;
-  receiveCount: number;
-}
-
-const NO_ANSWER: LastAnswer = { httpStatus: undefined, errorCode: undefined, errorMsg: undefined };
-/** Below this, a call cannot finish before the deadline; do not start it. */
-const MIN_CALL_BUDGET_MS = 50;
-/** When the context gives no remaining time (a plain script), assume Lambda's default 60 s function. */
-const DEFAULT_REMAINING_MS = 60_000;
-/** Log lines quote SCM's `error_msg` up to this length (the DLQ attribute keeps up to 1024). */
-const LOGGED_ERROR_MSG_LENGTH = 256;
-/** Fields read from a body that failed the schema are untrusted: cut them for the logs. */
-const LOOSE_FIELD_LENGTH = 128;
-
-interface Job {
-  record: SQSRecord;
-  correlation: Correlation;
-  parsed: ReturnType<typeof parseWithdrawalBody>;
-}
+type Member = { job: Job; request: WithdrawalRequest };
 
 export function createWorker(deps: WorkerDependencies) {
-  const { config, scm, tokens, sendDeadLetter, logger } = deps;
-  const limiter = deps.limiter ?? unlimited;
-  const now = deps.now ?? Date.now;
-  const sleep = deps.sleep ?? defaultSleep;
-  const random = deps.random ?? Math.random;
-  const metricsSink = deps.metrics ?? emfSink();
-
-  async function processBatch(event: SQSEvent, context: InvocationContext = {}): Promise<SQSBatchResponse> {
-    const started = now();
-    const records = Array.isArray(event?.Records) ? event.Records : [];
-    const remaining = context.getRemainingTimeInMillis?.() ?? DEFAULT_REMAINING_MS;
-    const deadline = deadlineFrom(remaining, config.deadlineMarginMs, started);
-    const abort = new AbortController();
-    const deadlineTimer = setTimeout(() => abort.abort(new Error("deadline")), Math.max(0, deadline - started));
-    const log = logger.child(context.awsRequestId ? { awsRequestId: context.awsRequestId } : {});
-    const metrics = createMetricsRecorder();
-    const failures: string[] = [];
-    const counts = { withdrawn: 0, already_withdrawn: 0, dead_lettered: 0, retrying: 0 };
-    /** Records acknowledged because the ledger says their job was already withdrawn (no SCM call). */
-    let duplicates = 0;
-    const ledgerFailuresBefore = ledgerFailures();
-
-    try {
-      // Parse every body first: each record's correlation fields are known before anything can fail.
-      const jobs = records.map(toJob);
-
-      // Without a token nothing can be withdrawn; leave the whole batch for redelivery.
-      // (An empty event needs no token: don't spend a Secrets Manager read on it.)
-      try {
-        if (jobs.length > 0) await tokens.getToken();
-      } catch (error) {
-        metrics.count("TokenUnavailable");
-        log.error("token_unavailable", { code: tokenErrorCode(error), error: describeError(error), records: records.length });
-        for (const { record, correlation } of jobs) {
-          failures.push(record.messageId);
-          counts.retrying += 1;
-          metrics.count("LeftForRetry");
-          log.warn("withdrawal_left_for_retry", { ...correlation, attempt: 0, reason: "token_unavailable", durationMs: now() - started });
-        }
-        return { batchItemFailures: failures.map((itemIdentifier) => ({ itemIdentifier })) };
-      }
-
-      const settled = new Set<string>();
-      const settle: Settle = async (record, outcome) => {
-        settled.add(record.messageId);
-        counts[outcome.state] += 1;
-        countOutcome(metrics, outcome);
-        if (outcome.state === "retrying") failures.push(record.messageId);
-        try {
-          await deps.onOutcome?.(outcome);
-        } catch (error) {
-          log.warn("outcome_hook_failed", { ...correlationOf(outcome), error: describeError(error) });
-        }
-      };
-
-      // Group valid records by certificate: two jobs for one certificate in a batch make one SCM call.
-      const groups = new Map<string, { job: Job; request: WithdrawalRequest }[]>();
-      const tasks: (() => Promise<void>)[] = [];
-      for (const job of jobs) {
-        const { parsed } = job;
-        if (!parsed.ok) {
-          tasks.push(() => handleInvalid(job, parsed.problem, log, settle));
-          continue;
-        }
-        const group = groups.get(parsed.request.certificate_id);
-        if (group) group.push({ job, request: parsed.request });
-        else groups.set(parsed.request.certificate_id, [{ job, request: parsed.request }]);
-      }
-      for (const [certificateId, group] of groups) {
-        tasks.push(async () => {
-          const taskStarted = now();
-          let members = group;
-          try {
-            // The duplicate guard: jobs the ledger already holds as withdrawn are done; withdraw the rest once.
-            if (deps.ledger) {
-              members = await claimAll(deps.ledger, group, log, taskStarted);
-              for (const { job } of group) if (!members.some((m) => m.job === job)) settled.add(job.record.messageId);
-              duplicates += group.length - members.length;
-              if (members.length === 0) return;
-            }
-            const correlations = members.map((m) => m.job.correlation);
-            const result = await withdraw(certificateId, deadline, abort.signal, log, correlations, taskStarted, metrics);
-            await Promise.all(members.map(({ job, request }) => finish(job, request, result, taskStarted, log, settle)));
-          } catch (error) {
-            // A bug, not an SCM answer: hand the records back rather than guess their fate.
-            for (const { job } of members) {
-              if (settled.has(job.record.messageId) || failures.includes(job.record.messageId)) continue;
-              failures.push(job.record.messageId);
-              counts.retrying += 1;
-              metrics.count("LeftForRetry");
-              log.error("withdrawal_crashed", { ...job.correlation, error: describeError(error), durationMs: now() - taskStarted });
-            }
-          }
-        });
-      }
-      await runWithConcurrency(tasks, config.batchConcurrency);
-      return { batchItemFailures: failures.map((itemIdentifier) => ({ itemIdentifier })) };
-    } finally {
-      clearTimeout(deadlineTimer);
-      // Every ledger write of this invocation (claims, and outcomes through onOutcome) has finished by now.
-      const ledgerFailed = ledgerFailures() - ledgerFailuresBefore;
-      if (ledgerFailed > 0) metrics.count("LedgerWriteFailed", ledgerFailed);
-      const snapshot = metrics.snapshot();
-      log.info("batch_processed", {
-        records: records.length,
-        ...counts,
-        ...(deps.ledger ? { duplicates } : {}),
-        failures: failures.length,
-        scmCalls: snapshot.scmLatencyMs.length,
-        durationMs: now() - started,
-      });
-      try {
-        metricsSink(snapshot, now());
-      } catch (error) {
-        log.warn("metrics_failed", { error: describeError(error) });
-      }
-    }
-  }
-
-  /** Failed and skipped ledger writes so far (0 without a ledger). */
-  function ledgerFailures(): number {
-    const stats = deps.ledger?.stats?.();
-    return stats ? stats.failures + stats.skipped : 0;
-  }
-
-  /**
-   * Claims every job of one certificate's group at once (one conditional write each) and returns the
-   * members still to withdraw. A job answered `already_withdrawn_in_ledger` is acknowledged: not in
-   * `batchItemFailures`, no outcome (its success is already recorded), one `withdrawal_duplicate_skipped`
-   * line. A claim that fails for any reason means "proceed" (the ledger never decides a job's fate).
-   */
-  async function claimAll<M extends { job: Job; request: WithdrawalRequest }>(ledger: NonNullable<WorkerDependencies["ledger"]>, group: readonly M[], log: Logger, started: number): Promise<M[]> {
-    const answers = await Promise.all(
-      group.map(async ({ job }): Promise<ClaimResult> => {
-        const { requestId, batchId, certificateId, source } = job.correlation;
-        try {
-          return await ledger.claim({ requestId, batchId, certificateId, source });
-        } catch {
-          return "proceed";
-        }
-      }),
-    );
-    const remaining: M[] = [];
-    group.forEach((member, index) => {
-      if (answers[index] !== "already_withdrawn_in_ledger") return void remaining.push(member);
-      log.info("withdrawal_duplicate_skipped", { ...member.job.correlation, attempt: 0, durationMs: now() - started });
-    });
-    return remaining;
-  }
-
-  /** Calls cancel-cert for one certificate until it is decided, out of attempts, or out of time. */
-  async function withdraw(
-    certificateId: string,
-    deadline: number,
-    signal: AbortSignal,
-    log: Logger,
-    members: readonly Correlation[],
-    started: number,
-    metrics: MetricsRecorder,
-  ): Promise<WithdrawalResult> {
-    let attempts = 0;
-    let transientFailures = 0;
-    let tokenRefreshed = false;
-    let last: LastAnswer = NO_ANSWER;
-    // Lines about a call concern every record that shares it.
-    const each = (emit: (fields: Correlation) => void) => members.forEach(emit);
-    const tokenLost = (error: unknown): WithdrawalResult => {
-      metrics.count("TokenUnavailable");
-      each((c) => log.warn("token_unavailable", { ...c, attempt: attempts, code: tokenErrorCode(error), error: describeError(error), durationMs: now() - started }));
-      return { kind: "transient", reason: "token_unavailable", attempts, last };
-    };
-    const observe = (result: ScmResult) => {
-      metrics.scmLatency(result.durationMs);
-      if (isThrottling(result)) metrics.count("Throttled");
-    };
-
-    for (;;) {
-      let token: string;
-      try {
-        token = await tokens.getToken();
-      } catch (error) {
-        return tokenLost(error);
-      }
-      try {
-        await limiter.take(signal);
-      } catch {
-        return { kind: "transient", reason: "deadline", attempts, last };
-      }
-      const budget = deadline - now();
-      if (budget < MIN_CALL_BUDGET_MS) return { kind: "transient", reason: "deadline", attempts, last };
-
-      attempts += 1;
-      const result = await scm.cancelCert(certificateId, token, { timeoutMs: Math.min(config.scmTimeoutMs, budget), signal });
-      observe(result);
-      const decision = classifyAnswer(result, { tokenRefreshed, succeeded: cancelSucceeded(certificateId) });
-      last = lastAnswer(result, token, decision);
-      let retry: { reason: RetryReason; retryAfterMs: number | undefined };
-      let failed: { call: "cancel" | "detail"; result: ScmResult; answer: LastAnswer } = { call: "cancel", result, answer: last };
-
-      switch (decision.kind) {
-        case "withdrawn":
-          return { kind: "withdrawn", attempts, last };
-        case "dead-letter":
-          return { kind: "dead-letter", reason: decision.reason, attempts, last };
-        case "refresh-token":
-          tokenRefreshed = true;
-          each((c) => log.warn("token_rejected", { ...c, attempt: attempts, status: last.httpStatus, errorCode: last.errorCode, latencyMs: Math.round(result.durationMs), durationMs: now() - started }));
-          try {
-            await tokens.refresh(token);
-          } catch (error) {
-            return tokenLost(error);
-          }
-          continue;
-        case "check-status": {
-          const budgetLeft = deadline - now();
-          if (budgetLeft < MIN_CALL_BUDGET_MS) return { kind: "transient", reason: "deadline", attempts, last };
-          const details = await scm.getCertificate(certificateId, token, { timeoutMs: Math.min(config.scmTimeoutMs, budgetLeft), signal });
-          observe(details);
-          const check = classifyStatusCheck(details, config.alreadyWithdrawnStatuses);
-          if (check.kind === "already-withdrawn") return { kind: "already-withdrawn", attempts, certificateStatus: check.status, last };
-          if (check.kind === "rejected") return { kind: "dead-letter", reason: "rejected", attempts, last };
-          retry = check;
-          failed = { call: "detail", result: details, answer: lastAnswer(details, token, check) };
-          break;
-        }
-        case "retry":
-          retry = decision;
-          break;
-        default:
-          return assertNever(decision);
-      }
-
-      transientFailures += 1;
-      if (transientFailures >= config.maxAttempts) return { kind: "transient", reason: retry.reason, attempts, last };
-      const delay = retryDelay(transientFailures - 1, retry.retryAfterMs, { baseMs: config.retryBaseDelayMs, capMs: config.retryMaxDelayMs }, random);
-      if (now() + delay + MIN_CALL_BUDGET_MS > deadline) return { kind: "transient", reason: "deadline", attempts, last };
-      metrics.count("Retried");
-      each((c) =>
-        log.info("withdrawal_retrying", {
-          ...c,
-          attempt: attempts,
-          call: failed.call,
-          reason: retry.reason,
-          status: failed.answer.httpStatus,
-          errorCode: failed.answer.errorCode,
-          errorMsg: cut(failed.answer.errorMsg),
-          latencyMs: Math.round(failed.result.durationMs),
-          delayMs: delay,
-          durationMs: now() - started,
-        }),
-      );
-      try {
-        await sleep(delay, signal);
-      } catch {
-        return { kind: "transient", reason: "deadline", attempts, last };
-      }
-    }
-  }
-
-  /** Acknowledges, dead-letters or hands back one record, given its certificate's result. */
-  async function finish(job: Job, request: WithdrawalRequest, result: WithdrawalResult, started: number, log: Logger, settle: Settle) {
-    const { record, correlation } = job;
-    const base = {
-      messageId: record.messageId,
-      requestId: correlation.requestId,
-      certificateId: request.certificate_id,
-      request,
-      receiveCount: correlation.receiveCount,
-    };
-    const fields = { ...correlation, attempt: result.attempts, status: result.last.httpStatus, errorCode: result.last.errorCode };
-
-    switch (result.kind) {
-      case "withdrawn":
-        log.info("withdrawal_succeeded", { ...fields, durationMs: now() - started });
-        return settle(record, { ...base, state: "withdrawn", attempts: result.attempts, last: result.last });
-      case "already-withdrawn":
-        log.info("withdrawal_already_withdrawn", { ...fields, certificateStatus: result.certificateStatus, durationMs: now() - started });
-        return settle(record, { ...base, state: "already_withdrawn", attempts: result.attempts, last: result.last });
-      case "dead-letter":
-        return deadLetter(record, base, result.reason, result.attempts, result.last, { ...fields, errorMsg: cut(result.last.errorMsg) }, started, log, settle);
-      case "transient":
-        if (correlation.receiveCount >= config.maxReceiveCount) {
-          // An answer nobody expected keeps its own reason, so `dlq list` tells it from an outage.
-          const reason = result.reason === "unexpected_answer" ? "unexpected_answer" : "retries_exhausted";
-          const logged = { ...fields, errorMsg: cut(result.last.errorMsg), lastReason: result.reason };
-          return deadLetter(record, base, reason, result.attempts, result.last, logged, started, log, settle);
-        }
-        log.warn("withdrawal_left_for_retry", { ...fields, reason: result.reason, errorMsg: cut(result.last.errorMsg), durationMs: now() - started });
-        return settle(record, { ...base, state: "retrying", reason: result.reason, attempts: result.attempts, last: result.last });
-      default:
-        return assertNever(result);
-    }
-  }
-
-  async function deadLetter(
-    record: SQSRecord,
-    base: Omit<RecordOutcome, "state" | "attempts" | "last" | "reason">,
-    reason: FailureReason,
-    attempts: number,
-    last: LastAnswer,
-    fields: Record<string, unknown>,
-    started: number,
-    log: Logger,
-    settle: Settle,
-  ) {
-    try {
-      await sendDeadLetter({
-        body: record.body,
-        reason,
-        sourceMessageId: record.messageId,
-        certificateId: base.certificateId,
-        httpStatus: last.httpStatus,
-        errorCode: last.errorCode,
-        errorMsg: last.errorMsg,
-        attempts,
-        receiveCount: base.receiveCount,
-        failedAt: new Date(now()),
-      });
-    } catch (error) {
-      log.error("dead_letter_failed", { ...fields, reason, error: describeError(error), durationMs: now() - started });
-      return settle(record, { ...base, state: "retrying", reason: "dead_letter_failed", attempts, last });
-    }
-    log.warn("withdrawal_dead_lettered", { ...fields, reason, durationMs: now() - started });
-    return settle(record, { ...base, state: "dead_lettered", reason, attempts, last });
-  }
-
-  async function handleInvalid(job: Job, problem: string, log: Logger, settle: Settle) {
-    const started = now();
-    const { record, correlation } = job;
-    const base = { messageId: record.messageId, requestId: correlation.requestId, certificateId: correlation.certificateId, request: undefined, receiveCount: correlation.receiveCount };
-    const last = { httpStatus: undefined, errorCode: undefined, errorMsg: problem };
-    await deadLetter(record, base, "invalid_message", 0, last, { ...correlation, attempt: 0, problem }, started, log, settle);
-  }
-
-  return { processBatch };
-}
-
-type Settle = (record: SQSRecord, outcome: RecordOutcome) => Promise<void>;
-
-function toJob(record: SQSRecord): Job {
-  const body = typeof record.body === "string" ? record.body : "";
-  const parsed = parseWithdrawalBody(body);
-  const receiveCount = receiveCountOf(record);
-  if (parsed.ok) {
-    const { request } = parsed;
-    return {
-      record,
-      parsed,
-      correlation: { certificateId: request.certificate_id, messageId: record.messageId, requestId: request.request_id ?? record.messageId, source: request.source, batchId: request.batch_id, receiveCount },
-    };
-  }
-  // The body failed the schema, but whatever correlation it carries still helps find the job.
-  const loose = looseFields(body);
-  return {
-    record,
-    parsed,
-    correlation: {
-      certificateId: parsed.certificateId === undefined ? undefined : parsed.certificateId.slice(0, LOOSE_FIELD_LENGTH),
-      messageId: record.messageId,
-      requestId: loose.request_id || record.messageId,
-      source: loose.source,
-      batchId: loose.batch_id,
-      receiveCount,
-    },
+  const tools: Tools = {
+    deps,
+    config: deps.config,
+    scm: deps.scm,
+    tokens: deps.tokens,
+    limiter: deps.limiter ?? unlimited,
+    now: deps.now ?? Date.now,
+    sleep: deps.sleep ?? defaultSleep,
+    random: deps.random ?? Math.random,
+    metricsSink: deps.metrics ?? emfSink(),
   };
+  return { processBatch: (event: SQSEvent, context: InvocationContext = {}) => processBatch(tools, event, context) };
 }
 
-function looseFields(body: string): { request_id?: string; source?: string; batch_id?: string } {
-  let json: unknown;
+async function processBatch(tools: Tools, event: SQSEvent, context: InvocationContext): Promise<SQSBatchResponse> {
+  const { deps, now } = tools;
+  const inv = startInvocation({
+    context,
+    deadlineMarginMs: tools.config.deadlineMarginMs,
+    logger: deps.logger,
+    now,
+    onOutcome: deps.onOutcome,
+  });
+  const ledgerFailuresBefore = ledgerFailures(deps);
+  const duplicates = { count: 0 };
+  let jobs: Job[] = [];
+  let records = 0;
   try {
-    json = JSON.parse(body);
-  } catch {
-    return {};
+    records = Array.isArray(event?.Records) ? event.Records.length : 0;
+    jobs = jobsOf(event, inv.log);
+    // Invalid bodies need no token: they are dead-lettered even when the secret cannot be read.
+    const tasks: (() => Promise<void>)[] = jobs
+      .filter((job) => !job.parsed.ok)
+      .map((job) => () => deadLetterInvalid(tools, inv, job));
+    const groups = groupByCertificate(jobs);
+    if (groups.size > 0 && (await firstToken(tools, inv, [...groups.values()].flat()))) {
+      for (const [certificateId, members] of groups)
+        tasks.push(() => runGroup(tools, inv, certificateId, members, duplicates));
+    }
+    await forEachConcurrently(tasks, tools.config.batchConcurrency, (task) => task());
+  } catch (error) {
+    await settleCrashed(inv, jobs, error, inv.started);
   }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) return {};
-  const record = json as Record<string, unknown>;
-  const pick = (key: string) => (typeof record[key] === "string" ? (record[key] as string).slice(0, LOOSE_FIELD_LENGTH) : undefined);
-  return { request_id: pick("request_id"), source: pick("source"), batch_id: pick("batch_id") };
-}
-
-function correlationOf(outcome: RecordOutcome): Partial<Correlation> {
-  return {
-    certificateId: outcome.certificateId,
-    messageId: outcome.messageId,
-    requestId: outcome.requestId,
-    source: outcome.request?.source,
-    batchId: outcome.request?.batch_id,
-    receiveCount: outcome.receiveCount,
-  };
-}
-
-function countOutcome(metrics: MetricsRecorder, outcome: RecordOutcome): void {
-  switch (outcome.state) {
-    case "withdrawn":
-      return metrics.count("Withdrawn");
-    case "already_withdrawn":
-      return metrics.count("AlreadyWithdrawn");
-    case "dead_lettered":
-      return metrics.deadLettered(outcome.reason);
-    case "retrying":
-      metrics.count("LeftForRetry");
-      if (outcome.reason === "dead_letter_failed") metrics.count("DeadLetterFailed");
-      return;
-    default:
-      return assertNever(outcome);
+  try {
+    await changeRetryVisibility(tools.deps.changeVisibility, inv, tools.config, tools.random);
+  } catch (error) {
+    // A bug there must not change the batch's answer: the records just come back after the queue's timeout.
+    inv.log.warn("visibility_change_failed", { error: describeError(error), records: inv.retries.length });
   }
+  // Every ledger write of this invocation (claims, and outcomes through onOutcome) has finished by now.
+  const ledgerFailed = ledgerFailures(deps) - ledgerFailuresBefore;
+  if (ledgerFailed > 0) inv.metrics.count("LedgerWriteFailed", ledgerFailed);
+  return closeInvocation(inv, records, tools.metricsSink, deps.ledger ? { duplicates: duplicates.count } : {});
 }
 
-function isThrottling(result: ScmResult): boolean {
-  if (result.kind !== "answer") return false;
-  return result.status === 429 || (result.errorCode !== undefined && (THROTTLING_CODES as readonly string[]).includes(result.errorCode));
-}
-
-function tokenErrorCode(error: unknown): string {
-  return error instanceof TokenUnavailableError ? error.code : "unknown";
+/** Valid jobs grouped by certificate: two jobs for one certificate in a batch make one SCM call. */
+function groupByCertificate(jobs: readonly Job[]): Map<string, Member[]> {
+  const groups = new Map<string, Member[]>();
+  for (const job of jobs) {
+    if (!job.parsed.ok) continue;
+    const { request } = job.parsed;
+    const group = groups.get(request.certificate_id);
+    if (group) group.push({ job, request });
+    else groups.set(request.certificate_id, [{ job, request }]);
+  }
+  return groups;
 }
 
 /**
- * What an answer said, for logs and the DLQ. The token is cut out of anything SCM sent back: a
- * gateway that echoes request headers in its error text must not leak it into logs or the DLQ.
- * An unexpected answer without `error_msg` is quoted by a short excerpt of its body instead.
+ * Without a token nothing can be withdrawn: the valid jobs are left for retry (one `token_unavailable`
+ * line for the batch). Bounded by the deadline: a hanging Secrets Manager or IAM is `deadline:<which>`.
  */
-function lastAnswer(result: ScmResult, token: string, decision: { kind: string; reason?: string }): LastAnswer {
-  if (result.kind === "network") return { httpStatus: undefined, errorCode: undefined, errorMsg: redact(result.message, token) };
-  const unexpected = decision.kind === "retry" && decision.reason === "unexpected_answer";
-  const errorMsg = result.errorMsg ?? (unexpected ? result.excerpt : undefined);
-  return { httpStatus: result.status, errorCode: redact(result.errorCode, token), errorMsg: redact(errorMsg, token) };
+async function firstToken(tools: Tools, inv: Invocation, members: readonly Member[]): Promise<boolean> {
+  try {
+    await tools.tokens.getToken(inv.signal);
+    return true;
+  } catch (error) {
+    inv.metrics.count("TokenUnavailable");
+    inv.log.error("token_unavailable", {
+      code: tokenErrorCode(error),
+      error: describeError(error),
+      records: members.length,
+    });
+    const reason = error instanceof DeadlineError ? (`deadline:${error.subject}` as const) : "token_unavailable";
+    await Promise.all(
+      members.map(({ job }) =>
+        leaveForRetry(inv, job, reason, {
+          attempts: 0,
+          last: NO_ANSWER,
+          fields: { attempt: 0, durationMs: inv.now() - inv.started },
+        }),
+      ),
+    );
+    return false;
+  }
 }
 
-function redact(text: string | undefined, secret: string): string | undefined {
-  return text === undefined || secret === "" || !text.includes(secret) ? text : text.split(secret).join("[redacted]");
-}
-
-function cut(text: string | undefined): string | undefined {
-  return text === undefined || text.length <= LOGGED_ERROR_MSG_LENGTH ? text : `${text.slice(0, LOGGED_ERROR_MSG_LENGTH)}…`;
-}
-
-function receiveCountOf(record: SQSRecord): number {
-  const count = Number(record.attributes?.ApproximateReceiveCount);
-  return Number.isInteger(count) && count > 0 ? count : 1;
-}
-
-/** Runs tasks with at most `limit` in flight; tasks must not throw (each settles its own records). */
-export async function runWithConcurrency(tasks: readonly (() => Promise<void>)[], limit: number): Promise<void> {
-  let next = 0;
-  const lane = async () => {
-    while (next < tasks.length) {
-      const task = tasks[next++]!;
-      await task();
+/** One certificate's jobs: the ledger's duplicate guard, one withdrawal, then each record's fate. */
+async function runGroup(
+  tools: Tools,
+  inv: Invocation,
+  certificateId: string,
+  group: readonly Member[],
+  duplicates: { count: number },
+) {
+  const started = inv.now();
+  let members = group;
+  try {
+    if (tools.deps.ledger) {
+      members = await claimAll(tools.deps.ledger, inv, group, started);
+      duplicates.count += group.length - members.length;
+      if (members.length === 0) return;
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, lane));
+    const result = await withdrawCertificate(
+      tools,
+      inv,
+      certificateId,
+      members.map((m) => m.job.correlation),
+    );
+    await Promise.all(members.map(({ job }) => finishRecord(tools, inv, job, result, started)));
+  } catch (error) {
+    // A bug, not an SCM answer: hand the records back rather than guess their fate.
+    await settleCrashed(
+      inv,
+      members.map((m) => m.job),
+      error,
+      started,
+    );
+  }
 }
 
-function assertNever(value: never): never {
-  throw new Error(`unhandled case: ${JSON.stringify(value)}`);
+/**
+ * Claims every job of one certificate's group at once (one conditional write each) and returns the
+ * members still to withdraw. A job answered `already_withdrawn_in_ledger` is acknowledged: not in
+ * `batchItemFailures`, no outcome (its success is already recorded), one `withdrawal_duplicate_skipped`
+ * line. A claim that fails means "proceed" (the ledger never decides a job's fate); one that runs out
+ * of time leaves the job for retry (`deadline:ledger`: nothing could be withdrawn after it anyway).
+ */
+async function claimAll(
+  ledger: NonNullable<WorkerDependencies["ledger"]>,
+  inv: Invocation,
+  group: readonly Member[],
+  started: number,
+): Promise<Member[]> {
+  const answers = await Promise.all(
+    group.map(async ({ job }): Promise<ClaimResult | "deadline"> => {
+      const { requestId, batchId, certificateId, source } = job.correlation;
+      try {
+        return await withDeadline("ledger", inv.signal, () =>
+          ledger.claim({ requestId, batchId, certificateId, source }),
+        );
+      } catch (error) {
+        return error instanceof DeadlineError ? "deadline" : "proceed";
+      }
+    }),
+  );
+  const remaining: Member[] = [];
+  for (const [index, member] of group.entries()) {
+    const answer = answers[index];
+    const fields = { attempt: 0, durationMs: inv.now() - started };
+    if (answer === "deadline")
+      await leaveForRetry(inv, member.job, "deadline:ledger", { attempts: 0, last: NO_ANSWER, fields });
+    else if (answer !== "already_withdrawn_in_ledger") remaining.push(member);
+    else {
+      inv.log.info("withdrawal_duplicate_skipped", { ...member.job.correlation, ...fields });
+    }
+  }
+  return remaining;
+}
+
+/** Acknowledges, dead-letters or hands back one record, given its certificate's result. */
+async function finishRecord(tools: Tools, inv: Invocation, job: Job, result: WithdrawalResult, started: number) {
+  const { attempts, last } = result;
+  const fields = { attempt: attempts, status: last.httpStatus, errorCode: last.errorCode };
+  const durationMs = () => inv.now() - started;
+  switch (result.state) {
+    case "withdrawn":
+      return inv.settle(
+        job,
+        { state: "withdrawn", attempts, last },
+        { level: "info", event: "withdrawal_succeeded", fields: { ...fields, durationMs: durationMs() } },
+      );
+    case "already_withdrawn": {
+      const line = { ...fields, certificateStatus: result.certificateStatus, durationMs: durationMs() };
+      return inv.settle(
+        job,
+        { state: "already_withdrawn", attempts, last },
+        { level: "info", event: "withdrawal_already_withdrawn", fields: line },
+      );
+    }
+    case "dead_lettered":
+      return deadLetter(
+        tools,
+        inv,
+        job,
+        { reason: result.reason, attempts, last },
+        { ...fields, errorMsg: cut(last.errorMsg) },
+        started,
+      );
+    case "retrying":
+      if (job.correlation.receiveCount >= tools.config.maxReceiveCount) {
+        // An answer nobody expected keeps its own reason, so `dlq list` tells it from an outage.
+        const reason = result.reason === "unexpected_answer" ? "unexpected_answer" : "retries_exhausted";
+        return deadLetter(
+          tools,
+          inv,
+          job,
+          { reason, attempts, last },
+          { ...fields, errorMsg: cut(last.errorMsg), lastReason: result.reason },
+          started,
+        );
+      }
+      return leaveForRetry(inv, job, result.reason, {
+        attempts,
+        last,
+        retryAfterMs: result.retryAfterMs,
+        fields: { ...fields, errorMsg: cut(last.errorMsg), durationMs: durationMs() },
+      });
+    default:
+      return assertNever(result);
+  }
+}
+
+function deadLetterInvalid(tools: Tools, inv: Invocation, job: Job) {
+  const problem = job.parsed.ok ? "" : job.parsed.problem;
+  const last: LastAnswer = { httpStatus: undefined, errorCode: undefined, errorMsg: problem };
+  return deadLetter(
+    tools,
+    inv,
+    job,
+    { reason: "invalid_message", attempts: 0, last },
+    { attempt: 0, problem },
+    inv.now(),
+  );
+}
+
+/** Sends a record to the DLQ, bounded by the invocation's end; a failed or late send leaves it for retry. */
+async function deadLetter(
+  tools: Tools,
+  inv: Invocation,
+  job: Job,
+  letter: { reason: FailureReason; attempts: number; last: LastAnswer },
+  fields: LogFields,
+  started: number,
+) {
+  const { record, correlation } = job;
+  const { reason, attempts, last } = letter;
+  try {
+    await withDeadline("dead_letter", inv.settleSignal, (signal) =>
+      tools.deps.sendDeadLetter(
+        {
+          ...deadLetterBody(record.body),
+          reason,
+          sourceMessageId: record.messageId,
+          certificateId: correlation.certificateId,
+          httpStatus: last.httpStatus,
+          errorCode: last.errorCode,
+          errorMsg: last.errorMsg,
+          attempts,
+          receiveCount: correlation.receiveCount,
+          failedAt: new Date(inv.now()),
+        },
+        signal,
+      ),
+    );
+  } catch (error) {
+    const retryReason = error instanceof DeadlineError ? (`deadline:${error.subject}` as const) : "dead_letter_failed";
+    const line = { ...fields, reason, retryReason, error: describeError(error), durationMs: inv.now() - started };
+    return inv.settle(
+      job,
+      { state: "retrying", reason: retryReason, attempts, last },
+      { level: "error", event: "dead_letter_failed", fields: line },
+    );
+  }
+  const line = { ...fields, reason, durationMs: inv.now() - started };
+  return inv.settle(
+    job,
+    { state: "dead_lettered", reason, attempts, last },
+    { level: "warn", event: "withdrawal_dead_lettered", fields: line },
+  );
+}
+
+/** Failed and skipped ledger writes so far (0 without a ledger). */
+function ledgerFailures(deps: WorkerDependencies): number {
+  const stats = deps.ledger?.stats?.();
+  return stats ? stats.failures + stats.skipped : 0;
 }

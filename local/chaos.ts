@@ -36,6 +36,7 @@ import { LOCAL } from "../cli/local-defaults.ts";
 import { deadLetterReason, REDRIVE_POLICY_REASON, startLocalQueues, type InspectedMessage } from "./queues.ts";
 import { createEventSourceRunner, type EventSourceRunner, type InvocationReport, type RunnerStats } from "./runner.ts";
 import { faults, startScmSimulator, type CertificateInput, type CertificateStatus, type Fault, type ScmSimulator } from "./scm-simulator.ts";
+import type { AkSkCredentials } from "../lib/aksk-signer.ts";
 import { startSecretsManagerServer } from "./secrets-manager-server.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -473,6 +474,8 @@ export interface ChaosRunOptions {
   onProgress?: (event: ChaosProgressEvent) => void;
   /** The token the simulator accepts and the secret holds. Default: the local demo token. */
   token?: string;
+  /** Sign every SCM call with this AK/SK pair (the secret holds `{"aksk": ...}`) instead of a token. */
+  aksk?: AkSkCredentials;
   /**
    * Called once the jobs are on the queue, before the event source starts. For tests that tamper
    * with a run (delete a message, forge a dead letter) to prove the reconciliation notices.
@@ -555,11 +558,14 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
     const { endpoint: sqsEndpoint, sqs, queueUrl, queueArn, dlqUrl } = queues;
 
     // ---- SCM and Secrets Manager ----
-    const sim = await startScmSimulator({ tokens: [token] });
+    const sim = await startScmSimulator({ tokens: [token], accessKeys: options.aksk ? [options.aksk] : [] });
     closers.push(() => sim.close());
     applyPlan(sim, plan);
     const faultsPlanned = sim.pendingFaults();
-    const secrets = await startSecretsManagerServer({ [LOCAL.secretId]: token });
+    const { aksk } = options;
+    const stored = aksk && { access_key: aksk.accessKey, secret_key: aksk.secretKey, domain_id: aksk.domainId };
+    const secret = stored ? JSON.stringify({ aksk: stored }) : token;
+    const secrets = await startSecretsManagerServer({ [LOCAL.secretId]: secret });
     closers.push(() => secrets.close());
 
     // ---- what the handler says about each message ----
@@ -590,11 +596,13 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
     };
 
     const handlerEnv: Record<string, string> = {
-      ...localHandlerEnv({ scmEndpoint: sim.url, secretsEndpoint: secrets.url, sqsEndpoint, dlqUrl, maxReceiveCount: settings.maxReceiveCount, region }),
+      ...localHandlerEnv({ scmEndpoint: sim.url, secretsEndpoint: secrets.url, secretsCredentials: secrets.credentials, sqsEndpoint, dlqUrl, maxReceiveCount: settings.maxReceiveCount, region }),
       MAX_ATTEMPTS: String(settings.maxAttempts),
       SCM_TIMEOUT_MS: String(settings.scmTimeoutMs),
       RETRY_BASE_DELAY_MS: String(settings.retryBaseDelayMs),
       RETRY_MAX_DELAY_MS: String(settings.retryMaxDelayMs),
+      // A record left for retry comes back within one local visibility timeout, as before the backoff.
+      RETRY_VISIBILITY_SCHEDULE: `${settings.visibilityTimeoutSeconds}s`,
     };
 
     // ---- the event source, in generations: a kill ends one, a restart begins the next ----

@@ -58,8 +58,9 @@ export interface ContainerPool {
 /** Where a local handler finds its services: the pipeline's and the chaos run's wiring (SecretId as `LOCAL.secretId`). */
 export interface LocalWiring {
   scmEndpoint: string;
-  /** The local Secrets Manager endpoint serving `LOCAL.secretId`. */
+  /** The local Secrets Manager endpoint serving `LOCAL.secretId`, and the only credentials it answers. */
   secretsEndpoint: string;
+  secretsCredentials: { accessKeyId: string; secretAccessKey: string };
   sqsEndpoint: string;
   dlqUrl: string;
   /** The worker's MAX_RECEIVE_COUNT. */
@@ -67,7 +68,10 @@ export interface LocalWiring {
   region: string;
 }
 
-/** The handler's environment for {@link LocalWiring}, with placeholder AWS credentials (the local services check none). */
+/**
+ * The handler's environment for {@link LocalWiring}. Its AWS credentials are the local Secrets Manager
+ * endpoint's random pair (it serves the token to no one else); the local SQS checks none.
+ */
 export function localHandlerEnv(wiring: LocalWiring): Record<string, string> {
   return {
     SCM_ENDPOINT: wiring.scmEndpoint,
@@ -77,8 +81,8 @@ export function localHandlerEnv(wiring: LocalWiring): Record<string, string> {
     AWS_ENDPOINT_URL_SQS: wiring.sqsEndpoint,
     AWS_ENDPOINT_URL_SECRETS_MANAGER: wiring.secretsEndpoint,
     AWS_REGION: wiring.region,
-    AWS_ACCESS_KEY_ID: "local",
-    AWS_SECRET_ACCESS_KEY: "local",
+    AWS_ACCESS_KEY_ID: wiring.secretsCredentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: wiring.secretsCredentials.secretAccessKey,
   };
 }
 

@@ -56,6 +56,11 @@ export const LOCAL_PIPELINE_DEFAULTS = {
   maxConcurrency: 2,
   /** The function timeout the context counts down from: production's (serverless.yml), so the worker's deadline logic behaves the same. */
   functionTimeoutMs: 60_000,
+  /**
+   * The worker's RETRY_VISIBILITY_SCHEDULE (production: 15s,1m,4m,15m): a record left for retry comes
+   * back after a jittered 0-1 s, then 0-2 s, then 0-4 s (`retry_delayed` lines in the worker log).
+   */
+  retryVisibilitySchedule: "1s,2s,4s",
 } as const;
 
 /** The DLQ key for messages the queue's redrive policy moved there (defined with the queues). */
@@ -291,6 +296,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     if (!scmEndpoint) {
       const simOptions: ScmSimulatorOptions = { ...options.simulator, port: options.scmPort ?? 0 };
       if (stored.kind === "token") simOptions.tokens = [...(options.simulator?.tokens ?? []), stored.token];
+      else if (stored.kind === "aksk") simOptions.accessKeys = [...(options.simulator?.accessKeys ?? []), stored.credentials];
       else simOptions.iamUsers = [...(options.simulator?.iamUsers ?? []), { domain: stored.credentials.domain, user: stored.credentials.user, password: stored.credentials.password }];
       try {
         sim = await startScmSimulator(simOptions);
@@ -380,8 +386,9 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
 
     // ---- the handler's containers and the event-source runner ----
     const handlerEnv: Record<string, string> = {
+      RETRY_VISIBILITY_SCHEDULE: LOCAL_PIPELINE_DEFAULTS.retryVisibilitySchedule,
       ...definedOnly(options.env ?? {}),
-      ...localHandlerEnv({ scmEndpoint, secretsEndpoint: secrets.url, sqsEndpoint, dlqUrl, maxReceiveCount: settings.maxReceiveCount, region }),
+      ...localHandlerEnv({ scmEndpoint, secretsEndpoint: secrets.url, secretsCredentials: secrets.credentials, sqsEndpoint, dlqUrl, maxReceiveCount: settings.maxReceiveCount, region }),
       // As deployed: the table's name, and (the SDK's standard variable) where DynamoDB is.
       ...(ledger ? { LEDGER_TABLE: ledger.tableName, AWS_ENDPOINT_URL_DYNAMODB: ledger.endpoint } : {}),
     };

@@ -24,7 +24,12 @@
  * record comes back quickly), shorter than a batch may run. Lambda avoids double delivery by asking
  * for a visibility timeout of 6 × the function timeout; here the runner instead extends the
  * visibility of a batch in flight every half visibility timeout, until the invocation ends. So a
- * failed record reappears at most one visibility timeout after its invocation ended.
+ * failed record reappears at most one visibility timeout after its invocation ended, or when the
+ * worker asked (it delays records left for retry with ChangeMessageVisibility, RETRY_VISIBILITY_SCHEDULE):
+ * once an invocation has ended the runner changes nothing (it waits for its last extension first;
+ * sqs-consumer's `terminateVisibilityTimeout` stays off). One race remains: an extension sent between
+ * the worker's change and the end of a long invocation (over half the visibility timeout) brings that
+ * record back after one visibility timeout instead of the worker's delay.
  *
  * `stop()` stops polling and waits for every batch in flight, including the deletes that follow it:
  * nothing that was processed is left undeleted, and nothing unprocessed is deleted.
@@ -152,18 +157,29 @@ export function createEventSourceRunner(options: RunnerOptions): EventSourceRunn
   let inFlight = 0;
   let stopping = false;
 
-  /** Keeps the batch invisible while it is being processed (see the module comment). */
+  /**
+   * Keeps the batch invisible while it is being processed (see the module comment). The returned
+   * function stops the extensions and waits for any still in flight, so none lands after the
+   * invocation has ended: from then on a failed record's visibility is the worker's to set
+   * (RETRY_VISIBILITY_SCHEDULE), and the runner never touches it again.
+   */
   const keepInvisible = (batch: Message[]) => {
     const everyMs = Math.max(500, (options.visibilityTimeoutSeconds * 1000) / 2);
+    const pending = new Set<Promise<unknown>>();
     const timer = setInterval(() => {
       const entries = batch.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle!, VisibilityTimeout: options.visibilityTimeoutSeconds }));
       for (let i = 0; i < entries.length; i += 10) {
-        options.sqs
+        const sent = options.sqs
           .send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: options.queueUrl, Entries: entries.slice(i, i + 10) }))
-          .catch((error: unknown) => onError(error, "extend_visibility"));
+          .catch((error: unknown) => onError(error, "extend_visibility"))
+          .finally(() => pending.delete(sent));
+        pending.add(sent);
       }
     }, everyMs);
-    return () => clearInterval(timer);
+    return async () => {
+      clearInterval(timer);
+      await Promise.all(pending);
+    };
   };
 
   /** Lambda's batching window: keep receiving until the batch is full or the window has passed. */
@@ -212,7 +228,7 @@ export function createEventSourceRunner(options: RunnerOptions): EventSourceRunn
       const succeeded = new Set(report.succeeded);
       return batch.filter((m) => succeeded.has(m.MessageId!));
     } finally {
-      release();
+      await release();
       // The delete of the returned messages still follows; `stop()` waits for it via the pollers' status.
       inFlight -= 1;
     }

@@ -3,7 +3,8 @@
  * local pipeline (`npm start`) and benchmarks.
  *
  * It is a real HTTP server (node:http, no framework) bound to 127.0.0.1 that follows Huawei's API page
- * for cancelling a certificate application: the `X-Auth-Token` check, the 16-character certificate id,
+ * for cancelling a certificate application: the `X-Auth-Token` check (or, for a request with an
+ * `Authorization` header, the AK/SK signature check of `aksk-verifier.ts`), the 16-character certificate id,
  * the `{"error_code","error_msg"}` bodies. Every failure of the worker's outcome table can be
  * injected per certificate, for every SCM call, or for IAM (see {@link Fault} and {@link faults}),
  * and everything the client did is observable afterwards ({@link ScmSimulator.calls},
@@ -38,6 +39,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { setTimeout as sleepFor } from "node:timers/promises";
 import { DEMO } from "./demo-certificates.ts";
+import type { AkSkCredentials } from "../lib/aksk-signer.ts";
+import { verifyAkSk, type AkSkCheck } from "./aksk-verifier.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Certificates
@@ -367,7 +370,8 @@ export interface SimCall {
   tokenOk: boolean;
   /**
    * Which accepted token was used (SCM calls) or issued (IAM calls): `static#<index in options.tokens>`,
-   * `static#<n>` for {@link ScmSimulator.acceptToken}, or `iam#<n>` for the n-th issued IAM token (from 1).
+   * `static#<n>` for {@link ScmSimulator.acceptToken}, `iam#<n>` for the n-th issued IAM token (from 1), or
+   * `aksk#<access key>` for an AK/SK-signed call.
    */
   tokenRef?: string;
   /** The injected fault that shaped the answer, or `rate-limit` when the gateway limit throttled it. */
@@ -409,6 +413,8 @@ export interface ScmSimulatorOptions {
   port?: number;
   /** Static tokens SCM accepts as `X-Auth-Token`; each must be at least 32 characters (the API's minimum). */
   tokens?: string[];
+  /** Access keys whose AK/SK signatures SCM accepts (see `aksk-verifier.ts`). */
+  accessKeys?: AkSkCredentials[];
   /** Certificates to start with. */
   certificates?: CertificateInput[];
   /** Users that `POST /v3/auth/tokens` accepts. */
@@ -452,6 +458,10 @@ interface IssuedToken {
   ref: string;
   expiresAt: number;
   revoked: boolean;
+}
+
+function akskCheck(check: AkSkCheck): TokenCheck {
+  return check.ok ? { ok: true, ref: `aksk#${check.accessKey}` } : check;
 }
 
 function scmError(status: number, errorCode: string, errorMsg: string): Answer {
@@ -574,6 +584,7 @@ export class ScmSimulator {
   readonly #settleTimers = new Set<NodeJS.Timeout>();
   readonly #staticTokens = new Map<string, string>();
   readonly #issuedTokens = new Map<string, IssuedToken>();
+  readonly #accessKeys = new Map<string, AkSkCredentials>();
   readonly #iamUsers: IamUser[];
   #issuedCount = 0;
   #iamExchanges = 0;
@@ -592,6 +603,7 @@ export class ScmSimulator {
     this.businessErrorsAs500 = options.businessErrorsAs500 ?? false;
     this.#iamUsers = [...(options.iamUsers ?? [])];
     for (const token of options.tokens ?? []) this.acceptToken(token);
+    for (const key of options.accessKeys ?? []) this.acceptAccessKey(key);
     for (const certificate of options.certificates ?? []) this.addCertificate(certificate);
     setMaxListeners(0, this.#abort.signal);
 
@@ -679,6 +691,16 @@ export class ScmSimulator {
     const ref = `static#${this.#staticTokens.size}`;
     this.#staticTokens.set(token, ref);
     return ref;
+  }
+
+  /** Accepts AK/SK signatures made with `key` (replacing an earlier key with the same access key). */
+  acceptAccessKey(key: AkSkCredentials): void {
+    this.#accessKeys.set(key.accessKey, { ...key });
+  }
+
+  /** Stops accepting an access key (a deleted or rotated key pair): SCM answers 401 for its signatures. */
+  rejectAccessKey(accessKey: string): void {
+    this.#accessKeys.delete(accessKey);
   }
 
   /** Stops accepting a static token (e.g. to simulate a rotated secret): SCM answers 401 for it. */
@@ -782,7 +804,11 @@ export class ScmSimulator {
     if (kind === "iam") {
       process = () => this.#iam(body, call);
     } else {
-      const token = this.#checkToken(req.headers["x-auth-token"]);
+      // A request carrying an Authorization header is an AK/SK-signed one (Huawei's SDK sends no token).
+      const token: TokenCheck =
+        req.headers.authorization === undefined
+          ? this.#checkToken(req.headers["x-auth-token"])
+          : akskCheck(verifyAkSk({ method, target, headers: req.headers, body }, this.#accessKeys, Date.now()));
       call.tokenOk = token.ok;
       if (token.ok) call.tokenRef = token.ref;
       const admitted = this.#admit();

@@ -4,13 +4,22 @@
  * It speaks the one call the worker makes, `GetSecretValue` (AWS JSON 1.1: `POST /` with
  * `X-Amz-Target: secretsmanager.GetSecretValue`), so the real `@aws-sdk/client-secrets-manager`
  * client is used unchanged via `AWS_ENDPOINT_URL_SECRETS_MANAGER`. Binds 127.0.0.1 only.
+ *
+ * It may serve a real token (`npm start --token-file`), and any local process can reach 127.0.0.1, so
+ * it answers only requests signed (AWS SigV4 `Authorization` header) with its own access key id: a
+ * random one per server ({@link SecretsManagerServer.credentials}), which only the handler it was
+ * started for is given. Anything else gets `UnrecognizedClientException`, as AWS answers an unknown key.
+ * (The signature itself is not recomputed: the key id is the per-run secret; the endpoint is local.)
  */
+import { randomBytes } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 
 export interface SecretsManagerServer {
   /** `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL_SECRETS_MANAGER`. */
   readonly url: string;
+  /** The only credentials it answers (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` of its client). */
+  readonly credentials: { accessKeyId: string; secretAccessKey: string };
   /** Sets (or replaces, as a rotation would) a secret's SecretString. */
   setSecret(id: string, value: string): void;
   deleteSecret(id: string): void;
@@ -26,6 +35,10 @@ export async function startSecretsManagerServer(secrets: Record<string, string> 
   const store = new Map(Object.entries(secrets));
   const readCounts = new Map<string, number>();
   let failures = 0;
+  const credentials = {
+    accessKeyId: `LOCAL${randomBytes(10).toString("hex").toUpperCase()}`,
+    secretAccessKey: randomBytes(20).toString("hex"),
+  };
 
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -38,6 +51,10 @@ export async function startSecretsManagerServer(secrets: Record<string, string> 
       const target = String(req.headers["x-amz-target"] ?? "");
       if (req.method !== "POST" || target !== "secretsmanager.GetSecretValue") {
         return reply(400, { __type: "UnknownOperationException", message: `unsupported operation ${target}` });
+      }
+      if (signedKeyId(req.headers.authorization) !== credentials.accessKeyId) {
+        const message = "The security token included in the request is invalid.";
+        return reply(400, { __type: "UnrecognizedClientException", message });
       }
       let input: { SecretId?: string } = {};
       try {
@@ -77,6 +94,7 @@ export async function startSecretsManagerServer(secrets: Record<string, string> 
 
   return {
     url: `http://127.0.0.1:${address.port}`,
+    credentials,
     setSecret: (id, value) => void store.set(id, value),
     deleteSecret: (id) => void store.delete(id),
     reads: (id) => (id === undefined ? [...readCounts.values()].reduce((a, b) => a + b, 0) : (readCounts.get(id) ?? 0)),
@@ -88,4 +106,9 @@ export async function startSecretsManagerServer(secrets: Record<string, string> 
         server.close(() => resolve());
       }),
   };
+}
+
+/** The access key id of a SigV4 `Authorization` header (`AWS4-HMAC-SHA256 Credential=AKID/DATE/...`). */
+function signedKeyId(authorization: string | undefined): string | undefined {
+  return /^AWS4-HMAC-SHA256 Credential=([^/,\s]+)\//.exec(authorization ?? "")?.[1];
 }

@@ -9,6 +9,7 @@
 import { createWriteStream, mkdirSync } from "node:fs";
 import { dirname, relative } from "node:path";
 import { describeError } from "../lib/errors.ts";
+import { LOCAL } from "../cli/local-defaults.ts";
 import { CHAOS_DEFAULTS, formatAccounting, formatDiscrepancies, formatPlan, planChaos, runChaos, type ChaosPlan } from "../local/chaos.ts";
 import { integerFlag, parseFlagValues, UsageError } from "../local/flags.ts";
 
@@ -29,6 +30,7 @@ Options:
   --kills N         kills of the event source and its containers (default ${CHAOS_DEFAULTS.kills})
   --concurrency N   batches in flight at once, one container each (default ${CHAOS_DEFAULTS.maxConcurrency})
   --log-file PATH   where the handler's JSON log lines go (default .local/chaos-worker.log)
+  --aksk            sign every SCM call with the demo AK/SK pair instead of sending a token
   -h, --help        show this help`;
 
 function parseFlags(argv: string[]) {
@@ -38,6 +40,7 @@ function parseFlags(argv: string[]) {
     kills: { type: "string" },
     concurrency: { type: "string" },
     "log-file": { type: "string" },
+    aksk: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) return "help" as const;
@@ -47,6 +50,7 @@ function parseFlags(argv: string[]) {
     kills: integerFlag(values, "kills", 0, 1000),
     maxConcurrency: integerFlag(values, "concurrency", 1, 32),
     logFile: values["log-file"] ?? ".local/chaos-worker.log",
+    aksk: values.aksk ?? false,
   };
 }
 
@@ -94,6 +98,7 @@ async function main(): Promise<number> {
   let report: Awaited<ReturnType<typeof runChaos>>;
   try {
     report = await runChaos(plan, {
+      ...(flags.aksk ? { aksk: demoAkSk() } : {}),
       onLogLine: (line) => log.write(`${line}\n`),
       onProgress: (event) => {
         const where = `${seconds(event.elapsedMs)}: ${event.decided}/${event.total} decided`;
@@ -132,3 +137,9 @@ main().then(
     process.exit(1);
   },
 );
+
+/** The local demo AK/SK pair (not a secret: only the simulator accepts it). */
+function demoAkSk() {
+  const { access_key: accessKey, secret_key: secretKey, domain_id: domainId } = LOCAL.demoAkSk;
+  return { accessKey, secretKey, domainId };
+}

@@ -45,8 +45,9 @@ Options:
   --drain                  exit 0 once the queue and everything in flight are empty
   --scm-endpoint URL       a real SCM (https://scm.<region>.myhuaweicloud.com) instead of the simulator;
                            needs --token-file; no demo jobs unless --demo
-  --token-file PATH        the token to use: the raw token or {"token": "..."} (default: the
-                           simulator's demo token)
+  --token-file PATH        the credential to use: the raw token, {"token": "..."}, or an access key pair
+                           {"aksk": {"access_key", "secret_key", "domain_id"}} (default: the simulator's demo token)
+  --aksk                   with the simulator: sign every SCM call with a demo AK/SK pair instead of a token
   --jobs FILE              enqueue the certificate ids in FILE at start (one per line; blank lines and
                            # comments ignored; an invalid line stops everything before anything is sent).
                            With --drain: withdraw a list and exit. CSV/JSONL: use npx scm-withdraw bulk
@@ -71,7 +72,8 @@ Options:
   -h, --help               show this help
 
 The handler's other settings come from the environment, as in Lambda (MAX_ATTEMPTS, SCM_TIMEOUT_MS,
-RETRY_BASE_DELAY_MS, SCM_MAX_RPS, LOG_LEVEL, ...; see the README's Configuration table), e.g.
+RETRY_BASE_DELAY_MS, SCM_MAX_RPS, LOG_LEVEL, ...; see the README's Configuration table; locally
+RETRY_VISIBILITY_SCHEDULE defaults to ${LOCAL_PIPELINE_DEFAULTS.retryVisibilitySchedule}), e.g.
   SCM_MAX_RPS=5 npm start -- --scm-endpoint https://scm.ap-southeast-1.myhuaweicloud.com --token-file token.txt`;
 
 /** The handler's variables (lib/config.ts) a user may set for a local run (the pipeline wires the rest). */
@@ -87,6 +89,7 @@ const PASS_THROUGH = [
   "ALREADY_WITHDRAWN_STATUSES",
   "IAM_TOKEN_REFRESH_MARGIN_MS",
   "DEADLINE_MARGIN_MS",
+  "RETRY_VISIBILITY_SCHEDULE",
 ] as const;
 
 interface Settings {
@@ -120,6 +123,7 @@ function parseFlags(argv: string[]): Settings | "help" {
     drain: { type: "boolean" },
     "scm-endpoint": { type: "string" },
     "token-file": { type: "string" },
+    aksk: { type: "boolean" },
     jobs: { type: "string" },
     demo: { type: "boolean" },
     "no-demo": { type: "boolean" },
@@ -153,7 +157,10 @@ function parseFlags(argv: string[]): Settings | "help" {
   }
   const tokenFile = v["token-file"];
   if (scmEndpoint !== undefined && tokenFile === undefined) throw new UsageError("--scm-endpoint needs --token-file: the demo token only opens the simulator");
-  let secret: string | undefined;
+  if (v.aksk && (tokenFile !== undefined || scmEndpoint !== undefined)) {
+    throw new UsageError('--aksk signs with the simulator\'s demo key pair: for a real SCM, put {"aksk": {...}} in --token-file');
+  }
+  let secret: string | undefined = v.aksk ? JSON.stringify({ aksk: LOCAL.demoAkSk }) : undefined;
   if (tokenFile !== undefined) {
     try {
       secret = readFileSync(tokenFile, "utf8");
@@ -162,7 +169,9 @@ function parseFlags(argv: string[]): Settings | "help" {
     }
     try {
       const stored = parseSecret(secret);
-      if (stored.kind !== "token") throw new Error('IAM credentials ({"iam": ...}) are not supported by the local pipeline yet; put a token in the file');
+      if (stored.kind === "iam") {
+        throw new Error('IAM credentials ({"iam": ...}) are not supported by the local pipeline yet; put a token or {"aksk": ...} in the file');
+      }
     } catch (error) {
       // The parser's messages describe the problem, never the content.
       throw new UsageError(`--token-file ${tokenFile}: ${(error as Error).message}`);
@@ -314,6 +323,17 @@ async function main(): Promise<number> {
   const onLogLine = (line: string) => {
     log.write(`${line}\n`);
     if (s.verbose) return say(line);
+    // The backoff across deliveries (RETRY_VISIBILITY_SCHEDULE): when each job left for retry comes back.
+    if (running && line.includes('"event":"retry_delayed"')) {
+      try {
+        const entry = JSON.parse(line) as { certificateId?: string; receiveCount?: number; visibilityTimeoutS?: number };
+        const who = entry.certificateId ?? "a job";
+        say(`retry: ${who} (receive ${entry.receiveCount ?? "?"}) comes back in ${entry.visibilityTimeoutS ?? "?"} s`);
+      } catch {
+        // not JSON: it is in the log file
+      }
+      return;
+    }
     // Errors are worth a line here even without --verbose (once per kind); a failed start is
     // reported once, below.
     if (running && line.includes('"level":"error"')) {
@@ -376,7 +396,9 @@ async function main(): Promise<number> {
   say(`            SQS endpoint ${p.sqsEndpoint} (fauxqs, in memory); visibility timeout ${set.visibilityTimeoutSeconds} s;`);
   say(`            the worker dead-letters a still-failing job on receive ${set.maxReceiveCount}, the redrive policy after ${set.redriveMaxReceiveCount}`);
   say(`  SCM       ${p.sim ? `simulator on ${p.scmEndpoint} (demo certificates ${DEMO.withdrawn} to ${DEMO.throttledThenWithdrawn})` : p.scmEndpoint}`);
-  say(`  token     ${s.tokenFile ? `from ${s.tokenFile}` : "the simulator's demo token"}, served as secret ${p.secretId} by ${p.secretsEndpoint}`);
+  const demo = s.secret ? "the simulator's demo AK/SK pair (every SCM call signed)" : "the simulator's demo token";
+  const credential = s.tokenFile ? `from ${s.tokenFile}` : demo;
+  say(`  token     ${credential}, served as secret ${p.secretId} by ${p.secretsEndpoint} (to the handler's random access key only)`);
   say(
     p.ledger
       ? `  ledger    table ${p.ledger.tableName} on ${p.ledger.endpoint} (dynalite, in memory; --no-ledger turns it off)`

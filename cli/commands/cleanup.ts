@@ -38,7 +38,8 @@ export const cleanupCommand: Command = {
     "says how many were not seen (narrow with --content, or run again once these are withdrawn).",
     "Everything is listed before anything is enqueued: if the listing fails, nothing is enqueued.",
     "",
-    'The token: --token-file (the raw token, {"token": ...} or {"iam": {...}}), else the Secrets Manager',
+    'The credential: --token-file (the raw token, {"token": ...}, {"iam": {...}} or {"aksk": {...}} to sign every',
+    "call with an access key pair), else the Secrets Manager",
     "secret $SCM_TOKEN_SECRET_ID, else (for the local simulator only) the local pipeline's demo token.",
     "",
     "Exit 0 when the run finished and every selected job was enqueued; 1 when the listing or a send failed.",
@@ -52,7 +53,7 @@ export const cleanupCommand: Command = {
     reason: { type: "string", valueName: "TEXT", description: "reason put in every job (at most 256 characters)" },
     "dry-run": { type: "boolean", description: "list and report what would be enqueued; enqueue nothing" },
     "scm-endpoint": { type: "string", valueName: "URL", description: `SCM endpoint (default: $SCM_ENDPOINT, else the local simulator ${LOCAL_SCM_ENDPOINT})` },
-    "token-file": { type: "string", valueName: "PATH", description: "file holding the SCM token (or {\"iam\": {...}} credentials)" },
+    "token-file": { type: "string", valueName: "PATH", description: "file holding the SCM token (or {\"iam\": {...}} or {\"aksk\": {...}} credentials)" },
     "offset-mode": { type: "string", valueName: "MODE", description: "whether the listing's offset counts records or pages: auto (probe once, default), records, pages" },
   },
   async run(context, { values, positionals }) {

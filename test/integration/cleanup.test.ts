@@ -24,7 +24,7 @@ import { createScmClient, type ScmClient } from "../../lib/scm-client.ts";
 import { createTokenProvider, secretsManagerReader } from "../../lib/token-provider.ts";
 import { lambdaContext, sqsEvent, sqsRecord } from "../support/lambda.ts";
 import { capturedOutput } from "../support/secret-guard.ts";
-import { ROTATED_TOKEN, TEST_TOKEN } from "../support/secrets.ts";
+import { ROTATED_TOKEN, TEST_AKSK, TEST_TOKEN } from "../support/secrets.ts";
 import { SECRET_ID, startStack, type Stack } from "../support/stack.ts";
 
 let stack: Stack;
@@ -34,7 +34,7 @@ const savedEnv = { ...process.env };
 
 beforeAll(async () => {
   stack = await startStack();
-  secretsManager = new SecretsManagerClient({ endpoint: stack.secrets.url, region: "eu-west-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } });
+  secretsManager = new SecretsManagerClient({ endpoint: stack.secrets.url, region: "eu-west-1", credentials: stack.secrets.credentials });
   scm = createScmClient({ endpoint: stack.sim.url, timeoutMs: 2000 });
 });
 afterAll(async () => {
@@ -572,6 +572,20 @@ describe("scm-withdraw cleanup (the CLI)", () => {
     expect(stack.sim.calls).toEqual([]);
   });
 
+  it("lists with AK/SK-signed calls when the token file holds {\"aksk\": ...}", async () => {
+    const ids = addCertificates("chk", 2, "CHECKING");
+    stack.sim.acceptAccessKey(TEST_AKSK);
+    const akskFile = path.join(dir, "aksk.json");
+    writeFileSync(akskFile, JSON.stringify({ aksk: { access_key: TEST_AKSK.accessKey, secret_key: TEST_AKSK.secretKey, domain_id: TEST_AKSK.domainId } }));
+    const { code, stdout, stderr } = await cli("--dry-run", "--token-file", akskFile);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
+    for (const id of ids) expect(stdout).toContain(`${id}  CHECKING`);
+    const lists = stack.sim.calls.filter((c) => c.kind === "list");
+    expect(lists.length).toBeGreaterThan(0);
+    expect(lists.every((c) => c.tokenRef === `aksk#${TEST_AKSK.accessKey}`)).toBe(true);
+    expect(stdout + stderr).not.toContain(TEST_AKSK.secretKey.slice(0, 12));
+  });
+
   it("refuses a token file that cannot hold a token, without printing it", async () => {
     const bad = path.join(dir, "short-token");
     writeFileSync(bad, "too-short");
@@ -584,7 +598,7 @@ describe("scm-withdraw cleanup (the CLI)", () => {
   it("reads the token from the Secrets Manager secret in SCM_TOKEN_SECRET_ID when no --token-file is given", async () => {
     const ids = addCertificates("chk", 2, "CHECKING");
     // The SDK takes its endpoint and credentials from the process environment, as on a laptop.
-    process.env = { ...savedEnv, AWS_ENDPOINT_URL_SECRETS_MANAGER: stack.secrets.url, AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test" };
+    process.env = { ...savedEnv, AWS_ENDPOINT_URL_SECRETS_MANAGER: stack.secrets.url, AWS_ACCESS_KEY_ID: stack.secrets.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: stack.secrets.credentials.secretAccessKey };
     const reads = stack.secrets.reads(SECRET_ID);
     const out: string[] = [];
     const code = await main(

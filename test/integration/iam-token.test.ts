@@ -249,17 +249,17 @@ describe("an IAM outage", () => {
     ["a 503", faults.unavailable(), {}, 1],
     ["reset connections (retried once)", faults.reset(), {}, 2],
     ["no answer within IAM_TIMEOUT_MS", faults.hang(), { IAM_TIMEOUT_MS: "300" }, 1],
-  ])("with %s leaves the whole batch for redelivery, dead-letters nothing and calls no SCM", async (_name, fault, env, attempts) => {
+  ])("with %s leaves every valid record for redelivery, dead-letters only the invalid body and calls no SCM", async (_name, fault, env, attempts) => {
     const handler = await coldStart(env);
     stack.sim.injectAlways("iam", fault);
     const records = [sqsRecord(job(DEMO.withdrawn)), sqsRecord(job(DEMO.forbidden)), sqsRecord("not json")];
     const { response, errors } = await invoke(handler, sqsEvent(...records));
-    expect(failedIds(response)).toEqual(records.map((r) => r.messageId).sort());
+    expect(failedIds(response)).toEqual(records.slice(0, 2).map((r) => r.messageId).sort());
     expect(iamCalls()).toHaveLength(attempts);
     expect(cancelCalls()).toEqual([]);
-    expect(await stack.drainDlq()).toEqual([]);
+    expect((await stack.drainDlq()).map((l) => attributesOf(l).failure_reason)).toEqual(["invalid_message"]);
     expect(errors).toHaveLength(1);
-    expect(errors[0]).toMatchObject({ event: "token_unavailable", code: "iam_unreachable", records: 3 });
+    expect(errors[0]).toMatchObject({ event: "token_unavailable", code: "iam_unreachable", records: 2 });
     expect(errors[0]!.error).toMatch(/^TokenUnavailableError iam_unreachable: IAM at http:\/\/127\.0\.0\.1:\d+ /);
 
     // IAM is back: the next delivery works at once (an outage is not held against the credentials).
@@ -283,13 +283,13 @@ describe("rejected credentials", () => {
   it("leave the whole batch on the queue with one clear error line per invocation, and the fixed secret works at once", async () => {
     stack.secrets.setSecret(SECRET_ID, iamSecret({ password: WRONG_PASSWORD }));
     const handler = await coldStart({ LOG_LEVEL: "debug" });
-    const records = [sqsRecord(job(DEMO.withdrawn)), sqsRecord(job(DEMO.notFound)), sqsRecord("not json")];
+    const records = [sqsRecord(job(DEMO.withdrawn)), sqsRecord(job(DEMO.notFound))];
 
     for (let invocation = 0; invocation < 2; invocation++) {
       const { response, errors, logs } = await invoke(handler, sqsEvent(...records));
       expect(failedIds(response)).toEqual(records.map((r) => r.messageId).sort());
       expect(errors).toHaveLength(1);
-      expect(errors[0]).toMatchObject({ event: "token_unavailable", code: "iam_rejected", records: 3 });
+      expect(errors[0]).toMatchObject({ event: "token_unavailable", code: "iam_rejected", records: 2 });
       expect(errors[0]!.error).toBe(
         `TokenUnavailableError iam_rejected: IAM rejected the credentials stored in secret ${SECRET_ID} (HTTP 401 "The username or password is wrong.", user "scm-bot" in domain "acme"): fix the secret; the batch is left on the queue`,
       );

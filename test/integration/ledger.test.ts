@@ -80,7 +80,7 @@ function outcome(ref: JobRef, state: RecordOutcome["state"], extra: { reason?: s
     case "dead_lettered":
       return { ...base, state, reason: (extra.reason ?? "not_found") as "not_found", attempts, last };
     case "retrying":
-      return { ...base, state, reason: extra.reason ?? "throttled", attempts, last };
+      return { ...base, state, reason: (extra.reason ?? "throttled") as "throttled", attempts, last };
   }
 }
 

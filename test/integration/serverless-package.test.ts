@@ -433,6 +433,12 @@ describe("serverless package", () => {
       expect(literals.length).toBe(imports.length);
     });
 
+    it.each(["withdraw", "cleanup"])("signs AK/SK with its own signer: Huawei's SDK (a devDependency, the tests' oracle) is not in the %s bundle", (name) => {
+      const sources = JSON.parse(zip.get(`handlers/${name}.mjs.map`)!.toString("utf8")).sources as string[];
+      expect(sources.some((s) => s.endsWith("lib/aksk-signer.ts"))).toBe(true);
+      expect(sources.filter((s) => /@huaweicloud|node_modules\/(moment|lodash)\//.test(s))).toEqual([]);
+    });
+
     it("defines require for CommonJS dependencies and links its source map", () => {
       const code = zip.get("handlers/withdraw.mjs")!.toString("utf8");
       expect(code.startsWith('import { createRequire as __scmCreateRequire } from "node:module"; const require = __scmCreateRequire(import.meta.url);')).toBe(true);

@@ -277,14 +277,14 @@ describe("the token", () => {
     stack.sim.acceptToken(TEST_TOKEN);
   });
 
-  it("leaves the whole batch for redelivery when Secrets Manager is down, calling nothing", async () => {
+  it("leaves every valid record for redelivery when Secrets Manager is down, calling nothing (invalid ones are dead-lettered)", async () => {
     const handler = await coldStart();
     stack.secrets.failNext(Infinity);
     const records = [sqsRecord(job(DEMO.withdrawn)), sqsRecord(job(DEMO.forbidden)), sqsRecord("not json")];
     const response = await handler(sqsEvent(...records), lambdaContext());
-    expect(failedIds(response)).toEqual(records.map((r) => r.messageId).sort());
+    expect(failedIds(response)).toEqual(records.slice(0, 2).map((r) => r.messageId).sort());
     expect(stack.sim.calls).toEqual([]);
-    expect(await stack.drainDlq()).toEqual([]);
+    expect((await stack.drainDlq()).map((l) => attributesOf(l).source_message_id)).toEqual([records[2]!.messageId]);
     expect(capturedOutput()).toContain('"event":"token_unavailable"');
   });
 

@@ -67,6 +67,19 @@ describe("loadConfig", () => {
     expect(loadConfig({ ...valid, SCM_ENDPOINT: "http://localhost:4580" }).scmEndpoint).toBe("http://localhost:4580");
   });
 
+  it("never quotes the credentials of a URL it refuses (SCM_ENDPOINT=https://admin:S3cretPassw0rd@...)", () => {
+    let error: unknown;
+    try {
+      loadConfig({ ...valid, SCM_ENDPOINT: "https://admin:S3cretPassw0rd@scm.example.com", IAM_ENDPOINT: "https://bot:p%40ss%2Fw0rd@iam.example.com/x" });
+    } catch (thrown) {
+      error = thrown;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const text = `${(error as ConfigError).message} ${JSON.stringify((error as ConfigError).problems)}`;
+    for (const secret of ["S3cretPassw0rd", "admin", "p%40ss", "bot:"]) expect(text).not.toContain(secret);
+    expect((error as ConfigError).message).toContain('(got "https://[redacted]@scm.example.com")');
+  });
+
   it("refuses endpoints with credentials or queries", () => {
     expect(problemsOf({ ...valid, SCM_ENDPOINT: "https://user:pw@scm.example.com" })).toEqual(["SCM_ENDPOINT"]);
     expect(problemsOf({ ...valid, SCM_ENDPOINT: "https://scm.example.com?x=1" })).toEqual(["SCM_ENDPOINT"]);

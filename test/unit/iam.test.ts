@@ -166,7 +166,7 @@ describe("interpretTokenAnswer", () => {
 
   it("never lets the password through, even if IAM echoed it", () => {
     const error = errorOf(() => interpretTokenAnswer(iamError(401, `password ${IAM_PASSWORD} is wrong`), context));
-    expect(error.message).toContain('"password *** is wrong"');
+    expect(error.message).toContain('"password [redacted] is wrong"');
     expect(error.message).not.toContain(IAM_PASSWORD);
   });
 

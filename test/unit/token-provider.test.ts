@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { TokenUnavailableError } from "../../lib/errors.ts";
+import type { RequestSigner } from "../../lib/aksk-signer.ts";
 import { createTokenProvider, parseSecret } from "../../lib/token-provider.ts";
 
 const TOKEN_A = "A".repeat(40);
@@ -29,6 +30,28 @@ describe("parseSecret", () => {
       kind: "iam",
       credentials: { domain: "d", user: "u", password: "p", scope: "domain" },
     });
+  });
+  it('reads {"aksk": ...}, with or without a domain_id', () => {
+    const aksk = { access_key: "HPUAEXAMPLEAK", secret_key: "example/secret+key", domain_id: "0970dd7a1300f5672ff2c003c60ae115" };
+    expect(parseSecret(JSON.stringify({ aksk }))).toEqual({
+      kind: "aksk",
+      credentials: { accessKey: "HPUAEXAMPLEAK", secretKey: "example/secret+key", domainId: "0970dd7a1300f5672ff2c003c60ae115" },
+    });
+    expect(parseSecret(JSON.stringify({ aksk: { ...aksk, domain_id: undefined } }))).toEqual({ kind: "aksk", credentials: { accessKey: "HPUAEXAMPLEAK", secretKey: "example/secret+key" } });
+  });
+  it.each([
+    ["AK/SK without a secret_key", '{"aksk":{"access_key":"HPUAEXAMPLEAK"}}', 'the "aksk" secret lacks secret_key'],
+    ["AK/SK with a space in the secret_key", '{"aksk":{"access_key":"HPUAEXAMPLEAK","secret_key":"has a space-0123"}}', "secret_key must be printable ASCII"],
+    ["AK/SK with a domain_id that is not an id", '{"aksk":{"access_key":"HPUAEXAMPLEAK","secret_key":"s3cr3t-0123456","domain_id":"a b"}}', "domain_id"],
+  ])("refuses %s, naming the field and not its value", (_name, secret, text) => {
+    try {
+      parseSecret(secret);
+      throw new Error("expected an error");
+    } catch (error) {
+      expect((error as TokenUnavailableError).code).toBe("secret_unusable");
+      expect((error as Error).message).toContain(text);
+      for (const value of ["has a space", "s3cr3t"]) expect((error as Error).message).not.toContain(value);
+    }
   });
   it.each([
     ["empty", "", "secret_empty"],
@@ -121,6 +144,25 @@ describe("createTokenProvider", () => {
     now = 23 * 3_600_000;
     expect(await tokens.getToken()).not.toBe(first);
     expect(exchanges).toBe(2);
+  });
+});
+
+describe("an AK/SK secret", () => {
+  it("yields a request signer (no token exchange), re-read after the TTL and after a 401", async () => {
+    let now = 0;
+    const secret = fakeSecret([JSON.stringify({ aksk: { access_key: "HPUAEXAMPLEAK", secret_key: "example-secret-key-1" } })]);
+    const tokens = createTokenProvider({ readSecret: secret.read, ttlMs: 1000, now: () => now });
+    const signer = await tokens.getToken();
+    expect(typeof signer).toBe("object");
+    expect(await tokens.getToken()).toBe(signer);
+    const headers = (signer as RequestSigner).sign({ method: "GET", url: new URL("https://scm.example.com/v3/scm/certificates"), headers: {}, body: undefined });
+    expect(headers.Authorization).toMatch(/^SDK-HMAC-SHA256 Access=HPUAEXAMPLEAK, SignedHeaders=host;x-sdk-date, Signature=[0-9a-f]{64}$/);
+    const refreshed = await tokens.refresh(signer);
+    expect(refreshed).not.toBe(signer);
+    expect(secret.reads()).toBe(2);
+    now = 1000;
+    await tokens.getToken();
+    expect(secret.reads()).toBe(3);
   });
 });
 

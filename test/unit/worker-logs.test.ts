@@ -12,6 +12,10 @@ import { createLogger } from "../../lib/logger.ts";
 import type { InvocationMetrics } from "../../lib/metrics.ts";
 import type { ScmClient, ScmResult } from "../../lib/scm-client.ts";
 import { createWorker, type RecordOutcome, type WorkerConfig } from "../../lib/worker.ts";
+import { deadLetterAttributes } from "../../lib/dead-letter.ts";
+import { createIamExchange, type IamHttpResult } from "../../lib/iam.ts";
+import { createTokenProvider, type TokenProvider } from "../../lib/token-provider.ts";
+import { findSecretFragment } from "../support/secrets.ts";
 import { sqsEvent, sqsRecord } from "../support/lambda.ts";
 
 // ---- a worker on fakes -------------------------------------------------------------------------
@@ -48,7 +52,9 @@ const timeout = (durationMs = 5000): ScmResult => ({ kind: "network", failure: "
 /** Scripted answers per certificate; each call takes the next one, the last one repeats. An Error is thrown. */
 type Script = Record<string, { cancel?: (ScmResult | Error)[]; detail?: (ScmResult | Error)[] }>;
 
-function fakeWorker(options: { script?: Script; getToken?: () => string; refresh?: () => string; dlqFailsFor?: Set<string>; metricsThrow?: boolean } = {}) {
+function fakeWorker(
+  options: { script?: Script; getToken?: () => string; refresh?: () => string; tokens?: TokenProvider; dlqFailsFor?: Set<string>; metricsThrow?: boolean } = {},
+) {
   let clock = 1_000_000;
   const lines: Record<string, unknown>[] = [];
   const letters: DeadLetter[] = [];
@@ -76,7 +82,7 @@ function fakeWorker(options: { script?: Script; getToken?: () => string; refresh
   const worker = createWorker({
     config: CONFIG,
     scm,
-    tokens: { getToken: async () => (options.getToken ?? (() => FAKE_TOKEN))(), refresh: async () => (options.refresh ?? (() => FAKE_TOKEN))() },
+    tokens: options.tokens ?? { getToken: async () => (options.getToken ?? (() => FAKE_TOKEN))(), refresh: async () => (options.refresh ?? (() => FAKE_TOKEN))() },
     sendDeadLetter: async (letter) => {
       if (options.dlqFailsFor?.has(letter.sourceMessageId)) throw Object.assign(new Error("The specified queue does not exist."), { name: "QueueDoesNotExist" });
       letters.push(letter);
@@ -259,8 +265,8 @@ describe("the worker's log lines", () => {
     expect(fake.events("withdrawal_succeeded").map((l) => l.requestId).sort()).toEqual(["A", "B"]);
   });
 
-  it("say token_unavailable once and leave every record, with its ids, when there is no token at the start", async () => {
-    const records = [sqsRecord({ certificate_id: "LOGS000000000013", request_id: "T-1" }), sqsRecord("not json")];
+  it("say token_unavailable once and leave every valid record, with its ids, when there is no token at the start", async () => {
+    const records = [sqsRecord({ certificate_id: "LOGS000000000013", request_id: "T-1" }), sqsRecord({ certificate_id: "LOGS000000000017" }), sqsRecord("not json")];
     const fake = fakeWorker({
       getToken: () => {
         throw failureDown();
@@ -274,9 +280,12 @@ describe("the worker's log lines", () => {
       [records[0]!.messageId, "T-1", "token_unavailable", 0],
       [records[1]!.messageId, records[1]!.messageId, "token_unavailable", 0],
     ]);
-    expect(fake.events("batch_processed")).toEqual([expect.objectContaining({ records: 2, retrying: 2, failures: 2, scmCalls: 0 })]);
+    // An invalid body needs no token: it is dead-lettered anyway.
+    expect(fake.letters.map((l) => [l.sourceMessageId, l.reason])).toEqual([[records[2]!.messageId, "invalid_message"]]);
+    expect(fake.events("batch_processed")).toEqual([expect.objectContaining({ records: 3, retrying: 2, dead_lettered: 1, failures: 2, scmCalls: 0 })]);
     expect(fake.metrics).toHaveLength(1);
-    expect(fake.metrics[0]!.counts).toMatchObject({ TokenUnavailable: 1, LeftForRetry: 2, Withdrawn: 0 });
+    expect(fake.metrics[0]!.counts).toMatchObject({ TokenUnavailable: 1, LeftForRetry: 2, DeadLettered: 1, Withdrawn: 0 });
+    expect(fake.outcomes.map((o) => o.state).sort()).toEqual(["dead_lettered", "retrying", "retrying"]);
   });
 
   it("say token_rejected, then token_unavailable with its code, when the re-read after a 401 fails", async () => {
@@ -305,6 +314,42 @@ describe("the worker's log lines", () => {
     expect(fake.letters).toHaveLength(1);
     expect(JSON.stringify(fake.letters[0])).not.toContain(FAKE_TOKEN);
     expect(fake.letters[0]!.errorMsg).toBe("Incorrect token [redacted] (X-Auth-Token: [redacted])");
+  });
+
+  /** An IAM-like token with the characters that URL and JSON encodings change. */
+  const ECHO_TOKEN = 'MIIEcho+Token/0123456789abcdefABCDEF+/=="quoted"';
+  it.each([
+    ["lowercased", ECHO_TOKEN.toLowerCase()],
+    ["uppercased", ECHO_TOKEN.toUpperCase()],
+    ["URL-encoded", encodeURIComponent(ECHO_TOKEN)],
+    ["form-encoded, lowercase hex", new URLSearchParams({ t: ECHO_TOKEN }).toString().slice(2).toLowerCase()],
+    ["JSON-escaped", JSON.stringify(ECHO_TOKEN)],
+    ["cut to 40 characters", ECHO_TOKEN.slice(0, 40)],
+    ["cut to its last 12 characters", ECHO_TOKEN.slice(-12)],
+  ])("never carry the token echoed %s (logs and DLQ attributes alike)", async (_form, echoed) => {
+    const id = "LOGS000000000017";
+    const fake = fakeWorker({ getToken: () => ECHO_TOKEN, script: { [id]: { cancel: [answer(403, { error_code: "SCM.0003", error_msg: `bad token ${echoed} for ${id}` })] } } });
+    await fake.run(sqsRecord({ certificate_id: id }));
+    expect(fake.letters).toHaveLength(1);
+    const attributes = deadLetterAttributes(fake.letters[0]!);
+    expect(attributes.error_msg?.StringValue).toMatch(/^bad token "?\[redacted\]"? for LOGS000000000017$/);
+    expect(findSecretFragment(JSON.stringify([fake.lines, fake.letters, attributes]), [ECHO_TOKEN])).toBeUndefined();
+  });
+
+  const ECHO_PASSWORD = 'Pa$$ "w0rd"/with?&=+ signs';
+  it.each([
+    ["lowercased", ECHO_PASSWORD.toLowerCase()],
+    ["URL-encoded", encodeURIComponent(ECHO_PASSWORD)],
+    ["JSON-escaped", JSON.stringify(ECHO_PASSWORD).slice(1, -1)],
+  ])("never carry the IAM password in the token_unavailable line when IAM echoes it %s", async (_form, echoed) => {
+    const rejected: IamHttpResult = { kind: "answer", status: 401, subjectToken: undefined, body: { error: { code: 401, message: `password ${echoed} is wrong` } } };
+    const { exchange } = createIamExchange({ endpoint: "https://iam.myhuaweicloud.com", timeoutMs: 1000, transport: async () => rejected });
+    const secret = JSON.stringify({ iam: { domain: "acme", user: "scm-bot", password: ECHO_PASSWORD } });
+    const tokens = createTokenProvider({ readSecret: async () => secret, ttlMs: 0, exchangeIam: exchange });
+    const fake = fakeWorker({ tokens });
+    await fake.run(sqsRecord({ certificate_id: "LOGS000000000018" }));
+    expect(fake.events("token_unavailable")[0]).toMatchObject({ code: "iam_rejected", error: expect.stringContaining("password [redacted] is wrong") });
+    expect(findSecretFragment(JSON.stringify(fake.lines), [ECHO_PASSWORD])).toBeUndefined();
   });
 
   it("keep going when the metrics sink fails: the batch's answer stands and the failure is logged", async () => {
@@ -340,14 +385,17 @@ describe("the worker's metrics", () => {
       TokenUnavailable: 0,
       DeadLetterFailed: 1,
       LedgerWriteFailed: 0, // no ledger configured
+      VisibilityChangeFailed: 0, // no visibility changer configured
     });
     expect(m!.deadLetteredByReason).toEqual({ forbidden: 1, retries_exhausted: 1, invalid_message: 2 });
     // One latency per SCM call that answered (the crashing fake throws instead of answering).
     expect(m!.scmLatencyMs).toHaveLength(fake.calls.length - 1);
-    // The ledger hook saw the same outcomes the metrics counted (crashed records never reach it).
+    // The ledger hook saw the same outcomes the metrics counted, the crashed record's included.
     const states = fake.outcomes.map((o) => o.state);
+    expect(fake.outcomes).toHaveLength(Object.keys(records).length);
     expect(states.filter((s) => s === "withdrawn")).toHaveLength(3);
-    expect(states.filter((s) => s === "retrying")).toHaveLength(2);
+    expect(states.filter((s) => s === "retrying")).toHaveLength(3);
+    expect(fake.outcomes.find((o) => o.messageId === records.crash.messageId)).toMatchObject({ state: "retrying", reason: "crashed" });
   });
 
   it("are flushed for an empty event too (zeros, no SCM call)", async () => {
