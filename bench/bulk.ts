@@ -4,8 +4,10 @@ import { readFileSync } from "node:fs";
  * - 10,000 ids from a file to the local queue (fauxqs) with `scm-withdraw bulk`, called in-process
  *   through the CLI's own entry (`main(argv, io)` of cli/main.ts, exactly what the bin runs),
  *   against one `SendMessage` per id (a plain loop, the same bodies) in the same run.
- * - `scm-withdraw bulk --dry-run` over a 1,000,000-line file, run as a user would (the bin, in a
- *   child process), and that process's peak RSS.
+ * - `scm-withdraw bulk --dry-run` over a 1,000,000-line file against a plain Node script doing the same
+ *   (`bench/bulk-baseline.mjs`: readline, a regex, a Set, the same results CSV), side by side in the same
+ *   run: the CLI's own work (`main()` timed in its process, as the script times itself; the TypeScript
+ *   loader's start-up is not the file's cost) and, run as a user would (the bin), its peak RSS.
  */
 import { CreateQueueCommand, GetQueueAttributesCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { spawn } from "node:child_process";
@@ -24,6 +26,10 @@ import { certificateIds } from "./stack.ts";
 
 export interface BulkOptions {
   ids: number;
+  /** Timed rounds of the dry run and of the plain script, alternating; the medians are reported. */
+  dryRunRounds: number;
+  /** The dry run may take at most this many times the plain script's time. */
+  maxDryRunRatio: number;
   /** Timed rounds of each (bulk, then the loop); the medians are reported. */
   rounds: number;
   dryRunLines: number;
@@ -33,7 +39,7 @@ export interface BulkOptions {
 /** Ids each way sends before the timed runs. */
 const WARM_UP = 2000;
 
-export const BULK_DEFAULTS: BulkOptions = { ids: 10_000, rounds: 3, dryRunLines: 1_000_000, maxDryRunRssMb: 200 };
+export const BULK_DEFAULTS: BulkOptions = { ids: 10_000, rounds: 3, dryRunLines: 1_000_000, maxDryRunRssMb: 200, dryRunRounds: 3, maxDryRunRatio: 1.5 };
 
 async function writeIdFile(file: string, ids: Iterable<string>): Promise<void> {
   const out = createWriteStream(file);
@@ -53,22 +59,52 @@ function* generatedIds(tag: string, count: number): Generator<string> {
   for (let i = 0; i < count; i++) yield `${tag}${String(i).padStart(16 - tag.length, "0")}`;
 }
 
+/** Whether two files hold the same bytes (two results files of about 30 MB each: read whole, once). */
+function filesEqual(a: string, b: string): boolean {
+  try {
+    return readFileSync(a).equals(readFileSync(b));
+  } catch {
+    return false;
+  }
+}
+
 async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {
   const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["ApproximateNumberOfMessages"] }));
   return Number(Attributes?.ApproximateNumberOfMessages ?? 0);
 }
 
+const BIN = pathToFileURL(path.join(PROJECT_ROOT, "bin", "scm-withdraw.mjs")).href;
+/** The node flags of the bin's shebang (`#!/usr/bin/env -S node FLAGS`), as npx would run it. */
+const binNodeFlags = () => (readFileSync(new URL(BIN), "utf8").split("\n", 1)[0] ?? "").split(/\s+/).slice(3);
+
 /** Runs `scm-withdraw <args>` like the bin does, in a child process; returns its exit code, output and own peak RSS. */
-function runBin(args: string[], cwd: string): Promise<{ code: number | null; maxRssKb: number; stdout: string; stderr: string; seconds: number }> {
-  const bin = pathToFileURL(path.join(PROJECT_ROOT, "bin", "scm-withdraw.mjs")).href;
+function runBin(args: string[], cwd: string) {
   // The bin reads process.argv.slice(2); with -e there is no script path, so one is put in its place.
-  const script = `process.on("exit", () => process.stderr.write("\\n@@maxrss " + process.resourceUsage().maxRSS + "\\n")); process.argv.splice(1, 0, "scm-withdraw"); await import(${JSON.stringify(bin)});`;
+  const script = `process.argv.splice(1, 0, "scm-withdraw"); await import(${JSON.stringify(BIN)});`;
+  return runNode([...binNodeFlags(), "--input-type=module", "-e", script, ...args], cwd);
+}
+
+/**
+ * Runs the CLI's `main(args)` in a child process with the bin's node flags, timing `main()` alone (what the
+ * CLI does with the file, without the TypeScript loader's start-up); `@@main <seconds>` on stderr.
+ */
+function runMain(args: string[], cwd: string) {
+  const entry = pathToFileURL(path.join(PROJECT_ROOT, "cli", "main.ts")).href;
+  const script = [
+    `const { main } = await import(${JSON.stringify(entry)});`,
+    "const io = { stdout: { write: (s) => process.stdout.write(s) }, stderr: { write: () => {} }, env: {} };",
+    "const t = performance.now(); process.exitCode = await main(process.argv.slice(1), io);",
+    'process.stderr.write("\\n@@main " + (performance.now() - t) / 1000 + "\\n");',
+  ].join(" ");
+  return runNode([...binNodeFlags(), "--import", "tsx", "--input-type=module", "-e", script, ...args], cwd);
+}
+
+function runNode(nodeArgs: string[], cwd: string): Promise<{ code: number | null; maxRssKb: number; stdout: string; stderr: string; seconds: number }> {
+  const exitHook = `process.on("exit", () => process.stderr.write("\\n@@maxrss " + process.resourceUsage().maxRSS + "\\n"));`;
+  const withHook = nodeArgs.map((a, i) => (nodeArgs[i - 1] === "-e" ? `${exitHook} ${a}` : a));
   return new Promise((resolve) => {
     const started = performance.now();
-    // Run node with the flags of the bin's shebang (`#!/usr/bin/env -S node FLAGS`), as npx would.
-    const shebang = readFileSync(new URL(bin), "utf8").split("\n", 1)[0] ?? "";
-    const nodeFlags = shebang.split(/\s+/).slice(3);
-    const child = spawn(process.execPath, [...nodeFlags, "--input-type=module", "-e", script, ...args], {
+    const child = spawn(process.execPath, withHook, {
       cwd,
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp" },
       stdio: ["ignore", "pipe", "pipe"],
@@ -79,7 +115,9 @@ function runBin(args: string[], cwd: string): Promise<{ code: number | null; max
     child.stderr.on("data", (c: Buffer) => (stderr = (stderr + c.toString()).slice(-20_000)));
     child.on("close", (code) => {
       const maxRssKb = Number(/@@maxrss (\d+)/.exec(stderr)?.[1] ?? Number.NaN);
-      resolve({ code, maxRssKb, stdout, stderr: stderr.replace(/\n?@@maxrss \d+\n/, ""), seconds: (performance.now() - started) / 1000 });
+      const main = Number(/@@main ([\d.]+)/.exec(stderr)?.[1] ?? Number.NaN);
+      const seconds = Number.isFinite(main) ? main : (performance.now() - started) / 1000;
+      resolve({ code, maxRssKb, stdout, stderr: stderr.replace(/\n?@@(maxrss|main) [\d.]+\n/g, ""), seconds });
     });
   });
 }
@@ -111,7 +149,7 @@ export async function benchBulk(options: BulkOptions = BULK_DEFAULTS): Promise<S
       env: { AWS_REGION: "eu-west-1" },
     };
     const quiet = { ...io, stdout: { write: () => {} }, stderr: { write: () => {} } };
-    const bulkArgs = (file: string, queueUrl: string) => ["bulk", file, "--queue-url", queueUrl, "--endpoint-url", server.endpoint, "--batch-id", "bench", "--results", `${file}.results.csv`, "--json"];
+    const bulkArgs = (file: string, queueUrl: string) => ["bulk", "--yes", file, "--queue-url", queueUrl, "--endpoint-url", server.endpoint, "--batch-id", "bench", "--results", `${file}.results.csv`, "--json"];
     const requestedAt = new Date().toISOString();
     const sendOneByOne = async (list: readonly string[], queueUrl: string) => {
       for (const id of list) {
@@ -150,24 +188,47 @@ export async function benchBulk(options: BulkOptions = BULK_DEFAULTS): Promise<S
     await server.close();
   }
 
-  // The dry run over a million lines, as a user runs it (the bin, its own process). A tiny run first
-  // lets tsx compile the CLI into its cache, as any earlier run would have.
+  // The dry run over a million lines against the plain script, alternating, each in its own process. A tiny
+  // run first lets tsx compile the CLI into its cache, as any earlier run would have.
   const bigFile = path.join(dir, "million.txt");
   await writeIdFile(bigFile, generatedIds("dry", options.dryRunLines));
   const tinyFile = path.join(dir, "tiny.txt");
   await writeIdFile(tinyFile, generatedIds("tiny", 10));
-  await runBin(["bulk", tinyFile, "--dry-run"], dir);
-  const dry = await runBin(["bulk", bigFile, "--dry-run", "--json"], dir);
-  // Tens of MB nobody needs afterwards.
-  await Promise.all([bigFile, `${bigFile}.results.csv`].map((f) => rm(f, { force: true })));
+  await runBin(["bulk", tinyFile, "--dry-run", "--results", `${tinyFile}.results.csv`], dir);
+  const dryArgs = ["bulk", bigFile, "--dry-run", "--json", "--results", `${bigFile}.results.csv`];
+  const plainSeconds: number[] = [];
+  const cliSeconds: number[] = [];
   let dryValid = Number.NaN;
-  try {
-    dryValid = (JSON.parse(dry.stdout) as { valid?: number }).valid ?? Number.NaN;
-  } catch {
-    // reported below
+  let plainValid = Number.NaN;
+  let dryCode: number | null = null;
+  let dryOutput = "";
+  for (let round = 1; round <= options.dryRunRounds; round++) {
+    const plain = await runNode([path.join(PROJECT_ROOT, "bench", "bulk-baseline.mjs"), bigFile, `${bigFile}.plain.csv`], dir);
+    try {
+      const result = JSON.parse(plain.stdout) as { seconds: number; valid: number };
+      plainSeconds.push(result.seconds);
+      plainValid = result.valid;
+    } catch {
+      dryOutput = plain.stderr;
+    }
+    const cli = await runMain(dryArgs, dir);
+    cliSeconds.push(cli.seconds);
+    dryCode = cli.code;
+    try {
+      dryValid = (JSON.parse(cli.stdout) as { valid?: number }).valid ?? Number.NaN;
+    } catch {
+      dryOutput = cli.stderr || cli.stdout;
+    }
   }
-  const dryOk = dry.code === 0 && dryValid === options.dryRunLines;
+  // Peak RSS as a user runs it: the bin, TypeScript loader included.
+  const dry = await runBin(dryArgs, dir);
+  const sameResults = filesEqual(`${bigFile}.plain.csv`, `${bigFile}.results.csv`);
+  // Tens of MB nobody needs afterwards.
+  await Promise.all([bigFile, `${bigFile}.results.csv`, `${bigFile}.plain.csv`, `${tinyFile}.results.csv`].map((f) => rm(f, { force: true })));
+  const dryOk = dry.code === 0 && dryCode === 0 && dryValid === options.dryRunLines && plainValid === options.dryRunLines;
   const dryRssMb = dry.maxRssKb / 1024;
+  const cliTime = median(cliSeconds);
+  const plainTime = median(plainSeconds);
 
   const bulkTime = median(bulkSeconds);
   const loopTime = median(loopSeconds);
@@ -190,6 +251,15 @@ export async function benchBulk(options: BulkOptions = BULK_DEFAULTS): Promise<S
       },
       {
         comparison: "4",
+        metric: `bulk --dry-run, ${options.dryRunLines.toLocaleString("en")} lines: time vs a plain Node script`,
+        value: `${fixed(cliTime, 2)} s`,
+        baseline: `${fixed(plainTime, 2)} s`,
+        ratio: ratio(cliTime, plainTime),
+        target: `≤ ${options.maxDryRunRatio}× the script`,
+        pass: dryOk && sameResults && cliTime <= options.maxDryRunRatio * plainTime,
+      },
+      {
+        comparison: "4",
         metric: `bulk --dry-run, ${options.dryRunLines.toLocaleString("en")} lines: peak RSS`,
         value: `${fixed(dryRssMb, 0)} MB (${fixed(dry.seconds, 1)} s)`,
         target: `≤ ${options.maxDryRunRssMb} MB`,
@@ -201,7 +271,8 @@ export async function benchBulk(options: BulkOptions = BULK_DEFAULTS): Promise<S
       `${options.rounds} rounds, each bulk then the loop; the figures are the medians (bulk ${list(bulkSeconds)} s; loop ${list(loopSeconds)} s).`,
       `Both warmed up first with ${WARM_UP} ids each to a scratch queue (they share the AWS SDK's code in this process, so whichever ran second would otherwise run on the other's JIT-compiled code).`,
       `Baseline: a loop of \`SendMessage\`, one per id, each awaited before the next (the plain way to script it), with the same message bodies, to another fresh queue: ${queued.loop.join(", ")} messages on the queues.`,
-      `Dry run: \`scm-withdraw bulk million.txt --dry-run --json\` in its own process, the way the bin runs (TypeScript through tsx), after one tiny run so tsx's compile cache is warm; peak RSS = that process's \`process.resourceUsage().maxRSS\`. Exit ${dry.code}, ${Number.isFinite(dryValid) ? dryValid.toLocaleString("en") : "?"} lines counted valid.${dryOk ? "" : ` Output: ${(dry.stderr || dry.stdout).trim().split("\n").slice(-3).join(" / ")}`}`,
+      `Dry run: \`scm-withdraw bulk million.txt --dry-run --json\` against \`bench/bulk-baseline.mjs\` (the plain way: readline, a regex per line, a Set, the same results CSV), ${options.dryRunRounds} rounds alternating, each in its own process (the CLI with the bin's node flags, the script with plain \`node\`); medians (CLI ${list(cliSeconds)} s; script ${list(plainSeconds)} s). Each is timed inside its process from its first step to the results file closed: the CLI's \`main()\`, loaded beforehand through tsx (the TypeScript loader's start-up is the same for any command, not the file's cost). Results files ${sameResults ? "identical" : "DIFFERENT"}.`,
+      `Peak RSS: the bin as a user runs it (TypeScript through tsx, about 60 MB of it the loader), one run after a tiny one so tsx's compile cache is warm; \`process.resourceUsage().maxRSS\`, ${fixed(dry.seconds, 1)} s wall. Exit ${dry.code}, ${Number.isFinite(dryValid) ? dryValid.toLocaleString("en") : "?"} lines counted valid.${dryOk ? "" : ` Output: ${(dryOutput || dry.stderr || dry.stdout).trim().split("\n").slice(-3).join(" / ")}`}`,
       ...(bulkOk ? [] : [`bulk output: ${(err || out).trim().split("\n").slice(-3).join(" / ")}`]),
     ],
   };

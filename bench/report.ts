@@ -90,7 +90,7 @@ export function textTable(rows: readonly Row[]): string {
   return [line(all[0]!), widths.map((w) => "-".repeat(w)).join("  "), ...all.slice(1).map(line)].join("\n");
 }
 
-/** A Markdown table (for BENCHMARKS.md and the README). */
+/** A Markdown table (for BENCHMARKS.md). */
 export function markdownTable(rows: readonly Row[]): string {
   const escapeCell = (c: string) => c.replace(/\|/g, "\\|");
   return [

@@ -5,7 +5,12 @@
  *
  * Accepted shapes: `--name value`, `--name=value`, `-h`, booleans as `--name`, and `--` to end the
  * flags (everything after it is positional, even if it starts with `-`).
+ *
+ * The one flag parser of the project: the local tools (`npm start`, `npm run chaos`, the simulator) use it
+ * too, through `local/flags.ts`.
  */
+import { UsageError } from "../lib/errors.ts";
+
 
 export interface OptionDefinition {
   type: "string" | "boolean";
@@ -15,26 +20,17 @@ export interface OptionDefinition {
   valueName?: string;
   /** A single-letter alias, e.g. `h` for `-h`. */
   short?: string;
+  /** A string flag that may be given more than once; its value is then every value given, in order. */
+  multiple?: boolean;
 }
 
 export type OptionSpec = Record<string, OptionDefinition>;
 
-export type ParsedValues = Record<string, string | boolean | undefined>;
+export type ParsedValues = Record<string, string | boolean | string[] | undefined>;
 
 export interface ParsedArgs {
   values: ParsedValues;
   positionals: string[];
-}
-
-/** The command line cannot be used as given: the CLI prints one line and exits 2. */
-export class UsageError extends Error {
-  /** The command whose `--help` explains the right usage, if known. */
-  readonly command: string | undefined;
-  constructor(message: string, command?: string) {
-    super(message);
-    this.name = "UsageError";
-    this.command = command;
-  }
 }
 
 /** Parses `argv` against `spec`; throws a {@link UsageError} naming the first bad flag. */
@@ -68,7 +64,7 @@ export function parseArgs(argv: readonly string[], spec: OptionSpec, command?: s
 
     const def = spec[name];
     if (!def) throw new UsageError(`unknown option --${name}${suggest(name, Object.keys(spec))}`, command);
-    if (values[name] !== undefined) throw new UsageError(`--${name} given twice`, command);
+    if (values[name] !== undefined && !def.multiple) throw new UsageError(`--${name} given twice`, command);
 
     if (def.type === "boolean") {
       if (inline !== undefined) throw new UsageError(`--${name} takes no value (got "${inline}")`, command);
@@ -83,7 +79,7 @@ export function parseArgs(argv: readonly string[], spec: OptionSpec, command?: s
       value = next;
       i++;
     }
-    values[name] = value;
+    values[name] = def.multiple ? [...((values[name] as string[] | undefined) ?? []), value] : value;
   }
   return { values, positionals };
 }

@@ -4,9 +4,10 @@
  * flags, and ledger read errors as one line an operator can act on.
  */
 // Types only: lib/ledger.ts loads the DynamoDB SDK, which the CLI imports only when a command uses the ledger.
+import { CliError, UsageError } from "../lib/errors.ts";
 import type { BatchStatus, JobState, Ledger } from "../lib/ledger.ts";
-import { UsageError, type ParsedValues } from "./args.ts";
-import { CliError, type CommandContext, type LedgerTarget } from "./context.ts";
+import type { ParsedValues } from "./args.ts";
+import type { CommandContext, LedgerTarget } from "./context.ts";
 import { createProgress, formatDuration, formatTable, plural } from "./output.ts";
 
 /** lib/ledger.ts's JOB_STATES and FINAL_STATES, repeated here so that this module loads no SDK. */

@@ -7,14 +7,14 @@
  */
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { SQSClient, SQSClientConfig } from "@aws-sdk/client-sqs";
-import { describeError } from "../lib/errors.ts";
+import { CliError, describeError, UsageError } from "../lib/errors.ts";
 import type { Ledger } from "../lib/ledger.ts";
 import { createLogger } from "../lib/logger.ts";
 import { LOCAL, localDynamoEndpoint, localQueueUrl } from "./local-defaults.ts";
-import { UsageError, type OptionSpec, type ParsedArgs } from "./args.ts";
+import type { OptionSpec, ParsedArgs } from "./args.ts";
 import type { OutputStream } from "./output.ts";
 
-/** Exit codes, documented in the README and in `--help`. */
+/** Exit codes, documented in docs/operations.md and in `--help`. */
 export const EXIT = {
   /** Everything asked for was done. */
   ok: 0,
@@ -36,16 +36,13 @@ export interface CliIo {
   signal?: AbortSignal;
   /** Builds the SQS client from the resolved configuration (tests add middleware here). */
   createSqsClient?: (config: SQSClientConfig) => SQSClient;
+  /**
+   * Asks the operator a question on the terminal and returns the answer (undefined when interrupted).
+   * Absent when there is no terminal: commands that would ask then need `--yes` (see `cli/confirm.ts`).
+   */
+  ask?: (question: string) => Promise<string | undefined>;
   /** Long-poll wait of DLQ scans, seconds (default 1: on AWS a short poll may miss messages). */
   dlqWaitSeconds?: number;
-}
-
-/** A failure the operator can act on, already phrased as one line. */
-export class CliError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "CliError";
-  }
 }
 
 export const GLOBAL_OPTIONS = {

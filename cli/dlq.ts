@@ -12,8 +12,16 @@
  * Without that cut-off a redrive feeds itself: a job redriven while its cause persists is
  * dead-lettered again as a NEW message, the same scan picks it up and redrives it again, and so on.
  * Later arrivals are held and released like the rest, and left for the next run.
+ *
+ * A worker killed between its DLQ send and the record's delete leaves two DLQ copies of one job, with
+ * the same `source_message_id` attribute. The scanner marks every copy after the first
+ * ({@link DlqMessage.copyOf}), so a list counts the job once and a redrive sends it once.
+ *
+ * Other readers (another `dlq list` or `dlq redrive`) hide the messages they hold: a scan cannot see
+ * them. {@link dlqDepth} before and after the scan lets a command say so instead of reporting a
+ * partial view as the whole queue.
  */
-import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
+import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
 import { FAILURE_REASONS } from "../lib/classify.ts";
 
 /** The reason shown for a DLQ message without a `failure_reason` attribute: the queue's redrive policy moved it there. */
@@ -32,6 +40,10 @@ export interface DlqMessage {
   /** From the `certificate_id` attribute, else from the body when it is JSON with one. */
   certificateId: string | undefined;
   failedAt: string | undefined;
+  /** The worker's `source_message_id`: the SQS message the job was dead-lettered from. */
+  sourceMessageId: string | undefined;
+  /** Set on a second (third...) copy of one dead letter: the DLQ message id of the copy handed out first. */
+  copyOf?: string;
 }
 
 export interface DlqScannerOptions {
@@ -68,6 +80,8 @@ export function createDlqScanner(options: DlqScannerOptions): DlqScanner {
   const seen = new Set<string>();
   // message id -> newest receipt handle (a handle from an older receive may no longer work)
   const held = new Map<string, string>();
+  // source_message_id -> the DLQ message id of the first copy handed out
+  const firstCopy = new Map<string, string>();
   let arrivedLater = 0;
 
   return {
@@ -96,7 +110,7 @@ export function createDlqScanner(options: DlqScannerOptions): DlqScanner {
         unseen++;
         const sentAt = Number(message.Attributes?.SentTimestamp);
         if (Number.isFinite(sentAt) && sentAt > arrivedBefore) arrivedLater++;
-        else fresh.push(toDlqMessage(message));
+        else fresh.push(markCopy(toDlqMessage(message), firstCopy));
       }
       return unseen === 0 ? undefined : fresh;
     },
@@ -148,6 +162,44 @@ async function inParallel<T>(items: readonly T[], limit: number, work: (item: T)
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
+function markCopy(message: DlqMessage, firstCopy: Map<string, string>): DlqMessage {
+  if (message.sourceMessageId === undefined) return message;
+  const first = firstCopy.get(message.sourceMessageId);
+  if (first === undefined) firstCopy.set(message.sourceMessageId, message.messageId);
+  else message.copyOf = first;
+  return message;
+}
+
+/** Messages in a queue now: visible, and in flight (received by some reader and hidden from every other). */
+export async function dlqDepth(sqs: SQSClient, url: string): Promise<{ visible: number; inFlight: number }> {
+  const { Attributes = {} } = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] }),
+  );
+  return { visible: Number(Attributes.ApproximateNumberOfMessages ?? 0), inFlight: Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0) };
+}
+
+/**
+ * What a scan could not see: messages in flight elsewhere (at its start or after it released its own),
+ * and messages counted visible at its start that it never received (another reader took or removed them).
+ */
+export interface Unseen {
+  inFlightElsewhere: number;
+  missed: number;
+}
+
+export function unseen(start: { visible: number; inFlight: number }, end: { inFlight: number }, seenBeforeCutoff: number): Unseen {
+  return { inFlightElsewhere: Math.max(start.inFlight, end.inFlight), missed: Math.max(0, start.visible - seenBeforeCutoff) };
+}
+
+/** One line about what a scan could not see, or undefined when it saw everything. */
+export function describeUnseen(u: Unseen, dlqName: string): string | undefined {
+  if (u.inFlightElsewhere === 0 && u.missed === 0) return undefined;
+  const parts: string[] = [];
+  if (u.inFlightElsewhere > 0) parts.push(`${u.inFlightElsewhere} message${u.inFlightElsewhere === 1 ? " was" : "s were"} in flight elsewhere`);
+  if (u.missed > 0) parts.push(`${u.missed} counted at the start ${u.missed === 1 ? "was" : "were"} never received`);
+  return `${dlqName}: not everything was seen (${parts.join("; ")}): another reader (dlq list, dlq redrive) holds them; run again when it is done`;
+}
+
 function toDlqMessage(message: Message): DlqMessage {
   const attribute = (name: string) => message.MessageAttributes?.[name]?.StringValue || undefined;
   const body = message.Body ?? "";
@@ -160,6 +212,7 @@ function toDlqMessage(message: Message): DlqMessage {
     httpStatus: attribute("http_status"),
     certificateId: attribute("certificate_id") ?? certificateIdFromBody(body),
     failedAt: attribute("failed_at"),
+    sourceMessageId: attribute("source_message_id"),
   };
 }
 

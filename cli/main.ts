@@ -8,11 +8,11 @@
  * and its head and loader in cli/commands/index.ts. Two-word names (`"dlq list"`) make groups.
  */
 import packageJson from "../package.json" with { type: "json" };
-import { describeError } from "../lib/errors.ts";
+import { CliError, describeError, UsageError } from "../lib/errors.ts";
 import { localSqsEndpoint } from "./local-defaults.ts";
-import { formatOptions, parseArgs, UsageError } from "./args.ts";
+import { formatOptions, parseArgs } from "./args.ts";
 import { COMMANDS } from "./commands/index.ts";
-import { CliError, CommandContext, EXIT, GLOBAL_OPTIONS, resolveLedgerTarget, resolveTarget, type CliIo, type Command, type CommandEntry } from "./context.ts";
+import { CommandContext, EXIT, GLOBAL_OPTIONS, resolveLedgerTarget, resolveTarget, type CliIo, type Command, type CommandEntry } from "./context.ts";
 
 export { COMMANDS } from "./commands/index.ts";
 export { EXIT, type CliIo, type Command } from "./context.ts";
@@ -32,8 +32,12 @@ export async function main(argv: readonly string[], io: CliIo, commands: readonl
       io.stdout.write(`${version()}\n`);
       return EXIT.ok;
     }
-    const { command: entry, rest } = findCommand(argv, commands);
+    const { command: entry, rest, group } = findCommand(argv, commands);
     commandName = entry?.name;
+    if (group !== undefined) {
+      io.stdout.write(groupHelp(group, commands));
+      return EXIT.ok;
+    }
     if (!entry) {
       // No command: `--help` asks for the index; anything else is a usage error that shows it.
       const { values, positionals } = parseArgs(rest, GLOBAL_OPTIONS);
@@ -76,7 +80,7 @@ export async function main(argv: readonly string[], io: CliIo, commands: readonl
  * Finds the command words in `argv` (global flags may come before them, e.g. `--json dlq list`) and
  * returns the rest of the arguments for the command's own parser.
  */
-function findCommand(argv: readonly string[], commands: readonly CommandEntry[]): { command: CommandEntry | undefined; rest: string[] } {
+function findCommand(argv: readonly string[], commands: readonly CommandEntry[]): { command: CommandEntry | undefined; rest: string[]; group?: string } {
   const positions: number[] = [];
   for (let i = 0; i < argv.length && positions.length < 2; i++) {
     const token = argv[i]!;
@@ -96,6 +100,8 @@ function findCommand(argv: readonly string[], commands: readonly CommandEntry[])
   if (!match) {
     if (first !== undefined && commands.some((c) => c.name.startsWith(`${first} `))) {
       const subs = commands.filter((c) => c.name.startsWith(`${first} `)).map((c) => c.name.slice(first.length + 1));
+      // `scm-withdraw batch --help`: the group's own index.
+      if (second === undefined && argv.some((a) => a === "--help" || a === "-h")) return { command: undefined, rest: [...argv], group: first };
       throw new UsageError(second === undefined ? `${first} needs a subcommand: ${subs.join(", ")}` : `unknown ${first} subcommand "${second}": use ${subs.join(", ")}`);
     }
     return { command: undefined, rest: [...argv] };
@@ -142,6 +148,21 @@ function indexHelp(commands: readonly CommandEntry[]): string {
     ...TARGET_NOTES,
     "",
     `Run \`${PROGRAM} <command> --help\` for a command's own options.`,
+    "",
+  ].join("\n");
+}
+
+/** `scm-withdraw dlq --help`: the group's subcommands, each with its summary. */
+function groupHelp(group: string, commands: readonly CommandEntry[]): string {
+  const members = commands.filter((c) => c.name.startsWith(`${group} `));
+  const width = Math.max(...members.map((c) => c.name.length));
+  return [
+    `usage: ${PROGRAM} ${group} <subcommand> [options]`,
+    "",
+    "subcommands:",
+    ...members.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    "",
+    `Run \`${PROGRAM} ${group} <subcommand> --help\` for a subcommand's own options.`,
     "",
   ].join("\n");
 }
@@ -194,9 +215,27 @@ export async function runCli(argv: readonly string[] = process.argv.slice(2)): P
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
-    process.exitCode = await main(argv, { stdout: process.stdout, stderr: process.stderr, env: process.env, signal: controller.signal });
+    const ask = process.stdin.isTTY && process.stderr.isTTY ? (question: string) => askOnTerminal(question, controller, onSignal) : undefined;
+    process.exitCode = await main(argv, { stdout: process.stdout, stderr: process.stderr, env: process.env, signal: controller.signal, ...(ask ? { ask } : {}) });
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+  }
+}
+
+/** One question on the terminal (stderr, so stdout keeps only results); undefined when Ctrl-C interrupts it. */
+async function askOnTerminal(question: string, controller: AbortController, onSignal: () => void): Promise<string | undefined> {
+  if (controller.signal.aborted) return undefined;
+  // Loaded here, not at the top: only a question needs it, and `--help` stays light.
+  const { createInterface } = await import("node:readline/promises");
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  // readline takes Ctrl-C itself while it reads (the terminal is in raw mode): treat it as the process's Ctrl-C.
+  rl.on("SIGINT", onSignal);
+  try {
+    return await rl.question(question, { signal: controller.signal });
+  } catch {
+    return undefined;
+  } finally {
+    rl.close();
   }
 }

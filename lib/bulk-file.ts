@@ -9,12 +9,14 @@
  *   quoted (`"a ""b"""`) but a quoted field cannot span lines.
  * - `.jsonl` (or `.ndjson`): one message per line, validated against the full `WithdrawalRequest` schema.
  *
+ * A line longer than 64 KiB is reported as invalid (by its number) and skipped, so memory stays bounded.
  * Every record is validated with the shared schema and comes out as a ready message body, or as an
  * error naming what is wrong; line numbers are the file's own (1-based), so an operator can fix them.
  */
 import { createReadStream } from "node:fs";
-import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
+import { BulkFileError } from "./errors.ts";
+import { MAX_LINE_BYTES, readLines } from "./line-reader.ts";
 import { CERTIFICATE_ID_PATTERN, parseWithdrawalBody } from "./message.ts";
 
 export const BULK_FORMATS = ["txt", "csv", "jsonl"] as const;
@@ -32,14 +34,14 @@ export interface BulkReadOptions {
   defaults?: Record<string, unknown>;
 }
 
-/** The file as a whole cannot be read as the format says (e.g. a CSV without a `certificate_id` column). */
-export class BulkFileError extends Error {
-  readonly line: number;
-  constructor(message: string, line: number) {
-    super(message);
-    this.name = "BulkFileError";
-    this.line = line;
-  }
+/**
+ * The certificate id a line of a .txt file (or an id typed on a command line) holds: the text before any
+ * `#` comment, trimmed; "" for a blank or comment line. The one rule for every place ids are typed:
+ * `bulk`, `enqueue`, `npm start -- --jobs`. (Ids are [A-Za-z0-9], so a `#` always starts a comment.)
+ */
+export function idOfLine(text: string): string {
+  const hash = text.indexOf("#");
+  return (hash === -1 ? text : text.slice(0, hash)).trim();
 }
 
 /** The format a file name implies, or undefined when the extension says nothing. */
@@ -56,67 +58,94 @@ export function readBulkFile(path: string, options: BulkReadOptions): AsyncGener
 
 /** Yields one {@link BulkLine} per record of `input`; blank and comment lines yield nothing. */
 export async function* readBulk(input: Readable, options: BulkReadOptions): AsyncGenerator<BulkLine> {
-  const lines = createInterface({ input, crlfDelay: Infinity });
+  const state: ReadState = { csv: undefined, template: options.format === "txt" ? bodyTemplate(options) : undefined };
   let lineNumber = 0;
-  let csv: CsvLayout | undefined;
   try {
-    for await (const raw of lines) {
-      lineNumber++;
-      const text = lineNumber === 1 ? raw.replace(/^\uFEFF/, "") : raw;
-      switch (options.format) {
-        case "txt": {
-          // Ids are [A-Za-z0-9], so a `#` is always the start of a comment.
-          const id = text.split("#", 1)[0]!.trim();
-          if (id !== "") yield toLine(lineNumber, { certificate_id: id }, options);
-          break;
+    for await (const lines of readLines(input)) {
+      for (const raw of lines) {
+        lineNumber++;
+        if (typeof raw !== "string") {
+          const problem = `the line is longer than ${MAX_LINE_BYTES} bytes (${raw.tooLong} bytes)`;
+          if (options.format === "csv" && !state.csv) throw new BulkFileError(`the header row on line ${lineNumber}: ${problem}`, lineNumber);
+          yield { line: lineNumber, certificateId: undefined, error: problem };
+          continue;
         }
-        case "csv": {
-          if (text.trim() === "" || text.trimStart().startsWith("#")) break;
-          if (!csv) {
-            csv = csvLayout(text, lineNumber);
-            break;
-          }
-          const fields = splitCsvRecord(text, csv.delimiter);
-          if (typeof fields === "string") {
-            yield { line: lineNumber, certificateId: undefined, error: fields };
-            break;
-          }
-          if (fields.every((f) => f.trim() === "")) break;
-          const id = fields[csv.columns.certificate_id]?.trim();
-          if (id === undefined || id === "") {
-            yield { line: lineNumber, certificateId: undefined, error: `no certificate_id value (column ${csv.columns.certificate_id + 1})` };
-            break;
-          }
-          const fromColumns: Record<string, unknown> = { certificate_id: id };
-          for (const name of OPTIONAL_CSV_COLUMNS) {
-            const index = csv.columns[name];
-            const value = index === undefined ? undefined : fields[index]?.trim();
-            if (value) fromColumns[name] = value;
-          }
-          yield toLine(lineNumber, fromColumns, options);
-          break;
-        }
-        case "jsonl": {
-          if (text.trim() === "") break;
-          const parsed = parseWithdrawalBody(text);
-          if (!parsed.ok) {
-            yield { line: lineNumber, certificateId: validIdOrUndefined(parsed.certificateId), error: parsed.problem };
-            break;
-          }
-          yield toLine(lineNumber, parsed.request, options, true);
-          break;
-        }
-        default: {
-          const never: never = options.format;
-          throw new Error(`unknown bulk format ${String(never)}`);
-        }
+        const entry = parseLine(lineNumber === 1 ? raw.replace(/^\uFEFF/, "") : raw, lineNumber, options, state);
+        if (entry) yield entry;
       }
     }
   } finally {
-    lines.close();
     input.destroy();
   }
-  if (options.format === "csv" && !csv) throw new BulkFileError("the file has no header row with a certificate_id column (it is empty)", lineNumber);
+  if (options.format === "csv" && !state.csv) throw new BulkFileError("the file has no header row with a certificate_id column (it is empty)", lineNumber);
+}
+
+interface ReadState {
+  /** The CSV header's layout, once read. */
+  csv: CsvLayout | undefined;
+  /** A .txt line's message for a valid id, without validating the same stamped fields a million times. */
+  template: ((id: string) => string) | undefined;
+}
+
+/** One line of the file as a record, or undefined for a blank line, a comment or a CSV header. */
+function parseLine(text: string, lineNumber: number, options: BulkReadOptions, state: ReadState): BulkLine | undefined {
+  switch (options.format) {
+    case "txt": {
+      const id = idOfLine(text);
+      if (id === "") return undefined;
+      if (state.template && CERTIFICATE_ID_PATTERN.test(id)) return { line: lineNumber, certificateId: id, body: state.template(id) };
+      return toLine(lineNumber, { certificate_id: id }, options);
+    }
+    case "csv": {
+      if (text.trim() === "" || text.trimStart().startsWith("#")) return undefined;
+      if (!state.csv) {
+        state.csv = csvLayout(text, lineNumber);
+        return undefined;
+      }
+      const { csv } = state;
+      const fields = splitCsvRecord(text, csv.delimiter);
+      if (typeof fields === "string") return { line: lineNumber, certificateId: undefined, error: fields };
+      if (fields.every((f) => f.trim() === "")) return undefined;
+      const id = fields[csv.columns.certificate_id]?.trim();
+      if (id === undefined || id === "") {
+        return { line: lineNumber, certificateId: undefined, error: `no certificate_id value (column ${csv.columns.certificate_id + 1})` };
+      }
+      const fromColumns: Record<string, unknown> = { certificate_id: id };
+      for (const name of OPTIONAL_CSV_COLUMNS) {
+        const index = csv.columns[name];
+        const value = index === undefined ? undefined : fields[index]?.trim();
+        if (value) fromColumns[name] = value;
+      }
+      return toLine(lineNumber, fromColumns, options);
+    }
+    case "jsonl": {
+      if (text.trim() === "") return undefined;
+      const parsed = parseWithdrawalBody(text);
+      if (!parsed.ok) return { line: lineNumber, certificateId: validIdOrUndefined(parsed.certificateId), error: parsed.problem };
+      return toLine(lineNumber, parsed.request, options, true);
+    }
+    default: {
+      const never: never = options.format;
+      throw new Error(`unknown bulk format ${String(never)}`);
+    }
+  }
+}
+
+/**
+ * The message every valid .txt id gets, validated once with a sample id: the shared schema then only has
+ * the id left to check, and a valid id (16 characters [A-Za-z0-9]) needs no JSON escaping. Undefined when
+ * the stamped fields themselves are invalid: every line then goes through {@link toLine} for its error.
+ */
+function bodyTemplate(options: BulkReadOptions): ((id: string) => string) | undefined {
+  const sample = "0000000000000000";
+  const line = toLine(1, { certificate_id: sample }, options);
+  if (!("body" in line)) return undefined;
+  const key = `"certificate_id":"${sample}"`;
+  const at = line.body.indexOf(key);
+  if (at === -1 || line.body.includes(key, at + 1)) return undefined;
+  const head = line.body.slice(0, at + key.length - sample.length - 1);
+  const tail = line.body.slice(at + key.length - 1);
+  return (id) => head + id + tail;
 }
 
 function toLine(line: number, fields: Record<string, unknown>, options: BulkReadOptions, fromJson = false): BulkLine {

@@ -1,5 +1,5 @@
 /**
- * What an SCM answer means: the outcome table of the README as pure functions.
+ * What an SCM answer means: the outcome table of docs/contract.md as pure functions.
  *
  * An answer (status, SCM `error_code`, body, `Retry-After`) or a network failure goes in; a decision
  * comes out. The caller switches on `kind`; nothing else in the project looks at HTTP statuses.

@@ -164,6 +164,11 @@ export interface CleanupDependencies {
    * follows it. Its failures are logged by the ledger and never stop the run.
    */
   ledger?: Pick<Ledger, "recordQueued" | "recordNotSent" | "recordBatch">;
+  /**
+   * Called with the selected jobs after the listing and before anything is enqueued (the CLI asks the
+   * operator here); false stops the run with `not_confirmed` and nothing enqueued.
+   */
+  confirm?: (jobs: readonly CleanupJob[]) => Promise<boolean>;
   logger: Logger;
   retry: ListingRetry;
   now?: () => number;
@@ -180,7 +185,8 @@ export type CleanupFailureCode =
   | "listing_unexpected"
   | "offset_mode_unknown"
   | "deadline"
-  | "enqueue_failed";
+  | "enqueue_failed"
+  | "not_confirmed";
 
 /** A run that could not finish. Its message is the one line an operator needs; it never holds the token. */
 export class CleanupError extends Error {
@@ -450,6 +456,7 @@ export async function runCleanup(deps: CleanupDependencies, options: CleanupRunO
   const failed: CleanupFailure[] = [];
   if (options.mode === "enqueue" && selected.length > 0) {
     if (!deps.createSender) throw new CleanupError("enqueue_failed", "enqueue mode needs a queue: no sender was configured (WITHDRAWAL_QUEUE_URL / --queue-url)");
+    if (deps.confirm && !(await deps.confirm(selected))) throw new CleanupError("not_confirmed", "not confirmed: nothing was enqueued");
     const byId = new Map(selected.map((job) => [job.certificateId, job]));
     const sender = deps.createSender((result) => {
       const job = byId.get(result.key)!;

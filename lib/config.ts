@@ -29,7 +29,7 @@ export const LOG_LEVEL_SCHEMA = z._default(
   "info",
 );
 
-/** Certificate statuses that mean "no application under review" (an assumption about SCM; see README). */
+/** Certificate statuses that mean "no application under review" (an assumption about SCM; see docs/contract.md). */
 export const DEFAULT_ALREADY_WITHDRAWN_STATUSES = ["PAID", "CANCELCHECKING"] as const;
 
 export interface Config {

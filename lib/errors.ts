@@ -1,5 +1,5 @@
 /**
- * The few errors the project throws. They carry data, not prose, and never the token.
+ * The project's error family: the few errors it throws. They carry data, not prose, and never the token.
  */
 import { redact } from "./redact.ts";
 
@@ -11,6 +11,38 @@ export class TokenUnavailableError extends Error {
     super(message, options);
     this.name = "TokenUnavailableError";
     this.code = code;
+  }
+}
+
+/**
+ * The command line (or an input file as a whole) cannot be used as given: the operator CLI and the local
+ * tools print one line and exit 2, having done nothing.
+ */
+export class UsageError extends Error {
+  /** The command whose `--help` explains the right usage, if known. */
+  readonly command: string | undefined;
+  constructor(message: string, command?: string) {
+    super(message);
+    this.name = "UsageError";
+    this.command = command;
+  }
+}
+
+/** The file as a whole cannot be read as the format says (e.g. a CSV without a `certificate_id` column). */
+export class BulkFileError extends Error {
+  readonly line: number;
+  constructor(message: string, line: number) {
+    super(message);
+    this.name = "BulkFileError";
+    this.line = line;
+  }
+}
+
+/** A failure an operator can act on, already phrased as one line (the CLI prints it and exits 1). */
+export class CliError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CliError";
   }
 }
 

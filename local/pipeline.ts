@@ -41,7 +41,7 @@ import { createEventSourceRunner, type EventSourceRunner, type InvocationReport,
 import { startScmSimulator, seedDemoScenario, type ScmSimulator, type ScmSimulatorOptions } from "./scm-simulator.ts";
 import { startSecretsManagerServer, type SecretsManagerServer } from "./secrets-manager-server.ts";
 
-/** Local defaults, chosen so `npm start -- --drain` finishes in seconds (see the README's local pipeline section). */
+/** Local defaults, chosen so `npm start -- --drain` finishes in seconds (see docs/running-locally.md). */
 export const LOCAL_PIPELINE_DEFAULTS = {
   /** Queue visibility timeout (s): a failed record comes back this long after its receive (or its invocation's end). */
   visibilityTimeoutSeconds: 2,
@@ -97,7 +97,7 @@ export interface PipelineOptions {
   /** Port of the local DynamoDB with `ledger: true`; 0 (the default here) picks a free one. `npm start` passes `LOCAL`'s. */
   dynamoDbPort?: number;
   /**
-   * More handler configuration (lib/config.ts variables: MAX_ATTEMPTS, SCM_TIMEOUT_MS, LOG_LEVEL, ...).
+   * More handler configuration (docs/configuration.md: MAX_ATTEMPTS, SCM_TIMEOUT_MS, LOG_LEVEL, ...).
    * The pipeline's own wiring wins.
    */
   env?: Record<string, string | undefined>;
@@ -206,13 +206,21 @@ export interface Pipeline {
 
 /** A port the pipeline needs is taken. */
 export class PortInUseError extends Error {
-  readonly port: number;
-  readonly service: string;
-  constructor(service: string, port: number, options?: ErrorOptions) {
-    super(`port ${port} (${service}) on ${LOCAL.host} is already in use`, options);
+  /** Every port found taken (all are checked before any is reported), in the order of the services. */
+  readonly taken: readonly { service: string; port: number }[];
+  constructor(taken: readonly { service: string; port: number }[], options?: ErrorOptions) {
+    const list = taken.map((t) => `${t.port} (${t.service})`).join(", ");
+    super(`${taken.length === 1 ? "port" : "ports"} ${list} on ${LOCAL.host} ${taken.length === 1 ? "is" : "are"} already in use`, options);
     this.name = "PortInUseError";
-    this.port = port;
-    this.service = service;
+    this.taken = taken;
+  }
+
+  get port(): number {
+    return this.taken[0]!.port;
+  }
+
+  get service(): string {
+    return this.taken[0]!.service;
   }
 }
 
@@ -270,10 +278,13 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   try {
     // Check every port first: a clear error before anything starts (and the Secrets Manager server
     // does not report a taken port itself).
-    await assertPortFree("SQS", options.sqsPort ?? 0);
-    if (!options.scmEndpoint) await assertPortFree("SCM simulator", options.scmPort ?? 0);
-    await assertPortFree("Secrets Manager", options.secretsPort ?? 0);
-    if (options.ledger === true) await assertPortFree("DynamoDB", options.dynamoDbPort ?? 0);
+    // Every port is checked before any is reported: one run names all the ports to change.
+    await assertPortsFree([
+      { service: "SQS", port: options.sqsPort ?? 0 },
+      ...(options.scmEndpoint ? [] : [{ service: "SCM simulator", port: options.scmPort ?? 0 }]),
+      { service: "Secrets Manager", port: options.secretsPort ?? 0 },
+      ...(options.ledger === true ? [{ service: "DynamoDB", port: options.dynamoDbPort ?? 0 }] : []),
+    ]);
 
     // ---- SQS (fauxqs), bound to loopback only ----
     let queues: LocalQueues;
@@ -285,7 +296,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
         redriveMaxReceiveCount: settings.redriveMaxReceiveCount,
       });
     } catch (error) {
-      throw isAddressInUse(error) ? new PortInUseError("SQS", options.sqsPort ?? 0, { cause: error }) : error;
+      throw isAddressInUse(error) ? new PortInUseError([{ service: "SQS", port: options.sqsPort ?? 0 }], { cause: error }) : error;
     }
     closers.push(() => queues.close());
     const { endpoint: sqsEndpoint, sqs, queueUrl, queueArn, dlqUrl } = queues;
@@ -301,7 +312,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       try {
         sim = await startScmSimulator(simOptions);
       } catch (error) {
-        throw isAddressInUse(error) ? new PortInUseError("SCM simulator", options.scmPort ?? 0, { cause: error }) : error;
+        throw isAddressInUse(error) ? new PortInUseError([{ service: "SCM simulator", port: options.scmPort ?? 0 }], { cause: error }) : error;
       }
       closers.push(() => sim!.close());
       if (options.seedDemo ?? true) seedDemoScenario(sim);
@@ -313,7 +324,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     try {
       secrets = await startSecretsManagerServer({ [LOCAL.secretId]: secret }, options.secretsPort ?? 0);
     } catch (error) {
-      throw isAddressInUse(error) ? new PortInUseError("Secrets Manager", options.secretsPort ?? 0, { cause: error }) : error;
+      throw isAddressInUse(error) ? new PortInUseError([{ service: "Secrets Manager", port: options.secretsPort ?? 0 }], { cause: error }) : error;
     }
     closers.push(() => secrets.close());
 
@@ -327,7 +338,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
         try {
           dynamo = await startLocalDynamo({ port: options.dynamoDbPort ?? 0 });
         } catch (error) {
-          throw /already in use/.test((error as Error).message) ? new PortInUseError("DynamoDB", options.dynamoDbPort ?? 0, { cause: error }) : error;
+          throw /already in use/.test((error as Error).message) ? new PortInUseError([{ service: "DynamoDB", port: options.dynamoDbPort ?? 0 }], { cause: error }) : error;
         }
         // Once only: a test may stop it (an outage) before the pipeline stops.
         const close = dynamo.close;
@@ -576,7 +587,7 @@ export function summaryChanged(shown: PipelineStats | undefined, now: PipelineSt
   return figures(shown) !== figures(now);
 }
 
-/** The outcome table's order (the contract, in the docs), then anything else, then the redrive policy's moves. */
+/** The outcome table's order (docs/contract.md), then anything else, then the redrive policy's moves. */
 const REASON_ORDER = [
   "invalid_message",
   "unauthorized",
@@ -596,14 +607,19 @@ function isAddressInUse(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === "EADDRINUSE";
 }
 
-/** Fails with {@link PortInUseError} when `port` (not 0) on 127.0.0.1 is taken. */
-async function assertPortFree(service: string, port: number): Promise<void> {
-  if (port === 0) return;
-  await new Promise<void>((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", (error) => reject(isAddressInUse(error) ? new PortInUseError(service, port, { cause: error }) : error));
-    probe.listen(port, LOCAL.host, () => probe.close(() => resolve()));
-  });
+/** Fails with one {@link PortInUseError} naming every `port` (0 = any, never taken) on 127.0.0.1 that is taken. */
+async function assertPortsFree(ports: readonly { service: string; port: number }[]): Promise<void> {
+  const taken: { service: string; port: number }[] = [];
+  for (const entry of ports) {
+    if (entry.port === 0) continue;
+    const free = await new Promise<boolean>((resolve, reject) => {
+      const probe = createServer();
+      probe.once("error", (error) => (isAddressInUse(error) ? resolve(false) : reject(error)));
+      probe.listen(entry.port, LOCAL.host, () => probe.close(() => resolve(true)));
+    });
+    if (!free) taken.push(entry);
+  }
+  if (taken.length > 0) throw new PortInUseError(taken);
 }
 
 function definedOnly(env: Record<string, string | undefined>): Record<string, string> {

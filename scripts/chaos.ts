@@ -1,7 +1,7 @@
 /**
  * `npm run chaos`: thousands of jobs through the local pipeline under random SCM faults, with the
  * event source killed and restarted in the middle of batches; then every job is reconciled and the
- * accounting table printed (see `local/chaos.ts` and the README's "Chaos run").
+ * accounting table printed (see `local/chaos.ts` and docs/testing.md, "Chaos run").
  *
  * Exit codes: 0 every job accounted for, 1 an invariant failed (lost, wrongly dead-lettered, wrong
  * reason, double withdrawal, unfinished) or the run could not start, 2 bad flags.
@@ -11,7 +11,8 @@ import { dirname, relative } from "node:path";
 import { describeError } from "../lib/errors.ts";
 import { LOCAL } from "../cli/local-defaults.ts";
 import { CHAOS_DEFAULTS, formatAccounting, formatDiscrepancies, formatPlan, planChaos, runChaos, type ChaosPlan } from "../local/chaos.ts";
-import { integerFlag, parseFlagValues, UsageError } from "../local/flags.ts";
+import { UsageError } from "../lib/errors.ts";
+import { integerFlag, parseFlagValues } from "../local/flags.ts";
 
 const NAME = "npm run chaos";
 
@@ -45,10 +46,10 @@ function parseFlags(argv: string[]) {
   });
   if (values.help) return "help" as const;
   return {
-    jobs: integerFlag(values, "jobs", 1, 1_000_000),
-    seed: integerFlag(values, "seed", 0, 0xffffffff),
-    kills: integerFlag(values, "kills", 0, 1000),
-    maxConcurrency: integerFlag(values, "concurrency", 1, 32),
+    jobs: integerFlag(values, "jobs", { min: 1, max: 1_000_000 }),
+    seed: integerFlag(values, "seed", { min: 0, max: 0xffffffff }),
+    kills: integerFlag(values, "kills", { min: 0, max: 1000 }),
+    maxConcurrency: integerFlag(values, "concurrency", { min: 1, max: 32 }),
     logFile: values["log-file"] ?? ".local/chaos-worker.log",
     aksk: values.aksk ?? false,
   };

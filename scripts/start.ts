@@ -1,19 +1,20 @@
 /**
- * `npm start`: the whole pipeline on this machine (see `local/pipeline.ts` and the README's
- * "Run it locally" section). A terminal front end: flags, progress, the summary table, signals.
+ * `npm start`: the whole pipeline on this machine (see `local/pipeline.ts` and
+ * docs/running-locally.md). A terminal front end: flags, progress, the summary table, signals.
  *
- * Exit codes: 0 done (drained with `--drain`, or stopped cleanly with Ctrl-C), 1 the pipeline could
- * not start (a port taken, a bad configuration), 2 bad flags, 130 a `--drain` interrupted by Ctrl-C
- * (after a clean stop), or a second Ctrl-C (forced: batches in flight abandoned).
+ * Exit codes: 0 done (drained with `--drain`), 1 the pipeline could not start (a port taken, a bad
+ * configuration), 2 bad flags, 130 stopped by Ctrl-C or SIGTERM (after a clean stop, leftovers saved),
+ * or a second Ctrl-C (forced: batches in flight abandoned).
  */
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync, type WriteStream } from "node:fs";
 import { dirname, relative } from "node:path";
 import { isAcceptableEndpoint } from "../lib/config.ts";
 import { describeError } from "../lib/errors.ts";
-import { buildWithdrawalBody, CERTIFICATE_ID_PATTERN } from "../lib/message.ts";
 import { LOCAL, localDynamoEndpoint } from "../cli/local-defaults.ts";
 import { DEMO } from "../local/demo-certificates.ts";
-import { integerFlag, parseFlagValues, UsageError } from "../local/flags.ts";
+import { UsageError } from "../lib/errors.ts";
+import { integerFlag, parseFlagValues } from "../local/flags.ts";
+import { readJobsFile } from "../local/jobs-file.ts";
 import {
   ContainerStartError,
   LOCAL_PIPELINE_DEFAULTS,
@@ -43,14 +44,15 @@ cleanly: batches in flight finish first.
 
 Options:
   --drain                  exit 0 once the queue and everything in flight are empty
-  --scm-endpoint URL       a real SCM (https://scm.<region>.myhuaweicloud.com) instead of the simulator;
+  --scm-endpoint URL       a real SCM (https://scm.<region>.myhuaweicloud.com) instead of the simulator
+                           (default: $SCM_ENDPOINT if set, else the simulator);
                            needs --token-file; no demo jobs unless --demo
   --token-file PATH        the credential to use: the raw token, {"token": "..."}, or an access key pair
                            {"aksk": {"access_key", "secret_key", "domain_id"}} (default: the simulator's demo token)
   --aksk                   with the simulator: sign every SCM call with a demo AK/SK pair instead of a token
-  --jobs FILE              enqueue the certificate ids in FILE at start (one per line; blank lines and
-                           # comments ignored; an invalid line stops everything before anything is sent).
-                           With --drain: withdraw a list and exit. CSV/JSONL: use npx scm-withdraw bulk
+  --jobs FILE              enqueue the jobs in FILE at start, read as \`scm-withdraw bulk\` reads it (.txt: one id
+                           per line, # comments; .csv with a certificate_id header; .jsonl); an invalid
+                           line stops everything before anything is sent. With --drain: withdraw a list and exit
   --demo, --no-demo        enqueue the demo jobs (default: only with the simulator, and without --jobs)
   --business-errors-as-500 the simulator answers business errors (SCM.* codes) inside HTTP 500, the shape
                            of SCM's older error table, instead of 400/403/404: the outcomes must not change
@@ -66,17 +68,17 @@ Options:
   --batching-window S      seconds a poller waits to fill a batch (default ${LOCAL_PIPELINE_DEFAULTS.batchingWindowMs / 1000})
   --concurrency N          batches in flight at once, one handler container each (default ${LOCAL_PIPELINE_DEFAULTS.maxConcurrency})
   --function-timeout S     the handler's timeout, seconds (default ${LOCAL_PIPELINE_DEFAULTS.functionTimeoutMs / 1000})
-  --log-file PATH          where the handler's JSON log lines go, rewritten each run (default .local/worker.log);
-                           leftovers are saved next to it
+  --log-file PATH          where the handler's JSON log lines go, rewritten each run (default .local/worker.log,
+                           on other ports .local/sqs-PORT/worker.log); leftovers are saved next to it
   -v, --verbose            also print the handler's log lines here
   -h, --help               show this help
 
 The handler's other settings come from the environment, as in Lambda (MAX_ATTEMPTS, SCM_TIMEOUT_MS,
-RETRY_BASE_DELAY_MS, SCM_MAX_RPS, LOG_LEVEL, ...; see the README's Configuration table; locally
+RETRY_BASE_DELAY_MS, SCM_MAX_RPS, LOG_LEVEL, ...; see docs/configuration.md; locally
 RETRY_VISIBILITY_SCHEDULE defaults to ${LOCAL_PIPELINE_DEFAULTS.retryVisibilitySchedule}), e.g.
   SCM_MAX_RPS=5 npm start -- --scm-endpoint https://scm.ap-southeast-1.myhuaweicloud.com --token-file token.txt`;
 
-/** The handler's variables (lib/config.ts) a user may set for a local run (the pipeline wires the rest). */
+/** The handler variables (docs/configuration.md) a user may set for a local run (the pipeline wires the rest). */
 const PASS_THROUGH = [
   "MAX_ATTEMPTS",
   "RETRY_BASE_DELAY_MS",
@@ -114,8 +116,11 @@ interface Settings {
   batchingWindowMs: number;
   maxConcurrency: number;
   functionTimeoutMs: number;
-  logFile: string;
+  /** --log-file; undefined = worker.log in this run's own folder (see runDir). */
+  logFile: string | undefined;
   verbose: boolean;
+  /** The SCM endpoint came from $SCM_ENDPOINT, not --scm-endpoint. */
+  scmEndpointFromEnv: boolean;
 }
 
 function parseFlags(argv: string[]): Settings | "help" {
@@ -146,19 +151,25 @@ function parseFlags(argv: string[]): Settings | "help" {
   if (v.help) return "help";
   if (v.demo && v["no-demo"]) throw new UsageError("--demo and --no-demo contradict each other");
 
-  const integer = (name: string, fallback: number, min: number, max: number): number => integerFlag(v, name, min, max) ?? fallback;
+  const integer = (name: string, fallback: number, min: number, max: number): number => integerFlag(v, name, { min, max }) ?? fallback;
 
-  const scmEndpoint = v["scm-endpoint"];
+  // SCM_ENDPOINT in the environment is honoured as the worker and `scm-withdraw cleanup` honour it (the flag wins).
+  const fromEnv = process.env.SCM_ENDPOINT?.trim() || undefined;
+  const scmEndpointFromEnv = v["scm-endpoint"] === undefined && fromEnv !== undefined;
+  const scmEndpoint = v["scm-endpoint"] ?? fromEnv;
+  const scmName = scmEndpointFromEnv ? "SCM_ENDPOINT (from the environment)" : "--scm-endpoint";
   if (scmEndpoint !== undefined && !isAcceptableEndpoint(scmEndpoint)) {
-    throw new UsageError(`--scm-endpoint must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment (got ${JSON.stringify(scmEndpoint)})`);
+    throw new UsageError(`${scmName} must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment (got ${JSON.stringify(scmEndpoint)})`);
   }
   if (scmEndpoint !== undefined && v["business-errors-as-500"]) {
     throw new UsageError("--business-errors-as-500 shapes the simulator's answers: it cannot be used with --scm-endpoint");
   }
   const tokenFile = v["token-file"];
-  if (scmEndpoint !== undefined && tokenFile === undefined) throw new UsageError("--scm-endpoint needs --token-file: the demo token only opens the simulator");
+  if (scmEndpoint !== undefined && tokenFile === undefined) {
+    throw new UsageError(`${scmName} needs --token-file: the demo token only opens the simulator${scmEndpointFromEnv ? "; unset SCM_ENDPOINT to use the simulator" : ""}`);
+  }
   if (v.aksk && (tokenFile !== undefined || scmEndpoint !== undefined)) {
-    throw new UsageError('--aksk signs with the simulator\'s demo key pair: for a real SCM, put {"aksk": {...}} in --token-file');
+    throw new UsageError(`--aksk signs with the simulator's demo key pair: for a real SCM, put {"aksk": {...}} in --token-file${scmEndpointFromEnv ? " (SCM_ENDPOINT is set in the environment)" : ""}`);
   }
   let secret: string | undefined = v.aksk ? JSON.stringify({ aksk: LOCAL.demoAkSk }) : undefined;
   if (tokenFile !== undefined) {
@@ -179,16 +190,15 @@ function parseFlags(argv: string[]): Settings | "help" {
   }
 
   const jobsFile = v.jobs;
-  const { bodies: jobs, duplicates } = jobsFile === undefined ? { bodies: [], duplicates: 0 } : readJobsFile(jobsFile);
 
   return {
     drain: v.drain ?? false,
     scmEndpoint,
     secret,
     tokenFile,
-    jobs,
+    jobs: [],
     jobsFile,
-    duplicateJobs: duplicates,
+    duplicateJobs: 0,
     demo: v.demo ?? (v["no-demo"] ? false : scmEndpoint === undefined && jobsFile === undefined),
     businessErrorsAs500: v["business-errors-as-500"] ?? false,
     ledger: !v["no-ledger"],
@@ -203,50 +213,32 @@ function parseFlags(argv: string[]): Settings | "help" {
     batchingWindowMs: integer("batching-window", LOCAL_PIPELINE_DEFAULTS.batchingWindowMs / 1000, 0, 300) * 1000,
     maxConcurrency: integer("concurrency", LOCAL_PIPELINE_DEFAULTS.maxConcurrency, 1, 64),
     functionTimeoutMs: integer("function-timeout", LOCAL_PIPELINE_DEFAULTS.functionTimeoutMs / 1000, 1, 900) * 1000,
-    logFile: v["log-file"] ?? ".local/worker.log",
+    logFile: v["log-file"],
     verbose: v.verbose ?? false,
+    scmEndpointFromEnv,
   };
-}
-
-/** Reads `--jobs FILE`: one certificate id per line; every line is checked before anything is sent. */
-function readJobsFile(path: string): { bodies: string[]; duplicates: number } {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (error) {
-    throw new UsageError(`--jobs: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? describeError(error)})`);
-  }
-  const ids = new Set<string>();
-  const invalid: string[] = [];
-  let duplicates = 0;
-  const batchId = `npm-start-${runId()}`;
-  for (const [index, raw] of text.split(/\r?\n/).entries()) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) continue;
-    if (!CERTIFICATE_ID_PATTERN.test(line)) invalid.push(`line ${index + 1} ${JSON.stringify(line.slice(0, 40))}`);
-    else if (ids.has(line)) duplicates += 1;
-    else ids.add(line);
-  }
-  if (invalid.length > 0) {
-    const shown = invalid.slice(0, 5).join(", ");
-    throw new UsageError(`--jobs ${path}: ${invalid.length} line(s) are not certificate ids (16 characters A-Z, a-z, 0-9), nothing was sent: ${shown}${invalid.length > 5 ? ", ..." : ""}`);
-  }
-  return { bodies: [...ids].map((id) => buildWithdrawalBody({ certificate_id: id, source: "bulk", batch_id: batchId })), duplicates };
 }
 
 // ---------------------------------------------------------------------------------------------
 
 const out = process.stdout;
 const tty = out.isTTY === true;
+// `npm start | tee log` then Ctrl-C: tee is gone, and a write would fail with EPIPE. The run must still stop
+// cleanly and save what is left, so a broken stdout or stderr only silences it.
+const broken = new Set<NodeJS.WriteStream>();
+for (const stream of [process.stdout, process.stderr]) stream.on("error", () => broken.add(stream));
+const write = (stream: NodeJS.WriteStream, text: string) => {
+  if (!broken.has(stream) && !stream.destroyed) stream.write(text);
+};
 const say = (line = "") => {
   clearLive();
-  out.write(`${line}\n`);
+  write(out, `${line}\n`);
 };
 
 let liveShown = false;
 function clearLive() {
   if (liveShown) {
-    out.write("\r\x1b[2K");
+    write(out, "\r\x1b[2K");
     liveShown = false;
   }
 }
@@ -272,18 +264,34 @@ function relativePath(path: string): string {
 }
 
 /** The ledger's view of the demo batch: it should agree with the summary above. */
-async function sayLedger(p: Pipeline, batchId: string): Promise<void> {
+async function sayLedger(p: Pipeline, batchId: string, cli: (args: string) => string): Promise<void> {
   try {
     const status = await p.ledger!.ledger.batchStatus(batchId, { consistent: true });
     const { counts } = status;
     const state = status.done ? "done" : `${status.pending} pending`;
     say(
       `Ledger: demo batch ${batchId}: ${state}, ${counts.withdrawn} withdrawn, ${counts.already_withdrawn} already withdrawn, ${counts.dead_lettered} dead-lettered` +
-        ` (the 2 invalid bodies are outside it); npx scm-withdraw batch report ${batchId}`,
+        ` (the 2 invalid bodies are outside it); ${cli(`batch report ${batchId}`)}`,
     );
   } catch (error) {
     say(`Ledger: cannot read the demo batch: ${describeError(error)}`);
   }
+}
+
+/**
+ * This run's folder for its log and leftovers: `.local/` on the default ports, `.local/sqs-<port>/` otherwise,
+ * so two pipelines side by side (they cannot share an SQS port) never write each other's files.
+ */
+function runDir(sqsPort: number): string {
+  return sqsPort === LOCAL.sqsPort ? ".local" : `.local/sqs-${sqsPort === 0 ? "any" : sqsPort}`;
+}
+
+/** A `npx scm-withdraw ...` line that talks to THIS pipeline: on other ports it names the queue and the ledger. */
+function cliCommand(p: Pipeline, defaultPorts: boolean): (args: string) => string {
+  const ledgerLocal = p.ledger !== undefined && defaultPorts && p.ledger.endpoint === localDynamoEndpoint();
+  const env = p.ledger && !ledgerLocal ? `AWS_ENDPOINT_URL_DYNAMODB=${p.ledger.endpoint} ` : "";
+  const flags = [...(defaultPorts ? [] : [`--queue-url ${p.queueUrl}`, `--dlq-url ${p.dlqUrl}`]), ...(p.ledger && !ledgerLocal ? [`--ledger-table ${p.ledger.tableName}`] : [])];
+  return (args) => `${env}npx scm-withdraw ${args}${flags.length > 0 ? ` ${flags.join(" ")}` : ""}`;
 }
 
 function saveLeftovers(kind: "unfinished" | "dead-letters", messages: LeftoverMessage[], dir: string, id: string): string | undefined {
@@ -302,26 +310,39 @@ async function main(): Promise<number> {
   let settings: Settings | "help";
   try {
     settings = parseFlags(process.argv.slice(2));
+    if (settings !== "help" && settings.jobsFile !== undefined) {
+      const read = await readJobsFile(settings.jobsFile, `npm-start-${runId()}`);
+      settings = { ...settings, jobs: read.bodies, duplicateJobs: read.duplicates };
+    }
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`${NAME}: ${error.message} (see npm start -- --help)\n`);
+      write(process.stderr, `${NAME}: ${error.message} (see npm start -- --help)\n`);
       return 2;
     }
     throw error;
   }
   if (settings === "help") {
-    out.write(`${HELP}\n`);
+    write(out, `${HELP}\n`);
     return 0;
   }
   const s = settings;
 
-  mkdirSync(dirname(s.logFile), { recursive: true });
-  // One log per run: the embedded queues start empty every time, so earlier runs' lines would mislead.
-  const log = createWriteStream(s.logFile, { flags: "w" });
+  // The log is opened once this run holds its ports: a second run must never rewrite the first one's files.
+  let logFile = s.logFile ?? `${runDir(s.sqsPort)}/worker.log`;
+  let log: WriteStream | undefined;
+  const early: string[] = [];
+  const openLog = (path: string) => {
+    logFile = path;
+    mkdirSync(dirname(path), { recursive: true });
+    // One log per run: the embedded queues start empty every time, so earlier runs' lines would mislead.
+    log = createWriteStream(path, { flags: "w" });
+    for (const line of early.splice(0)) log.write(`${line}\n`);
+  };
   const shownErrors = new Set<string>();
   let running = false;
   const onLogLine = (line: string) => {
-    log.write(`${line}\n`);
+    if (log) log.write(`${line}\n`);
+    else if (early.length < 10_000) early.push(line);
     if (s.verbose) return say(line);
     // The backoff across deliveries (RETRY_VISIBILITY_SCHEDULE): when each job left for retry comes back.
     if (running && line.includes('"event":"retry_delayed"')) {
@@ -342,7 +363,7 @@ async function main(): Promise<number> {
         const key = entry.event ?? "error";
         if (shownErrors.has(key)) return;
         shownErrors.add(key);
-        say(`handler error: ${key}${entry.code ? ` (${entry.code})` : ""}${entry.error ? `: ${entry.error}` : ""} — more in ${s.logFile}`);
+        say(`handler error: ${key}${entry.code ? ` (${entry.code})` : ""}${entry.error ? `: ${entry.error}` : ""} — more in ${logFile}`);
       } catch {
         // not JSON: it is in the log file
       }
@@ -371,31 +392,35 @@ async function main(): Promise<number> {
       functionTimeoutMs: s.functionTimeoutMs,
       env,
       onLogLine,
-      onError: (error, where) => log.write(`${JSON.stringify({ level: "warn", event: "runner_error", where, error: describeError(error) })}\n`),
+      onError: (error, where) => onLogLine(JSON.stringify({ level: "warn", event: "runner_error", where, error: describeError(error) })),
     });
   } catch (error) {
-    log.end();
     if (error instanceof PortInUseError) {
-      const flag = { SQS: "--sqs-port", "SCM simulator": "--scm-port", "Secrets Manager": "--secrets-port", DynamoDB: "--dynamodb-port (or --no-ledger)" }[error.service] ?? "the port flags";
-      process.stderr.write(`${NAME}: ${error.message}: is another npm start running? Stop it, or choose another port with ${flag}\n`);
+      const flagOf = { SQS: "--sqs-port", "SCM simulator": "--scm-port", "Secrets Manager": "--secrets-port", DynamoDB: "--dynamodb-port (or --no-ledger)" } as Record<string, string>;
+      const flags = error.taken.map((t) => flagOf[t.service] ?? "the port flags").join(", ");
+      write(process.stderr, `${NAME}: ${error.message}: is another npm start running? Stop it, or choose other ports with ${flags} (or --sqs-port 0 for free ones)\n`);
     } else if (error instanceof ContainerStartError) {
-      process.stderr.write(`${NAME}: ${error.message} (details in ${s.logFile})\n`);
+      openLog(logFile);
+      await new Promise<void>((resolve) => log!.end(resolve));
+      write(process.stderr, `${NAME}: ${error.message} (details in ${logFile})\n`);
     } else {
-      process.stderr.write(`${NAME}: could not start: ${describeError(error)}\n`);
+      write(process.stderr, `${NAME}: could not start: ${describeError(error)}\n`);
     }
     return 1;
   }
 
   const p = pipeline;
   running = true;
-  const defaultPorts = s.sqsPort === LOCAL.sqsPort;
+  const sqsPort = Number(new URL(p.sqsEndpoint).port);
+  openLog(s.logFile ?? `${runDir(sqsPort)}/worker.log`);
+  const defaultPorts = sqsPort === LOCAL.sqsPort;
   const { settings: set } = p;
   say("scm-withdraw local pipeline");
   say(`  queue     ${p.queueUrl}`);
   say(`  DLQ       ${p.dlqUrl}`);
   say(`            SQS endpoint ${p.sqsEndpoint} (fauxqs, in memory); visibility timeout ${set.visibilityTimeoutSeconds} s;`);
   say(`            the worker dead-letters a still-failing job on receive ${set.maxReceiveCount}, the redrive policy after ${set.redriveMaxReceiveCount}`);
-  say(`  SCM       ${p.sim ? `simulator on ${p.scmEndpoint} (demo certificates ${DEMO.withdrawn} to ${DEMO.throttledThenWithdrawn})` : p.scmEndpoint}`);
+  say(`  SCM       ${p.sim ? `simulator on ${p.scmEndpoint} (demo certificates ${DEMO.withdrawn} to ${DEMO.throttledThenWithdrawn})` : `${p.scmEndpoint}${s.scmEndpointFromEnv ? " (from SCM_ENDPOINT in the environment)" : ""}`}`);
   const demo = s.secret ? "the simulator's demo AK/SK pair (every SCM call signed)" : "the simulator's demo token";
   const credential = s.tokenFile ? `from ${s.tokenFile}` : demo;
   say(`  token     ${credential}, served as secret ${p.secretId} by ${p.secretsEndpoint} (to the handler's random access key only)`);
@@ -405,16 +430,15 @@ async function main(): Promise<number> {
       : "  ledger    off (--no-ledger): jobs are not recorded; `scm-withdraw batch` has nothing to read",
   );
   say(`  handler   handlers/withdraw.ts in ${set.maxConcurrency} container(s): batches of ${set.batchSize}, window ${set.batchingWindowMs / 1000} s, timeout ${set.functionTimeoutMs / 1000} s`);
-  say(`  log       ${s.logFile} (the handler's JSON lines${s.verbose ? ", also shown here" : "; --verbose shows them here"})`);
+  say(`  log       ${logFile} (the handler's JSON lines${s.verbose ? ", also shown here" : "; --verbose shows them here"})`);
   say();
 
   const hint = () => {
-    const ledgerFlags =
-      p.ledger && !(defaultPorts && p.ledger.endpoint === localDynamoEndpoint()) ? ` --ledger-table ${p.ledger.tableName} (with AWS_ENDPOINT_URL_DYNAMODB=${p.ledger.endpoint})` : "";
-    const enqueue = defaultPorts ? `npx scm-withdraw enqueue ${DEMO.withdrawn}${ledgerFlags}` : `npx scm-withdraw enqueue ${DEMO.withdrawn} --queue-url ${p.queueUrl}${ledgerFlags}`;
+    const cli = cliCommand(p, defaultPorts);
     say("Still running. To add jobs, from another terminal:");
-    say(`  ${enqueue}`);
-    if (p.ledger) say(`  npx scm-withdraw bulk ids.txt --wait${ledgerFlags}   (records the batch in the ledger and follows it to the end)`);
+    say(`  ${cli(`enqueue ${DEMO.withdrawn}`)}`);
+    if (p.ledger) say(`  ${cli("bulk ids.txt --wait")}   (records the batch in the ledger and follows it to the end)`);
+    say(`  ${cli("status")}   (both queues)`);
     say(`  or any SQS client with AWS_ENDPOINT_URL_SQS=${p.sqsEndpoint} AWS_REGION=${p.region} (any credentials) and the queue URL above`);
     say("Ctrl-C stops (batches in flight finish first).");
   };
@@ -487,7 +511,7 @@ async function main(): Promise<number> {
       const line = progressLine(current);
       if (tty) {
         // Cut to the terminal's width: a wrapped line could not be redrawn in place.
-        out.write(`\r\x1b[2K${`${spinner[frame++ % spinner.length]} ${line}`.slice(0, Math.max(20, (out.columns || 120) - 1))}`);
+        write(out, `\r\x1b[2K${`${spinner[frame++ % spinner.length]} ${line}`.slice(0, Math.max(20, (out.columns || 120) - 1))}`);
         liveShown = true;
       } else if (line.replace(/^\s*[\d.]+ s/, "") !== lastPlain && Date.now() - lastPlainAt >= 2000) {
         say(line);
@@ -502,7 +526,7 @@ async function main(): Promise<number> {
       lastShown = await p.stats();
       say(`Summary ${formatSummary(lastShown)}`);
       if (demoBatch && s.demo && !ledgerShown) {
-        await sayLedger(p, demoBatch);
+        await sayLedger(p, demoBatch, cliCommand(p, defaultPorts));
         ledgerShown = true;
       }
       say();
@@ -519,26 +543,27 @@ async function main(): Promise<number> {
 
   // ---- stop: let batches in flight finish, then report what is left ----
   const report = await p.stop();
+  // Saved before anything is printed: a closed stdout (`npm start | tee log`, then Ctrl-C) loses nothing.
+  const dir = dirname(logFile);
+  const id = runId();
+  const unfinished = saveLeftovers("unfinished", report.unfinished, dir, id);
+  const deadLetters = saveLeftovers("dead-letters", report.deadLetters, dir, id);
   clearLive();
   if (stopRequested) {
     say(summaryChanged(lastShown, report.stats) ? `\nSummary ${formatSummary(report.stats)}\n` : "Stopped; nothing changed since the summary above.");
   }
-  const dir = dirname(s.logFile);
-  const id = runId();
-  const unfinished = saveLeftovers("unfinished", report.unfinished, dir, id);
-  const deadLetters = saveLeftovers("dead-letters", report.deadLetters, dir, id);
   // The embedded queues live in memory: what is left on them is written down, not lost.
   if (unfinished) say(`${plural(report.unfinished.length, "job")} had not finished; saved to ${relativePath(unfinished)}: re-enqueue with npx scm-withdraw bulk ${relativePath(unfinished)}`);
   if (deadLetters) say(`The DLQ's ${plural(report.deadLetters.length, "message")} (body and failure_reason) are saved to ${relativePath(deadLetters)}.`);
-  say(`Handler log: ${s.logFile}`);
-  await new Promise<void>((resolve) => log.end(resolve));
-  // An interrupted --drain did not drain: say so to the script that ran it.
-  return s.drain && stopRequested ? 130 : 0;
+  say(`Handler log: ${logFile}`);
+  await new Promise<void>((resolve) => log!.end(resolve));
+  // Ctrl-C (or SIGTERM) ends a run with 130, as the shell reports for npm itself; 0 only when --drain drained.
+  return stopRequested ? 130 : 0;
 }
 
 process.exitCode = await main().catch((error: unknown) => {
   clearLive();
-  process.stderr.write(`${NAME}: ${describeError(error)}\n`);
+  write(process.stderr, `${NAME}: ${describeError(error)}\n`);
   return 1;
 });
 // Worker threads and sockets are closed; exit now rather than wait for stray timers.

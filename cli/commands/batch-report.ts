@@ -1,9 +1,10 @@
 /** `scm-withdraw batch report <batch_id> --out FILE`: one line per job of a batch, from the ledger. */
+import { CliError, UsageError } from "../../lib/errors.ts";
 import { closeSync, openSync, writeSync } from "node:fs";
 import type { LedgerJob } from "../../lib/ledger.ts";
-import { stringFlag, UsageError } from "../args.ts";
+import { stringFlag } from "../args.ts";
 import { batchIdArgument, ledgerRead, readStatus, statusHeadline } from "../batch.ts";
-import { CliError, EXIT, type Command } from "../context.ts";
+import { EXIT, type Command } from "../context.ts";
 import { HEADS } from "./index.ts";
 import { csvField, plural } from "../output.ts";
 
@@ -23,7 +24,7 @@ export const batchReportCommand: Command = {
     "delivery. Jobs are sorted by request_id (for bulk: <batch_id>:<certificate_id>).",
     "",
     "--out FILE writes the report there (.csv or .jsonl, by extension or --format); without it, CSV goes",
-    "to stdout. Exit 0 when the report was written; 1 when the ledger cannot be read or the batch is unknown.",
+    "to stdout (with --json: one JSON document {batch_id, done, jobs: [...], by_state}). Exit 0 when the report was written; 1 when the ledger cannot be read or the batch is unknown.",
   ].join("\n"),
   options: {
     out: { type: "string", valueName: "FILE", description: "where to write the report (default: CSV on stdout)" },
@@ -32,7 +33,10 @@ export const batchReportCommand: Command = {
   async run(context, { values, positionals }) {
     const batchId = batchIdArgument(positionals, NAME);
     const out = stringFlag(values, "out");
-    const format = reportFormat(out, stringFlag(values, "format"));
+    // --json means JSON on stdout: without --out the report itself is one JSON document (rows streamed in it).
+    const jsonOnStdout = context.json && (out === undefined || out === "-");
+    if (jsonOnStdout && values.format !== undefined) throw new UsageError("--json prints the report as JSON on stdout: use --out FILE for --format", NAME);
+    const format = jsonOnStdout ? "json" : reportFormat(out, stringFlag(values, "format"));
     const ledger = await context.requireLedger();
     const status = await readStatus(context, ledger, batchId);
 
@@ -41,14 +45,18 @@ export const batchReportCommand: Command = {
     let written = 0;
     try {
       if (format === "csv") sink.write(`${REPORT_COLUMNS.join(",")}\n`);
+      if (format === "json") sink.write(`{"batch_id":${JSON.stringify(batchId)},"done":${status.done},"jobs":[`);
       await ledgerRead(context, async () => {
         for await (const job of ledger.batchJobs(batchId)) {
           const row = reportRow(job);
-          sink.write(format === "csv" ? `${REPORT_COLUMNS.map((c) => csvField(row[c] ?? undefined)).join(",")}\n` : `${JSON.stringify(row)}\n`);
+          if (format === "csv") sink.write(`${REPORT_COLUMNS.map((c) => csvField(row[c] ?? undefined)).join(",")}\n`);
+          else if (format === "json") sink.write(`${written > 0 ? "," : ""}\n${JSON.stringify(row)}`);
+          else sink.write(`${JSON.stringify(row)}\n`);
           byState.set(job.state, (byState.get(job.state) ?? 0) + 1);
           written++;
         }
       });
+      if (format === "json") sink.write(`\n],"by_state":${JSON.stringify(Object.fromEntries(byState))}}\n`);
     } finally {
       sink.close();
     }

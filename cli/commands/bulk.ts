@@ -3,16 +3,18 @@
  * size: one line at a time is read, ids seen so far live in a compact set (about 40 bytes each),
  * sends wait for room (back-pressure), and the results file is written as results come in.
  */
+import { BulkFileError, CliError, UsageError } from "../../lib/errors.ts";
 import { randomBytes } from "node:crypto";
-import { closeSync, createReadStream, openSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, createReadStream, fstatSync, openSync, statSync, unlinkSync, writeSync, type Stats } from "node:fs";
 import { resolve } from "node:path";
-import { BULK_FORMATS, BulkFileError, CertificateIdSet, formatFromPath, readBulk, type BulkFormat } from "../../lib/bulk-file.ts";
+import { BULK_FORMATS, CertificateIdSet, formatFromPath, readBulk, readBulkFile, type BulkFormat, type BulkReadOptions } from "../../lib/bulk-file.ts";
 import type { JobRef } from "../../lib/ledger.ts";
 import { parseWithdrawalBody } from "../../lib/message.ts";
 import { createSender } from "../../lib/producer.ts";
-import { integerFlag, stringFlag, UsageError } from "../args.ts";
+import { integerFlag, stringFlag } from "../args.ts";
 import { DEFAULT_STALL_TIMEOUT_MS, DEFAULT_WATCH_INTERVAL_MS, durationFlag, formatStatus, statusJson, WATCH_OPTIONS, watchBatch, watchVerdict } from "../batch.ts";
-import { CliError, EXIT, type Command } from "../context.ts";
+import { confirm, mustAsk, YES_OPTION } from "../confirm.ts";
+import { EXIT, type Command } from "../context.ts";
 import { HEADS } from "./index.ts";
 import { createProgress, csvField, formatBytes, formatDuration, plural, queueName } from "../output.ts";
 
@@ -47,6 +49,9 @@ export const bulkCommand: Command = {
     "again (outcome already_done). At the end the batch's total is recorded, so `batch status` can tell",
     "when it is done. --wait then follows the batch to the end with a progress bar.",
     "",
+    "On a terminal, bulk first reads the whole file, says how many jobs it would send (with the batch id",
+    "and reason) and asks; --yes skips the question and is needed when there is no terminal.",
+    "",
     "Exit 0 when every record was valid and sent (with --wait: and every job withdrawn or already",
     "withdrawn); 1 when any line was invalid, any send failed, or (with --wait) any job was dead-lettered",
     "or the batch stalled.",
@@ -60,6 +65,7 @@ export const bulkCommand: Command = {
     concurrency: { type: "string", valueName: "N", description: "SendMessageBatch calls in flight (default 8)" },
     wait: { type: "boolean", description: "follow the batch in the ledger until every job is final; exit 1 if any was dead-lettered" },
     ...WATCH_OPTIONS,
+    ...YES_OPTION,
   },
   async run(context, { values, positionals }) {
     if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? "bulk needs a file" : `bulk takes one file (got ${positionals.length})`, "bulk");
@@ -67,17 +73,18 @@ export const bulkCommand: Command = {
     const dryRun = values["dry-run"] === true;
     const concurrency = integerFlag(values, "concurrency", { min: 1, max: 64 }, "bulk") ?? 8;
     const format = bulkFormat(file, stringFlag(values, "format"));
-    const size = fileSize(file);
     const batchId = stringFlag(values, "batch-id") ?? generateBatchId(new Date());
     const reason = stringFlag(values, "reason");
     const requestedAt = new Date().toISOString();
     const stamp = { source: "bulk", batch_id: batchId };
     const flags = parseWithdrawalBody(JSON.stringify({ certificate_id: "0000000000000000", ...stamp, ...(reason !== undefined ? { reason } : {}) }));
     if (!flags.ok) throw new UsageError(flags.problem, "bulk");
-    const resultsPath = stringFlag(values, "results") ?? `${file}.results.csv`;
-    if (resolve(resultsPath) === resolve(file)) throw new UsageError(`--results would overwrite the input file ${file}`, "bulk");
+    const requestedResults = stringFlag(values, "results") ?? `${file}.results.csv`;
+    if (resolve(requestedResults) === resolve(file)) throw new UsageError(`--results would overwrite the input file ${file}`, "bulk");
+    closeSync(openInput(file).fd); // a missing or unreadable file is a usage error, before anything else
     const wait = values.wait === true;
     if (wait && dryRun) throw new UsageError("--wait follows a batch that was sent: it cannot be used with --dry-run", "bulk");
+    const ask = !dryRun && mustAsk(context, values, "bulk sends a withdrawal for every id in the file (--dry-run checks the file)");
     const intervalMs = durationFlag(values, "interval", { minMs: 100, maxMs: 3_600_000 }, "bulk") ?? DEFAULT_WATCH_INTERVAL_MS;
     const stallTimeoutMs = durationFlag(values, "stall-timeout", { minMs: 1000, maxMs: 7 * 86_400_000 }, "bulk") ?? DEFAULT_STALL_TIMEOUT_MS;
     const { queueUrl } = context.target;
@@ -88,7 +95,28 @@ export const bulkCommand: Command = {
       throw new UsageError(`--batch-id must be at most ${MAX_LEDGER_BATCH_ID} characters with the ledger (each job's request_id is <batch_id>:<certificate_id>)`, "bulk");
     }
 
-    const results = openResults(resultsPath);
+    const readOptions = { format, set: stamp, defaults: { requested_at: requestedAt, ...(reason !== undefined ? { reason } : {}) } };
+    if (ask) {
+      const checked = await checkFile(file, readOptions);
+      const summary = `${file}: ${plural(checked.valid, "job")} to send, ${checked.invalid} invalid (not sent), ${plural(checked.duplicates, "duplicate")} (skipped)`;
+      const why = reason === undefined ? "no --reason" : `reason ${JSON.stringify(reason)}`;
+      const question = `send ${plural(checked.valid, "withdrawal")} as batch ${batchId} (${why}) to ${queueName(queueUrl)}?`;
+      if (checked.valid > 0 && !(await confirm(context, [summary], question))) {
+        context.note("not confirmed: nothing was sent");
+        return context.signal?.aborted ? EXIT.interrupted : EXIT.failed;
+      }
+    }
+    // The input is opened (and held) before the results file is even looked at: see openResults.
+    const inputFile = openInput(file);
+    const size = inputFile.size;
+    let results: ReturnType<typeof openResults>;
+    try {
+      results = openResults(requestedResults, inputFile, file);
+    } catch (error) {
+      closeSync(inputFile.fd);
+      throw error;
+    }
+    const resultsPath = results.path;
     results.row(["line", "certificate_id", "outcome", "message_id", "detail"]);
 
     const counts = { read: 0, valid: 0, invalid: 0, duplicates: 0, sent: 0, failed: 0, ...(ledger ? { already_done: 0 } : {}) };
@@ -110,6 +138,17 @@ export const bulkCommand: Command = {
       context.note(`${file}:${line}: ${text}`);
     };
     const rate = () => Math.round(counts.sent / Math.max(0.001, (performance.now() - started) / 1000));
+    let readFraction = 0;
+    // Sending lags reading: the bar is the share of the jobs read so far that went out, times the share read.
+    const showProgress = () => {
+      if (dryRun) {
+        progress.update(Math.min(0.99, readFraction), `${counts.valid} valid, ${counts.invalid} invalid, ${plural(counts.duplicates, "duplicate")}`);
+        return;
+      }
+      const done = counts.sent + counts.failed + (counts.already_done ?? 0);
+      const text = `${counts.sent} of ${counts.valid} read sent, ${counts.failed} failed, ${counts.invalid} invalid, ${plural(counts.duplicates, "duplicate")}, ${rate()}/s`;
+      progress.update(Math.min(0.99, readFraction * (done / Math.max(1, counts.valid))), text);
+    };
 
     if (!context.json) {
       context.print(`batch ${batchId}: ${file} (${format}, ${formatBytes(size)}) -> ${dryRun ? "dry run, nothing will be sent" : queueName(queueUrl)}`);
@@ -122,6 +161,7 @@ export const bulkCommand: Command = {
           queueUrl,
           concurrency,
           onResult: (result) => {
+            showProgress();
             if (result.ok) {
               counts.sent++;
               results.row([result.key.line, result.key.id, "sent", result.messageId, ""]);
@@ -156,11 +196,13 @@ export const bulkCommand: Command = {
       }
     };
 
-    const seen = new CertificateIdSet();
-    const input = createReadStream(file);
+    // Sized for the file up front (a .txt id line is 17 bytes): growing a million-id set holds the old
+    // table and the new one at once, 20 MB more peak memory. Capped, so an odd huge file costs no more.
+    const seen = new CertificateIdSet(Math.min(1 << 20, Math.ceil(size / 17)));
+    const input = createReadStream(file, { fd: inputFile.fd });
     let interrupted = false;
     try {
-      for await (const entry of readBulk(input, { format, set: stamp, defaults: { requested_at: requestedAt, ...(reason !== undefined ? { reason } : {}) } })) {
+      for await (const entry of readBulk(input, readOptions)) {
         counts.read++;
         if ("error" in entry) {
           counts.invalid++;
@@ -182,12 +224,11 @@ export const bulkCommand: Command = {
             } else await sender?.push({ key: { line: entry.line, id: entry.certificateId }, body: entry.body });
           }
         }
-        progress.update(
-          Math.min(0.99, input.bytesRead / Math.max(1, size)),
-          dryRun
-            ? `${counts.valid} valid, ${counts.invalid} invalid, ${plural(counts.duplicates, "duplicate")}`
-            : `${counts.sent} sent, ${counts.failed} failed, ${counts.invalid} invalid, ${plural(counts.duplicates, "duplicate")}, ${rate()}/s`,
-        );
+        // Every 256 records: the bar redraws at most every 100 ms anyway, and a million texts cost time.
+        if ((counts.read & 255) === 0) {
+          readFraction = input.bytesRead / Math.max(1, size);
+          showProgress();
+        }
         if (context.signal?.aborted) {
           interrupted = true;
           break;
@@ -206,12 +247,16 @@ export const bulkCommand: Command = {
     } finally {
       input.destroy();
     }
+    readFraction = 1;
     await sendChunk();
     await sender?.flush();
     results.close();
     progress.done();
+    // An empty file, or one without a single valid line, is a mistake: exit 1 and create no batch.
+    const noJobs = counts.valid === 0 && !interrupted;
+    if (noJobs && counts.read === 0) unlinkSync(resultsPath);
     let batchRecorded = false;
-    if (ledger) {
+    if (ledger && !noJobs) {
       if (notSent.length > 0) await ledger.recordNotSent(notSent);
       // The batch's size: the jobs that went out, and those the ledger already had as done.
       batchRecorded = (await ledger.recordBatch(batchId, { expectedTotal: counts.sent + (counts.already_done ?? 0), source: "bulk" })) === "written";
@@ -222,19 +267,20 @@ export const bulkCommand: Command = {
     const inBatch = counts.sent + (counts.already_done ?? 0);
     if (!context.json) {
       context.print(`read ${plural(counts.read, "record")}: ${counts.valid} valid, ${counts.invalid} invalid (not sent), ${plural(counts.duplicates, "duplicate")} (skipped)`);
-      if (dryRun) context.print(`dry run: ${counts.valid} would be sent, nothing was sent`);
+      if (noJobs) context.print(`no valid job in ${file}: nothing was sent${ledger ? " and no batch was created" : ""}`);
+      else if (dryRun) context.print(`dry run: ${counts.valid} would be sent, nothing was sent`);
       else context.print(`sent ${counts.sent}, failed ${counts.failed}${counts.already_done ? `, ${counts.already_done} already withdrawn (not sent again)` : ""} in ${formatDuration(elapsedMs)} (${rate()} messages/s)`);
       if (interrupted) context.print("interrupted: the rest of the file was not read");
-      if (ledger) {
+      if (ledger && !noJobs) {
         const trouble = ledgerCounts.failed > 0 || !batchRecorded ? ` (${plural(ledgerCounts.failed, "job")}${batchRecorded ? "" : " and the batch's total"} could not be recorded)` : "";
         context.print(`ledger: ${plural(inBatch, "job")} in batch ${batchId}${trouble}${wait || !batchRecorded ? "" : `; follow with \`scm-withdraw batch status ${batchId} --watch\``}`);
       }
-      context.print(`results: ${resultsPath}`);
+      if (counts.read > 0) context.print(`results: ${resultsPath}${resultsPath === requestedResults ? "" : ` (${requestedResults} exists: not overwritten)`}`);
     }
 
     // --wait: follow the batch until every job is final (an interrupted send has nothing complete to follow).
     let followed: Awaited<ReturnType<typeof watchBatch>> | undefined;
-    if (wait && ledger && !interrupted) {
+    if (wait && ledger && !interrupted && !noJobs) {
       if (!batchRecorded) throw new CliError(`cannot follow batch ${batchId}: the ledger could not record its total (see the warnings above); the jobs that were sent stay sent`);
       if (!context.json) context.print(`following batch ${batchId} until every job is final (Ctrl-C stops following; the jobs go on)`);
       followed = await watchBatch(context, ledger, batchId, { intervalMs, stallTimeoutMs });
@@ -255,17 +301,34 @@ export const bulkCommand: Command = {
         interrupted,
         elapsed_ms: Math.round(elapsedMs),
         rate_per_second: rate(),
-        results_file: resultsPath,
+        results_file: counts.read > 0 ? resultsPath : null,
         ...(ledger ? { ledger: { table: context.ledgerTarget?.tableName, jobs: inBatch, not_recorded: ledgerCounts.failed, batch_recorded: batchRecorded } } : {}),
         ...(followed ? { wait: { end: followed.end, ...statusJson(followed.status, context.ledgerTarget?.tableName) } } : {}),
       });
     }
     if (interrupted || followed?.end === "interrupted") return EXIT.interrupted;
-    if (counts.invalid > 0 || counts.failed > 0) return EXIT.failed;
+    if (noJobs || counts.invalid > 0 || counts.failed > 0) return EXIT.failed;
     if (followed && (followed.end !== "done" || followed.status.counts.dead_lettered > 0)) return EXIT.failed;
     return EXIT.ok;
   },
 };
+
+/** A first pass over the file before asking: how many jobs it holds (valid, first of their id). */
+async function checkFile(file: string, options: BulkReadOptions): Promise<{ valid: number; invalid: number; duplicates: number }> {
+  const counts = { valid: 0, invalid: 0, duplicates: 0 };
+  const seen = new CertificateIdSet();
+  try {
+    for await (const entry of readBulkFile(file, options)) {
+      if ("error" in entry) counts.invalid++;
+      else if (seen.firstSeen(entry.certificateId, entry.line) !== undefined) counts.duplicates++;
+      else counts.valid++;
+    }
+  } catch (error) {
+    if (error instanceof BulkFileError) throw new UsageError(`${file}: ${error.message}`, "bulk");
+    throw error;
+  }
+  return counts;
+}
 
 function bulkFormat(file: string, given: string | undefined): BulkFormat {
   if (given !== undefined) {
@@ -277,15 +340,20 @@ function bulkFormat(file: string, given: string | undefined): BulkFormat {
   return format;
 }
 
-function fileSize(file: string): number {
+/** Opens the input file; its size and identity (device + inode) come from the open descriptor, not the name. */
+function openInput(file: string): { fd: number; size: number; dev: number; ino: number } {
+  let fd: number | undefined;
   try {
-    const stat = statSync(file);
+    fd = openSync(file, "r");
+    const stat = fstatSync(fd);
     if (!stat.isFile()) throw new UsageError(`${file} is not a file`, "bulk");
-    return stat.size;
+    return { fd, size: stat.size, dev: stat.dev, ino: stat.ino };
   } catch (error) {
+    if (fd !== undefined) closeSync(fd);
     if (error instanceof UsageError) throw error;
     const code = (error as { code?: string }).code;
-    throw new UsageError(`cannot read ${file}: ${code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : String(code ?? error)}`, "bulk");
+    const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String(code ?? error);
+    throw new UsageError(`cannot read ${file}: ${why}`, "bulk");
   }
 }
 
@@ -295,13 +363,27 @@ export function generateBatchId(now: Date): string {
   return `bulk-${stamp}-${randomBytes(2).toString("hex")}`;
 }
 
-/** The results CSV, written through a 64 KiB buffer so a million rows cost neither memory nor a million syscalls. */
-function openResults(path: string): { row(fields: (string | number)[]): void; close(): void } {
-  let fd: number;
-  try {
-    fd = openSync(path, "w");
-  } catch (error) {
-    throw new UsageError(`cannot write the results file ${path}: ${(error as { code?: string }).code ?? String(error)}`, "bulk");
+/**
+ * The results CSV, written through a 64 KiB buffer so a million rows cost neither memory nor a million syscalls.
+ * A path that is the input file under another name (a hard link, a symbolic link) is refused: opening it for
+ * writing would truncate the input before a line of it was read.
+ */
+function openResults(path: string, input: { dev: number; ino: number }, inputName: string): { path: string; row(fields: (string | number)[]): void; close(): void } {
+  const existing = statIfAny(path);
+  if (existing && existing.dev === input.dev && existing.ino === input.ino) {
+    throw new UsageError(`--results ${path} is the input file ${inputName} (through a link); choose another path`, "bulk");
+  }
+  let fd: number | undefined;
+  let chosen = path;
+  // A re-run never overwrites an earlier run's results: the first free name of path, path-2, path-3...
+  for (let n = 2; fd === undefined; n++) {
+    try {
+      fd = openSync(chosen, "wx");
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code !== "EEXIST" || n > 1000) throw new UsageError(`cannot write the results file ${chosen}: ${code ?? String(error)}`, "bulk");
+      chosen = numbered(path, n);
+    }
   }
   let buffer = "";
   let closed = false;
@@ -310,6 +392,7 @@ function openResults(path: string): { row(fields: (string | number)[]): void; cl
     buffer = "";
   };
   return {
+    path: chosen,
     row(fields) {
       buffer += `${fields.map(csvField).join(",")}\n`;
       if (buffer.length >= 65_536) flush();
@@ -321,6 +404,20 @@ function openResults(path: string): { row(fields: (string | number)[]): void; cl
       closeSync(fd);
     },
   };
+}
+
+/** `ids.txt.results.csv` -> `ids.txt.results-2.csv`. */
+function numbered(path: string, n: number): string {
+  const dot = path.lastIndexOf(".");
+  return dot > path.lastIndexOf("/") + 1 ? `${path.slice(0, dot)}-${n}${path.slice(dot)}` : `${path}-${n}`;
+}
+
+function statIfAny(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The job's body with a request_id (the ledger's key; `<batch_id>:<certificate_id>` unless the line gave one) and its ledger reference. */

@@ -6,17 +6,18 @@
 import { readFileSync } from "node:fs";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { parseCleanupFilters, OFFSET_MODES, REVIEW_STATUSES, type OffsetMode } from "../../lib/cleanup-config.ts";
-import { CleanupError, makeRunId, MAX_OFFSET, runCleanup, type CleanupDependencies, type CleanupReport } from "../../lib/cleanup.ts";
+import { CleanupError, makeRunId, MAX_OFFSET, runCleanup, type CleanupDependencies, type CleanupJob, type CleanupReport } from "../../lib/cleanup.ts";
 import { DEFAULT_IAM_ENDPOINT, isAcceptableEndpoint } from "../../lib/config.ts";
-import { describeError } from "../../lib/errors.ts";
+import { CliError, describeError, UsageError } from "../../lib/errors.ts";
 import { createIamExchange } from "../../lib/iam.ts";
 import { LOCAL } from "../local-defaults.ts";
 import { silentLogger } from "../../lib/logger.ts";
 import { createSender } from "../../lib/producer.ts";
 import { createScmClient } from "../../lib/scm-client.ts";
 import { createTokenProvider, parseSecret, secretsManagerReader, type IamExchange, type SecretReader } from "../../lib/token-provider.ts";
-import { stringFlag, UsageError } from "../args.ts";
-import { CliError, EXIT, type Command, type CommandContext } from "../context.ts";
+import { stringFlag, type ParsedValues } from "../args.ts";
+import { confirm, mustAsk, YES_OPTION } from "../confirm.ts";
+import { EXIT, type Command, type CommandContext } from "../context.ts";
 import { HEADS } from "./index.ts";
 import { formatDuration, formatTable, queueName } from "../output.ts";
 
@@ -42,6 +43,9 @@ export const cleanupCommand: Command = {
     "call with an access key pair), else the Secrets Manager",
     "secret $SCM_TOKEN_SECRET_ID, else (for the local simulator only) the local pipeline's demo token.",
     "",
+    "On a terminal it shows how many jobs it selected (by status) after the listing and asks before",
+    "enqueueing; --yes skips the question and is needed when there is no terminal (--dry-run never asks).",
+    "",
     "Exit 0 when the run finished and every selected job was enqueued; 1 when the listing or a send failed.",
   ].join("\n"),
   options: {
@@ -55,11 +59,13 @@ export const cleanupCommand: Command = {
     "scm-endpoint": { type: "string", valueName: "URL", description: `SCM endpoint (default: $SCM_ENDPOINT, else the local simulator ${LOCAL_SCM_ENDPOINT})` },
     "token-file": { type: "string", valueName: "PATH", description: "file holding the SCM token (or {\"iam\": {...}} or {\"aksk\": {...}} credentials)" },
     "offset-mode": { type: "string", valueName: "MODE", description: "whether the listing's offset counts records or pages: auto (probe once, default), records, pages" },
+    ...YES_OPTION,
   },
   async run(context, { values, positionals }) {
     if (positionals.length > 0) throw new UsageError(`cleanup takes no arguments (got ${JSON.stringify(positionals[0])}); use --status, --content or --exclude`, NAME);
     const dryRun = values["dry-run"] === true;
     const filters = readFilters(values);
+    const ask = !dryRun && mustAsk(context, values, "cleanup enqueues a withdrawal for every application it finds (--dry-run shows which)");
     const offsetMode = readOffsetMode(stringFlag(values, "offset-mode"));
     const scmEndpoint = (stringFlag(values, "scm-endpoint") ?? nonEmpty(context.env.SCM_ENDPOINT) ?? LOCAL_SCM_ENDPOINT).replace(/\/+$/, "");
     if (!isAcceptableEndpoint(scmEndpoint)) {
@@ -75,6 +81,7 @@ export const cleanupCommand: Command = {
       logger: silentLogger,
       retry: { maxAttempts: 4, baseDelayMs: 500, maxDelayMs: 5000, timeoutMs: 10_000 },
       ...(dryRun ? {} : { createSender: (onResult) => createSender<string>({ sqs: context.sqs, queueUrl, onResult }) }),
+      ...(ask ? { confirm: (jobs) => confirmJobs(context, jobs, filters.reason, queueUrl) } : {}),
     };
     let report: CleanupReport;
     try {
@@ -85,6 +92,13 @@ export const cleanupCommand: Command = {
       if (ledger) deps.ledger = ledger;
       report = await runCleanup(deps, { runId: makeRunId(new Date()), mode: dryRun ? "dry-run" : "enqueue", filters, offsetMode });
     } catch (error) {
+      if (error instanceof CleanupError && error.code === "not_confirmed") {
+        context.note(error.message);
+        return context.signal?.aborted ? EXIT.interrupted : EXIT.failed;
+      }
+      if (error instanceof CleanupError && error.code === "listing_unavailable" && scmEndpoint === LOCAL_SCM_ENDPOINT && /ECONNREFUSED/.test(error.message)) {
+        throw new CliError(`no SCM simulator at ${LOCAL_SCM_ENDPOINT}: start the local pipeline with \`npm start\`, or pass --scm-endpoint; nothing was enqueued`);
+      }
       if (error instanceof CleanupError) throw new CliError(error.message);
       throw error;
     } finally {
@@ -103,7 +117,19 @@ export const cleanupCommand: Command = {
   },
 };
 
-function readFilters(values: Record<string, string | boolean | undefined>) {
+/** Shows the selected jobs' count by status (and the reason) and asks the operator. */
+function confirmJobs(context: CommandContext, jobs: readonly CleanupJob[], reason: string | undefined, queueUrl: string): Promise<boolean> {
+  const byStatus = new Map<string, number>();
+  for (const job of jobs) byStatus.set(job.status, (byStatus.get(job.status) ?? 0) + 1);
+  const table = formatTable([...byStatus], [
+    { header: "status", value: ([status]) => status },
+    { header: "to enqueue", value: ([, n]) => n, align: "right" },
+  ]);
+  const why = reason === undefined ? "no reason" : `reason ${JSON.stringify(reason)}`;
+  return confirm(context, table, `enqueue ${jobs.length} withdrawal${jobs.length === 1 ? "" : "s"} (${why}) to ${queueName(queueUrl)}?`);
+}
+
+function readFilters(values: ParsedValues) {
   const excludeFile = stringFlag(values, "exclude-file");
   let fileText = "";
   if (excludeFile !== undefined) {

@@ -1,9 +1,10 @@
 /** `scm-withdraw dlq list`: what is in the dead-letter queue and why, leaving every message there. */
-import { integerFlag, stringFlag, UsageError } from "../args.ts";
+import { UsageError } from "../../lib/errors.ts";
+import { integerFlag, stringFlag } from "../args.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
 import { HEADS } from "./index.ts";
-import { createDlqScanner, DLQ_REASONS, parseReasons, type DlqMessage } from "../dlq.ts";
-import { displayId, formatTable, plural, queueName } from "../output.ts";
+import { createDlqScanner, describeUnseen, dlqDepth, DLQ_REASONS, parseReasons, unseen, type DlqMessage } from "../dlq.ts";
+import { createProgress, displayId, formatTable, plural, queueName } from "../output.ts";
 
 const SAMPLES = 3;
 
@@ -40,7 +41,18 @@ export const dlqListCommand: Command = {
     const sorted = [...groups.values()].sort((a, b) => b.count - a.count || a.failure_reason.localeCompare(b.failure_reason));
     const matching = sorted.reduce((n, g) => n + g.count, 0);
     if (context.json) {
-      context.printJson({ dlq_url: dlqUrl, scanned: scan.scanned, matching, groups: sorted, arrived_during_scan: scan.arrivedLater, stopped_at_max: scan.stoppedAtMax, interrupted: scan.interrupted });
+      context.printJson({
+        dlq_url: dlqUrl,
+        scanned: scan.scanned,
+        matching,
+        groups: sorted,
+        duplicate_copies: scan.copies,
+        arrived_during_scan: scan.arrivedLater,
+        in_flight_elsewhere: scan.unseen.inFlightElsewhere,
+        not_seen: scan.unseen.missed,
+        stopped_at_max: scan.stoppedAtMax,
+        interrupted: scan.interrupted,
+      });
     } else {
       const name = queueName(dlqUrl);
       if (scan.scanned === 0) context.print(`${name} is empty`);
@@ -56,9 +68,12 @@ export const dlqListCommand: Command = {
             context.print(line);
         }
       }
+      if (scan.copies > 0) context.print(`${plural(scan.copies, "duplicate copy", "duplicate copies")} of these (same source_message_id): counted once`);
       if (scan.arrivedLater > 0) context.print(`${plural(scan.arrivedLater, "message")} arrived while listing: not counted`);
       if (scan.stoppedAtMax) context.print(`stopped after ${max} matching messages (--max); there may be more`);
     }
+    const partial = describeUnseen(scan.unseen, queueName(dlqUrl));
+    if (partial) context.note(partial);
     if (scan.releaseFailed > 0) context.note(`${scan.releaseFailed} messages could not be made visible again at once; they reappear within 60 s`);
     return scan.interrupted ? EXIT.interrupted : EXIT.ok;
   },
@@ -80,11 +95,15 @@ export function reasonFilter(value: string | undefined, command: string): Set<st
 
 /**
  * Receives every message of the DLQ once (until it is empty, `max` messages were counted, or Ctrl-C),
- * hands each to `visit`, then makes them all visible again.
+ * hands each first copy to `visit` (later copies of one dead letter are only counted), then makes them
+ * all visible again and works out what it could not see.
  */
 async function scanDlq(context: CommandContext, dlqUrl: string, visit: (message: DlqMessage) => "counted" | "skip", max: number | undefined) {
   const scanner = createDlqScanner({ sqs: context.sqs, url: dlqUrl, waitSeconds: context.io.dlqWaitSeconds ?? 1 });
+  const start = await context.call(dlqUrl, () => dlqDepth(context.sqs, dlqUrl));
+  const progress = scanProgress(context);
   let scanned = 0;
+  let copies = 0;
   let counted = 0;
   let stoppedAtMax = false;
   let interrupted = false;
@@ -94,6 +113,10 @@ async function scanDlq(context: CommandContext, dlqUrl: string, visit: (message:
       const batch = await context.call(dlqUrl, () => scanner.next());
       if (batch === undefined) break;
       for (const message of batch) {
+        if (message.copyOf !== undefined) {
+          copies++;
+          continue;
+        }
         scanned++;
         if (visit(message) === "counted") counted++;
         if (max !== undefined && counted >= max) {
@@ -101,14 +124,23 @@ async function scanDlq(context: CommandContext, dlqUrl: string, visit: (message:
           break scanning;
         }
       }
+      progress.update((scanned + copies) / Math.max(1, start.visible), `${scanned} read`);
       if (context.signal?.aborted) {
         interrupted = true;
         break;
       }
     }
   } finally {
+    progress.done();
     // Also after an error or Ctrl-C: nothing may stay hidden longer than necessary.
     released = await scanner.release();
   }
-  return { scanned, stoppedAtMax, interrupted, arrivedLater: scanner.arrivedLater, releaseFailed: released.failed };
+  const end = await context.call(dlqUrl, () => dlqDepth(context.sqs, dlqUrl));
+  const missed = stoppedAtMax || interrupted ? { inFlightElsewhere: Math.max(start.inFlight, end.inFlight), missed: 0 } : unseen(start, end, scanned + copies);
+  return { scanned, copies, stoppedAtMax, interrupted, arrivedLater: scanner.arrivedLater, releaseFailed: released.failed, unseen: missed };
+}
+
+/** A progress line for a DLQ scan, on a terminal only (a scan of a large DLQ takes a while; a pipe gets the result). */
+export function scanProgress(context: CommandContext) {
+  return createProgress(context.io.stderr, { enabled: !context.json && context.io.stderr.isTTY === true });
 }

@@ -1,9 +1,11 @@
 /** `scm-withdraw enqueue <certificate_id...>`: a few jobs, typed by hand. */
+import { UsageError } from "../../lib/errors.ts";
 import { randomUUID } from "node:crypto";
 import type { JobRef } from "../../lib/ledger.ts";
+import { idOfLine } from "../../lib/bulk-file.ts";
 import { parseWithdrawalBody, type WithdrawalRequest } from "../../lib/message.ts";
 import { createSender, type SendResult } from "../../lib/producer.ts";
-import { stringFlag, UsageError } from "../args.ts";
+import { stringFlag } from "../args.ts";
 import { EXIT, type Command } from "../context.ts";
 import { HEADS } from "./index.ts";
 import { formatTable, queueName } from "../output.ts";
@@ -44,7 +46,9 @@ export const enqueueCommand: Command = {
     const duplicates: string[] = [];
     const jobs: { id: string; request: WithdrawalRequest }[] = [];
     const seen = new Set<string>();
-    for (const id of positionals) {
+    for (const given of positionals) {
+      // The same rule as a line of a bulk .txt file: trimmed, anything after a `#` is a comment.
+      const id = idOfLine(given) || given;
       const parsed = parseWithdrawalBody(JSON.stringify({ certificate_id: id, ...extra }));
       if (!parsed.ok) {
         invalid.push({ certificate_id: id, error: parsed.problem });

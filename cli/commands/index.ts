@@ -17,7 +17,7 @@ export const HEADS = {
   bulk: {
     name: "bulk",
     summary: "send every certificate id in a .txt, .csv or .jsonl file (streamed, de-duplicated)",
-    usage: "bulk <file> [--batch-id ID] [--reason TEXT] [--dry-run] [--wait] [--results PATH] [--format txt|csv|jsonl] [--concurrency N]",
+    usage: "bulk <file> [--batch-id ID] [--reason TEXT] [--dry-run] [--yes] [--wait] [--results PATH] [--format txt|csv|jsonl] [--concurrency N]",
   },
   batchStatus: {
     name: "batch status",
@@ -36,8 +36,8 @@ export const HEADS = {
   },
   dlqRedrive: {
     name: "dlq redrive",
-    summary: "move dead-lettered jobs (optionally only some reasons) back to the withdrawals queue",
-    usage: "dlq redrive [--reason R[,R...]] [--max N] [--dry-run]",
+    summary: "move dead-lettered jobs (by reason; invalid_message only when named) back to the withdrawals queue",
+    usage: "dlq redrive [--reason R[,R...]] [--max N] [--dry-run] [--yes]",
   },
   status: {
     name: "status",

@@ -1,6 +1,6 @@
 /** `scm-withdraw status`: how much work is waiting, in flight and dead-lettered. */
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
-import { UsageError } from "../args.ts";
+import { UsageError } from "../../lib/errors.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
 import { HEADS } from "./index.ts";
 import { formatTable, queueName } from "../output.ts";

@@ -104,6 +104,6 @@ describe("the chaos run", () => {
     });
     expect(code).toBe(2);
     expect(stdout).toBe("");
-    expect(stderr.trim().split("\n").filter((l) => l.startsWith("npm run chaos:"))).toEqual(['npm run chaos: --jobs must be an integer from 1 to 1000000 (got "lots") (see `npm run chaos -- --help`)']);
+    expect(stderr.trim().split("\n").filter((l) => l.startsWith("npm run chaos:"))).toEqual(['npm run chaos: --jobs must be a whole number from 1 to 1000000 (got "lots") (see `npm run chaos -- --help`)']);
   }, 30_000);
 });

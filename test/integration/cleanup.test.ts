@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { cleanupCommand } from "../../cli/commands/cleanup.ts";
-import { main } from "../../cli/main.ts";
+import { main, type CliIo } from "../../cli/main.ts";
 import { parseCleanupFilters, type RawFilters } from "../../lib/cleanup-config.ts";
 import { CleanupError, createCleanupRuntime, runCleanup, runIdForEvent, type CleanupDependencies, type CleanupRunOptions } from "../../lib/cleanup.ts";
 import { loadCleanupConfig } from "../../lib/cleanup-config.ts";
@@ -502,22 +502,51 @@ describe("scm-withdraw cleanup (the CLI)", () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  /** Runs the CLI in-process with the cleanup command registered, against the stack. */
+  /**
+   * Runs the CLI in-process with the cleanup command registered, against the stack, with the connection
+   * flags unless the test gives its own, and `--yes` for a run that enqueues (there is no terminal here).
+   */
   async function cli(...argv: string[]) {
+    return cliWith({}, ...(argv.includes("--dry-run") ? [] : ["--yes"]), ...argv);
+  }
+
+  async function cliWith(io: Partial<CliIo>, ...argv: string[]) {
     const out: string[] = [];
     const err: string[] = [];
-    // The connection flags, unless the test gives its own.
     const base = { "--queue-url": stack.queueUrl, "--endpoint-url": stack.sqsEndpoint, "--scm-endpoint": stack.sim.url, "--token-file": tokenFile };
     const connection = Object.entries(base).filter(([flag]) => !argv.includes(flag)).flat();
     const code = await main(
       ["cleanup", ...connection, ...argv],
-      { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) }, env: {} },
+      { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) }, env: {}, ...io },
       // The module imported above, not the index's lazy entry: after vi.resetModules() (earlier tests)
       // a lazy load would get fresh copies of the CLI's modules and their error classes.
       [cleanupCommand],
     );
     return { code, stdout: out.join(""), stderr: err.join("") };
   }
+
+  it("refuses to enqueue without a terminal and without --yes, calling nothing", async () => {
+    const { code, stdout, stderr } = await cliWith({});
+    expect({ code, stdout }).toEqual({ code: 2, stdout: "" });
+    expect(stderr).toBe(
+      "scm-withdraw: error: cleanup enqueues a withdrawal for every application it finds (--dry-run shows which): pass --yes to confirm (there is no terminal to ask on) (see `scm-withdraw cleanup --help`)\n",
+    );
+    expect(stack.sim.calls).toEqual([]);
+  });
+
+  it("on a terminal, lists, shows the count by status and asks; no enqueues nothing, yes enqueues", async () => {
+    const ids = addCertificates("chk", 2, "CHECKING");
+    const questions: string[] = [];
+    const ask = (reply: string) => async (question: string) => (questions.push(question), reply);
+    const declined = await cliWith({ ask: ask("") }, "--status", "CHECKING", "--reason", "stale");
+    expect(declined.code).toBe(1);
+    expect(declined.stderr).toMatch(/^status\s+to enqueue\nCHECKING\s+2\nnot confirmed: nothing was enqueued\n$/);
+    expect(questions).toEqual(['enqueue 2 withdrawals (reason "stale") to withdrawals? [y/N] ']);
+    expect(await drainQueue()).toEqual([]);
+    const accepted = await cliWith({ ask: ask("y") }, "--status", "CHECKING", "--reason", "stale");
+    expect(accepted.code).toBe(0);
+    expect(jobsOf(await drainQueue()).map((j) => j.certificate_id).sort()).toEqual([...ids].sort());
+  });
 
   it("--dry-run prints what it would enqueue and enqueues nothing", async () => {
     const ids = addCertificates("chk", 3, "CHECKING", { name: "shop", domain: "shop.example.com" });

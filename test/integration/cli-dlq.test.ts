@@ -2,7 +2,7 @@
  * `scm-withdraw dlq list` and `dlq redrive`, in-process against fauxqs, with dead letters carrying the
  * worker's attributes (`lib/dead-letter.ts`); and a redrive round trip through the real handler.
  */
-import { GetQueueAttributesCommand, SendMessageCommand, SQSClient, type SendMessageBatchCommandInput } from "@aws-sdk/client-sqs";
+import { ChangeMessageVisibilityBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient, type SendMessageBatchCommandInput } from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { DEMO } from "../../local/demo-certificates.ts";
@@ -91,6 +91,30 @@ describe("dlq list", () => {
     expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
   });
 
+  it("shows progress on a terminal while it scans, and clears it before the result", async () => {
+    // A slow DLQ: 150 ms per receive, 2 messages each, so the scan takes long enough to draw.
+    const createSqsClient = (config: ConstructorParameters<typeof SQSClient>[0]) => {
+      const sqs = new SQSClient(config!);
+      sqs.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName === "ReceiveMessageCommand") {
+            await new Promise((r) => setTimeout(r, 150));
+            (args.input as { MaxNumberOfMessages?: number }).MaxNumberOfMessages = 2;
+          }
+          return next(args);
+        },
+        { step: "initialize", name: "slowReceives" },
+      );
+      return sqs;
+    };
+    let stderr = "";
+    const run = await cli(["dlq", "list", ...queues.flags], { createSqsClient, stderr: { write: (c: string) => (stderr += c), isTTY: true } });
+    expect(run.code).toBe(0);
+    expect(stderr).toMatch(/\r\x1b\[K\[#*-*\] +\d+% \d+ read/);
+    expect(stderr.endsWith("\r\x1b[K")).toBe(true);
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
+  });
+
   it("says when the DLQ is empty", async () => {
     const empty = await startQueues();
     const run = await cli(["dlq", "list", ...empty.flags]);
@@ -103,7 +127,7 @@ describe("dlq redrive", () => {
   beforeEach(seedDlq);
 
   it("moves only the matching reason, original bodies byte for byte and without the DLQ attributes", async () => {
-    const run = await cli(["dlq", "redrive", "--reason", "not_found", ...queues.flags]);
+    const run = await cli(["dlq", "redrive", "--yes", "--reason", "not_found", ...queues.flags]);
     expect(run.code).toBe(0);
     expect(run.stderr).toBe("");
     expect(run.stdout).toMatch(/^moved 4 messages from withdrawals-dlq to withdrawals:\nfailure_reason\s+moved\nnot_found\s+4\nleft in withdrawals-dlq: 4 not matching --reason not_found\n$/);
@@ -116,15 +140,52 @@ describe("dlq redrive", () => {
     expect(left.map((m) => attributesOf(m).failure_reason ?? "unlabelled").sort()).toEqual(["invalid_message", "rejected", "rejected", "unlabelled"]);
   });
 
-  it("moves everything without --reason, and reports the new message ids with --json", async () => {
-    const run = await cli(["dlq", "redrive", "--json", ...queues.flags]);
+  it("moves every reason but invalid_message without --reason, and reports the new message ids with --json", async () => {
+    const run = await cli(["dlq", "redrive", "--yes", "--json", ...queues.flags]);
     expect(run.code).toBe(0);
     const out = JSON.parse(run.stdout);
-    expect(out).toMatchObject({ moved: 8, by_reason: { not_found: 4, rejected: 2, invalid_message: 1, unlabelled: 1 }, failed: [], not_matching: 0 });
+    expect(out).toMatchObject({ moved: 7, by_reason: { not_found: 4, rejected: 2, unlabelled: 1 }, failed: [], not_matching: 1, not_matching_by_reason: { invalid_message: 1 } });
     const moved = await drain(queues.sqs, queues.queueUrl);
     expect(moved.map((m) => m.MessageId).sort()).toEqual(out.messages.map((m: { message_id: string }) => m.message_id).sort());
-    expect(moved.map((m) => m.Body).sort()).toEqual([...SEEDED.notFound, ...SEEDED.rejected, SEEDED.invalid, SEEDED.unlabelled].sort());
-    expect(await depth(queues.dlqUrl)).toEqual({ visible: 0, inFlight: 0 });
+    expect(moved.map((m) => m.Body).sort()).toEqual([...SEEDED.notFound, ...SEEDED.rejected, SEEDED.unlabelled].sort());
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 1, inFlight: 0 });
+    const text = await cli(["dlq", "redrive", "--yes", ...queues.flags]);
+    expect(text.stdout).toBe("moved 0 messages from withdrawals-dlq to withdrawals\nleft in withdrawals-dlq: 1 invalid_message (moved only when named: --reason invalid_message)\n");
+  });
+
+  it("moves invalid_message when it is named", async () => {
+    const run = await cli(["dlq", "redrive", "--yes", "--reason", "invalid_message", "--json", ...queues.flags]);
+    expect(JSON.parse(run.stdout)).toMatchObject({ moved: 1, by_reason: { invalid_message: 1 } });
+    expect((await drain(queues.sqs, queues.queueUrl)).map((m) => m.Body)).toEqual([SEEDED.invalid]);
+  });
+
+  it("refuses without a terminal and without --yes, touching nothing", async () => {
+    const run = await cli(["dlq", "redrive", ...queues.flags]);
+    expect(run).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: "scm-withdraw: error: dlq redrive moves messages back to the withdrawals queue (--dry-run shows which): pass --yes to confirm (there is no terminal to ask on) (see `scm-withdraw dlq redrive --help`)\n",
+    });
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
+  });
+
+  it("on a terminal, shows the counts by reason and asks; no moves nothing, yes moves what was shown", async () => {
+    const questions: string[] = [];
+    const answer = (reply: string) => async (question: string) => {
+      questions.push(question);
+      return reply;
+    };
+    const declined = await cli(["dlq", "redrive", ...queues.flags], { ask: answer("n") });
+    expect(declined.code).toBe(1);
+    expect(declined.stderr).toMatch(/^failure_reason\s+to move\nnot_found\s+4\nrejected\s+2\nunlabelled\s+1\nnot confirmed: nothing was moved\n$/);
+    expect(questions).toEqual(["move 7 messages from withdrawals-dlq to withdrawals? [y/N] "]);
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
+
+    const accepted = await cli(["dlq", "redrive", "--reason", "rejected", ...queues.flags], { ask: answer("yes") });
+    expect(accepted.code).toBe(0);
+    expect(accepted.stdout).toMatch(/^moved 2 messages/);
+    expect(questions[1]).toBe("move 2 messages from withdrawals-dlq to withdrawals? [y/N] ");
+    expect(await depth(queues.queueUrl)).toEqual({ visible: 2, inFlight: 0 });
   });
 
   it("--max moves at most N; --dry-run moves nothing", async () => {
@@ -134,7 +195,7 @@ describe("dlq redrive", () => {
     expect(await depth(queues.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
     expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
 
-    const capped = await cli(["dlq", "redrive", "--reason", "not_found", "--max", "3", "--json", ...queues.flags]);
+    const capped = await cli(["dlq", "redrive", "--yes", "--reason", "not_found", "--max", "3", "--json", ...queues.flags]);
     expect(JSON.parse(capped.stdout)).toMatchObject({ moved: 3, stopped_at_max: true });
     expect(await depth(queues.queueUrl)).toEqual({ visible: 3, inFlight: 0 });
     expect(await depth(queues.dlqUrl)).toEqual({ visible: 5, inFlight: 0 });
@@ -152,7 +213,7 @@ describe("dlq redrive", () => {
       );
       return sqs;
     };
-    const run = await cli(["dlq", "redrive", "--reason", "rejected", ...queues.flags], { createSqsClient });
+    const run = await cli(["dlq", "redrive", "--yes", "--reason", "rejected", ...queues.flags], { createSqsClient });
     expect(run.code).toBe(1);
     const lines = run.stderr.trim().split("\n");
     expect(lines).toHaveLength(2);
@@ -181,7 +242,7 @@ describe("dlq redrive", () => {
       );
       return sqs;
     };
-    const run = await cli(["dlq", "redrive", "--reason", "not_found", "--json", ...queues.flags], { createSqsClient });
+    const run = await cli(["dlq", "redrive", "--yes", "--reason", "not_found", "--json", ...queues.flags], { createSqsClient });
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ moved: 4, arrived_during_run: 4, not_matching: 4 });
     expect(await depth(queues.queueUrl)).toEqual({ visible: 4, inFlight: 0 });
@@ -190,10 +251,62 @@ describe("dlq redrive", () => {
   });
 
   it("touches nothing when the withdrawals queue does not exist", async () => {
-    const run = await cli(["dlq", "redrive", "--queue-url", queues.queueUrl.replace(/withdrawals$/, "withdrawalz"), "--dlq-url", queues.dlqUrl]);
+    const run = await cli(["dlq", "redrive", "--yes", "--queue-url", queues.queueUrl.replace(/withdrawals$/, "withdrawalz"), "--dlq-url", queues.dlqUrl]);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/^scm-withdraw: error: no queue http:\/\/sqs\.eu-west-1\.localhost:\d+\/000000000000\/withdrawalz on /);
     expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
+  });
+});
+
+describe("duplicate DLQ copies and other readers", () => {
+  /** Two jobs, each dead-lettered twice (a worker killed between the DLQ send and the delete), and one single. */
+  async function seedCopies() {
+    await queues.drain(queues.dlqUrl);
+    await queues.drain(queues.queueUrl);
+    for (const n of [1, 2]) {
+      const body = JSON.stringify({ certificate_id: id(20 + n) });
+      for (let copy = 0; copy < 2; copy++) await queues.deadLetter({ body, reason: "retries_exhausted", certificateId: id(20 + n), sourceMessageId: `src-copy-${n}` });
+    }
+    await queues.deadLetter({ body: JSON.stringify({ certificate_id: id(23) }), reason: "retries_exhausted", certificateId: id(23) });
+  }
+
+  it("dlq list counts each source_message_id once and says how many copies it saw", async () => {
+    await seedCopies();
+    const run = await cli(["dlq", "list", "--json", ...queues.flags]);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ scanned: 3, matching: 3, duplicate_copies: 2, groups: [{ failure_reason: "retries_exhausted", count: 3 }] });
+    const text = await cli(["dlq", "list", ...queues.flags]);
+    expect(text.stdout).toContain("2 duplicate copies of these (same source_message_id): counted once\n");
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 5, inFlight: 0 });
+  });
+
+  it("dlq redrive sends each job once and deletes its extra copies", async () => {
+    await seedCopies();
+    const run = await cli(["dlq", "redrive", "--yes", "--json", ...queues.flags]);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ moved: 3, duplicate_copies: { deleted: 2, left: 0 }, complete: true });
+    const sent = await drain(queues.sqs, queues.queueUrl);
+    expect(sent.map((m) => JSON.parse(m.Body!).certificate_id).sort()).toEqual([id(21), id(22), id(23)]);
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 0, inFlight: 0 });
+  });
+
+  it("reports messages another reader holds, and a redrive that could not see them all exits 1", async () => {
+    await seedDlq();
+    // Another reader (a second redrive, a list) holds 3 of the 8 messages while this one runs.
+    const other = await queues.sqs.send(new ReceiveMessageCommand({ QueueUrl: queues.dlqUrl, MaxNumberOfMessages: 3, VisibilityTimeout: 60 }));
+    expect(other.Messages).toHaveLength(3);
+    const listed = await cli(["dlq", "list", "--json", ...queues.flags]);
+    expect(JSON.parse(listed.stdout)).toMatchObject({ scanned: 5, in_flight_elsewhere: 3 });
+    expect(listed.stderr).toBe("withdrawals-dlq: not everything was seen (3 messages were in flight elsewhere): another reader (dlq list, dlq redrive) holds them; run again when it is done\n");
+
+    const run = await cli(["dlq", "redrive", "--yes", "--reason", "not_found,rejected,invalid_message,unlabelled", "--json", ...queues.flags]);
+    expect(run.code).toBe(1);
+    expect(JSON.parse(run.stdout)).toMatchObject({ moved: 5, in_flight_elsewhere: 3, complete: false });
+    expect(run.stderr).toContain("3 messages were in flight elsewhere");
+    await queues.sqs.send(
+      new ChangeMessageVisibilityBatchCommand({ QueueUrl: queues.dlqUrl, Entries: other.Messages!.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle!, VisibilityTimeout: 0 })) }),
+    );
+    expect(await depth(queues.dlqUrl)).toEqual({ visible: 3, inFlight: 0 });
   });
 });
 
@@ -218,7 +331,7 @@ describe("a redrive round trip through the real handler", () => {
 
       // The outage is over: redrive that reason, then the worker gets the job again.
       stack.sim.clearFaults();
-      const redrive = await cli(["dlq", "redrive", "--reason", "retries_exhausted", ...flags]);
+      const redrive = await cli(["dlq", "redrive", "--yes", "--reason", "retries_exhausted", ...flags]);
       expect(redrive.code).toBe(0);
       const [requeued, ...rest] = await drain(stack.sqs, stack.queueUrl);
       expect(rest).toEqual([]);

@@ -3,7 +3,7 @@
  * 127.0.0.1 with the real SDK. What reaches the queue is read back and checked.
  */
 import { GetQueueAttributesCommand, PurgeQueueCommand, SQSClient, type SendMessageBatchCommandInput, type SendMessageBatchCommandOutput } from "@aws-sdk/client-sqs";
-import { mkdtempSync, readFileSync, existsSync, writeFileSync } from "node:fs";
+import { existsSync, linkSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -71,6 +71,12 @@ describe("enqueue", () => {
     expect(run.stdout).toContain("sent 1 to withdrawals, 2 invalid (not sent)");
   });
 
+  it("trims an id as a bulk .txt line is trimmed", async () => {
+    const run = await cli(["enqueue", ` ${id(5)} `, ...queues.flags]);
+    expect(run.code).toBe(0);
+    expect((await received()).map((b) => b.certificate_id)).toEqual([id(5)]);
+  });
+
   it("takes --request-id and --batch-id for a single job, and prints JSON with --json", async () => {
     const run = await cli(["enqueue", id(4), "--request-id", "OPS-4411", "--batch-id", "b-7", "--json", ...queues.flags]);
     expect(run.code).toBe(0);
@@ -95,7 +101,7 @@ describe("enqueue", () => {
 describe("bulk", () => {
   it("sends a .txt file: invalid lines reported by line number and not sent, duplicates dropped, batch stamped", async () => {
     const path = file("ids.txt", ["# to withdraw", id(10), "", "scs123", id(11), `${id(10)}  # again`, "../../etc/passwd", id(12), ""].join("\n"));
-    const run = await cli(["bulk", path, "--batch-id", "bulk-test-1", "--reason", "cleanup", ...queues.flags]);
+    const run = await cli(["bulk", "--yes", path, "--batch-id", "bulk-test-1", "--reason", "cleanup", ...queues.flags]);
     expect(run.code).toBe(1);
     expect(run.stderr.trim().split("\n")).toEqual([
       `${path}:4: "scs123": certificate_id must be exactly 16 characters A-Z, a-z, 0-9; not sent`,
@@ -130,7 +136,7 @@ describe("bulk", () => {
   it("writes the message id of every sent job into the results file", async () => {
     const path = file("three.txt", `${id(20)}\n${id(21)}\n${id(22)}\n`);
     const results = join(dir, "three-results.csv");
-    const run = await cli(["bulk", path, "--results", results, ...queues.flags]);
+    const run = await cli(["bulk", "--yes", path, "--results", results, ...queues.flags]);
     expect(run.code).toBe(0);
     const messages = await queues.drain(queues.queueUrl);
     const rows = csvRows(results).slice(1);
@@ -143,7 +149,7 @@ describe("bulk", () => {
 
   it("reads a .csv by its certificate_id column, with quoted fields and a reason column", async () => {
     const path = file("ids.csv", ['name,certificate_id,reason', `"shop, main",${id(30)},"moved to ""new"" account"`, `blog,${id(31)},`, `dup,${id(30)},x`, "bad,scs1,", `api,"${id(32)}",late`].join("\r\n"));
-    const run = await cli(["bulk", path, "--reason", "default reason", ...queues.flags]);
+    const run = await cli(["bulk", "--yes", path, "--reason", "default reason", ...queues.flags]);
     expect(run.code).toBe(1);
     expect(run.stderr).toContain(`${path}:4: ${id(30)} is a duplicate of line 2; skipped`);
     expect(run.stderr).toContain(`${path}:5: "scs1": certificate_id must be exactly 16 characters A-Z, a-z, 0-9; not sent`);
@@ -163,7 +169,7 @@ describe("bulk", () => {
       JSON.stringify({ certificate_id: id(40), request_id: "R-40b" }),
       JSON.stringify({ certificate_id: id(42), source: "cleanup", batch_id: "other" }),
     ].join("\n"));
-    const run = await cli(["bulk", path, "--batch-id", "b-json", ...queues.flags]);
+    const run = await cli(["bulk", "--yes", path, "--batch-id", "b-json", ...queues.flags]);
     expect(run.code).toBe(1);
     expect(run.stderr.trim().split("\n")).toEqual([
       `${path}:2: requested_at must be an ISO-8601 date-time, e.g. 2026-11-27T10:00:00Z; not sent`,
@@ -219,7 +225,7 @@ describe("bulk", () => {
     };
     // U+FFFF passes the schema but SQS refuses it: a SenderFault, reported and not retried.
     const path = file("retry.jsonl", [id(60), id(61), id(62)].map((c) => JSON.stringify({ certificate_id: c })).concat(JSON.stringify({ certificate_id: id(63), reason: "bad \uFFFF" })).join("\n"));
-    const run = await cli(["bulk", path, "--json", ...queues.flags], { createSqsClient });
+    const run = await cli(["bulk", "--yes", path, "--json", ...queues.flags], { createSqsClient });
     expect(run.code).toBe(1);
     expect(retried).toEqual([[id(61)]]);
     expect((await received()).map((j) => j.certificate_id).sort()).toEqual([id(60), id(61), id(62)]);
@@ -231,7 +237,7 @@ describe("bulk", () => {
   it("sends 10,000 ids in seconds", async () => {
     const path = file("ten-thousand.txt", Array.from({ length: 10_000 }, (_, i) => id(100_000 + i)).join("\n"));
     const started = performance.now();
-    const run = await cli(["bulk", path, "--json", ...queues.flags]);
+    const run = await cli(["bulk", "--yes", path, "--json", ...queues.flags]);
     const elapsed = performance.now() - started;
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ valid: 10_000, sent: 10_000, failed: 0 });
@@ -244,11 +250,11 @@ describe("bulk", () => {
   });
 
   it.each([
-    [["bulk", "missing.txt"], "cannot read missing.txt: no such file"],
-    [["bulk", "ids.xlsx"], "cannot tell the format of ids.xlsx from its name: use .txt, .csv or .jsonl, or pass --format"],
+    [["bulk", "--yes", "missing.txt"], "cannot read missing.txt: no such file"],
+    [["bulk", "--yes", "ids.xlsx"], "cannot tell the format of ids.xlsx from its name: use .txt, .csv or .jsonl, or pass --format"],
     [["bulk"], "bulk needs a file"],
-    [["bulk", "a.txt", "--concurrency", "0"], '--concurrency must be a whole number from 1 to 64 (got "0")'],
-    [["bulk", "a.txt", "--format", "xml"], '--format must be one of txt, csv, jsonl (got "xml")'],
+    [["bulk", "--yes", "a.txt", "--concurrency", "0"], '--concurrency must be a whole number from 1 to 64 (got "0")'],
+    [["bulk", "--yes", "a.txt", "--format", "xml"], '--format must be one of txt, csv, jsonl (got "xml")'],
   ])("refuses %j with one line and exit 2", async (argv, message) => {
     const run = await cli(argv, { env: {} });
     expect(run.code).toBe(2);
@@ -257,16 +263,110 @@ describe("bulk", () => {
 
   it("refuses to write the results over the input file", async () => {
     const path = file("self.txt", `${id(71)}\n`);
-    const run = await cli(["bulk", path, "--results", path, ...queues.flags]);
+    const run = await cli(["bulk", "--yes", path, "--results", path, ...queues.flags]);
     expect(run.code).toBe(2);
     expect(run.stderr).toBe(`scm-withdraw: error: --results would overwrite the input file ${path} (see \`scm-withdraw bulk --help\`)\n`);
     expect(readFileSync(path, "utf8")).toBe(`${id(71)}\n`);
     expect(await received()).toEqual([]);
   });
 
+  it.each([
+    ["a hard link", (target: string, link: string) => linkSync(target, link)],
+    ["a symbolic link", (target: string, link: string) => symlinkSync(target, link)],
+  ])("refuses --results through %s to the input file, leaving the input whole", async (_, makeLink) => {
+    const path = file(`linked-${_.length}.txt`, `${id(72)}\n${id(73)}\n`);
+    const link = join(dir, `linked-${_.length}.results.csv`);
+    makeLink(path, link);
+    const run = await cli(["bulk", "--yes", path, "--results", link, ...queues.flags]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe(`scm-withdraw: error: --results ${link} is the input file ${path} (through a link); choose another path (see \`scm-withdraw bulk --help\`)\n`);
+    expect(readFileSync(path, "utf8")).toBe(`${id(72)}\n${id(73)}\n`);
+    expect(await received()).toEqual([]);
+  });
+
+  it("reports a line over 64 KiB as invalid by number and goes on with the rest", async () => {
+    const path = file("huge-line.txt", `${id(74)}\n${"x".repeat(5_000_000)}\n${id(75)}\n`);
+    const run = await cli(["bulk", path, "--dry-run", ...queues.flags]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`${path}:2: the line is longer than 65536 bytes (5000000 bytes); not sent`);
+    expect(csvRows(`${path}.results.csv`).slice(1).map((r) => r.slice(0, 3))).toEqual([["1", id(74), "valid"], ["2", "", "invalid"], ["3", id(75), "valid"]]);
+  });
+
+  it("refuses to send without a terminal and without --yes, before reading or sending anything", async () => {
+    const path = file("unasked.txt", `${id(76)}\n`);
+    const run = await cli(["bulk", path, ...queues.flags]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe("scm-withdraw: error: bulk sends a withdrawal for every id in the file (--dry-run checks the file): pass --yes to confirm (there is no terminal to ask on) (see `scm-withdraw bulk --help`)\n");
+    expect(existsSync(`${path}.results.csv`)).toBe(false);
+    expect(await received()).toEqual([]);
+  });
+
+  it("on a terminal, reads the file first and asks with the count, the batch id and the reason", async () => {
+    const path = file("asked.txt", `${id(77)}\n${id(78)}\nnope\n${id(77)}\n`);
+    const questions: string[] = [];
+    const ask = (reply: string) => async (question: string) => (questions.push(question), reply);
+    const declined = await cli(["bulk", path, "--batch-id", "b-ask", "--reason", "moved", ...queues.flags], { ask: ask("no") });
+    expect(declined.code).toBe(1);
+    expect(declined.stderr).toBe(`${path}: 2 jobs to send, 1 invalid (not sent), 1 duplicate (skipped)\nnot confirmed: nothing was sent\n`);
+    expect(questions).toEqual(['send 2 withdrawals as batch b-ask (reason "moved") to withdrawals? [y/N] ']);
+    expect(existsSync(`${path}.results.csv`)).toBe(false);
+    expect(await received()).toEqual([]);
+    const accepted = await cli(["bulk", path, "--batch-id", "b-ask", "--reason", "moved", ...queues.flags], { ask: ask("y") });
+    expect(accepted.code).toBe(1); // the invalid line
+    expect((await received()).map((b) => b.certificate_id).sort()).toEqual([id(77), id(78)]);
+  });
+
+  it("never overwrites an earlier run's results file: a re-run picks a new name and prints it", async () => {
+    const path = file("rerun.txt", `${id(79)}\n`);
+    const first = await cli(["bulk", path, "--dry-run", ...queues.flags]);
+    const before = readFileSync(`${path}.results.csv`, "utf8");
+    const second = await cli(["bulk", path, "--dry-run", "--json", ...queues.flags]);
+    expect([first.code, second.code]).toEqual([0, 0]);
+    expect(JSON.parse(second.stdout).results_file).toBe(`${path}.results-2.csv`);
+    const third = await cli(["bulk", path, "--dry-run", ...queues.flags]);
+    expect(third.stdout).toContain(`results: ${path}.results-3.csv (${path}.results.csv exists: not overwritten)\n`);
+    expect(readFileSync(`${path}.results.csv`, "utf8")).toBe(before);
+    expect(readFileSync(`${path}.results-3.csv`, "utf8")).toBe(before);
+  });
+
+  it.each([
+    ["an empty file", "empty.txt", ""],
+    ["a file with no valid line", "none-valid.txt", "# only a comment\nscs12\n"],
+  ])("exits 1 for %s, sending nothing", async (_, name, text) => {
+    const path = file(name, text);
+    const run = await cli(["bulk", "--yes", path, ...queues.flags]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain(`no valid job in ${path}: nothing was sent\n`);
+    expect(existsSync(`${path}.results.csv`)).toBe(text !== "");
+    expect(await received()).toEqual([]);
+  });
+
+  it("on a terminal, the progress bar counts jobs sent out of jobs read, not bytes read", async () => {
+    const path = file("progress.txt", Array.from({ length: 50 }, (_, i) => id(400 + i)).join("\n"));
+    // Sending lags reading by far: 150 ms per SendMessageBatch call, one at a time.
+    const createSqsClient = (config: ConstructorParameters<typeof SQSClient>[0]) => {
+      const sqs = new SQSClient(config!);
+      sqs.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName === "SendMessageBatchCommand") await new Promise((r) => setTimeout(r, 150));
+          return next(args);
+        },
+        { step: "initialize", name: "slowSends" },
+      );
+      return sqs;
+    };
+    let stderr = "";
+    const run = await cli(["bulk", "--yes", path, "--concurrency", "1", ...queues.flags], { createSqsClient, stderr: { write: (c: string) => (stderr += c), isTTY: true } });
+    expect(run.code).toBe(0);
+    const bars = [...stderr.matchAll(/(\d+)% (\d+) of (\d+) read sent/g)].map((m) => m.slice(1).map(Number));
+    expect(bars.length).toBeGreaterThan(1);
+    for (const [percent, sent, read] of bars) expect(percent).toBeLessThanOrEqual(Math.floor((100 * sent!) / read!) + 1);
+    expect(await received()).toHaveLength(50);
+  });
+
   it("refuses a .csv without a certificate_id column as a whole, sending nothing and leaving no results file", async () => {
     const path = file("wrong.csv", `id,reason\n${id(70)},x\n`);
-    const run = await cli(["bulk", path, ...queues.flags]);
+    const run = await cli(["bulk", "--yes", path, ...queues.flags]);
     expect(run.code).toBe(2);
     expect(run.stderr).toBe(`scm-withdraw: error: ${path}: no certificate_id column in the header row on line 1 (found: id, reason) (see \`scm-withdraw bulk --help\`)\n`);
     expect(await received()).toEqual([]);
@@ -330,12 +430,25 @@ describe("usage errors", () => {
     expect(index.code).toBe(0);
     for (const name of ["enqueue", "bulk", "dlq list", "dlq redrive", "status"]) expect(index.stdout).toContain(`\n  ${name}`);
     expect(index.stdout).toContain("exit codes: 0 everything done, 1 some work failed, 2 usage error");
-    const bulk = await cli(["bulk", "--help"]);
+    const bulk = await cli(["bulk", "--yes", "--help"]);
     expect(bulk.code).toBe(0);
     expect(bulk.stdout).toMatch(/^usage: scm-withdraw bulk <file>/);
     expect(bulk.stdout).toContain("--dry-run");
     expect((await cli(["help", "dlq", "redrive"])).stdout).toMatch(/^usage: scm-withdraw dlq redrive/);
     expect((await cli(["dlq", "list", "-h"])).stdout).toMatch(/^usage: scm-withdraw dlq list/);
+  });
+
+  it.each([
+    ["batch", ["batch status", "batch report"]],
+    ["dlq", ["dlq list", "dlq redrive"]],
+  ])("`%s --help` lists the group's subcommands, exit 0", async (group, members) => {
+    for (const help of ["--help", "-h"]) {
+      const run = await cli([group, help]);
+      expect(run.code).toBe(0);
+      expect(run.stderr).toBe("");
+      expect(run.stdout).toMatch(new RegExp(`^usage: scm-withdraw ${group} <subcommand> \\[options\\]\n`));
+      for (const name of members) expect(run.stdout).toMatch(new RegExp(`\n  ${name}\\s+\\S`));
+    }
   });
 
   it("prints the index on stderr with exit 2 when no command is given", async () => {

@@ -107,7 +107,7 @@ describe("a bulk batch followed to the end through the ledger", () => {
     const { flags, env } = target(withLedger);
     const batchId = "e2e-mixed";
     const ids = file("mixed.txt", ["# every outcome", ...BATCH_IDS]);
-    const run = await cli(["bulk", ids, "--batch-id", batchId, "--wait", "--interval", "200ms", ...flags], { env });
+    const run = await cli(["bulk", "--yes", ids, "--batch-id", batchId, "--wait", "--interval", "200ms", ...flags], { env });
 
     expect(run.stderr).not.toMatch(/warning/);
     expect(run.code).toBe(1);
@@ -157,6 +157,13 @@ describe("a bulk batch followed to the end through the ledger", () => {
     expect(csvLines[0]).toBe("request_id,certificate_id,state,reason,http_status,error_code,error_msg,attempts,finished_at");
     expect(csvLines).toHaveLength(BATCH_IDS.length + 1);
 
+    // --json means JSON: the report on stdout is one JSON document with the same rows.
+    const asJson = await cli(["batch", "report", batchId, "--json", ...flags], { env });
+    expect(asJson.code).toBe(0);
+    const document = JSON.parse(asJson.stdout);
+    expect(document).toMatchObject({ batch_id: batchId, done: true });
+    expect(document.jobs).toEqual(lines);
+
     reference = { deadLetters, withdrawals: new Map(BATCH_IDS.map((id) => [id, sim.withdrawals(id)])), batchId };
     // Nothing went wrong with the ledger itself.
     expect(events(logs.withLedger, "ledger_write_failed")).toEqual([]);
@@ -168,7 +175,7 @@ describe("a bulk batch followed to the end through the ledger", () => {
     const env = { LEDGER_TABLE: "ledger-down", AWS_ENDPOINT_URL_DYNAMODB: stoppedEndpoint };
     const ids = file("mixed-down.txt", BATCH_IDS);
     // The producer cannot record anything either: it says so, and sends every job all the same.
-    const run = await cli(["bulk", ids, "--batch-id", reference.batchId, ...flags], { env });
+    const run = await cli(["bulk", "--yes", ids, "--batch-id", reference.batchId, ...flags], { env });
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`sent ${BATCH_IDS.length}, failed 0`);
     expect(run.stdout).toContain(`(${BATCH_IDS.length} jobs and the batch's total could not be recorded)`);
@@ -212,7 +219,7 @@ describe("a bulk batch followed to the end through the ledger", () => {
         MessageAttributes: deadLetterAttributes({ body, reason: "not_found", sourceMessageId: "m-old", certificateId: id, httpStatus: 404, errorCode: "SCM.0020", errorMsg: "gone", attempts: 1, receiveCount: 1, failedAt: new Date() }),
       }),
     );
-    const redrive = await cli(["dlq", "redrive", "--reason", "not_found", ...flags], { env, dlqWaitSeconds: 0 });
+    const redrive = await cli(["dlq", "redrive", "--yes", "--reason", "not_found", ...flags], { env, dlqWaitSeconds: 0 });
     expect(redrive.code).toBe(0);
     expect(redrive.stdout).toContain("moved 1 message from withdrawals-dlq to withdrawals");
     await withLedger.drain({ timeoutMs: 15_000 });
@@ -260,7 +267,7 @@ describe("the other producers", () => {
     for (const id of ids) sim.addCertificate({ id, status: "CHECKING", name: "e2e-sweep", domain: "sweep.e2e.example.org" });
     const token = join(scratch, "token.txt");
     writeFileSync(token, LOCAL.demoToken);
-    const run = await cli(["cleanup", "--content", "e2e-sweep", "--scm-endpoint", withLedger.scmEndpoint, "--token-file", token, "--json", ...flags], { env });
+    const run = await cli(["cleanup", "--yes", "--content", "e2e-sweep", "--scm-endpoint", withLedger.scmEndpoint, "--token-file", token, "--json", ...flags], { env });
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout) as { runId: string; counts: { enqueued: number } };
     expect(report.counts.enqueued).toBe(2);
@@ -328,7 +335,7 @@ describe("batch status", () => {
     sim.addCertificate({ id: quick, status: "CHECKING" });
     // Three 503s: the first delivery's three attempts fail, the redelivery (1 s later) withdraws it.
     sim.inject(slow, faults.unavailable(), faults.unavailable(), faults.unavailable());
-    const sent = await cli(["bulk", file("watch.txt", [slow, quick]), "--batch-id", "e2e-watch", ...flags], { env });
+    const sent = await cli(["bulk", "--yes", file("watch.txt", [slow, quick]), "--batch-id", "e2e-watch", ...flags], { env });
     expect(sent.code).toBe(0);
 
     let stderr = "";
@@ -356,12 +363,22 @@ describe("batch status", () => {
     expect(run.stderr).toContain("batch e2e-stall stalled: nothing changed for 1.0 s, 1 job still pending (1 queued, 0 retrying, 0 requeued)");
   });
 
+  it("a bulk file with no valid line exits 1 and creates no batch", async () => {
+    const { flags, env } = target(withLedger);
+    const run = await cli(["bulk", "--yes", file("no-valid.txt", ["scs12"]), "--batch-id", "e2e-empty", ...flags], { env });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain("nothing was sent and no batch was created");
+    const status = await cli(["batch", "status", "e2e-empty", ...flags], { env });
+    expect(status.code).toBe(1);
+    expect(status.stderr).toContain('no batch "e2e-empty" in the ledger');
+  });
+
   it("needs the ledger: without one, batch status and bulk --wait fail in one line and send nothing", async () => {
     const { flags } = target(withLedger);
     const status = await cli(["batch", "status", "e2e-watch", ...flags]);
     expect(status).toMatchObject({ code: 1, stdout: "", stderr: "scm-withdraw: error: batch status needs the ledger: set LEDGER_TABLE or --ledger-table\n" });
     const ids = file("no-ledger.txt", [FRESH[1]!]);
-    const bulk = await cli(["bulk", ids, "--wait", ...flags]);
+    const bulk = await cli(["bulk", "--yes", ids, "--wait", ...flags]);
     expect(bulk).toMatchObject({ code: 1, stdout: "", stderr: "scm-withdraw: error: bulk needs the ledger: set LEDGER_TABLE or --ledger-table\n" });
     expect(existsSync(`${ids}.results.csv`)).toBe(false);
     const unknown = await cli(["batch", "report", "no-such-batch", ...flags], { env: target(withLedger).env });

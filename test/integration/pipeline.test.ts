@@ -9,7 +9,7 @@ import { buildApp } from "fauxqs";
 import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import type { AddressInfo } from "node:net";
+import { createServer, type AddressInfo, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -103,7 +103,7 @@ describe.concurrent("the local pipeline", () => {
         sqs.destroy();
       }
       child.kill("SIGINT");
-      expect(await exited).toBe(0);
+      expect(await exited).toBe(130);
     } finally {
       child.kill("SIGKILL");
     }
@@ -117,6 +117,46 @@ describe.concurrent("the local pipeline", () => {
     expect(last("not_found")).toBe(DEMO_EXPECTED.deadLettered.not_found + 1);
     expect(last("dead-lettered \\(in the DLQ\\)")).toBe(7);
     expect(last("still pending")).toBe(0);
+  });
+
+  it("Ctrl-C with stdout and stderr gone (`npm start | tee log`, tee stopped too): stops cleanly and still saves the DLQ", async () => {
+    const dir = join(scratch, "epipe");
+    const child = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts", "--sqs-port", "0", "--scm-port", "0", "--secrets-port", "0", "--visibility-timeout", "1", "--log-file", join(dir, "worker.log")], {
+      cwd: REPO,
+      env: { ...process.env, FORCE_COLOR: "0" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    try {
+      await vi.waitFor(() => expect(stdout).toContain("Still running."), { timeout: 40_000, interval: 100 });
+      // The reader goes away: every later write of the child fails with EPIPE.
+      child.stdout.destroy();
+      child.stderr.destroy();
+      child.kill("SIGINT");
+      expect(await exited).toBe(130);
+    } finally {
+      child.kill("SIGKILL");
+    }
+    const saved = readdirSync(dir).find((name) => name.startsWith("dead-letters-"));
+    expect(saved).toBeDefined();
+    expect(readFileSync(join(dir, saved!), "utf8").trim().split("\n")).toHaveLength(6);
+  });
+
+  it("names every taken port at once, before starting anything", async () => {
+    const taken = await Promise.all([0, 1].map(() => new Promise<Server>((resolve) => {
+      const server = createServer();
+      server.listen(0, "127.0.0.1", () => resolve(server));
+    })));
+    const [sqsPort, secretsPort] = taken.map((server) => (server.address() as AddressInfo).port);
+    try {
+      await expect(startPipeline({ sqsPort, scmPort: 0, secretsPort })).rejects.toThrow(
+        `ports ${sqsPort} (SQS), ${secretsPort} (Secrets Manager) on 127.0.0.1 are already in use`,
+      );
+    } finally {
+      for (const server of taken) server.close();
+    }
   });
 
   it("summaryChanged: a delivery that moves no row of the table (a job the ledger already has as withdrawn) is still a change", async () => {

@@ -1,7 +1,6 @@
 /**
  * `serverless package` (osls, offline) and the CloudFormation it generates: the deployment shape and
- * its security rules (least privilege, encryption, retention), checked on the real template rather
- * than on serverless.yml.
+ * the security rules of docs/security.md, checked on the real template rather than on serverless.yml.
  *
  * Packages ONCE (beforeAll), into a temp dir, with serverless-esbuild's scratch folder in a temp dir
  * too, so it never collides with `npm run package` or `invoke local` running in the same tree.

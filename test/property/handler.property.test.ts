@@ -8,8 +8,8 @@
  *
  * the handler never throws, every record gets exactly one outcome (the response, the DLQ, the log
  * lines and the metrics all agree on it), a record is withdrawn only when SCM answered 200 with the
- * documented success body (or the status check said it already was), the outcome is the one the README's outcome table gives, and
- * no secret is printed, not even when SCM echoes the token back.
+ * documented success body (or the status check said it already was), the outcome is the one the
+ * outcome table of docs/contract.md gives, and no secret is printed, not even when SCM echoes the token back.
  */
 import type { Message } from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
@@ -400,7 +400,7 @@ function codeSeen(spec: Extract<FaultSpec, { kind: "answer" }>): string | undefi
 
 type Kind = "ok" | "unexpected" | "unauthorized" | "forbidden" | "not_found" | "check" | "rejected" | "transient" | "informational";
 /**
- * The outcome table (README) for one answer: status, `error_code` (the code table first, except under
+ * The outcome table (docs/contract.md) for one answer: status, `error_code` (the code table first, except under
  * 401), and for a 2xx whether the body is cancel-cert's documented success (`success`).
  */
 function kindOf(statusCode: number, code: string | undefined, success = false): Kind {

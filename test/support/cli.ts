@@ -4,6 +4,7 @@
  */
 import { CreateQueueCommand, SendMessageCommand, SQSClient, type Message } from "@aws-sdk/client-sqs";
 import { buildApp } from "fauxqs";
+import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { deadLetterAttributes, type DeadLetter } from "../../lib/dead-letter.ts";
 import { main, type CliIo } from "../../cli/main.ts";
@@ -70,7 +71,8 @@ export async function startQueues(): Promise<Queues> {
     async deadLetter(letter) {
       const full: DeadLetter = {
         reason: "not_found",
-        sourceMessageId: "src-1",
+        // Each dead letter its own source message, as the worker writes them; a test of duplicate copies passes one.
+        sourceMessageId: `src-${randomUUID()}`,
         certificateId: undefined,
         httpStatus: undefined,
         errorCode: undefined,

@@ -19,7 +19,7 @@ export interface Stack {
   sqsEndpoint: string;
   queueUrl: string;
   dlqUrl: string;
-  /** The environment the handler is configured with (lib/config.ts variables and the SDK's own). */
+  /** The environment the handler is configured with (docs/configuration.md variables and the SDK's own). */
   env: Record<string, string>;
   /** Receives (and deletes) every message now in the DLQ, with all attributes. */
   drainDlq(): Promise<Message[]>;

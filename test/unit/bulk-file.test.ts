@@ -2,7 +2,9 @@
 import fc from "fast-check";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { BulkFileError, CertificateIdSet, formatFromPath, readBulk, splitCsvRecord, type BulkLine, type BulkReadOptions } from "../../lib/bulk-file.ts";
+import { parseWithdrawalBody } from "../../lib/message.ts";
+import { BulkFileError } from "../../lib/errors.ts";
+import { CertificateIdSet, formatFromPath, readBulk, splitCsvRecord, type BulkLine, type BulkReadOptions } from "../../lib/bulk-file.ts";
 
 async function read(text: string, options: BulkReadOptions): Promise<BulkLine[]> {
   const out: BulkLine[] = [];
@@ -50,6 +52,19 @@ describe(".txt", () => {
   it("handles CRLF line ends and a byte order mark", async () => {
     const lines = await read("\uFEFFscs1000000000001\r\nscs1000000000002\r\n", { format: "txt" });
     expect(ok(lines).map((l) => l.body.certificate_id)).toEqual(["scs1000000000001", "scs1000000000002"]);
+  });
+
+  it("gives a valid id exactly the message the shared schema builds (the fast path validates the stamp once)", async () => {
+    const options: BulkReadOptions = { format: "txt", set: { source: "bulk", batch_id: "b-\"q\"" }, defaults: { reason: "0000000000000000 ✓", requested_at: "2026-11-27T10:00:00.000Z" } };
+    const [line] = await read("scs1000000000001\n", options);
+    const expected = parseWithdrawalBody(JSON.stringify({ certificate_id: "scs1000000000001", source: "bulk", batch_id: 'b-"q"', reason: "0000000000000000 ✓", requested_at: "2026-11-27T10:00:00.000Z" }));
+    expect(expected.ok).toBe(true);
+    expect(line).toEqual({ line: 1, certificateId: "scs1000000000001", body: JSON.stringify((expected as { request: unknown }).request) });
+  });
+
+  it("reports every line when the stamped fields themselves are invalid", async () => {
+    const lines = await read("scs1000000000001\nscs1000000000002\n", { format: "txt", defaults: { reason: "x".repeat(300) } });
+    expect(errors(lines).map((e) => e.line)).toEqual([1, 2]);
   });
 
   it("stamps `set` fields over the line's and fills `defaults` only where the line has none", async () => {

@@ -1,6 +1,8 @@
 /** The CLI's output helpers: tables, the progress bar (with a fake clock), CSV fields, and the flag parser. */
+import { UsageError } from "../../lib/errors.ts";
+import { parseFlagValues } from "../../local/flags.ts";
 import { describe, expect, it } from "vitest";
-import { integerFlag, parseArgs, UsageError } from "../../cli/args.ts";
+import { integerFlag, parseArgs } from "../../cli/args.ts";
 import { createProgress, csvField, formatTable } from "../../cli/output.ts";
 
 function stream(isTTY: boolean) {
@@ -92,6 +94,17 @@ describe("parseArgs", () => {
     [["--reason", "a", "--reason", "b"], "--reason given twice"],
   ])("%j -> %s", (argv, message) => {
     expect(() => parseArgs(argv, spec)).toThrow(new UsageError(message));
+  });
+
+  it("collects a `multiple` flag given several times, in order", () => {
+    expect(parseArgs(["--token", "a", "--token=b"], { token: { type: "string", description: "", multiple: true } }).values).toEqual({ token: ["a", "b"] });
+  });
+
+  it("serves the local tools too (flags only, typed values, defaults): one parser for the project", () => {
+    const options = { port: { type: "string", default: "4580" }, verbose: { type: "boolean", short: "v" }, token: { type: "string", multiple: true } } as const;
+    expect(parseFlagValues(["-v", "--token", "t1", "--token", "t2"], options)).toEqual({ port: "4580", verbose: true, token: ["t1", "t2"] });
+    expect(() => parseFlagValues(["stray"], options)).toThrow(new UsageError("unexpected argument stray (flags only)"));
+    expect(() => parseFlagValues(["--prot", "1"], options)).toThrow(new UsageError("unknown option --prot (did you mean --port?)"));
   });
 
   it("reads whole numbers within bounds only", () => {

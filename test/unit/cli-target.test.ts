@@ -1,6 +1,6 @@
 /** Where the CLI sends: queue URLs, endpoint and region from flags and environment, and SQS errors as one line. */
 import { describe, expect, it } from "vitest";
-import { UsageError } from "../../cli/args.ts";
+import { UsageError } from "../../lib/errors.ts";
 import { explainSqsError, resolveTarget, type Target } from "../../cli/context.ts";
 
 const AWS_QUEUE = "https://sqs.ap-southeast-1.amazonaws.com/123456789012/scm-withdraw-prod-withdrawals";

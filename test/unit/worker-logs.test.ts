@@ -118,7 +118,7 @@ const failureDown = () => new TokenUnavailableError("secret_fetch_failed", "coul
 
 /** The events that end a record's story; each record gets exactly one of them. */
 const OUTCOME_EVENTS = ["withdrawal_succeeded", "withdrawal_already_withdrawn", "withdrawal_dead_lettered", "withdrawal_left_for_retry", "dead_letter_failed", "withdrawal_crashed"];
-/** Every event the worker may log (README, Observability). */
+/** Every event the worker may log (docs/observability.md). */
 const EVENTS = [...OUTCOME_EVENTS, "withdrawal_retrying", "token_rejected", "token_unavailable", "outcome_hook_failed", "batch_processed", "metrics_failed"];
 
 const ID = {
