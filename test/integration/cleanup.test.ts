@@ -537,7 +537,10 @@ describe("scm-withdraw cleanup (the CLI)", () => {
   it("on a terminal, lists, shows the count by status and asks; no enqueues nothing, yes enqueues", async () => {
     const ids = addCertificates("chk", 2, "CHECKING");
     const questions: string[] = [];
-    const ask = (reply: string) => async (question: string) => (questions.push(question), reply);
+    const ask = (reply: string) => async (question: string) => {
+      questions.push(question);
+      return reply;
+    };
     const declined = await cliWith({ ask: ask("") }, "--status", "CHECKING", "--reason", "stale");
     expect(declined.code).toBe(1);
     expect(declined.stderr).toMatch(/^status\s+to enqueue\nCHECKING\s+2\nnot confirmed: nothing was enqueued\n$/);
