@@ -47,7 +47,9 @@ export const HEADS = {
   cleanup: {
     name: "cleanup",
     summary: "find applications still under review and enqueue a withdrawal for each (the scheduled sweep, by hand)",
-    usage: "cleanup [--dry-run] [--status LIST] [--content TEXT] [--exclude IDS] [--exclude-file PATH] [--max N] [--reason TEXT] [--scm-endpoint URL] [--token-file PATH]",
+    usage:
+      "cleanup [--dry-run] [--status LIST] [--content TEXT] [--exclude IDS] [--exclude-file PATH] [--max N] [--min-age AGE] " +
+      "[--reason TEXT] [--scm-endpoint URL] [--token-file PATH]",
   },
 } as const satisfies Record<string, CommandHead>;
 
