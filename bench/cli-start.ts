@@ -1,5 +1,5 @@
 /**
- * Comparison 6: the operator CLI's start. `scm-withdraw --help` run as a user runs it (the bin
+ * Comparison 7: the operator CLI's start. `scm-withdraw --help` run as a user runs it (the bin
  * executed directly: its shebang finds `node` on PATH, the project's Node first) against a bare
  * `node -e ""`, alternating the two in the same run so both see the same machine load. The bin runs
  * the built CLI (`dist/cli.mjs`, `npm run build`); its `--help` loads the dispatcher only.
@@ -43,10 +43,10 @@ export function benchCliStart(options: CliStartOptions = CLI_START_DEFAULTS): Se
   const value = median(help);
   const baseline = median(bare);
   return {
-    title: "6. Operator CLI start",
+    title: "7. Operator CLI start",
     rows: [
       {
-        comparison: "6",
+        comparison: "7",
         metric: "`scm-withdraw --help` vs bare `node -e \"\"`: median wall time",
         value: `${fixed(value, 0)} ms`,
         baseline: `${fixed(baseline, 0)} ms`,

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 
 export interface Row {
-  /** Which comparison (1 to 5) and what is measured. */
+  /** Which comparison (1 to 7) and what is measured. */
   comparison: string;
   metric: string;
   /** The project's figure. */

@@ -14,12 +14,13 @@ import { buildBundles } from "./bundles.ts";
 import { benchBulk } from "./bulk.ts";
 import { benchCliStart } from "./cli-start.ts";
 import { benchColdStart } from "./cold-start.ts";
+import { benchRedrive } from "./redrive.ts";
 import { benchmarksMarkdown, describeMachine, loadAverage, type Section, textTable } from "./report.ts";
 import { startBenchStack } from "./stack.ts";
 import { benchThrottling } from "./throttling.ts";
 import { benchThroughput } from "./throughput.ts";
 
-const ALL = ["1", "2", "3", "4", "5", "6"] as const;
+const ALL = ["1", "2", "3", "4", "5", "6", "7"] as const;
 
 function parseOnly(argv: readonly string[]): Set<string> {
   const index = argv.findIndex((a) => a === "--only" || a.startsWith("--only="));
@@ -28,7 +29,7 @@ function parseOnly(argv: readonly string[]): Set<string> {
   const picked = (value ?? "").split(",").map((s) => s.trim()).filter(Boolean);
   const bad = picked.filter((p) => !(ALL as readonly string[]).includes(p));
   if (picked.length === 0 || bad.length > 0) {
-    console.error(`--only takes comparison numbers from 1 to 6, comma-separated (got ${JSON.stringify(value ?? "")})`);
+    console.error(`--only takes comparison numbers from 1 to 7, comma-separated (got ${JSON.stringify(value ?? "")})`);
     process.exit(2);
   }
   return new Set(picked);
@@ -41,11 +42,11 @@ async function main() {
   const step = (message: string) => console.error(`[bench ${fixed0((performance.now() - started) / 1000)} s] ${message}`);
   step(`${machine.cpu}, ${machine.cores} cores, ${machine.memory}, Node ${machine.node}; ${machine.loadStart}`);
 
-  // Only comparisons 1 to 3 run the deployable bundles; 4 and 6 run the built CLI.
+  // Only comparisons 1 to 3 run the deployable bundles; 4 and 7 run the built CLI.
   const needsBundles = ["1", "2", "3"].some((c) => only.has(c));
   if (needsBundles) step("building bundles");
   const bundles = needsBundles ? await buildBundles() : undefined;
-  if (only.has("4") || only.has("6")) {
+  if (only.has("4") || only.has("7")) {
     step("building the CLI");
     await buildCli();
   }
@@ -69,7 +70,11 @@ async function main() {
       sections.push(await benchThrottling(stack));
     }
     if (only.has("6")) {
-      step("6: CLI start");
+      step("6: dlq redrive with and without the ledger");
+      sections.push(await benchRedrive());
+    }
+    if (only.has("7")) {
+      step("7: CLI start");
       sections.push(benchCliStart());
     }
   } finally {

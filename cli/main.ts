@@ -9,6 +9,7 @@
  */
 import packageJson from "../package.json" with { type: "json" };
 import { CliError, describeError, UsageError } from "../lib/errors.ts";
+import { redact } from "../lib/redact.ts";
 import { localSqsEndpoint } from "./local-defaults.ts";
 import { formatOptions, parseArgs } from "./args.ts";
 import { COMMANDS } from "./commands/index.ts";
@@ -67,11 +68,13 @@ export async function main(argv: readonly string[], io: CliIo, commands: readonl
   } catch (error) {
     if (error instanceof UsageError) {
       const about = error.command ?? commandName;
-      io.stderr.write(`${PROGRAM}: error: ${error.message} (see \`${PROGRAM}${about ? ` ${about}` : ""} --help\`)\n`);
+      // Messages quote what the user typed: the one scrubber keeps a URL's credentials out of them.
+      const help = `${PROGRAM}${about ? ` ${about}` : ""} --help`;
+      io.stderr.write(`${PROGRAM}: error: ${redact(error.message)} (see \`${help}\`)\n`);
       return EXIT.usage;
     }
     // Operational failures are already one line; anything else (a bug) is reduced to one line, no stack.
-    io.stderr.write(`${PROGRAM}: error: ${error instanceof CliError ? error.message : describeError(error)}\n`);
+    io.stderr.write(`${PROGRAM}: error: ${error instanceof CliError ? redact(error.message) : describeError(error)}\n`);
     return EXIT.failed;
   }
 }

@@ -29,9 +29,14 @@ export const HEADS = {
     summary: "write one line per job of a batch: its final state and error (from the ledger)",
     usage: "batch report <batch_id> [--out FILE] [--format csv|jsonl]",
   },
+  job: {
+    name: "job",
+    summary: "every job of a certificate id or request_id, across batches: state, attempts, SCM's answer, who asked",
+    usage: "job <certificate_id | request_id> [--no-dlq]",
+  },
   dlqList: {
     name: "dlq list",
-    summary: "count dead-lettered jobs by failure_reason and error_code, with sample ids (removes nothing)",
+    summary: "count dead-lettered jobs by failure_reason and error_code, with sample ids and who asked (removes nothing)",
     usage: "dlq list [--reason R[,R...]] [--max N]",
   },
   dlqRedrive: {
@@ -59,6 +64,7 @@ export const COMMANDS: readonly LazyCommand[] = [
   { ...HEADS.bulk, load: async () => (await import("./bulk.ts")).bulkCommand },
   { ...HEADS.batchStatus, load: async () => (await import("./batch-status.ts")).batchStatusCommand },
   { ...HEADS.batchReport, load: async () => (await import("./batch-report.ts")).batchReportCommand },
+  { ...HEADS.job, load: async () => (await import("./job.ts")).jobCommand },
   { ...HEADS.dlqList, load: async () => (await import("./dlq-list.ts")).dlqListCommand },
   { ...HEADS.dlqRedrive, load: async () => (await import("./dlq-redrive.ts")).dlqRedriveCommand },
   { ...HEADS.status, load: async () => (await import("./status.ts")).statusCommand },
