@@ -442,6 +442,9 @@ async function main(): Promise<number> {
     say(`  ${cli(`enqueue ${DEMO.withdrawn}`)}`);
     if (p.ledger) say(`  ${cli("bulk ids.txt --reason TEXT --wait")}   (records the batch in the ledger and follows it to the end)`);
     say(`  ${cli("status")}   (both queues)`);
+    // The sweep by hand finds the demo token by itself on 127.0.0.1, but not the simulator's port.
+    const sweepEndpoint = p.scmEndpoint === `http://${LOCAL.host}:${LOCAL.scmPort}` ? "" : ` --scm-endpoint ${p.scmEndpoint}`;
+    if (p.sim && !s.secret) say(`  ${cli(`cleanup --dry-run${sweepEndpoint}`)}   (the sweep: what it would withdraw)`);
     say(`  or any SQS client with AWS_ENDPOINT_URL_SQS=${p.sqsEndpoint} AWS_REGION=${p.region} (any credentials) and the queue URL above`);
     say("Ctrl-C stops (batches in flight finish first).");
   };

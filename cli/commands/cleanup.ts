@@ -206,8 +206,19 @@ function tokenSource(context: CommandContext, tokenFile: string | undefined, scm
       },
     };
   }
-  if (scmEndpoint === LOCAL_SCM_ENDPOINT) return { readSecret: async () => LOCAL.demoToken, close: () => {} };
+  // The local simulator on any port (`npm start -- --scm-port N`): its demo token is public, in this repository.
+  if (isLocalSimulator(scmEndpoint)) return { readSecret: async () => LOCAL.demoToken, close: () => {} };
   throw new UsageError("no SCM token: pass --token-file PATH, or set SCM_TOKEN_SECRET_ID to the Secrets Manager secret that holds it", NAME);
+}
+
+/** http:// on the address the local pipeline binds (127.0.0.1), whatever the port. */
+function isLocalSimulator(endpoint: string): boolean {
+  try {
+    const url = new URL(endpoint);
+    return url.protocol === "http:" && url.hostname === LOCAL.host;
+  } catch {
+    return false;
+  }
 }
 
 function printReport(context: CommandContext, report: CleanupReport, queueUrl: string): void {

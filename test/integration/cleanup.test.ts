@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { cleanupCommand } from "../../cli/commands/cleanup.ts";
+import { LOCAL } from "../../cli/local-defaults.ts";
 import { main, type CliIo } from "../../cli/main.ts";
 import { parseCleanupFilters, type RawFilters } from "../../lib/cleanup-config.ts";
 import { runCleanup, runIdForEvent } from "../../lib/cleanup.ts";
@@ -656,6 +657,21 @@ describe("scm-withdraw cleanup (the CLI)", () => {
     expect(code).toBe(0);
     expect(JSON.parse(out.join("")).selected.map((j: { certificateId: string }) => j.certificateId)).toEqual(ids);
     expect(stack.secrets.reads(SECRET_ID)).toBe(reads + 1);
+  });
+
+  it("uses the local pipeline's demo token for a simulator on 127.0.0.1 at any port (npm start -- --scm-port N)", async () => {
+    const ids = addCertificates("chk", 1, "CHECKING");
+    stack.sim.acceptToken(LOCAL.demoToken);
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main(
+      ["cleanup", "--dry-run", "--queue-url", stack.queueUrl, "--scm-endpoint", stack.sim.url, "--json"],
+      { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) }, env: {} },
+      [cleanupCommand],
+    );
+    expect(err.join("")).toBe("");
+    expect(code).toBe(0);
+    expect(JSON.parse(out.join("")).selected.map((j: { certificateId: string }) => j.certificateId)).toEqual(ids);
   });
 
   it("fails in one line, exit 1, when the listing fails, and enqueues nothing", async () => {
