@@ -9,6 +9,8 @@
  */
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
+import { UsageError } from "../lib/errors.ts";
+import { parseFlagValues } from "../local/flags.ts";
 import { buildCli, PROJECT_ROOT } from "../scripts/build.mjs";
 import { buildBundles } from "./bundles.ts";
 import { benchBulk } from "./bulk.ts";
@@ -22,14 +24,31 @@ import { benchThroughput } from "./throughput.ts";
 
 const ALL = ["1", "2", "3", "4", "5", "6", "7"] as const;
 
+const USAGE = `usage: npm run bench [-- --only N,N]
+
+Runs the comparisons of docs/benchmarks.md side by side with their baselines (about 2 minutes on 2 cores)
+and writes BENCHMARKS.md; --only runs some of them (1 to 7, comma-separated) and leaves BENCHMARKS.md alone.`;
+
+/** The flags, through the project's one parser: a typo or --help must never start a 3-minute run. */
 function parseOnly(argv: readonly string[]): Set<string> {
-  const index = argv.findIndex((a) => a === "--only" || a.startsWith("--only="));
-  if (index < 0) return new Set(ALL);
-  const value = argv[index]!.includes("=") ? argv[index]!.split("=")[1] : argv[index + 1];
-  const picked = (value ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  let values: { only?: string; help?: boolean };
+  try {
+    values = parseFlagValues([...argv], { only: { type: "string" }, help: { type: "boolean", short: "h" } });
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`npm run bench: ${error.message} (see npm run bench -- --help)`);
+    process.exit(2);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  if (values.only === undefined) return new Set(ALL);
+  const value = values.only;
+  const picked = value.split(",").map((s) => s.trim()).filter(Boolean);
   const bad = picked.filter((p) => !(ALL as readonly string[]).includes(p));
   if (picked.length === 0 || bad.length > 0) {
-    console.error(`--only takes comparison numbers from 1 to 7, comma-separated (got ${JSON.stringify(value ?? "")})`);
+    console.error(`--only takes comparison numbers from 1 to 7, comma-separated (got ${JSON.stringify(value)})`);
     process.exit(2);
   }
   return new Set(picked);
