@@ -50,7 +50,12 @@ export const jobCommand: Command = {
       { header: "in DLQ", value: (j) => (inDlq ? (inDlq.has(keyOf(j)) ? "yes" : "no") : "not checked") },
     ]);
     for (const line of rows) context.print(line);
-    for (const job of jobs) if (job.requestReason) context.print(`reason for ${job.requestId}: ${job.requestReason}`);
+    // A request_id may name several jobs (one per certificate, per batch): each reason says whose it is.
+    for (const job of jobs) {
+      if (!job.requestReason) continue;
+      const whose = `${job.certificateId}${job.batchId ? `, batch ${job.batchId}` : ""}`;
+      context.print(`reason for ${job.requestId} (${whose}): ${job.requestReason}`);
+    }
     return EXIT.ok;
   },
 };

@@ -427,6 +427,14 @@ describe("job <certificate_id | request_id> (issue 13 item 3)", () => {
     const afterDrain = JSON.parse((await cli(["job", gone, "--json", ...flags], { env })).stdout).jobs as Record<string, unknown>[];
     expect(afterDrain.map((j) => j.in_dlq)).toEqual([false, false]);
 
+    // One request_id for two certificates, each with its own reason: each reason names its job.
+    for (const [cert, why] of [["ledgerE2EJob0501", "first"], ["ledgerE2EJob0502", "second"]] as const) {
+      expect((await cli(["enqueue", cert, "--request-id", "OPS-7700", "--reason", why, ...flags], { env })).code).toBe(0);
+    }
+    const shared = await cli(["job", "OPS-7700", "--no-dlq", ...flags], { env });
+    expect(shared.stdout).toContain("reason for OPS-7700 (ledgerE2EJob0501): first\n");
+    expect(shared.stdout).toContain("reason for OPS-7700 (ledgerE2EJob0502): second\n");
+
     const none = await cli(["job", "NO-SUCH-REQUEST", ...flags], { env });
     expect(none.code).toBe(1);
     expect(none.stderr).toContain('no job for "NO-SUCH-REQUEST" in the ledger');
