@@ -32,7 +32,14 @@ export function openInput(file: string): InputFile {
     if (fd !== undefined) closeSync(fd);
     if (error instanceof UsageError) throw error;
     const code = (error as { code?: string }).code;
-    const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : String(code ?? error);
+    const why =
+      code === "ENOENT"
+        ? "no such file"
+        : code === "EACCES"
+          ? "permission denied"
+          : code === "EISDIR"
+            ? "it is a directory"
+            : String(code ?? error);
     throw new UsageError(`cannot read ${file}: ${why}`, "bulk");
   }
 }
@@ -45,7 +52,8 @@ export function openInput(file: string): InputFile {
 export function openResults(path: string, input: { dev: number; ino: number }, inputName: string): ResultsFile {
   const existing = statIfAny(path);
   if (existing && existing.dev === input.dev && existing.ino === input.ino) {
-    throw new UsageError(`--results ${path} is the input file ${inputName} (through a link); choose another path`, "bulk");
+    const why = `--results ${path} is the input file ${inputName} (through a link); choose another path`;
+    throw new UsageError(why, "bulk");
   }
   let fd: number | undefined;
   let chosen = path;
@@ -55,7 +63,9 @@ export function openResults(path: string, input: { dev: number; ino: number }, i
       fd = openSync(chosen, "wx");
     } catch (error) {
       const code = (error as { code?: string }).code;
-      if (code !== "EEXIST" || n > 1000) throw new UsageError(`cannot write the results file ${chosen}: ${code ?? String(error)}`, "bulk");
+      if (code !== "EEXIST" || n > 1000) {
+        throw new UsageError(`cannot write the results file ${chosen}: ${code ?? String(error)}`, "bulk");
+      }
       chosen = numbered(path, n);
     }
   }

@@ -43,11 +43,12 @@ function longFunctions(fileName: string, source: string, max: number): LongFunct
 
 /** `createLedger`, `BulkRun.take`, `bulkCommand.run`; an arrow takes the name it is given. */
 function nameOf(node: ts.SignatureDeclaration, file: ts.SourceFile): string {
-  const given = ts.isVariableDeclaration(node.parent) || ts.isPropertyAssignment(node.parent) ? node.parent.name : undefined;
-  const own = node.name ?? given;
+  const { parent } = node;
+  const own = node.name ?? (ts.isVariableDeclaration(parent) || ts.isPropertyAssignment(parent) ? parent.name : undefined);
   if (!own) return ts.isConstructorDeclaration(node) ? "constructor" : "(anonymous function)";
   let owner: ts.Node = node.parent;
-  while (owner && !ts.isClassLike(owner) && !ts.isObjectLiteralExpression(owner) && !ts.isSourceFile(owner)) owner = owner.parent;
+  const isOwner = (n: ts.Node) => ts.isClassLike(n) || ts.isObjectLiteralExpression(n) || ts.isSourceFile(n);
+  while (!isOwner(owner)) owner = owner.parent;
   const holder = ts.isClassLike(owner)
     ? owner.name
     : ts.isObjectLiteralExpression(owner) && ts.isVariableDeclaration(owner.parent)
