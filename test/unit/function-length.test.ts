@@ -44,7 +44,8 @@ function longFunctions(fileName: string, source: string, max: number): LongFunct
 /** `createLedger`, `BulkRun.take`, `bulkCommand.run`; an arrow takes the name it is given. */
 function nameOf(node: ts.SignatureDeclaration, file: ts.SourceFile): string {
   const { parent } = node;
-  const own = node.name ?? (ts.isVariableDeclaration(parent) || ts.isPropertyAssignment(parent) ? parent.name : undefined);
+  const named = ts.isVariableDeclaration(parent) || ts.isPropertyAssignment(parent);
+  const own = node.name ?? (named ? parent.name : undefined);
   if (!own) return ts.isConstructorDeclaration(node) ? "constructor" : "(anonymous function)";
   let owner: ts.Node = node.parent;
   const isOwner = (n: ts.Node) => ts.isClassLike(n) || ts.isObjectLiteralExpression(n) || ts.isSourceFile(n);
