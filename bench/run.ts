@@ -51,18 +51,20 @@ async function main() {
   const step = (message: string) => console.error(`[bench ${fixed0((performance.now() - started) / 1000)} s] ${message}`);
   step(`${machine.cpu}, ${machine.cores} cores, ${machine.memory}, Node ${machine.node}; ${machine.loadStart}`);
 
-  step("building bundles");
-  const bundles = await buildBundles();
+  // Only comparisons 1 to 3 run the deployable bundles.
+  const needsBundles = ["1", "2", "3"].some((c) => only.has(c));
+  if (needsBundles) step("building bundles");
+  const bundles = needsBundles ? await buildBundles() : undefined;
   const stack = await startBenchStack();
   const sections: Section[] = [];
   try {
     if (only.has("1") || only.has("2")) {
       step("1-2: throughput and connection reuse");
-      sections.push(...(await benchThroughput(stack, bundles)));
+      sections.push(...(await benchThroughput(stack, bundles!)));
     }
     if (only.has("3")) {
       step("3: cold start");
-      sections.push(await benchColdStart(bundles));
+      sections.push(await benchColdStart(bundles!));
     }
     if (only.has("4")) {
       step("4: bulk enqueue");
@@ -70,7 +72,7 @@ async function main() {
     }
     if (only.has("5")) {
       step("5: throttling");
-      sections.push(await benchThrottling(stack, bundles));
+      sections.push(await benchThrottling(stack));
     }
   } finally {
     await stack.close();

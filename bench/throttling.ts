@@ -1,130 +1,194 @@
 /**
- * Comparison 5: throttling. The SCM simulator enforces a gateway limit (20 calls per sliding second,
- * 429 `APIG.0308` above it, like Huawei's API gateway), 500 jobs are queued on fauxqs, and the event
- * source model (`event-source.ts`) feeds them in batches of 10 to `maximumConcurrency` containers
- * (child processes running the real handler bundle), as `serverless.yml` deploys it.
- *
- * Run twice, side by side: with `SCM_MAX_RPS` = limit / maximumConcurrency (the documented way to
- * set it: the account-wide rate is SCM_MAX_RPS × maximumConcurrency), and with the limiter off.
+ * Comparison 5: throttling without knowing the limit. One SCM simulator enforces a gateway limit of L
+ * calls per sliding second (429 `APIG.0308` above it, stating the limit in `error_msg` as Huawei's
+ * gateway does); the client is not told L. 1, 2 and 5 containers withdraw from one shared backlog,
+ * each with its own worker (`createWorker`, the real retry loop), its own SCM client and its own
+ * limiter, sharing nothing, as Lambda containers do:
+ * - adaptive: the limiter every container now builds (`createAdaptiveLimiter`, no `SCM_MAX_RPS`);
+ * - static: today's fixed limiter at the documented setting, `SCM_MAX_RPS` = L / maximumConcurrency (5).
+ * A container takes 10 jobs at a time (one SQS batch); jobs the worker hands back go to the end of the
+ * backlog (the queue's redelivery, without the visibility timeout's wait). Both limiters run at the
+ * same time, each against its own simulator.
  */
-import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
+import type { SQSRecord } from "aws-lambda";
+import { discardMetrics } from "../lib/metrics.ts";
+import { silentLogger } from "../lib/logger.ts";
 import { buildWithdrawalBody } from "../lib/message.ts";
-import { GATEWAY_HEADROOM } from "../lib/rate-limiter.ts";
-import { createSender } from "../lib/producer.ts";
-import type { Bundles } from "./bundles.ts";
-import { startContainer, type Container } from "./containers.ts";
-import { runEventSource } from "./event-source.ts";
-import { fixed, type Section } from "./report.ts";
-import { certificateIds, seedUnderReview, type BenchStack } from "./stack.ts";
+import { createAdaptiveLimiter, createRateLimiter, GATEWAY_HEADROOM, type RateLimiter } from "../lib/rate-limiter.ts";
+import { createScmClient } from "../lib/scm-client.ts";
+import { createWorker, type WorkerConfig } from "../lib/worker.ts";
+import type { ScmSimulator } from "../local/scm-simulator.ts";
+import { fixed, type Row, type Section } from "./report.ts";
+import { BENCH_TOKEN, certificateIds, seedUnderReview, type BenchStack } from "./stack.ts";
 
 export interface ThrottlingOptions {
-  /** The simulator's gateway limit, calls per second. */
+  /** The simulator's gateway limit L, calls per sliding second; the clients are not told. */
   limit: number;
-  jobs: number;
-  /** Containers = the event source's maximumConcurrency (serverless.yml: 5). */
-  containers: number;
+  containers: readonly number[];
   latencyMs: number;
-  /** The queue's visibility timeout in the bench, s (production: 365 s; shorter here so handed-back records return within the run). */
-  visibilityTimeoutS: number;
-  /** Give up on a scenario after this long. */
-  timeoutMs: number;
+  /** How long each scenario runs, and the start-up left out of the steady-state figures. */
+  durationMs: number;
+  warmupMs: number;
+  /** serverless.yml's maximumConcurrency: the static limiter's documented setting is L / this. */
+  maximumConcurrency: number;
 }
 
-export const THROTTLING_DEFAULTS: ThrottlingOptions = { limit: 20, jobs: 500, containers: 5, latencyMs: 50, visibilityTimeoutS: 5, timeoutMs: 60_000 };
+export const THROTTLING_DEFAULTS: ThrottlingOptions = {
+  limit: 50,
+  containers: [1, 2, 5],
+  latencyMs: 50,
+  durationMs: 8000,
+  warmupMs: 2000,
+  maximumConcurrency: 5,
+};
 
-interface Scenario {
-  name: string;
-  elapsedS: number;
+const WORKER_CONFIG: WorkerConfig = {
+  maxAttempts: 3,
+  retryBaseDelayMs: 200,
+  retryMaxDelayMs: 5000,
+  scmTimeoutMs: 10_000,
+  maxReceiveCount: 5,
+  batchConcurrency: 10,
+  alreadyWithdrawnStatuses: ["PAID", "CANCELCHECKING"],
+  deadlineMarginMs: 1000,
+};
+
+interface Figures {
+  /** Withdrawals per second and 429 share, in the steady window (after the warm-up) and over the whole run. */
+  rate: number;
+  share: number;
+  wholeRate: number;
+  wholeShare: number;
   calls: number;
   throttled: number;
-  withdrawn: number;
-  doubleWithdrawals: number;
-  deadLettered: number;
-  handedBack: number;
-  timedOut: boolean;
-  acknowledged: number;
+  /** Each container's rate at the end, calls/s. */
+  finalRates: number[];
 }
 
-async function runScenario(stack: BenchStack, bundles: Bundles, options: ThrottlingOptions, name: string, maxRps: number | undefined): Promise<Scenario> {
-  const sim = await stack.startSim({ latencyMs: options.latencyMs, rateLimitPerSecond: options.limit });
-  const ids = certificateIds(`th${name}`, options.jobs);
-  seedUnderReview(sim, ids);
-  const queueUrl = await stack.createQueue(`throttle-${name}`, { VisibilityTimeout: String(options.visibilityTimeoutS) });
-  const dlqUrl = await stack.createQueue(`throttle-${name}-dlq`);
+function record(id: string): SQSRecord {
+  const body = buildWithdrawalBody({ certificate_id: id, source: "bulk", batch_id: "throttling" });
+  const attributes = { ApproximateReceiveCount: "1", SentTimestamp: "0", SenderId: "bench", ApproximateFirstReceiveTimestamp: "0" };
+  return {
+    messageId: `m-${id}`,
+    receiptHandle: id,
+    body,
+    attributes,
+    messageAttributes: {},
+    md5OfBody: "",
+    eventSource: "aws:sqs",
+    eventSourceARN: "arn:aws:sqs:eu-west-1:000000000000:withdrawals",
+    awsRegion: "eu-west-1",
+  };
+}
 
-  const sender = createSender<string>({ sqs: stack.sqs, queueUrl });
-  for (const id of ids) await sender.push({ key: id, body: buildWithdrawalBody({ certificate_id: id, source: "bulk", batch_id: `throttle-${name}` }) });
-  await sender.flush();
-
-  const env = stack.handlerEnv(sim, { WITHDRAWAL_DLQ_URL: dlqUrl, ...(maxRps === undefined ? {} : { SCM_MAX_RPS: String(maxRps) }) });
-  const containers: Container[] = [];
+/** One container: its own SCM client, limiter and worker, taking 10 jobs at a time until `until`. */
+async function runContainer(sim: ScmSimulator, backlog: string[], limiter: RateLimiter, until: number): Promise<void> {
+  const scm = createScmClient({ endpoint: sim.url, timeoutMs: 10_000, maxSockets: 10 });
+  const worker = createWorker({
+    config: WORKER_CONFIG,
+    scm,
+    tokens: { getToken: async () => BENCH_TOKEN, refresh: async () => BENCH_TOKEN },
+    sendDeadLetter: async () => {},
+    logger: silentLogger,
+    limiter,
+    metrics: discardMetrics,
+  });
   try {
-    for (let i = 0; i < options.containers; i++) containers.push(await startContainer(bundles, `throttling-${name}-${i + 1}`, bundles.withdraw.outfile, env));
-    const result = await runEventSource({ sqs: stack.sqs, queueUrl, containers, expected: options.jobs, timeoutMs: options.timeoutMs });
-    const cancels = sim.calls.filter((c) => c.kind === "cancel");
-    const attributes = await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ["ApproximateNumberOfMessages"] }));
+    while (Date.now() < until && backlog.length > 0) {
+      const ids = backlog.splice(0, 10);
+      const remaining = until + 5000 - Date.now();
+      const response = await worker.processBatch({ Records: ids.map(record) }, { getRemainingTimeInMillis: () => remaining });
+      for (const failure of response.batchItemFailures) backlog.push(failure.itemIdentifier.slice(2));
+    }
+  } finally {
+    scm.close();
+  }
+}
+
+async function runScenario(stack: BenchStack, options: ThrottlingOptions, containers: number, kind: "adaptive" | "static"): Promise<Figures> {
+  const sim = await stack.startSim({ latencyMs: options.latencyMs, rateLimitPerSecond: options.limit });
+  try {
+    const ids = certificateIds(`t${kind[0]}${containers}`, Math.ceil((options.limit * options.durationMs) / 1000) * 2);
+    seedUnderReview(sim, ids);
+    const backlog = [...ids];
+    const limiters = Array.from({ length: containers }, () =>
+      kind === "adaptive" ? createAdaptiveLimiter() : createRateLimiter(options.limit / options.maximumConcurrency, undefined, { headroom: GATEWAY_HEADROOM }),
+    );
+    const started = Date.now();
+    await Promise.all(limiters.map((limiter) => runContainer(sim, backlog, limiter, started + options.durationMs)));
+    const ended = started + options.durationMs;
+    const cancels = sim.calls.filter((c) => c.kind === "cancel" && c.at < ended);
+    const steady = cancels.filter((c) => c.at >= started + options.warmupMs);
+    const figures = (calls: typeof cancels, seconds: number) => ({
+      rate: calls.filter((c) => c.status === 200).length / seconds,
+      share: calls.length === 0 ? 0 : calls.filter((c) => c.status === 429).length / calls.length,
+    });
+    const whole = figures(cancels, options.durationMs / 1000);
+    const steadyFigures = figures(steady, (options.durationMs - options.warmupMs) / 1000);
     return {
-      name,
-      elapsedS: result.elapsedMs / 1000,
+      rate: steadyFigures.rate,
+      share: steadyFigures.share,
+      wholeRate: whole.rate,
+      wholeShare: whole.share,
       calls: cancels.length,
       throttled: cancels.filter((c) => c.status === 429).length,
-      withdrawn: ids.filter((id) => sim.withdrawals(id) > 0).length,
-      doubleWithdrawals: ids.filter((id) => sim.withdrawals(id) > 1).length,
-      deadLettered: Number(attributes.Attributes?.ApproximateNumberOfMessages ?? 0),
-      handedBack: result.handedBack,
-      timedOut: result.timedOut,
-      acknowledged: result.acknowledged,
+      finalRates: limiters.map((l) => l.rate()),
     };
   } finally {
-    await Promise.all(containers.map((c) => c.close()));
     await sim.close();
   }
 }
 
-export async function benchThrottling(stack: BenchStack, bundles: Bundles, options: ThrottlingOptions = THROTTLING_DEFAULTS): Promise<Section> {
-  const perContainer = options.limit / options.containers;
-  const on = await runScenario(stack, bundles, options, "on", perContainer);
-  const off = await runScenario(stack, bundles, options, "off", undefined);
-  const share = (s: Scenario) => (s.calls === 0 ? 0 : s.throttled / s.calls);
-  const rate = (s: Scenario) => s.withdrawn / s.elapsedS;
+export async function benchThrottling(stack: BenchStack, options: ThrottlingOptions = THROTTLING_DEFAULTS): Promise<Section> {
+  const L = options.limit;
   const pct = (x: number) => `${fixed(x * 100, 1)} %`;
-  const describe = (s: Scenario) =>
-    `${s.name === "on" ? `limiter on (SCM_MAX_RPS=${perContainer})` : "limiter off"}: ${s.calls} calls, ${s.throttled} answered 429, ${s.withdrawn} withdrawn, ${s.deadLettered} dead-lettered, ${s.handedBack} records handed back to the queue, ${fixed(s.elapsedS, 1)} s${s.timedOut ? ` (stopped at the ${options.timeoutMs / 1000} s cap with ${s.acknowledged}/${options.jobs} acknowledged)` : ""}${s.doubleWithdrawals > 0 ? `, ${s.doubleWithdrawals} withdrawn twice` : ""}.`;
-
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  for (const n of options.containers) {
+    // Side by side, at the same time (each against its own simulator): the machine's load hits both alike.
+    const [adaptive, fixedRate] = await Promise.all([runScenario(stack, options, n, "adaptive"), runScenario(stack, options, n, "static")]);
+    rows.push(
+      {
+        comparison: "5",
+        metric: `withdrawals/s, ${n} container${n > 1 ? "s" : ""} (limit ${L}/s; adaptive vs static)`,
+        value: `${fixed(adaptive.rate, 1)}/s`,
+        baseline: `${fixed(fixedRate.rate, 1)}/s`,
+        ratio: `${fixed(adaptive.rate / L, 2)}× limit`,
+        target: `≥ 0.9× limit (${fixed(0.9 * L, 0)}/s)`,
+        pass: adaptive.rate >= 0.9 * L,
+      },
+      {
+        comparison: "5",
+        metric: `429s / all calls, ${n} container${n > 1 ? "s" : ""}`,
+        value: pct(adaptive.share),
+        baseline: pct(fixedRate.share),
+        target: "≤ 3 %",
+        pass: adaptive.share <= 0.03,
+      },
+    );
+    const describe = (name: string, f: Figures) =>
+      `${name}: ${fixed(f.rate, 1)}/s and ${pct(f.share)} 429s in the steady window; ` +
+      `over the whole ${options.durationMs / 1000} s, start included: ${fixed(f.wholeRate, 1)}/s, ` +
+      `${f.throttled} of ${f.calls} calls answered 429 (${pct(f.wholeShare)}); ` +
+      `final rates ${f.finalRates.map((r) => fixed(r, 1)).join(", ")} calls/s.`;
+    notes.push(`${n} container${n > 1 ? "s" : ""}: ${describe("adaptive", adaptive)} ${describe("static", fixedRate)}`);
+  }
   return {
-    title: "5. Throttling",
-    rows: [
-      {
-        comparison: "5",
-        metric: "429s / all calls (limiter on vs off)",
-        value: pct(share(on)),
-        baseline: pct(share(off)),
-        target: "≤ 5 %",
-        pass: share(on) <= 0.05,
-      },
-      {
-        comparison: "5",
-        metric: `withdrawals/s (gateway limit ${options.limit}/s)`,
-        value: `${fixed(rate(on), 1)}/s`,
-        baseline: `${fixed(rate(off), 1)}/s`,
-        ratio: `${fixed(rate(on) / options.limit, 2)}× limit`,
-        target: `≥ 0.9× limit (${fixed(0.9 * options.limit, 0)}/s)`,
-        pass: rate(on) >= 0.9 * options.limit && !on.timedOut,
-      },
-      {
-        comparison: "5",
-        metric: `jobs dead-lettered (of ${options.jobs})`,
-        value: String(on.deadLettered),
-        baseline: String(off.deadLettered),
-      },
-    ],
+    title: "5. Throttling without knowing the limit",
+    rows,
     notes: [
-      `Simulator: ${options.latencyMs} ms per call, at most ${options.limit} SCM calls per sliding second (429 \`APIG.0308\` above, no \`Retry-After\`, as Huawei's gateway answers). ${options.jobs} jobs queued on fauxqs before the clock starts.`,
-      `Event source model (\`bench/event-source.ts\`): ${options.containers} pollers, one per container (serverless.yml's \`maximumConcurrency: ${options.containers}\`), each receiving up to 10 messages with long polling, invoking its container (a child process running the real handler bundle, warm after its first batch) and deleting what the handler did not hand back. Handed-back records come back after the queue's visibility timeout, ${options.visibilityTimeoutS} s here (production: 365 s, so the limiter-off figures here are kinder than production would be); after \`MAX_RECEIVE_COUNT\` (5) receives the worker dead-letters them (\`retries_exhausted\`).`,
-      `Limiter on: \`SCM_MAX_RPS=${perContainer}\` in each container, so the total is ${perContainer} × ${options.containers} = ${options.limit}/s, the gateway's limit (each container stays ${GATEWAY_HEADROOM * 100} % under it, \`GATEWAY_HEADROOM\` in lib/rate-limiter.ts). Every other setting at its default (3 attempts, 200 ms backoff base).`,
-      "Withdrawals/s = certificates withdrawn / time from the first receive to the last acknowledgement. 429 share = 429 answers / all cancel-cert calls the simulator received.",
-      describe(on),
-      describe(off),
+      `Simulator: ${options.latencyMs} ms per call, at most ${L} SCM calls per sliding second (429 \`APIG.0308\` ` +
+        `above, \`error_msg\` stating \`limit:${L},time:1 second\`, no \`Retry-After\`). The clients are not told L.`,
+      "Containers: each a `createWorker` (the real retry loop: 3 attempts, 200 ms backoff base) with its own SCM " +
+        "client and limiter, taking 10 jobs at a time from one shared backlog; handed-back jobs go to the end of the " +
+        "backlog. Adaptive: `createAdaptiveLimiter` with no `SCM_MAX_RPS` (no limit until the first 429). Static: " +
+        `today's fixed limiter at the documented setting, \`SCM_MAX_RPS\` = L / ${options.maximumConcurrency} ` +
+        `(maximumConcurrency) = ${L / options.maximumConcurrency}/s per container. ` +
+        "Both at once, each against its own simulator.",
+      `Each scenario runs ${options.durationMs / 1000} s; the table's figures are the steady window after the first ` +
+        `${options.warmupMs / 1000} s (withdrawals = cancel-cert calls answered 200; 429 share = 429 answers / ` +
+        "cancel-cert calls). The whole-run figures, start-up included, are below.",
+      ...notes,
     ],
   };
 }

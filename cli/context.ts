@@ -9,7 +9,8 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { GetQueueAttributesCommand, SQSClient, type SQSClientConfig } from "@aws-sdk/client-sqs";
 import { CliError, describeError, UsageError } from "../lib/errors.ts";
 import type { Ledger } from "../lib/ledger.ts";
-import { createLogger } from "../lib/logger.ts";
+import type { Sightings } from "../lib/sightings.ts";
+import { createLogger, silentLogger } from "../lib/logger.ts";
 import { LOCAL, localDynamoEndpoint, localQueueUrl } from "./local-defaults.ts";
 import type { OptionSpec, ParsedArgs } from "./args.ts";
 import type { OutputStream } from "./output.ts";
@@ -223,6 +224,14 @@ export class CommandContext {
   ledger(): Promise<Ledger | undefined> {
     this.#ledger ??= this.#openLedger();
     return this.#ledger;
+  }
+
+  /** The cleanup sweep's first sightings, in the ledger's table; undefined without a ledger. */
+  async sightings(): Promise<Sightings | undefined> {
+    const ledger = await this.ledger();
+    if (!ledger || !this.#dynamo || !this.ledgerTarget) return undefined;
+    const { createSightings } = await import("../lib/sightings.ts");
+    return createSightings({ client: this.#dynamo, tableName: this.ledgerTarget.tableName, logger: silentLogger });
   }
 
   /** The ledger, for commands that cannot work without it (`batch`, `bulk --wait`). */

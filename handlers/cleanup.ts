@@ -9,7 +9,9 @@
 import middy from "@middy/core";
 import type { Context, ScheduledEvent } from "aws-lambda";
 import { loadCleanupConfig } from "../lib/cleanup-config.ts";
-import { CleanupError, createCleanupRuntime, runIdForEvent, type CleanupReport } from "../lib/cleanup.ts";
+import { runIdForEvent } from "../lib/cleanup.ts";
+import { createCleanupRuntime } from "../lib/cleanup-runtime.ts";
+import { CleanupError, type CleanupReport } from "../lib/cleanup-types.ts";
 import { describeError } from "../lib/errors.ts";
 import { createLogger } from "../lib/logger.ts";
 

@@ -35,6 +35,19 @@ export const DEFAULT_CLEANUP_REASON = "cleanup sweep: application still under re
 export const DEFAULT_MAX_JOBS = 100;
 /** A guard against a typo like `CLEANUP_MAX_JOBS=100000`: more than this per run is a bulk job, not a sweep. */
 export const MAX_MAX_JOBS = 10_000;
+/** `CLEANUP_MIN_AGE` bounds: a minute (tests, demos) to a year. */
+const MIN_AGE_RANGE_MS = { min: 60_000, max: 365 * 86_400_000 } as const;
+const DURATION_UNITS_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+export const MIN_AGE_FORMAT = "a whole number of minutes, hours or days, e.g. 90m, 36h, 7d (1m to 365d)";
+
+/** `7d`, `36h`, `90m` in ms; undefined when it is not one (or out of range). */
+export function parseMinAge(text: string): number | undefined {
+  const match = /^(\d{1,6})\s*([mhd])$/i.exec(text.trim());
+  if (!match) return undefined;
+  const ms = Number(match[1]) * DURATION_UNITS_MS[match[2]!.toLowerCase() as keyof typeof DURATION_UNITS_MS];
+  return ms >= MIN_AGE_RANGE_MS.min && ms <= MIN_AGE_RANGE_MS.max ? ms : undefined;
+}
+
 /** The `content` search text; SCM does not document a limit, names and domains fit in 255. */
 const MAX_CONTENT_LENGTH = 255;
 
@@ -77,6 +90,11 @@ export interface CleanupConfig {
   sqsEndpointOverridden: boolean;
   /** The optional ledger table (`LEDGER_TABLE`): enqueued jobs are recorded there as queued. */
   ledgerTable: string | undefined;
+  /**
+   * `CLEANUP_MIN_AGE`: enqueue only certificates the sweep has seen under review for at least this long
+   * (first sightings are kept in the ledger: it needs `LEDGER_TABLE`). Undefined: no age filter.
+   */
+  minAgeMs: number | undefined;
 }
 
 /** The raw text of the filter settings, and the name to blame for each in an error (a variable or a flag). */
@@ -199,6 +217,7 @@ const EnvSchema = z.object({
   DEADLINE_MARGIN_MS: integer(0, 300_000, 10_000),
   LOG_LEVEL: z._default(z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }), "info"),
   LEDGER_TABLE: z.optional(z.string()),
+  CLEANUP_MIN_AGE: z.optional(z.string().check(z.refine((v) => parseMinAge(v) !== undefined, { error: `must be ${MIN_AGE_FORMAT}` }))),
 });
 
 const VARIABLES = Object.keys(EnvSchema.shape) as (keyof typeof EnvSchema.shape)[];
@@ -237,6 +256,16 @@ export function loadCleanupConfig(env: NodeJS.ProcessEnv = process.env): Cleanup
     if (e.RETRY_MAX_DELAY_MS < e.RETRY_BASE_DELAY_MS) {
       problems.push({ variable: "RETRY_MAX_DELAY_MS", message: `must be at least RETRY_BASE_DELAY_MS (${e.RETRY_BASE_DELAY_MS})`, given: String(e.RETRY_MAX_DELAY_MS) });
     }
+    // SCM's listing gives no age: without the ledger's first sightings the filter could only be ignored.
+    if (e.CLEANUP_MIN_AGE && !e.LEDGER_TABLE) {
+      problems.push({
+        variable: "CLEANUP_MIN_AGE",
+        message:
+          "needs LEDGER_TABLE: SCM's listing gives no age, so the sweep measures it from its first sighting, " +
+          "kept in the ledger",
+        given: e.CLEANUP_MIN_AGE,
+      });
+    }
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
 
@@ -260,5 +289,6 @@ export function loadCleanupConfig(env: NodeJS.ProcessEnv = process.env): Cleanup
     logLevel: e.LOG_LEVEL,
     sqsEndpointOverridden: Boolean(env.AWS_ENDPOINT_URL_SQS || env.AWS_ENDPOINT_URL),
     ledgerTable: e.LEDGER_TABLE || undefined,
+    minAgeMs: e.CLEANUP_MIN_AGE === undefined ? undefined : parseMinAge(e.CLEANUP_MIN_AGE),
   };
 }

@@ -10,6 +10,9 @@ import { redact } from "./redact.ts";
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** How the worker limits its SCM calls (`SCM_RATE_LIMIT`). */
+export const SCM_RATE_LIMIT_MODES = ["adaptive", "fixed"] as const;
+export type ScmRateLimitMode = (typeof SCM_RATE_LIMIT_MODES)[number];
 /** Certificate statuses that mean "no application under review" (an assumption about SCM; see docs/contract.md). */
 export const DEFAULT_ALREADY_WITHDRAWN_STATUSES = ["PAID", "CANCELCHECKING"] as const;
 
@@ -24,8 +27,13 @@ export interface Config {
   maxReceiveCount: number;
   batchConcurrency: number;
   tokenCacheTtlMs: number;
-  /** Client-side cap on SCM calls per second per container; undefined = off. */
+  /**
+   * SCM calls per second per container: where the adaptive limiter starts, or with `scmRateLimit`
+   * `fixed` the fixed limit; undefined = no limit (until the gateway first throttles, when adaptive).
+   */
   scmMaxRps: number | undefined;
+  /** `adaptive`: find this container's share of SCM's limit (lib/rate-limiter.ts); `fixed`: SCM_MAX_RPS as set. */
+  scmRateLimit: ScmRateLimitMode;
   logLevel: LogLevel;
   alreadyWithdrawnStatuses: readonly string[];
   /** IAM tokens are replaced this long before their `expires_at`. */
@@ -130,6 +138,7 @@ const EnvSchema = z.object({
   MAX_RECEIVE_COUNT: integer(1, 1000, 5),
   BATCH_CONCURRENCY: integer(1, 100, 10),
   TOKEN_CACHE_TTL_MS: integer(0, 86_400_000, 300_000),
+  SCM_RATE_LIMIT: z._default(z.enum(SCM_RATE_LIMIT_MODES, { error: `must be one of ${SCM_RATE_LIMIT_MODES.join(", ")}` }), "adaptive"),
   SCM_MAX_RPS: z.optional(
     z.coerce.number({ error: "must be a positive number of calls per second, or unset for no limit" }).check(
       z.positive({ error: "must be a positive number of calls per second, or unset for no limit" }),
@@ -188,6 +197,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     batchConcurrency: e.BATCH_CONCURRENCY,
     tokenCacheTtlMs: e.TOKEN_CACHE_TTL_MS,
     scmMaxRps: e.SCM_MAX_RPS,
+    scmRateLimit: e.SCM_RATE_LIMIT,
     logLevel: e.LOG_LEVEL,
     alreadyWithdrawnStatuses: e.ALREADY_WITHDRAWN_STATUSES?.split(",") ?? DEFAULT_ALREADY_WITHDRAWN_STATUSES,
     iamTokenRefreshMarginMs: e.IAM_TOKEN_REFRESH_MARGIN_MS,

@@ -11,7 +11,7 @@ import { createDeadLetterSender } from "./dead-letter.ts";
 import { createIamExchange } from "./iam.ts";
 import type { Ledger } from "./ledger.ts";
 import { createLogger, type Logger } from "./logger.ts";
-import { createRateLimiter, GATEWAY_HEADROOM, systemClock } from "./rate-limiter.ts";
+import { createAdaptiveLimiter, createRateLimiter, GATEWAY_HEADROOM, systemClock, unlimited, type RateLimiter } from "./rate-limiter.ts";
 import { createScmClient } from "./scm-client.ts";
 import { createTokenProvider, secretsManagerReader } from "./token-provider.ts";
 import { createVisibilityChanger } from "./visibility.ts";
@@ -61,8 +61,7 @@ export function createRuntime(
     sendDeadLetter: overrides.sendDeadLetter ?? createDeadLetterSender(overrides.sqs ?? sqs, config.dlqUrl),
     changeVisibility: createVisibilityChanger(overrides.sqs ?? sqs),
     logger,
-    // A little under SCM_MAX_RPS, so jitter on the way to the gateway does not cost 429s (rate-limiter.ts).
-    ...(config.scmMaxRps ? { limiter: createRateLimiter(config.scmMaxRps, systemClock, { headroom: GATEWAY_HEADROOM }) } : {}),
+    limiter: limiterFor(config, logger),
     ...overrides,
     ...(ledger && !overrides.ledger
       ? {
@@ -85,6 +84,23 @@ export function createRuntime(
       ledger?.close();
     },
   };
+}
+
+/**
+ * `adaptive` (default): finds this container's share of SCM's unpublished rate limit, starting from
+ * SCM_MAX_RPS (rate-limiter.ts). `fixed`: SCM_MAX_RPS as set, a little under it so jitter on the way to
+ * the gateway does not cost 429s; no limit without it.
+ */
+function limiterFor(config: Config, logger: Logger): RateLimiter {
+  if (config.scmRateLimit === "fixed") {
+    return config.scmMaxRps ? createRateLimiter(config.scmMaxRps, systemClock, { headroom: GATEWAY_HEADROOM }) : unlimited;
+  }
+  const round = (rps: number) => (Number.isFinite(rps) ? Math.round(rps * 100) / 100 : null);
+  return createAdaptiveLimiter({
+    initialRps: config.scmMaxRps,
+    onCut: ({ rate, previous, statedLimit }) =>
+      logger.info("scm_rate_reduced", { rps: round(rate), previousRps: round(previous), statedLimit: statedLimit ?? null }),
+  });
 }
 
 /**

@@ -7,7 +7,6 @@ import {
   cancelSucceeded,
   classifyAnswer,
   classifyStatusCheck,
-  THROTTLING_CODES,
   type RetryReason,
 } from "./classify.ts";
 import type { Config } from "./config.ts";
@@ -22,7 +21,7 @@ import {
   type RetryCause,
   type WithdrawalResult,
 } from "./outcome.ts";
-import type { RateLimiter } from "./rate-limiter.ts";
+import { isThrottling, type RateLimiter } from "./rate-limiter.ts";
 import { retryDelay } from "./retry.ts";
 import type { ScmClient, ScmResult } from "./scm-client.ts";
 import { redactOptional as redact } from "./redact.ts";
@@ -95,7 +94,7 @@ export async function withdrawCertificate(
 
     attempts += 1;
     const result = await scm.cancelCert(certificateId, token, { timeoutMs: budget(), signal: inv.signal });
-    observe(inv, result);
+    observe(inv, tools.limiter, result);
     const decision = classifyAnswer(result, { tokenRefreshed, succeeded: cancelSucceeded(certificateId) });
     last = lastAnswer(result, token, decision);
     let retry: { reason: RetryReason; retryAfterMs: number | undefined };
@@ -177,7 +176,7 @@ async function checkStatus(
   timeoutMs: number,
 ) {
   const details = await tools.scm.getCertificate(certificateId, token, { timeoutMs, signal: inv.signal });
-  observe(inv, details);
+  observe(inv, tools.limiter, details);
   return { ...classifyStatusCheck(details, tools.config.alreadyWithdrawnStatuses), details };
 }
 
@@ -201,15 +200,11 @@ export function tokenErrorCode(error: unknown): string {
   return error instanceof TokenUnavailableError || error instanceof DeadlineError ? error.code : "unknown";
 }
 
-function observe(inv: Invocation, result: ScmResult) {
+/** Every SCM answer feeds the latency metric and the rate limiter (which learns the gateway's limit from it). */
+function observe(inv: Invocation, limiter: RateLimiter, result: ScmResult) {
   inv.metrics.scmLatency(result.durationMs);
-  if (
-    result.kind === "answer" &&
-    (result.status === 429 ||
-      (result.errorCode !== undefined && (THROTTLING_CODES as readonly string[]).includes(result.errorCode)))
-  ) {
-    inv.metrics.count("Throttled");
-  }
+  limiter.observe(result);
+  if (isThrottling(result)) inv.metrics.count("Throttled");
 }
 
 /**

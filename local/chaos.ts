@@ -601,6 +601,8 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
       SCM_TIMEOUT_MS: String(settings.scmTimeoutMs),
       RETRY_BASE_DELAY_MS: String(settings.retryBaseDelayMs),
       RETRY_MAX_DELAY_MS: String(settings.retryMaxDelayMs),
+      // The 429s here are injected faults, not a rate: an adaptive limiter would rightly slow down on them.
+      SCM_RATE_LIMIT: "fixed",
       // A record left for retry comes back within one local visibility timeout, as before the backoff.
       RETRY_VISIBILITY_SCHEDULE: `${settings.visibilityTimeoutSeconds}s`,
     };

@@ -62,6 +62,11 @@ export const CERTIFICATE_STATUSES = [
   "SUPPLEMENTCHECKING",
 ] as const;
 
+/** The listing's documented `limit` values (anything else: 400 `SCM.0005`). */
+export const LIST_LIMITS: readonly number[] = [10, 20, 50];
+/** The listing's documented `sort_key` values. */
+export const LIST_SORT_KEYS = ["certExpiredTime", "certStatus", "certUpdateTime"] as const;
+
 /** A certificate's status, as SCM reports it. */
 export type CertificateStatus = (typeof CERTIFICATE_STATUSES)[number];
 
@@ -248,11 +253,11 @@ function scopeMatches(scope: FaultScope, kind: CallKind, certificateId: string |
   return true;
 }
 
-/** The API gateway's throttling answer body (`APIG.0308`), with the given limit in the message. */
-export function throttleBody(limit = 20): { error_code: string; error_msg: string } {
+/** The API gateway's throttling answer body (`APIG.0308`), stating the limit in force as Huawei's does. */
+export function throttleBody(limit = 20, time: "1 second" | "1 minute" = "1 second"): { error_code: string; error_msg: string } {
   return {
     error_code: "APIG.0308",
-    error_msg: `The throttling threshold has been reached: policy user over ratelimit,limit:${limit},time:1 second`,
+    error_msg: `The throttling threshold has been reached: policy user over ratelimit,limit:${limit},time:${time}`,
   };
 }
 
@@ -425,6 +430,8 @@ export interface ScmSimulatorOptions {
   latencyMs?: number;
   /** Gateway limit: SCM calls accepted per sliding second; over it → 429 `APIG.0308` (no `Retry-After`). Default off. */
   rateLimitPerSecond?: number;
+  /** The same per sliding minute (Huawei's policies come in both); the message then says `time:1 minute`. Default off. */
+  rateLimitPerMinute?: number;
   /** Whether the listing's `offset` counts records (default) or pages of `limit` records (unverified in SCM). */
   listOffsetMode?: "records" | "pages";
   /** After a withdrawal, move the certificate from `CANCELCHECKING` to `PAID` after this many ms. Default: it stays. */
@@ -556,7 +563,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 /**
  * A running SCM simulator. Create it with {@link startScmSimulator}; always {@link ScmSimulator.close} it.
  *
- * The public fields `latencyMs`, `rateLimitPerSecond`, `listOffsetMode`, `settleMs`,
+ * The public fields `latencyMs`, `rateLimitPerSecond`, `rateLimitPerMinute`, `listOffsetMode`, `settleMs`,
  * `iamTokenTtlMs` and `businessErrorsAs500` may be changed while it runs.
  */
 export class ScmSimulator {
@@ -564,6 +571,8 @@ export class ScmSimulator {
   latencyMs: number;
   /** SCM calls accepted per sliding second (0 = no limit). */
   rateLimitPerSecond: number;
+  /** SCM calls accepted per sliding minute (0 = no limit). */
+  rateLimitPerMinute: number;
   /** Whether the listing's `offset` counts records or pages. */
   listOffsetMode: "records" | "pages";
   /** Ms after which a withdrawn certificate moves from `CANCELCHECKING` to `PAID`; undefined = never. */
@@ -597,6 +606,7 @@ export class ScmSimulator {
   private constructor(options: ScmSimulatorOptions) {
     this.latencyMs = options.latencyMs ?? 0;
     this.rateLimitPerSecond = options.rateLimitPerSecond ?? 0;
+    this.rateLimitPerMinute = options.rateLimitPerMinute ?? 0;
     this.listOffsetMode = options.listOffsetMode ?? "records";
     this.settleMs = options.settleMs;
     this.iamTokenTtlMs = options.iamTokenTtlMs ?? DAY_MS;
@@ -811,11 +821,12 @@ export class ScmSimulator {
           : akskCheck(verifyAkSk({ method, target, headers: req.headers, body }, this.#accessKeys, Date.now()));
       call.tokenOk = token.ok;
       if (token.ok) call.tokenRef = token.ref;
-      const admitted = this.#admit();
+      // The gateway counts a call when it arrives, before the backend's latency.
+      const throttledBy = this.#throttledBy();
       if (this.latencyMs > 0 && !(await this.#sleep(this.latencyMs))) return;
-      if (!admitted) {
+      if (throttledBy) {
         call.fault = "rate-limit";
-        this.#send(res, call, { status: 429, body: throttleBody(this.rateLimitPerSecond) });
+        this.#send(res, call, { status: 429, body: throttleBody(throttledBy.limit, throttledBy.time) });
         return;
       }
       process = () => this.#scm(kind, certificateId ?? "", token, url.searchParams);
@@ -857,14 +868,23 @@ export class ScmSimulator {
     return this.#faults.find((e) => e.persistent && scopeMatches(e.scope, kind, certificateId))?.fault;
   }
 
-  /** The gateway's sliding one-second window over SCM calls; false = throttle this one. */
-  #admit(): boolean {
-    if (this.rateLimitPerSecond <= 0) return true;
+  /**
+   * The gateway's sliding windows (one second, one minute) over the SCM calls it let through: the
+   * policy this call exceeds, or undefined to let it through (and count it).
+   */
+  #throttledBy(): { limit: number; time: "1 second" | "1 minute" } | undefined {
+    if (this.rateLimitPerSecond <= 0 && this.rateLimitPerMinute <= 0) return undefined;
     const now = Date.now();
-    while (this.#window.length > 0 && (this.#window[0] ?? 0) <= now - 1000) this.#window.shift();
-    if (this.#window.length >= this.rateLimitPerSecond) return false;
+    const keepMs = this.rateLimitPerMinute > 0 ? 60_000 : 1000;
+    while (this.#window.length > 0 && (this.#window[0] ?? 0) <= now - keepMs) this.#window.shift();
+    if (this.rateLimitPerMinute > 0 && this.#window.length >= this.rateLimitPerMinute) return { limit: this.rateLimitPerMinute, time: "1 minute" };
+    if (this.rateLimitPerSecond > 0) {
+      let lastSecond = 0;
+      for (let i = this.#window.length - 1; i >= 0 && (this.#window[i] ?? 0) > now - 1000; i--) lastSecond++;
+      if (lastSecond >= this.rateLimitPerSecond) return { limit: this.rateLimitPerSecond, time: "1 second" };
+    }
     this.#window.push(now);
-    return true;
+    return undefined;
   }
 
   #checkToken(header: string | string[] | undefined): TokenCheck {
@@ -930,8 +950,9 @@ export class ScmSimulator {
       const value = Number(raw);
       return value >= min && value <= max ? value : undefined;
     };
+    // Documented: limit 10, 20 or 50 only; offset 0..100.
     const limit = integer("limit", 10, 10, 50);
-    if (limit === undefined) return bad("limit");
+    if (limit === undefined || !LIST_LIMITS.includes(limit)) return bad("limit");
     const offset = integer("offset", 0, 0, 100);
     if (offset === undefined) return bad("offset");
     const status = query.get("status") ?? "ALL";
@@ -939,7 +960,7 @@ export class ScmSimulator {
     const sortDir = query.get("sort_dir");
     if (sortDir !== null && sortDir !== "ASC" && sortDir !== "DESC") return bad("sort_dir");
     const sortKey = query.get("sort_key");
-    if (sortKey !== null && !["certExpiredTime", "certStatus", "certUpdateTime"].includes(sortKey)) return bad("sort_key");
+    if (sortKey !== null && !(LIST_SORT_KEYS as readonly string[]).includes(sortKey)) return bad("sort_key");
     const content = (query.get("content") ?? "").toLowerCase();
 
     const matching = [...this.#certificates.values()].filter(

@@ -5,8 +5,9 @@
  */
 import { readFileSync } from "node:fs";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { parseCleanupFilters, OFFSET_MODES, REVIEW_STATUSES, type OffsetMode } from "../../lib/cleanup-config.ts";
-import { CleanupError, makeRunId, MAX_OFFSET, runCleanup, type CleanupDependencies, type CleanupJob, type CleanupReport } from "../../lib/cleanup.ts";
+import { MIN_AGE_FORMAT, parseCleanupFilters, parseMinAge, OFFSET_MODES, REVIEW_STATUSES, type OffsetMode } from "../../lib/cleanup-config.ts";
+import { makeRunId, runCleanup } from "../../lib/cleanup.ts";
+import { CleanupError, MAX_OFFSET, type CleanupDependencies, type CleanupJob, type CleanupReport } from "../../lib/cleanup-types.ts";
 import { DEFAULT_IAM_ENDPOINT, isAcceptableEndpoint } from "../../lib/config.ts";
 import { CliError, describeError, UsageError } from "../../lib/errors.ts";
 import { createIamExchange } from "../../lib/iam.ts";
@@ -28,7 +29,9 @@ const LOCAL_SCM_ENDPOINT = `http://${LOCAL.host}:${LOCAL.scmPort}`;
 export const cleanupCommand: Command = {
   name: NAME,
   summary: "find applications still under review and enqueue a withdrawal for each (the scheduled sweep, by hand)",
-  usage: "cleanup [--dry-run] [--status LIST] [--content TEXT] [--exclude IDS] [--exclude-file PATH] [--max N] [--reason TEXT] [--scm-endpoint URL] [--token-file PATH]",
+  usage:
+    "cleanup [--dry-run] [--status LIST] [--content TEXT] [--exclude IDS] [--exclude-file PATH] [--max N] [--min-age AGE] [--reason TEXT] " +
+    "[--scm-endpoint URL] [--token-file PATH]",
   description: [
     "Lists certificates with GET /v3/scm/certificates, one pass per status, oldest update first, and",
     `enqueues one job per match (source "cleanup", the run's id as batch_id). Default statuses:`,
@@ -39,6 +42,10 @@ export const cleanupCommand: Command = {
     `SCM's listing cannot page past offset ${MAX_OFFSET}: when more certificates match than that reaches, the run`,
     "says how many were not seen (narrow with --content, or run again once these are withdrawn).",
     "Everything is listed before anything is enqueued: if the listing fails, nothing is enqueued.",
+    "",
+    "SCM's listing gives no age. With the ledger, each run (--dry-run too) remembers when it first saw",
+    "each certificate under review, and --min-age enqueues only those seen at least that long ago;",
+    "without the ledger the sweep cannot tell a stale application from a fresh one (--min-age refuses).",
     "",
     'The credential: --token-file (the raw token, {"token": ...}, {"iam": {...}} or {"aksk": {...}} to sign every',
     "call with an access key pair), else the Secrets Manager",
@@ -55,6 +62,7 @@ export const cleanupCommand: Command = {
     exclude: { type: "string", valueName: "IDS", description: "comma-separated certificate ids never to enqueue" },
     "exclude-file": { type: "string", valueName: "PATH", description: "file of certificate ids never to enqueue (one or more per line, # comments)" },
     max: { type: "string", valueName: "N", description: "enqueue at most N jobs; the rest are reported as over_cap (default 100)" },
+    "min-age": { type: "string", valueName: "AGE", description: `only certificates first seen under review at least AGE ago: ${MIN_AGE_FORMAT}; needs the ledger` },
     reason: { type: "string", valueName: "TEXT", description: "reason put in every job (at most 256 characters)" },
     "dry-run": { type: "boolean", description: "list and report what would be enqueued; enqueue nothing" },
     "scm-endpoint": { type: "string", valueName: "URL", description: `SCM endpoint (default: $SCM_ENDPOINT, else the local simulator ${LOCAL_SCM_ENDPOINT})` },
@@ -68,6 +76,9 @@ export const cleanupCommand: Command = {
     const filters = readFilters(values);
     const ask = !dryRun && mustAsk(context, values, "cleanup enqueues a withdrawal for every application it finds (--dry-run shows which)");
     const offsetMode = readOffsetMode(stringFlag(values, "offset-mode"));
+    const minAgeText = stringFlag(values, "min-age");
+    const minAgeMs = minAgeText === undefined ? undefined : parseMinAge(minAgeText);
+    if (minAgeText !== undefined && minAgeMs === undefined) throw new UsageError(`--min-age must be ${MIN_AGE_FORMAT} (got ${JSON.stringify(minAgeText)})`, NAME);
     const scmEndpoint = (stringFlag(values, "scm-endpoint") ?? nonEmpty(context.env.SCM_ENDPOINT) ?? LOCAL_SCM_ENDPOINT).replace(/\/+$/, "");
     if (!isAcceptableEndpoint(scmEndpoint)) {
       throw new UsageError(`--scm-endpoint must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment (got ${JSON.stringify(scmEndpoint)})`, NAME);
@@ -91,7 +102,11 @@ export const cleanupCommand: Command = {
       // With the ledger, the run's jobs are recorded as queued under the run id (`batch status <run id>`).
       const ledger = dryRun ? undefined : await context.ledger();
       if (ledger) deps.ledger = ledger;
-      report = await runCleanup(deps, { runId: makeRunId(new Date()), mode: dryRun ? "dry-run" : "enqueue", filters, offsetMode });
+      // First sightings, in a dry run too: they are what lets a later run tell an application's age.
+      const sightings = await context.sightings();
+      if (sightings) deps.sightings = sightings;
+      const mode = dryRun ? "dry-run" : "enqueue";
+      report = await runCleanup(deps, { runId: makeRunId(new Date()), mode, filters, offsetMode, minAgeMs });
     } catch (error) {
       if (error instanceof CleanupError && error.code === "not_confirmed") {
         context.note(error.message);
@@ -244,6 +259,11 @@ function printReport(context: CommandContext, report: CleanupReport, queueUrl: s
     context.print(`over the cap (--max ${report.filters.maxJobs}): ${overCap.length} not enqueued: ${sample}${overCap.length > SAMPLE ? `, ... (${overCap.length - SAMPLE} more; --json lists all)` : ""}`);
   }
 
+  if (!report.ages.tracked) {
+    context.print();
+    context.print("ages: unknown without the ledger (SCM's listing has none): every application under review is selected, however recent");
+  }
+
   const c = report.counts;
   const skippedParts = Object.entries(c.skipped).filter(([, n]) => n > 0).map(([reason, n]) => `${reason} ${n}`);
   context.print();
@@ -252,7 +272,7 @@ function printReport(context: CommandContext, report: CleanupReport, queueUrl: s
       `found ${c.found}`,
       report.mode === "dry-run" ? `would enqueue ${c.selected}` : `enqueued ${c.enqueued}`,
       ...(c.failed > 0 ? [`failed ${c.failed}`] : []),
-      `skipped ${c.skipped.excluded + c.skipped.duplicate + c.skipped.over_cap + c.skipped.status_filtered + c.skipped.invalid_id}${skippedParts.length > 0 ? ` (${skippedParts.join(", ")})` : ""}`,
+      `skipped ${Object.values(c.skipped).reduce((sum, n) => sum + n, 0)}${skippedParts.length > 0 ? ` (${skippedParts.join(", ")})` : ""}`,
       `not reachable ${c.unreachable}`,
     ].join(", ") + ` in ${formatDuration(report.durationMs)}`,
   );

@@ -14,7 +14,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vites
 import { cleanupCommand } from "../../cli/commands/cleanup.ts";
 import { COMMANDS, main, type CliIo } from "../../cli/main.ts";
 import { parseCleanupFilters, type RawFilters } from "../../lib/cleanup-config.ts";
-import { CleanupError, createCleanupRuntime, runCleanup, runIdForEvent, type CleanupDependencies, type CleanupRunOptions } from "../../lib/cleanup.ts";
+import { runCleanup, runIdForEvent } from "../../lib/cleanup.ts";
+import { createCleanupRuntime } from "../../lib/cleanup-runtime.ts";
+import { CleanupError, type CleanupDependencies, type CleanupRunOptions } from "../../lib/cleanup-types.ts";
 import { loadCleanupConfig } from "../../lib/cleanup-config.ts";
 import { faults, type CertificateStatus } from "../../local/scm-simulator.ts";
 import { createLogger } from "../../lib/logger.ts";
@@ -555,6 +557,18 @@ describe("scm-withdraw cleanup (the CLI)", () => {
     expect(stdout).toContain(`${ids[0]}  CHECKING  shop  shop.example.com  would enqueue`);
     expect(stdout).toMatch(new RegExp(`${ids[2]}\\s+CHECKING\\s+excluded`));
     expect(stdout).toMatch(/found 3, would enqueue 2, skipped 1 \(excluded 1\), not reachable 0 in \d+ ms\n$/);
+    expect(stdout).toContain("ages: unknown without the ledger (SCM's listing has none): every application under review is selected");
+    expect(await drainQueue()).toEqual([]);
+  });
+
+  it("--min-age needs the ledger, and a well-formed age", async () => {
+    addCertificates("chk", 1, "CHECKING");
+    const noLedger = await cli("--min-age", "7d");
+    expect(noLedger.code).toBe(1);
+    expect(noLedger.stderr).toContain("CLEANUP_MIN_AGE needs the ledger (LEDGER_TABLE)");
+    const bad = await cli("--min-age", "a week");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--min-age must be a whole number of minutes, hours or days");
     expect(await drainQueue()).toEqual([]);
   });
 

@@ -13,7 +13,7 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadCleanupConfig } from "../../lib/cleanup-config.ts";
-import { createCleanupRuntime } from "../../lib/cleanup.ts";
+import { createCleanupRuntime } from "../../lib/cleanup-runtime.ts";
 import { resolveLedgerTarget } from "../../cli/context.ts";
 import { deadLetterAttributes } from "../../lib/dead-letter.ts";
 import { silentLogger } from "../../lib/logger.ts";

@@ -393,6 +393,17 @@ describe("fault injection", () => {
 });
 
 describe("gateway rate limit and latency", () => {
+  test("over rateLimitPerMinute → 429 whose message states the per-minute limit", async () => {
+    const sim = await start({ rateLimitPerSecond: 10, rateLimitPerMinute: 4, certificates: [{ id: ID, status: "ISSUED" }] });
+    const answers = [];
+    for (let i = 0; i < 6; i++) answers.push(await get(sim, `/v3/scm/certificates/${ID}`));
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200, 429, 429]);
+    expect(await answers[4]!.json()).toEqual({
+      error_code: "APIG.0308",
+      error_msg: "The throttling threshold has been reached: policy user over ratelimit,limit:4,time:1 minute",
+    });
+  });
+
   test("over rateLimitPerSecond → 429 APIG.0308, counted; the next second passes again", async () => {
     const sim = await start({ rateLimitPerSecond: 3, certificates: [{ id: ID, status: "ISSUED" }] });
     const answers = await Promise.all(Array.from({ length: 5 }, () => get(sim, `/v3/scm/certificates/${ID}`)));
@@ -531,7 +542,8 @@ describe("listing", () => {
     expect(first.body.certificates?.map((c) => c.id)).toEqual(Array.from({ length: 10 }, (_, i) => `scs${String(i).padStart(13, "0")}`));
     expect((await listing(sim, "?limit=50&offset=20")).body.certificates).toHaveLength(5);
     expect((await listing(sim, "?limit=10&offset=100")).body).toEqual({ certificates: [], total_count: 25 });
-    for (const query of ["?limit=9", "?limit=51", "?limit=abc", "?offset=101", "?offset=-1", "?status=NOPE", "?sort_dir=UP", "?sort_key=name"]) {
+    expect((await listing(sim, "?limit=20")).body.certificates).toHaveLength(20);
+    for (const query of ["?limit=9", "?limit=51", "?limit=15", "?limit=30", "?sort_dir=asc", "?sort_key=certExpiredTime&sort_dir=", "?limit=abc", "?offset=101", "?offset=-1", "?status=NOPE", "?sort_dir=UP", "?sort_key=name"]) {
       const res = await listing(sim, query);
       expect(res.status, query).toBe(400);
       expect(res.body.error_code, query).toBe("SCM.0005");

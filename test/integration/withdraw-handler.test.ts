@@ -229,6 +229,27 @@ describe("a mixed batch of 10", () => {
   });
 });
 
+describe("the gateway's rate limit", () => {
+  afterAll(() => {
+    stack.sim.rateLimitPerSecond = 0;
+  });
+
+  it("is learnt from its first 429: the container waits out the window, then stays under the stated limit", async () => {
+    const handler = await coldStart();
+    stack.sim.rateLimitPerSecond = 4;
+    const ids = Array.from({ length: 8 }, (_, i) => `scs40000000000${String(i).padStart(2, "0")}`);
+    for (const id of ids) stack.sim.addCertificate({ id, status: "CHECKING" });
+    const response = await handler(sqsEvent(...ids.map((id) => sqsRecord(job(id)))), lambdaContext());
+
+    // With no limit set, the first batch goes out at once: 4 pass, 4 get the 429 stating limit:4. After
+    // that, no call is throttled again: the retries wait for the window and are spaced under 4/s.
+    expect(response.batchItemFailures).toEqual([]);
+    for (const id of ids) expect(stack.sim.withdrawals(id)).toBe(1);
+    expect(cancelCalls().filter((c) => c.status === 429)).toHaveLength(4);
+    expect(capturedOutput()).toMatch(/"event":"scm_rate_reduced".*"statedLimit":\{"calls":4,"windowMs":1000\}/);
+  });
+});
+
 describe("the token", () => {
   it("is read from Secrets Manager once across many warm invocations", async () => {
     const handler = await coldStart();

@@ -36,6 +36,8 @@ const ENV = {
   MAX_RECEIVE_COUNT: String(MAX_RECEIVE_COUNT),
   BATCH_CONCURRENCY: "10",
   LOG_LEVEL: "info",
+  // The 429s here are random answers, not a rate: an adaptive limiter would rightly slow down on them.
+  SCM_RATE_LIMIT: "fixed",
 };
 /** The client's default cap on an answer body. */
 const BODY_CAP = 64 * 1024;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../lib/config.ts";
-import { DEFAULT_CLEANUP_REASON, loadCleanupConfig, parseCleanupFilters } from "../../lib/cleanup-config.ts";
+import { DEFAULT_CLEANUP_REASON, loadCleanupConfig, parseCleanupFilters, parseMinAge } from "../../lib/cleanup-config.ts";
 
 const valid = {
   SCM_ENDPOINT: "https://scm.ap-southeast-1.myhuaweicloud.com",
@@ -45,6 +45,26 @@ describe("loadCleanupConfig", () => {
     expect(
       problemsOf({ CLEANUP_MODE: "on", CLEANUP_STATUSES: "ISSUED", CLEANUP_EXCLUDE: "nope", CLEANUP_MAX_JOBS: "1e3", CLEANUP_REASON: "x".repeat(300), CLEANUP_OFFSET_MODE: "rows" }).sort(),
     ).toEqual(["CLEANUP_EXCLUDE", "CLEANUP_MAX_JOBS", "CLEANUP_MODE", "CLEANUP_OFFSET_MODE", "CLEANUP_REASON", "CLEANUP_STATUSES", "SCM_ENDPOINT", "SCM_TOKEN_SECRET_ID"]);
+  });
+
+  it("reads CLEANUP_MIN_AGE as minutes, hours or days, and needs the ledger for it", () => {
+    expect(loadCleanupConfig(valid).minAgeMs).toBeUndefined();
+    expect(loadCleanupConfig({ ...valid, LEDGER_TABLE: "ledger", CLEANUP_MIN_AGE: "7d" }).minAgeMs).toBe(7 * 86_400_000);
+    expect(problemsOf({ ...valid, CLEANUP_MIN_AGE: "7d" })).toEqual(["CLEANUP_MIN_AGE"]);
+    for (const bad of ["7", "7w", "0h", "1.5d", "-1d", "366d", "d"]) expect(problemsOf({ ...valid, LEDGER_TABLE: "ledger", CLEANUP_MIN_AGE: bad }), bad).toEqual(["CLEANUP_MIN_AGE"]);
+  });
+
+  it.each([
+    ["90m", 90 * 60_000],
+    ["36h", 36 * 3_600_000],
+    ["7d", 7 * 86_400_000],
+    [" 2D ", 2 * 86_400_000],
+    ["1m", 60_000],
+    ["365d", 365 * 86_400_000],
+    ["59s", undefined],
+    ["", undefined],
+  ])("parseMinAge(%j) = %j", (text, ms) => {
+    expect(parseMinAge(text)).toBe(ms);
   });
 
   it("needs the queue only to enqueue", () => {

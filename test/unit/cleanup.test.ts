@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { parseCleanupFilters } from "../../lib/cleanup-config.ts";
-import { detectOffsetMode, makeRunId, runCleanup, runIdForEvent, selectJobs, type CleanupDependencies, type ListedCertificate } from "../../lib/cleanup.ts";
+import { makeRunId, runCleanup, runIdForEvent, selectJobs } from "../../lib/cleanup.ts";
+import { detectOffsetMode, pageSizeFor } from "../../lib/cleanup-listing.ts";
+import type { CleanupDependencies, ListedCertificate } from "../../lib/cleanup-types.ts";
 import { silentLogger } from "../../lib/logger.ts";
 import type { ScmResult } from "../../lib/scm-client.ts";
 
@@ -111,5 +113,19 @@ describe("runCleanup paging", () => {
       message: "listing CHECKING certificates (offset 100): out of time before the function's deadline; nothing was enqueued",
     });
     expect(sent).toEqual([]);
+  });
+});
+
+describe("page size", () => {
+  it.each([
+    [undefined, 50],
+    [50, 50],
+    [49, 20],
+    [20, 20],
+    [15, 10],
+    [10, 10],
+    [5, 10],
+  ])("asks the listing for one of its documented sizes (10, 20, 50): %j → %i", (requested, size) => {
+    expect(pageSizeFor(requested)).toBe(size);
   });
 });

@@ -29,9 +29,15 @@ describe("loadConfig", () => {
       batchConcurrency: 10,
       tokenCacheTtlMs: 300_000,
       scmMaxRps: undefined,
+      scmRateLimit: "adaptive",
       logLevel: "info",
       alreadyWithdrawnStatuses: ["PAID", "CANCELCHECKING"],
     });
+  });
+
+  it("reads SCM_RATE_LIMIT: adaptive (default) or fixed", () => {
+    expect(loadConfig({ ...valid, SCM_RATE_LIMIT: "fixed", SCM_MAX_RPS: "4" })).toMatchObject({ scmRateLimit: "fixed", scmMaxRps: 4 });
+    expect(problemsOf({ ...valid, SCM_RATE_LIMIT: "static" })).toEqual(["SCM_RATE_LIMIT"]);
   });
 
   it("names every bad variable in one error", () => {
