@@ -14,9 +14,9 @@ const FOLDERS = ["lib", "cli", "handlers"];
 const MAX_LINES = 100;
 /**
  * Being split by role right now (issue 14 item 2: the ledger into store, claims, producers' writes and
- * queries; cleanup's runCleanup); each leaves this list when it lands.
+ * queries); it leaves this list when that lands.
  */
-const NOT_YET: readonly string[] = ["lib/ledger.ts", "lib/cleanup.ts"];
+const NOT_YET: readonly string[] = ["lib/ledger.ts"];
 
 interface LongFunction {
   where: string;
