@@ -116,7 +116,10 @@ async function planBulk(context: CommandContext, { values, positionals }: Parsed
     );
   }
   const readOptions = { format, set: stamp, defaults: { requested_at: requestedAt, ...withReason } };
-  return { file, format, dryRun, concurrency, batchId, reason, readOptions, requestedResults, wait, ask, intervalMs, stallTimeoutMs, queueUrl, ledger };
+  return {
+    file, format, dryRun, concurrency, batchId, reason, readOptions, requestedResults,
+    wait, ask, intervalMs, stallTimeoutMs, queueUrl, ledger,
+  };
 }
 
 /** Reads the file once to say what it holds, and asks; returns the exit code when the answer is no. */
@@ -211,10 +214,11 @@ async function followBatch(run: BulkRun, end: BulkEnd): Promise<Followed | undef
     throw new CliError(`cannot follow batch ${batchId}: the ledger could not record its total (see the warnings above); the jobs that were sent stay sent`);
   }
   if (!context.json) context.print(`following batch ${batchId} until every job is final (Ctrl-C stops following; the jobs go on)`);
-  const followed = await watchBatch(context, ledger, batchId, { intervalMs: plan.intervalMs, stallTimeoutMs: plan.stallTimeoutMs });
+  const { intervalMs, stallTimeoutMs } = plan;
+  const followed = await watchBatch(context, ledger, batchId, { intervalMs, stallTimeoutMs });
   if (!context.json) {
     for (const line of formatStatus(followed.status)) context.print(line);
-    context.print(watchVerdict(batchId, followed.status, followed.end, plan.stallTimeoutMs));
+    context.print(watchVerdict(batchId, followed.status, followed.end, stallTimeoutMs));
   }
   return followed;
 }

@@ -119,8 +119,10 @@ async function sendJobs(context: CommandContext, jobs: Job[]) {
 
 type Rejected = Pick<ReturnType<typeof readJobs>, "invalid" | "duplicates">;
 
+type Sent = Awaited<ReturnType<typeof sendJobs>>;
+
 /** The jobs sent, in the order given (a table, or --json), and one line of totals. */
-function report(context: CommandContext, { invalid, duplicates }: Rejected, sentJobs: Awaited<ReturnType<typeof sendJobs>>): void {
+function report(context: CommandContext, { invalid, duplicates }: Rejected, sentJobs: Sent): void {
   const { results, alreadyDone, ledgerOn, requestIds } = sentJobs;
   const sent = results.filter((r) => r.ok);
   const failed = results.filter((r) => !r.ok);
