@@ -10,6 +10,7 @@ import { createSender, type Sender, type SendResult } from "../lib/producer.ts";
 import type { InputFile, ResultsFile } from "./bulk-files.ts";
 import type { CommandContext } from "./context.ts";
 import { createProgress, plural, type Progress } from "./output.ts";
+import { resumeDecisions } from "./resume.ts";
 
 
 /** Problem lines printed to stderr before the rest is left to the results file. */
@@ -29,6 +30,8 @@ export interface BulkPlan {
   concurrency: number;
   batchId: string;
   reason: string | undefined;
+  /** No --reason in a real run: each line must give its own (a csv column or a jsonl field). */
+  reasonRequired: boolean;
   readOptions: BulkReadOptions;
   /** --results, or `<file>.results.csv` (a run never overwrites: see openResults). */
   requestedResults: string;
@@ -39,6 +42,8 @@ export interface BulkPlan {
   stallTimeoutMs: number;
   queueUrl: string;
   ledger: Ledger | undefined;
+  /** --resend-queued: send again the jobs the ledger holds as queued (a run killed outright). */
+  resendQueued: boolean;
 }
 
 interface Counts {
@@ -50,6 +55,8 @@ interface Counts {
   failed: number;
   /** With the ledger: jobs it already holds as withdrawn, not sent again. */
   already_done?: number;
+  /** With the ledger: jobs an earlier run sent that are still queued, not sent again (a resumed run). */
+  already_queued?: number;
 }
 type SendKey = { line: number; id: string; ref?: JobRef };
 type ValidLine = Extract<BulkLine, { body: string }>;
@@ -77,7 +84,7 @@ export class BulkRun {
     readonly plan: BulkPlan,
     readonly results: ResultsFile,
   ) {
-    const ledgerCounts = plan.ledger ? { already_done: 0 } : {};
+    const ledgerCounts = plan.ledger ? { already_done: 0, already_queued: 0 } : {};
     this.counts = { read: 0, valid: 0, invalid: 0, duplicates: 0, sent: 0, failed: 0, ...ledgerCounts };
     this.progress = createProgress(context.io.stderr, { enabled: !context.json });
     this.sender = plan.dryRun
@@ -130,6 +137,12 @@ export class BulkRun {
       this.problem(entry.line, `${entry.error}; not sent`);
       return;
     }
+    if (this.plan.reasonRequired && !hasReason(entry.body)) {
+      counts.invalid++;
+      results.row([entry.line, entry.certificateId, "invalid", "", NO_REASON]);
+      this.problem(entry.line, `${NO_REASON}; not sent`);
+      return;
+    }
     const first = seen.firstSeen(entry.certificateId, entry.line);
     if (first !== undefined) {
       counts.duplicates++;
@@ -157,7 +170,7 @@ export class BulkRun {
     } else await this.sender?.push({ key: { line: entry.line, id: entry.certificateId }, body: entry.body });
   }
 
-  /** Records the waiting jobs as queued, then sends those the ledger does not already hold as withdrawn. */
+  /** Records the waiting jobs as queued, then sends those the ledger does not already hold (withdrawn, or queued before). */
   private async sendChunk(): Promise<void> {
     const { ledger, batchId } = this.plan;
     if (!ledger || !this.sender || this.chunk.length === 0) return;
@@ -168,12 +181,17 @@ export class BulkRun {
       { batchId, source: "bulk" },
     );
     this.ledgerFailed += queued.failed.length;
-    const done = new Set(queued.alreadyDone);
+    const decide = resumeDecisions(queued, { resendQueued: this.plan.resendQueued });
     for (const job of jobs) {
-      if (done.has(job.ref.requestId)) {
+      const decision = decide(job.ref);
+      if (decision === "already_done") {
         this.counts.already_done = (this.counts.already_done ?? 0) + 1;
         const detail = `request ${job.ref.requestId} is already withdrawn according to the ledger; not sent again`;
         this.results.row([job.line, job.id, "already_done", "", detail]);
+      } else if (decision === "already_queued") {
+        this.counts.already_queued = (this.counts.already_queued ?? 0) + 1;
+        const detail = `request ${job.ref.requestId} was sent by an earlier run and is still queued; not sent again`;
+        this.results.row([job.line, job.id, "already_queued", "", detail]);
       } else {
         await this.sender.push({ key: { line: job.line, id: job.id, ref: job.ref }, body: job.body });
       }
@@ -238,10 +256,26 @@ export async function readAndSend(run: BulkRun, inputFile: InputFile): Promise<v
  * and its ledger reference.
  */
 function withRequestId(body: string, batchId: string, certificateId: string): { body: string; ref: JobRef } {
-  const request = JSON.parse(body) as { request_id?: string; source?: string };
+  const request = JSON.parse(body) as { request_id?: string; source?: string; requested_by?: string; reason?: string; requested_at?: string };
   const requestId = request.request_id ?? `${batchId}:${certificateId}`;
   return {
     body: request.request_id === undefined ? JSON.stringify({ ...request, request_id: requestId }) : body,
-    ref: { requestId, batchId, certificateId, source: request.source ?? "bulk" },
+    ref: {
+      requestId,
+      batchId,
+      certificateId,
+      source: request.source ?? "bulk",
+      requestedBy: request.requested_by,
+      requestReason: request.reason,
+      requestedAt: request.requested_at,
+    },
   };
+}
+
+const NO_REASON = "no reason: pass --reason TEXT or give the line a reason";
+
+/** The line's own reason (a csv column or a jsonl field), for runs without --reason. */
+function hasReason(body: string): boolean {
+  const { reason } = JSON.parse(body) as { reason?: unknown };
+  return typeof reason === "string" && reason.trim() !== "";
 }

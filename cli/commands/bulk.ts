@@ -15,6 +15,7 @@ import { openInput, openResults, type InputFile, type ResultsFile } from "../bul
 import { BulkRun, readAndSend, type BulkPlan } from "../bulk-run.ts";
 import { confirm, mustAsk, YES_OPTION } from "../confirm.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
+import { resumeCommand } from "../resume.ts";
 import { formatBytes, formatDuration, plural, queueName } from "../output.ts";
 
 /** `<batch_id>:<certificate_id>` must fit in a request_id (at most 128 characters). */
@@ -39,7 +40,8 @@ export const bulkCommand: Command = {
     "With the ledger (LEDGER_TABLE / --ledger-table, or the local pipeline's), every job gets a request_id",
     "(<batch_id>:<certificate_id> unless its line has one) and is recorded as queued before it is sent;",
     "a job the ledger already holds as withdrawn (a re-run of the same file and batch id) is not sent",
-    "again (outcome already_done). At the end the batch's total is recorded, so `batch status` can tell",
+    "again (outcome already_done), nor is one it holds as queued (outcome already_queued: a re-run of an",
+    "interrupted run resumes it; --resend-queued sends those again). At the end the batch's total is recorded, so `batch status` can tell",
     "when it is done. --wait then follows the batch to the end with a progress bar.",
     "",
     "On a terminal, bulk first reads the whole file, says how many jobs it would send (with the batch id",
@@ -57,6 +59,7 @@ export const bulkCommand: Command = {
     format: { type: "string", valueName: "FORMAT", description: "txt, csv or jsonl, when the extension does not say" },
     concurrency: { type: "string", valueName: "N", description: "SendMessageBatch calls in flight (default 8)" },
     wait: { type: "boolean", description: "follow the batch in the ledger until every job is final; exit 1 if any was dead-lettered" },
+    "resend-queued": { type: "boolean", description: "with the ledger, also send jobs it holds as queued (after a run was killed outright)" },
     ...WATCH_OPTIONS,
     ...YES_OPTION,
   },
@@ -93,7 +96,7 @@ async function planBulk(context: CommandContext, { values, positionals }: Parsed
   const batchId = stringFlag(values, "batch-id") ?? generateBatchId(new Date());
   const reason = stringFlag(values, "reason");
   const requestedAt = new Date().toISOString();
-  const stamp = { source: "bulk", batch_id: batchId };
+  const stamp: Record<string, string> = { source: "bulk", batch_id: batchId };
   const withReason = reason !== undefined ? { reason } : {};
   const flags = parseWithdrawalBody(JSON.stringify({ certificate_id: "0000000000000000", ...stamp, ...withReason }));
   if (!flags.ok) throw new UsageError(flags.problem, "bulk");
@@ -103,12 +106,19 @@ async function planBulk(context: CommandContext, { values, positionals }: Parsed
   const wait = values.wait === true;
   if (wait && dryRun) throw new UsageError("--wait follows a batch that was sent: it cannot be used with --dry-run", "bulk");
   const ask = !dryRun && mustAsk(context, values, "bulk sends a withdrawal for every id in the file (--dry-run checks the file)");
+  // The audit trail: every job says why; a .txt line cannot, so --reason is required for it.
+  const reasonRequired = !dryRun && reason === undefined;
+  if (reasonRequired && format === "txt") {
+    throw new UsageError("bulk needs --reason TEXT: why these certificates are withdrawn (kept in every job for the audit trail)", "bulk");
+  }
   const intervalMs = durationFlag(values, "interval", { minMs: 100, maxMs: 3_600_000 }, "bulk") ?? DEFAULT_WATCH_INTERVAL_MS;
   const stallTimeoutMs = durationFlag(values, "stall-timeout", { minMs: 1000, maxMs: 7 * 86_400_000 }, "bulk") ?? DEFAULT_STALL_TIMEOUT_MS;
   const { queueUrl } = context.target;
   if (!dryRun) await context.checkQueue(queueUrl);
   // Before reading the file: --wait without a ledger fails here, having sent nothing.
   const ledger = dryRun ? undefined : wait ? await context.requireLedger() : await context.ledger();
+  // The audit trail: who sends (set on every line: a line cannot speak for someone else) and why.
+  if (!dryRun) stamp.requested_by = await context.requestedBy();
   if (ledger && batchId.length > MAX_LEDGER_BATCH_ID) {
     throw new UsageError(
       `--batch-id must be at most ${MAX_LEDGER_BATCH_ID} characters with the ledger (each job's request_id is <batch_id>:<certificate_id>)`,
@@ -117,8 +127,8 @@ async function planBulk(context: CommandContext, { values, positionals }: Parsed
   }
   const readOptions = { format, set: stamp, defaults: { requested_at: requestedAt, ...withReason } };
   return {
-    file, format, dryRun, concurrency, batchId, reason, readOptions, requestedResults,
-    wait, ask, intervalMs, stallTimeoutMs, queueUrl, ledger,
+    file, format, dryRun, concurrency, batchId, reason, reasonRequired, readOptions, requestedResults,
+    wait, ask, intervalMs, stallTimeoutMs, queueUrl, ledger, resendQueued: values["resend-queued"] === true,
   };
 }
 
@@ -155,7 +165,7 @@ interface BulkEnd {
   /** No valid line in a file read to its end: exit 1, and no batch. */
   noJobs: boolean;
   batchRecorded: boolean;
-  /** The batch's size: the jobs that went out, and those the ledger already had as done. */
+  /** The batch's size: the jobs that went out, and those the ledger already had (done, or queued by an earlier run). */
   inBatch: number;
   elapsedMs: number;
 }
@@ -166,11 +176,14 @@ async function closeBatch(run: BulkRun): Promise<BulkEnd> {
   // An empty file, or one without a single valid line, is a mistake: exit 1 and create no batch.
   const noJobs = counts.valid === 0 && !run.interrupted;
   if (noJobs && counts.read === 0) unlinkSync(run.results.path);
-  const inBatch = counts.sent + (counts.already_done ?? 0);
+  const inBatch = counts.sent + (counts.already_done ?? 0) + (counts.already_queued ?? 0);
   let batchRecorded = false;
   if (plan.ledger && !noJobs) {
     if (run.notSent.length > 0) await plan.ledger.recordNotSent(run.notSent);
-    batchRecorded = (await plan.ledger.recordBatch(plan.batchId, { expectedTotal: inBatch, source: "bulk" })) === "written";
+    // Not after Ctrl-C: the rest of the file is not in the batch yet, and it must not look done before it is resumed.
+    if (!run.interrupted) {
+      batchRecorded = (await plan.ledger.recordBatch(plan.batchId, { expectedTotal: inBatch, source: "bulk" })) === "written";
+    }
   }
   return { noJobs, batchRecorded, inBatch, elapsedMs: performance.now() - run.started };
 }
@@ -187,13 +200,20 @@ function reportText(run: BulkRun, end: BulkEnd): void {
   if (end.noJobs) context.print(`no valid job in ${file}: nothing was sent${ledger ? " and no batch was created" : ""}`);
   else if (plan.dryRun) context.print(`dry run: ${counts.valid} would be sent, nothing was sent`);
   else {
-    const skipped = counts.already_done ? `, ${counts.already_done} already withdrawn (not sent again)` : "";
-    context.print(`sent ${counts.sent}, failed ${counts.failed}${skipped} in ${formatDuration(end.elapsedMs)} (${run.rate()} messages/s)`);
+    const done = counts.already_done ? `, ${counts.already_done} already withdrawn` : "";
+    const skipped = `${done}${counts.already_queued ? `, ${counts.already_queued} already queued` : ""}`;
+    const notAgain = skipped ? `${skipped} (not sent again)` : "";
+    context.print(`sent ${counts.sent}, failed ${counts.failed}${notAgain} in ${formatDuration(end.elapsedMs)} (${run.rate()} messages/s)`);
   }
   if (run.interrupted) context.print("interrupted: the rest of the file was not read");
+  if (run.interrupted && ledger) {
+    context.print(`resume with: ${resumeCommand(file, batchId, plan.reason)} (jobs already queued or withdrawn are not sent again)`);
+  }
+  if (run.interrupted && !ledger) context.print(`without the ledger a re-run sends every line again (${resultsPath} lists what was sent)`);
   if (ledger && !end.noJobs) {
-    const missing = `${plural(run.ledgerFailed, "job")}${end.batchRecorded ? "" : " and the batch's total"}`;
-    const trouble = run.ledgerFailed > 0 || !end.batchRecorded ? ` (${missing} could not be recorded)` : "";
+    const totalMissing = !end.batchRecorded && !run.interrupted;
+    const missing = `${plural(run.ledgerFailed, "job")}${totalMissing ? " and the batch's total" : ""}`;
+    const trouble = run.ledgerFailed > 0 || totalMissing ? ` (${missing} could not be recorded)` : "";
     const follow = plan.wait || !end.batchRecorded ? "" : `; follow with \`scm-withdraw batch status ${batchId} --watch\``;
     context.print(`ledger: ${plural(end.inBatch, "job")} in batch ${batchId}${trouble}${follow}`);
   }
