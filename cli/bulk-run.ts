@@ -170,7 +170,7 @@ export class BulkRun {
     } else await this.sender?.push({ key: { line: entry.line, id: entry.certificateId }, body: entry.body });
   }
 
-  /** Records the waiting jobs as queued, then sends those the ledger does not already hold (withdrawn, or queued before). */
+  /** Records the waiting jobs as queued, then sends those the ledger does not hold (withdrawn, or queued before). */
   private async sendChunk(): Promise<void> {
     const { ledger, batchId } = this.plan;
     if (!ledger || !this.sender || this.chunk.length === 0) return;
@@ -256,7 +256,8 @@ export async function readAndSend(run: BulkRun, inputFile: InputFile): Promise<v
  * and its ledger reference.
  */
 function withRequestId(body: string, batchId: string, certificateId: string): { body: string; ref: JobRef } {
-  const request = JSON.parse(body) as { request_id?: string; source?: string; requested_by?: string; reason?: string; requested_at?: string };
+  type Fields = "request_id" | "source" | "requested_by" | "reason" | "requested_at";
+  const request = JSON.parse(body) as Partial<Record<Fields, string>>;
   const requestId = request.request_id ?? `${batchId}:${certificateId}`;
   return {
     body: request.request_id === undefined ? JSON.stringify({ ...request, request_id: requestId }) : body,
