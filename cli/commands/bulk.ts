@@ -14,6 +14,7 @@ import { DEFAULT_STALL_TIMEOUT_MS, DEFAULT_WATCH_INTERVAL_MS, durationFlag, form
 import { openInput, openResults, type InputFile, type ResultsFile } from "../bulk-files.ts";
 import { BulkRun, readAndSend, type BulkPlan } from "../bulk-run.ts";
 import { confirm, mustAsk, YES_OPTION } from "../confirm.ts";
+import { HEADS } from "./index.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
 import { resumeCommand } from "../resume.ts";
 import { formatBytes, formatDuration, plural, queueName } from "../output.ts";
@@ -22,9 +23,7 @@ import { formatBytes, formatDuration, plural, queueName } from "../output.ts";
 const MAX_LEDGER_BATCH_ID = 128 - 1 - 16;
 
 export const bulkCommand: Command = {
-  name: "bulk",
-  summary: "send every certificate id in a .txt, .csv or .jsonl file (streamed, de-duplicated)",
-  usage: "bulk <file> [--batch-id ID] [--reason TEXT] [--dry-run] [--yes] [--wait] [--results PATH] [--format txt|csv|jsonl] [--concurrency N]",
+  ...HEADS.bulk,
   description: [
     "Formats (by extension, or --format):",
     "  .txt    one certificate id per line; blank lines and # comments are skipped",
