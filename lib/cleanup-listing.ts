@@ -7,8 +7,8 @@
 import * as z from "zod/mini";
 import { classifyAnswer } from "./classify.ts";
 import type { CleanupFilters } from "./cleanup-config.ts";
-import { CleanupError, MAX_OFFSET, PAGE_SIZES, type CleanupDependencies, type CleanupRunOptions, type ListedCertificate, type StatusPass } from "./cleanup-types.ts";
-import { describeError, TokenUnavailableError } from "./errors.ts";
+import { MAX_OFFSET, PAGE_SIZES, type CleanupDependencies, type CleanupRunOptions, type ListedCertificate, type StatusPass } from "./cleanup-types.ts";
+import { CleanupError, describeError, TokenUnavailableError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import { assertNever } from "./outcome.ts";
 import { retryDelay, sleep as defaultSleep } from "./retry.ts";
