@@ -1,6 +1,7 @@
 /** Factories for Lambda-shaped SQS events and contexts. */
 import { createHash, randomUUID } from "node:crypto";
 import type { Context, SQSEvent, SQSRecord } from "aws-lambda";
+import { lambdaContext as localLambdaContext } from "../../local/lambda-context.ts";
 
 export function sqsRecord(body: string | object, options: { messageId?: string; receiveCount?: number } = {}): SQSRecord {
   const text = typeof body === "string" ? body : JSON.stringify(body);
@@ -29,19 +30,9 @@ export function sqsEvent(...records: SQSRecord[]): SQSEvent {
 
 /** A Lambda-like context whose remaining time counts down from `timeoutMs`. */
 export function lambdaContext(timeoutMs = 30_000): Context {
-  const started = Date.now();
-  return {
-    callbackWaitsForEmptyEventLoop: false,
+  return localLambdaContext({
     functionName: "scm-withdraw-dev-withdraw",
-    functionVersion: "$LATEST",
-    invokedFunctionArn: "arn:aws:lambda:eu-west-1:000000000000:function:scm-withdraw-dev-withdraw",
-    memoryLimitInMB: "512",
-    awsRequestId: randomUUID(),
-    logGroupName: "/aws/lambda/scm-withdraw-dev-withdraw",
+    deadline: Date.now() + timeoutMs,
     logStreamName: "stream",
-    getRemainingTimeInMillis: () => Math.max(0, timeoutMs - (Date.now() - started)),
-    done: () => {},
-    fail: () => {},
-    succeed: () => {},
-  };
+  });
 }
