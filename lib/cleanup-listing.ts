@@ -7,11 +7,25 @@
 import * as z from "zod/mini";
 import { classifyAnswer } from "./classify.ts";
 import type { CleanupFilters } from "./cleanup-config.ts";
-import { MAX_OFFSET, PAGE_SIZES, type CleanupDependencies, type CleanupRunOptions, type ListedCertificate, type StatusPass } from "./cleanup-types.ts";
+import {
+  MAX_OFFSET,
+  PAGE_SIZES,
+  type CleanupDependencies,
+  type CleanupRunOptions,
+  type ListedCertificate,
+  type StatusPass,
+} from "./cleanup-types.ts";
 import { CleanupError, describeError, TokenUnavailableError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import { assertNever } from "./outcome.ts";
-import { callBudget, MIN_CALL_BUDGET_MS, retryLoop, sleep as defaultSleep, type AttemptResult, type RetryPolicy } from "./retry.ts";
+import {
+  callBudget,
+  MIN_CALL_BUDGET_MS,
+  retryLoop,
+  sleep as defaultSleep,
+  type AttemptResult,
+  type RetryPolicy,
+} from "./retry.ts";
 import type { ScmResult } from "./scm-client.ts";
 import type { ScmAuth } from "./token-provider.ts";
 
@@ -209,7 +223,11 @@ async function listPage(run: ListingRun, status: string, offset: number): Promis
         token = await getToken(deps, token);
         return { kind: "again" };
       case "retry":
-        return { kind: "retry", failure: { result, reason: decision.reason, details }, retryAfterMs: decision.retryAfterMs };
+        return {
+          kind: "retry",
+          failure: { result, reason: decision.reason, details },
+          retryAfterMs: decision.retryAfterMs,
+        };
       case "dead-letter":
       case "check-status": {
         const unauthorized = decision.kind === "dead-letter" && decision.reason === "unauthorized";
@@ -222,13 +240,17 @@ async function listPage(run: ListingRun, status: string, offset: number): Promis
   };
   return retryLoop(run.retry, attempt, {
     exhausted: ({ result, details }, failures) => {
-      throw new CleanupError("listing_unavailable", `${where} failed ${failures} times, last: ${describeResult(result)}; nothing was enqueued`, details);
+      const message = `${where} failed ${failures} times, last: ${describeResult(result)}; nothing was enqueued`;
+      throw new CleanupError("listing_unavailable", message, details);
     },
     outOfTime: ({ result, details }) => {
-      throw new CleanupError("deadline", `${where}: ${describeResult(result)}, and no time left to retry before the function's deadline; nothing was enqueued`, details);
+      const message = `${where}: ${describeResult(result)}, and no time left to retry before the function's deadline`;
+      throw new CleanupError("deadline", `${message}; nothing was enqueued`, details);
     },
     beforeWait: ({ reason, details }, delayMs, failures) => {
-      log.info("cleanup_listing_retrying", { status, offset, attempt: failures, reason, httpStatus: details.httpStatus, errorCode: details.errorCode, delayMs });
+      const { httpStatus, errorCode } = details;
+      const fields = { status, offset, attempt: failures, reason, httpStatus, errorCode, delayMs };
+      log.info("cleanup_listing_retrying", fields);
     },
   });
 }
@@ -236,7 +258,11 @@ async function listPage(run: ListingRun, status: string, offset: number): Promis
 /** A 2xx listing answer's certificates, or a `listing_unexpected` failure when its body is not a listing. */
 function parsePage(result: ScmResult, where: string, details: ListingFailure["details"]): Page {
   const parsed = ListAnswer.safeParse(result.kind === "answer" ? result.body : undefined);
-  if (!parsed.success) throw new CleanupError("listing_unexpected", `${where}: SCM answered ${describeResult(result)} without a usable {certificates, total_count} body`, details);
+  if (!parsed.success) {
+    const answered = `SCM answered ${describeResult(result)}`;
+    const message = `${where}: ${answered} without a usable {certificates, total_count} body`;
+    throw new CleanupError("listing_unexpected", message, details);
+  }
   const certificates = parsed.data.certificates.map((c) => ({
     id: c.id,
     status: c.status,

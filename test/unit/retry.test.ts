@@ -127,7 +127,11 @@ describe("the SCM retry loop", () => {
     exhausted: (failure: string, failures: number) => `exhausted after ${failures}: ${failure}`,
     outOfTime: (failure: string) => `out of time: ${failure}`,
   };
-  const script = (...steps: AttemptResult<string, string>[]) => async () => steps.shift() ?? { kind: "done", value: "end" };
+  /** Each call takes the next step; once they run out, it is done with "end". */
+  const script =
+    (...steps: AttemptResult<string, string>[]) =>
+    async (): Promise<AttemptResult<string, string>> =>
+      steps.shift() ?? { kind: "done", value: "end" };
 
   it("backs off between transient failures and returns the first done", async () => {
     const { p, waits } = policy();
