@@ -11,6 +11,7 @@
  * same time, each against its own simulator.
  */
 import type { SQSRecord } from "aws-lambda";
+import { loadConfig } from "../lib/config.ts";
 import { discardMetrics } from "../lib/metrics.ts";
 import { silentLogger } from "../lib/logger.ts";
 import { buildWithdrawalBody } from "../lib/message.ts";
@@ -42,16 +43,12 @@ export const THROTTLING_DEFAULTS: ThrottlingOptions = {
   maximumConcurrency: 5,
 };
 
-const WORKER_CONFIG: WorkerConfig = {
-  maxAttempts: 3,
-  retryBaseDelayMs: 200,
-  retryMaxDelayMs: 5000,
-  scmTimeoutMs: 10_000,
-  maxReceiveCount: 5,
-  batchConcurrency: 10,
-  alreadyWithdrawnStatuses: ["PAID", "CANCELCHECKING"],
-  deadlineMarginMs: 1000,
-};
+/** The worker at every default setting, read by the one config schema (not a copy of its defaults). */
+const WORKER_CONFIG: WorkerConfig = loadConfig({
+  SCM_ENDPOINT: "http://127.0.0.1",
+  SCM_TOKEN_SECRET_ID: "scm-withdraw/token",
+  WITHDRAWAL_DLQ_URL: "http://127.0.0.1/000000000000/withdrawals-dlq",
+});
 
 interface Figures {
   /** Withdrawals per second and 429 share, in the steady window (after the warm-up) and over the whole run. */
