@@ -11,7 +11,7 @@
  *             | {type:"stats", id, maxRssKb, rssKb}
  */
 import { pathToFileURL } from "node:url";
-import { lambdaContext } from "../local/lambda-context.ts";
+import { lambdaContext } from "../local/lambda-shapes.ts";
 
 type Handler = (event: unknown, context: unknown) => Promise<unknown>;
 type Incoming = { type: "invoke"; id: number; event: unknown; timeoutMs: number } | { type: "stats"; id: number } | { type: "exit" };

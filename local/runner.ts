@@ -48,7 +48,7 @@ import { randomUUID } from "node:crypto";
 import { Consumer } from "sqs-consumer";
 import { describeError } from "../lib/errors.ts";
 import { sleep } from "../lib/retry.ts";
-import { lambdaContext } from "./lambda-context.ts";
+import { lambdaContext } from "./lambda-shapes.ts";
 
 /** The function the runner invokes: a Lambda SQS handler, plus a signal aborted at the function timeout. */
 export type Invoke = (event: SQSEvent, context: Context, signal: AbortSignal) => Promise<unknown>;
