@@ -149,7 +149,7 @@ export async function benchBulk(options: BulkOptions = BULK_DEFAULTS): Promise<S
       env: { AWS_REGION: "eu-west-1" },
     };
     const quiet = { ...io, stdout: { write: () => {} }, stderr: { write: () => {} } };
-    const bulkArgs = (file: string, queueUrl: string) => ["bulk", "--yes", file, "--queue-url", queueUrl, "--endpoint-url", server.endpoint, "--batch-id", "bench", "--results", `${file}.results.csv`, "--json"];
+    const bulkArgs = (file: string, queueUrl: string) => ["bulk", "--yes", "--reason", "bench", file, "--queue-url", queueUrl, "--endpoint-url", server.endpoint, "--batch-id", "bench", "--results", `${file}.results.csv`, "--json"];
     const requestedAt = new Date().toISOString();
     const sendOneByOne = async (list: readonly string[], queueUrl: string) => {
       for (const id of list) {

@@ -26,10 +26,11 @@ const { benchColdStart } = await import("./cold-start.ts");
 const { benchBulk } = await import("./bulk.ts");
 const { benchThrottling } = await import("./throttling.ts");
 const { benchThroughput } = await import("./throughput.ts");
+const { benchRedrive } = await import("./redrive.ts");
 const { benchmarksMarkdown, describeMachine, loadAverage, textTable } = await import("./report.ts");
 const { startBenchStack } = await import("./stack.ts");
 
-const ALL = ["1", "2", "3", "4", "5"] as const;
+const ALL = ["1", "2", "3", "4", "5", "6"] as const;
 
 function parseOnly(argv: readonly string[]): Set<string> {
   const index = argv.findIndex((a) => a === "--only" || a.startsWith("--only="));
@@ -38,7 +39,7 @@ function parseOnly(argv: readonly string[]): Set<string> {
   const picked = (value ?? "").split(",").map((s) => s.trim()).filter(Boolean);
   const bad = picked.filter((p) => !(ALL as readonly string[]).includes(p));
   if (picked.length === 0 || bad.length > 0) {
-    console.error(`--only takes comparison numbers from 1 to 5, comma-separated (got ${JSON.stringify(value ?? "")})`);
+    console.error(`--only takes comparison numbers from 1 to 6, comma-separated (got ${JSON.stringify(value ?? "")})`);
     process.exit(2);
   }
   return new Set(picked);
@@ -73,6 +74,10 @@ async function main() {
     if (only.has("5")) {
       step("5: throttling");
       sections.push(await benchThrottling(stack));
+    }
+    if (only.has("6")) {
+      step("6: dlq redrive with and without the ledger");
+      sections.push(await benchRedrive());
     }
   } finally {
     await stack.close();

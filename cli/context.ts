@@ -11,6 +11,7 @@ import { CliError, describeError, UsageError } from "../lib/errors.ts";
 import type { Ledger } from "../lib/ledger.ts";
 import type { Sightings } from "../lib/sightings.ts";
 import { createLogger, silentLogger } from "../lib/logger.ts";
+import { awsRequester, localRequester } from "../lib/requester.ts";
 import { LOCAL, localDynamoEndpoint, localQueueUrl } from "./local-defaults.ts";
 import type { OptionSpec, ParsedArgs } from "./args.ts";
 import type { OutputStream } from "./output.ts";
@@ -173,6 +174,7 @@ export class CommandContext {
   #dynamo: DynamoDBClient | undefined;
   #ledger: Promise<Ledger | undefined> | undefined;
   #ledgerWarnings = 0;
+  #requestedBy: Promise<string> | undefined;
 
   constructor(io: CliIo, target: Target, options: { json: boolean; command: string; ledger?: LedgerTarget | undefined }) {
     this.io = io;
@@ -272,7 +274,21 @@ export class CommandContext {
         else if (entry.event === "ledger_unavailable") this.note(`warning: the ledger (table ${target.tableName}) keeps failing; not recording for a while`);
       },
     });
-    return createLedger({ client: this.#dynamo, tableName: target.tableName, logger });
+    // 10 writes in flight: `dlq redrive` records each received batch of 10 at once (see dlq-redrive.ts).
+    return createLedger({ client: this.#dynamo, tableName: target.tableName, logger, concurrency: 10 });
+  }
+
+  /**
+   * Who is asking, stamped as `requested_by` on every job this command sends (the audit trail): the
+   * OS user for the local pipeline (loopback endpoints), else the caller's AWS identity (STS).
+   */
+  requestedBy(): Promise<string> {
+    this.#requestedBy ??= this.target.local
+      ? Promise.resolve(localRequester())
+      : awsRequester({ region: this.target.region }).catch((error: unknown) => {
+          throw new CliError(`cannot tell who is asking (STS GetCallerIdentity, for requested_by): ${explainSqsError(error, this.target, "STS").replace(/^SQS call on STS failed: /, "")}`);
+        });
+    return this.#requestedBy;
   }
 
   /** Checks that a queue answers, so a wrong URL fails once, in one line, before any work. */

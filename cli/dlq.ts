@@ -40,6 +40,11 @@ export interface DlqMessage {
   /** From the `certificate_id` attribute, else from the body when it is JSON with one. */
   certificateId: string | undefined;
   failedAt: string | undefined;
+  /** The audit trail, from the body: who asked for the job (`requested_by`) and why (`reason`). */
+  requestedBy: string | undefined;
+  requestReason: string | undefined;
+  /** The job's key in the ledger: the body's `request_id`, else the worker's (`source_message_id`). */
+  requestId: string | undefined;
   /** The worker's `source_message_id`: the SQS message the job was dead-lettered from. */
   sourceMessageId: string | undefined;
   /** Set on a second (third...) copy of one dead letter: the DLQ message id of the copy handed out first. */
@@ -203,6 +208,7 @@ export function describeUnseen(u: Unseen, dlqName: string): string | undefined {
 function toDlqMessage(message: Message): DlqMessage {
   const attribute = (name: string) => message.MessageAttributes?.[name]?.StringValue || undefined;
   const body = message.Body ?? "";
+  const fields = bodyFields(body);
   return {
     messageId: message.MessageId!,
     receiptHandle: message.ReceiptHandle!,
@@ -210,19 +216,27 @@ function toDlqMessage(message: Message): DlqMessage {
     reason: attribute("failure_reason") ?? UNLABELLED,
     errorCode: attribute("error_code"),
     httpStatus: attribute("http_status"),
-    certificateId: attribute("certificate_id") ?? certificateIdFromBody(body),
+    certificateId: attribute("certificate_id") ?? fields.certificate_id,
     failedAt: attribute("failed_at"),
+    requestedBy: fields.requested_by,
+    requestReason: fields.reason,
+    requestId: fields.request_id ?? attribute("source_message_id"),
     sourceMessageId: attribute("source_message_id"),
   };
 }
 
-function certificateIdFromBody(body: string): string | undefined {
+/** The string fields of a JSON body that the listing shows (an invalid body has none). */
+function bodyFields(body: string): { certificate_id?: string; requested_by?: string; reason?: string; request_id?: string } {
+  let json: unknown;
   try {
-    const id = (JSON.parse(body) as { certificate_id?: unknown }).certificate_id;
-    return typeof id === "string" ? id : undefined;
+    json = JSON.parse(body);
   } catch {
-    return undefined;
+    return {};
   }
+  if (typeof json !== "object" || json === null) return {};
+  const record = json as Record<string, unknown>;
+  const pick = (key: string) => (typeof record[key] === "string" ? (record[key] as string) : undefined);
+  return { certificate_id: pick("certificate_id"), requested_by: pick("requested_by"), reason: pick("reason"), request_id: pick("request_id") };
 }
 
 /** Parses `--reason a,b` into the set of reasons, or returns the bad one. */

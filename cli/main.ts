@@ -10,6 +10,7 @@
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline/promises";
 import { CliError, describeError, UsageError } from "../lib/errors.ts";
+import { redact } from "../lib/redact.ts";
 import { localSqsEndpoint } from "./local-defaults.ts";
 import { formatOptions, parseArgs } from "./args.ts";
 import { batchReportCommand } from "./commands/batch-report.ts";
@@ -18,6 +19,7 @@ import { bulkCommand } from "./commands/bulk.ts";
 import { dlqListCommand } from "./commands/dlq-list.ts";
 import { dlqRedriveCommand } from "./commands/dlq-redrive.ts";
 import { enqueueCommand } from "./commands/enqueue.ts";
+import { jobCommand } from "./commands/job.ts";
 import { statusCommand } from "./commands/status.ts";
 import { cleanupCommand } from "./commands/cleanup.ts";
 import { CommandContext, EXIT, GLOBAL_OPTIONS, resolveLedgerTarget, resolveTarget, type CliIo, type Command } from "./context.ts";
@@ -32,6 +34,7 @@ export const COMMANDS: readonly Command[] = [
   bulkCommand,
   batchStatusCommand,
   batchReportCommand,
+  jobCommand,
   dlqListCommand,
   dlqRedriveCommand,
   statusCommand,
@@ -80,11 +83,13 @@ export async function main(argv: readonly string[], io: CliIo, commands: readonl
   } catch (error) {
     if (error instanceof UsageError) {
       const about = error.command ?? commandName;
-      io.stderr.write(`${PROGRAM}: error: ${error.message} (see \`${PROGRAM}${about ? ` ${about}` : ""} --help\`)\n`);
+      // Messages quote what the user typed: the one scrubber keeps a URL's credentials out of them.
+      const help = `${PROGRAM}${about ? ` ${about}` : ""} --help`;
+      io.stderr.write(`${PROGRAM}: error: ${redact(error.message)} (see \`${help}\`)\n`);
       return EXIT.usage;
     }
     // Operational failures are already one line; anything else (a bug) is reduced to one line, no stack.
-    io.stderr.write(`${PROGRAM}: error: ${error instanceof CliError ? error.message : describeError(error)}\n`);
+    io.stderr.write(`${PROGRAM}: error: ${error instanceof CliError ? redact(error.message) : describeError(error)}\n`);
     return EXIT.failed;
   }
 }

@@ -29,7 +29,8 @@ export async function enqueueJobs(
   const requestedAt = new Date((deps.now ?? Date.now)()).toISOString();
   // One id per run and certificate: a retried invocation of the same scheduled event sends the same ids.
   const requestId = (certificateId: string) => `${runId}-${certificateId}`;
-  const ref = (certificateId: string): JobRef => ({ requestId: requestId(certificateId), batchId: runId, certificateId, source: "cleanup" });
+  const audit = { requestedBy: deps.requestedBy, requestReason: filters.reason, requestedAt };
+  const ref = (certificateId: string): JobRef => ({ requestId: requestId(certificateId), batchId: runId, certificateId, source: "cleanup", ...audit });
   await deps.ledger?.recordQueued(selected.map((job) => ref(job.certificateId)), { batchId: runId, source: "cleanup" });
   for (const job of selected) {
     const body = buildWithdrawalBody({
@@ -39,6 +40,7 @@ export async function enqueueJobs(
       request_id: requestId(job.certificateId),
       reason: filters.reason,
       requested_at: requestedAt,
+      ...(deps.requestedBy ? { requested_by: deps.requestedBy } : {}),
     });
     await sender.push({ key: job.certificateId, body });
   }

@@ -5,6 +5,7 @@
  */
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SQSClient } from "@aws-sdk/client-sqs";
+import { AWS_REQUEST_HANDLER, sqsClientConfig } from "./aws-clients.ts";
 import type { CleanupConfig } from "./cleanup-config.ts";
 import { runCleanup } from "./cleanup.ts";
 import type { CleanupDependencies, CleanupReport, CleanupRunMode } from "./cleanup-types.ts";
@@ -13,12 +14,10 @@ import { createIamExchange } from "./iam.ts";
 import type { Ledger } from "./ledger.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createSender, type SendResult } from "./producer.ts";
+import { lambdaRequester, localRequester } from "./requester.ts";
 import { createScmClient, type ScmClient } from "./scm-client.ts";
 import type { Sightings } from "./sightings.ts";
 import { createTokenProvider, secretsManagerReader, type IamExchange, type TokenProvider } from "./token-provider.ts";
-
-/** SDK calls must not outlive the Lambda: the SDK's default has no request timeout at all. */
-const AWS_REQUEST_HANDLER = { connectionTimeout: 3000, requestTimeout: 5000 } as const;
 
 export interface CleanupRuntimeOverrides {
   sqs?: SQSClient;
@@ -32,6 +31,8 @@ export interface CleanupRuntimeOverrides {
   /** Replace the ledger and the sightings built from `config.ledgerTable` (tests). */
   ledger?: CleanupDependencies["ledger"];
   sightings?: Sightings;
+  /** Who the jobs say asked for them; default: the Lambda function (`lambda:<name>`), else the OS user. */
+  requestedBy?: string;
 }
 
 export interface CleanupRuntime {
@@ -58,12 +59,12 @@ export function createCleanupRuntime(config: CleanupConfig, overrides: CleanupRu
       exchangeIam: overrides.exchangeIam ?? (iam = createIamExchange({ endpoint: config.iamEndpoint, timeoutMs: config.iamTimeoutMs, secretId: config.tokenSecretId })).exchange,
     });
   const queueUrl = config.queueUrl;
-  // With an endpoint override (a local emulator), the SDK must not send to the queue URL's host.
-  const sqs = queueUrl ? (overrides.sqs ?? new SQSClient({ useQueueUrlAsEndpoint: !config.sqsEndpointOverridden, requestHandler: AWS_REQUEST_HANDLER })) : undefined;
+  const sqs = queueUrl ? (overrides.sqs ?? new SQSClient(sqsClientConfig(config.sqsEndpointOverridden))) : undefined;
   const deps: CleanupDependencies = {
     scm,
     tokens,
     logger,
+    requestedBy: overrides.requestedBy ?? lambdaRequester() ?? localRequester(),
     retry: { maxAttempts: config.maxAttempts, baseDelayMs: config.retryBaseDelayMs, maxDelayMs: config.retryMaxDelayMs, timeoutMs: config.scmTimeoutMs },
     ...(sqs && queueUrl ? { createSender: (onResult: (result: SendResult<string>) => void) => createSender<string>({ sqs, queueUrl, onResult }) } : {}),
   };

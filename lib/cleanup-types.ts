@@ -138,6 +138,8 @@ export interface CleanupDependencies {
    * follows it. Its failures are logged by the ledger and never stop the run.
    */
   ledger?: Pick<Ledger, "recordQueued" | "recordNotSent" | "recordBatch">;
+  /** Stamped as `requested_by` on every job (the audit trail): the operator, or the sweep's own function. */
+  requestedBy?: string;
   /**
    * Called with the selected jobs after the listing and before anything is enqueued (the CLI asks the
    * operator here); false stops the run with `not_confirmed` and nothing enqueued.

@@ -73,6 +73,8 @@ function toJob(record: SQSRecord): Job {
         source,
         batchId,
         receiveCount,
+        requestedBy: request.requested_by,
+        requestReason: request.reason,
       },
     };
   }

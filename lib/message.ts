@@ -25,6 +25,10 @@ export const WithdrawalRequest = z.looseObject({
     z.string({ error: "batch_id must be a string" }).check(z.minLength(1, { error: "batch_id must not be empty" }), z.maxLength(128, { error: "batch_id must be at most 128 characters" })),
   ),
   reason: z.optional(z.string({ error: "reason must be a string" }).check(z.maxLength(256, { error: "reason must be at most 256 characters" }))),
+  /** Who asked for the job (an AWS principal ARN, `local:<user>`, `lambda:<function>`), for the audit trail. Optional: older producers did not say. */
+  requested_by: z.optional(
+    z.string({ error: "requested_by must be a string" }).check(z.minLength(1, { error: "requested_by must not be empty" }), z.maxLength(512, { error: "requested_by must be at most 512 characters" })),
+  ),
   requested_at: z.optional(z.iso.datetime({ offset: true, error: "requested_at must be an ISO-8601 date-time, e.g. 2026-11-27T10:00:00Z" })),
 });
 export type WithdrawalRequest = z.infer<typeof WithdrawalRequest>;

@@ -54,6 +54,9 @@ export interface Correlation {
   source: string | undefined;
   batchId: string | undefined;
   receiveCount: number;
+  /** The audit trail: who asked for the job and why (the message's `requested_by` and `reason`). */
+  requestedBy?: string | undefined;
+  requestReason?: string | undefined;
 }
 
 /** Which record an outcome is about. */

@@ -6,19 +6,16 @@
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { AWS_REQUEST_HANDLER, lazyLedger, sqsClientConfig } from "./aws-clients.ts";
 import type { Config } from "./config.ts";
 import { createDeadLetterSender } from "./dead-letter.ts";
 import { createIamExchange } from "./iam.ts";
-import type { Ledger } from "./ledger.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createAdaptiveLimiter, createRateLimiter, GATEWAY_HEADROOM, systemClock, unlimited, type RateLimiter } from "./rate-limiter.ts";
 import { createScmClient } from "./scm-client.ts";
 import { createTokenProvider, secretsManagerReader } from "./token-provider.ts";
 import { createVisibilityChanger } from "./visibility.ts";
 import { createWorker, type WorkerDependencies } from "./worker.ts";
-
-/** SDK calls must not outlive the Lambda: the SDK's default has no request timeout at all. */
-const AWS_REQUEST_HANDLER = { connectionTimeout: 3000, requestTimeout: 5000 } as const;
 
 export interface Runtime {
   worker: ReturnType<typeof createWorker>;
@@ -37,8 +34,7 @@ export function createRuntime(
   let sqsClient: Promise<SQSClient> | undefined;
   const sqs = () =>
     (sqsClient ??= import("@aws-sdk/client-sqs").then(({ SQSClient }) => {
-      // With an endpoint override (a local emulator), the SDK must not send to the queue URL's host.
-      createdSqs = new SQSClient({ useQueueUrlAsEndpoint: !config.sqsEndpointOverridden, requestHandler: AWS_REQUEST_HANDLER });
+      createdSqs = new SQSClient(sqsClientConfig(config.sqsEndpointOverridden));
       return createdSqs;
     }));
   const secretsManager = overrides.secretsManager ?? new SecretsManagerClient({ requestHandler: AWS_REQUEST_HANDLER });
@@ -53,7 +49,9 @@ export function createRuntime(
       exchangeIam: iam.exchange,
       iamRefreshMarginMs: config.iamTokenRefreshMarginMs,
     });
-  const ledger = config.ledgerTable ? lazyLedger(config.ledgerTable, logger, overrides.dynamo) : undefined;
+  // Two attempts: each ledger call on the worker's path has its own short time limit (1 s), retries must fit in it.
+  const dynamo = overrides.dynamo ? { client: overrides.dynamo } : {};
+  const ledger = config.ledgerTable ? lazyLedger(config.ledgerTable, logger, { ...dynamo, maxAttempts: 2 }) : undefined;
   const worker = createWorker({
     config,
     scm,
@@ -85,7 +83,6 @@ export function createRuntime(
     },
   };
 }
-
 /**
  * `adaptive` (default): finds this container's share of SCM's unpublished rate limit, starting from
  * SCM_MAX_RPS (rate-limiter.ts). `fixed`: SCM_MAX_RPS as set, a little under it so jitter on the way to
@@ -101,27 +98,4 @@ function limiterFor(config: Config, logger: Logger): RateLimiter {
     onCut: ({ rate, previous, statedLimit }) =>
       logger.info("scm_rate_reduced", { rps: round(rate), previousRps: round(previous), statedLimit: statedLimit ?? null }),
   });
-}
-
-/**
- * The ledger (LEDGER_TABLE), loaded on its first use: lib/ledger.ts and the DynamoDB SDK are imported
- * only by containers that have a ledger, so a container without one pays nothing at cold start. Like
- * every ledger call, a failed load means "proceed" and no record; it never decides a job's fate.
- */
-function lazyLedger(tableName: string, logger: Logger, dynamo: DynamoDBClient | undefined) {
-  let created: DynamoDBClient | undefined;
-  let loaded: Ledger | undefined;
-  let loading: Promise<Ledger> | undefined;
-  const load = () =>
-    (loading ??= Promise.all([import("@aws-sdk/client-dynamodb"), import("./ledger.ts")]).then(([{ DynamoDBClient }, { createLedger }]) => {
-      // Two attempts: each ledger call has its own short time limit (1 s), retries must fit in it.
-      const client = dynamo ?? (created = new DynamoDBClient({ requestHandler: AWS_REQUEST_HANDLER, maxAttempts: 2 }));
-      return (loaded = createLedger({ client, tableName, logger }));
-    }));
-  return {
-    claim: async (job: Parameters<Ledger["claim"]>[0]) => (await load()).claim(job),
-    onOutcome: async (outcome: Parameters<Ledger["onOutcome"]>[0]) => (await load()).onOutcome(outcome),
-    stats: () => loaded?.stats() ?? { failures: 0, skipped: 0 },
-    close: () => created?.destroy(),
-  };
 }

@@ -84,6 +84,12 @@ export async function withdrawCertificate(
     retryAfterMs,
   });
   const done = (value: WithdrawalResult) => ({ kind: "done", value }) as const;
+  /**
+   * Why the record is left when time runs out: the answer that asked for the retry (a `Retry-After`
+   * longer than the invocation is `throttled`, an odd 2xx stays `unexpected_answer` for the DLQ),
+   * or `deadline:scm` when nothing answered yet or the last call hung until the deadline cut it.
+   */
+  let outOfTime: RetryCause = "deadline:scm";
   const policy = retryPolicy(tools, inv);
   /** The time limit of a call started now, or undefined when the deadline leaves too little. */
   const budget = () => {
@@ -97,10 +103,12 @@ export async function withdrawCertificate(
       token = await tokens.getToken(inv.signal);
       await tools.limiter.take(inv.signal);
     } catch (error) {
-      return done(retrying(tokenFailure(call, attempts, error)));
+      const reason = tokenFailure(call, attempts, error);
+      // A rate-limit wait cut by the deadline: the throttling answer before it is the reason.
+      return done(retrying(reason === "deadline:scm" ? outOfTime : reason));
     }
     const timeoutMs = budget();
-    if (timeoutMs === undefined) return done(retrying("deadline:scm"));
+    if (timeoutMs === undefined) return done(retrying(outOfTime));
 
     attempts += 1;
     const result = await scm.cancelCert(certificateId, token, { timeoutMs, signal: inv.signal });
@@ -147,12 +155,14 @@ export async function withdrawCertificate(
         return assertNever(decision);
     }
     if (retry.retryAfterMs !== undefined) retryAfterMs = Math.max(retryAfterMs ?? 0, retry.retryAfterMs);
+    const hung = failed.result.kind === "network" && failed.result.failure === "timeout";
+    outOfTime = hung ? "deadline:scm" : retry.reason;
     return { kind: "retry", failure: { reason: retry.reason, failed }, retryAfterMs: retry.retryAfterMs };
   };
 
   return retryLoop(policy, attempt, {
     exhausted: (failure) => retrying(failure.reason),
-    outOfTime: () => retrying("deadline:scm"),
+    outOfTime: () => retrying(outOfTime),
     beforeWait: (failure, delayMs) => logRetry(call, attempts, failure.reason, failure.failed, delayMs),
   });
 }

@@ -89,7 +89,7 @@ export interface CreatedTable {
  * (pk/sk strings, on-demand, SSE, TTL on `expires_at`). Idempotent: an existing table is kept.
  */
 export async function createLedgerTable(client: DynamoDBClient, tableName: string): Promise<CreatedTable> {
-  const { partitionKey, sortKey, ttlAttribute } = LEDGER_TABLE_SCHEMA;
+  const { partitionKey, sortKey, ttlAttribute, indexes } = LEDGER_TABLE_SCHEMA;
   let created = true;
   try {
     await client.send(
@@ -98,11 +98,17 @@ export async function createLedgerTable(client: DynamoDBClient, tableName: strin
         AttributeDefinitions: [
           { AttributeName: partitionKey, AttributeType: "S" },
           { AttributeName: sortKey, AttributeType: "S" },
+          ...Object.values(indexes).map((index) => ({ AttributeName: index.partitionKey, AttributeType: "S" as const })),
         ],
         KeySchema: [
           { AttributeName: partitionKey, KeyType: "HASH" },
           { AttributeName: sortKey, KeyType: "RANGE" },
         ],
+        GlobalSecondaryIndexes: Object.values(indexes).map((index) => ({
+          IndexName: index.name,
+          KeySchema: [{ AttributeName: index.partitionKey, KeyType: "HASH" as const }],
+          Projection: { ProjectionType: "KEYS_ONLY" as const },
+        })),
         BillingMode: "PAY_PER_REQUEST",
         SSESpecification: { Enabled: true },
       }),

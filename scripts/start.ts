@@ -10,6 +10,7 @@ import { createWriteStream, mkdirSync, readFileSync, writeFileSync, type WriteSt
 import { dirname, relative } from "node:path";
 import { isAcceptableEndpoint } from "../lib/config.ts";
 import { describeError } from "../lib/errors.ts";
+import { redact } from "../lib/redact.ts";
 import { LOCAL, localDynamoEndpoint } from "../cli/local-defaults.ts";
 import { DEMO } from "../local/demo-certificates.ts";
 import { UsageError } from "../lib/errors.ts";
@@ -317,7 +318,8 @@ async function main(): Promise<number> {
     }
   } catch (error) {
     if (error instanceof UsageError) {
-      write(process.stderr, `${NAME}: ${error.message} (see npm start -- --help)\n`);
+      // It quotes what was typed: the one scrubber keeps a URL's credentials out of it.
+      write(process.stderr, `${NAME}: ${redact(error.message)} (see npm start -- --help)\n`);
       return 2;
     }
     throw error;
@@ -442,7 +444,7 @@ async function main(): Promise<number> {
     const cli = cliCommand(p, defaultPorts);
     say("Still running. To add jobs, from another terminal:");
     say(`  ${cli(`enqueue ${DEMO.withdrawn}`)}`);
-    if (p.ledger) say(`  ${cli("bulk ids.txt --wait")}   (records the batch in the ledger and follows it to the end)`);
+    if (p.ledger) say(`  ${cli("bulk ids.txt --reason TEXT --wait")}   (records the batch in the ledger and follows it to the end)`);
     say(`  ${cli("status")}   (both queues)`);
     say(`  or any SQS client with AWS_ENDPOINT_URL_SQS=${p.sqsEndpoint} AWS_REGION=${p.region} (any credentials) and the queue URL above`);
     say("Ctrl-C stops (batches in flight finish first).");

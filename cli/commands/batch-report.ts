@@ -10,7 +10,20 @@ import { csvField, plural } from "../output.ts";
 const NAME = "batch report";
 
 /** The report's columns, in order (CSV header; JSONL keys). */
-export const REPORT_COLUMNS = ["request_id", "certificate_id", "state", "reason", "http_status", "error_code", "error_msg", "attempts", "finished_at"] as const;
+export const REPORT_COLUMNS = [
+  "request_id",
+  "certificate_id",
+  "state",
+  "reason",
+  "http_status",
+  "error_code",
+  "error_msg",
+  "attempts",
+  "finished_at",
+  "requested_by",
+  "request_reason",
+  "requested_at",
+] as const;
 
 export const batchReportCommand: Command = {
   name: NAME,
@@ -22,7 +35,8 @@ export const batchReportCommand: Command = {
     "state is queued, retrying or requeued while a job is pending; withdrawn, already_withdrawn or",
     "dead_lettered once it is final. reason is the DLQ failure_reason (or why a job is being retried);",
     "http_status, error_code and error_msg are SCM's last answer; attempts counts SCM calls over every",
-    "delivery. Jobs are sorted by request_id (for bulk: <batch_id>:<certificate_id>).",
+    "delivery. requested_by, request_reason and requested_at are the audit trail: who asked for the job, why",
+    "and when (empty for jobs sent by older producers). Jobs come by certificate_id, then request_id.",
     "",
     "--out FILE writes the report there (.csv or .jsonl, by extension or --format); without it, CSV goes",
     "to stdout (with --json: one JSON document {batch_id, done, jobs: [...], by_state}). Exit 0 when the report was written; 1 when the ledger cannot be read or the batch is unknown.",
@@ -91,6 +105,9 @@ function reportRow(job: LedgerJob): ReportRow {
     error_msg: job.errorMsg ?? null,
     attempts: job.attempts,
     finished_at: job.finishedAt ?? null,
+    requested_by: job.requestedBy ?? null,
+    request_reason: job.requestReason ?? null,
+    requested_at: job.requestedAt ?? null,
   };
 }
 

@@ -15,6 +15,7 @@ import { integerFlag, stringFlag } from "../args.ts";
 import { DEFAULT_STALL_TIMEOUT_MS, DEFAULT_WATCH_INTERVAL_MS, durationFlag, formatStatus, statusJson, WATCH_OPTIONS, watchBatch, watchVerdict } from "../batch.ts";
 import { confirm, mustAsk, YES_OPTION } from "../confirm.ts";
 import { EXIT, type Command } from "../context.ts";
+import { resumeCommand, resumeDecisions } from "../resume.ts";
 import { createProgress, csvField, formatBytes, formatDuration, plural, queueName } from "../output.ts";
 
 /** Problem lines printed to stderr before the rest is left to the results file. */
@@ -47,7 +48,8 @@ export const bulkCommand: Command = {
     "With the ledger (LEDGER_TABLE / --ledger-table, or the local pipeline's), every job gets a request_id",
     "(<batch_id>:<certificate_id> unless its line has one) and is recorded as queued before it is sent;",
     "a job the ledger already holds as withdrawn (a re-run of the same file and batch id) is not sent",
-    "again (outcome already_done). At the end the batch's total is recorded, so `batch status` can tell",
+    "again (outcome already_done), nor is one it holds as queued (outcome already_queued: a re-run of an",
+    "interrupted run resumes it; --resend-queued sends those again). At the end the batch's total is recorded, so `batch status` can tell",
     "when it is done. --wait then follows the batch to the end with a progress bar.",
     "",
     "On a terminal, bulk first reads the whole file, says how many jobs it would send (with the batch id",
@@ -65,6 +67,7 @@ export const bulkCommand: Command = {
     format: { type: "string", valueName: "FORMAT", description: "txt, csv or jsonl, when the extension does not say" },
     concurrency: { type: "string", valueName: "N", description: "SendMessageBatch calls in flight (default 8)" },
     wait: { type: "boolean", description: "follow the batch in the ledger until every job is final; exit 1 if any was dead-lettered" },
+    "resend-queued": { type: "boolean", description: "with the ledger, also send jobs it holds as queued (after a run was killed outright)" },
     ...WATCH_OPTIONS,
     ...YES_OPTION,
   },
@@ -77,7 +80,7 @@ export const bulkCommand: Command = {
     const batchId = stringFlag(values, "batch-id") ?? generateBatchId(new Date());
     const reason = stringFlag(values, "reason");
     const requestedAt = new Date().toISOString();
-    const stamp = { source: "bulk", batch_id: batchId };
+    const stamp: Record<string, string> = { source: "bulk", batch_id: batchId };
     const flags = parseWithdrawalBody(JSON.stringify({ certificate_id: "0000000000000000", ...stamp, ...(reason !== undefined ? { reason } : {}) }));
     if (!flags.ok) throw new UsageError(flags.problem, "bulk");
     const requestedResults = stringFlag(values, "results") ?? `${file}.results.csv`;
@@ -86,12 +89,17 @@ export const bulkCommand: Command = {
     const wait = values.wait === true;
     if (wait && dryRun) throw new UsageError("--wait follows a batch that was sent: it cannot be used with --dry-run", "bulk");
     const ask = !dryRun && mustAsk(context, values, "bulk sends a withdrawal for every id in the file (--dry-run checks the file)");
+    // The audit trail: every job says why; a .txt line cannot, so --reason is required for it.
+    const reasonRequired = !dryRun && reason === undefined;
+    if (reasonRequired && format === "txt") throw new UsageError("bulk needs --reason TEXT: why these certificates are withdrawn (kept in every job for the audit trail)", "bulk");
     const intervalMs = durationFlag(values, "interval", { minMs: 100, maxMs: 3_600_000 }, "bulk") ?? DEFAULT_WATCH_INTERVAL_MS;
     const stallTimeoutMs = durationFlag(values, "stall-timeout", { minMs: 1000, maxMs: 7 * 86_400_000 }, "bulk") ?? DEFAULT_STALL_TIMEOUT_MS;
     const { queueUrl } = context.target;
     if (!dryRun) await context.checkQueue(queueUrl);
     // Before reading the file: --wait without a ledger fails here, having sent nothing.
     const ledger = dryRun ? undefined : wait ? await context.requireLedger() : await context.ledger();
+    // The audit trail: who sends (set on every line: a line cannot speak for someone else) and why.
+    if (!dryRun) stamp.requested_by = await context.requestedBy();
     if (ledger && batchId.length > MAX_LEDGER_BATCH_ID) {
       throw new UsageError(`--batch-id must be at most ${MAX_LEDGER_BATCH_ID} characters with the ledger (each job's request_id is <batch_id>:<certificate_id>)`, "bulk");
     }
@@ -120,7 +128,7 @@ export const bulkCommand: Command = {
     const resultsPath = results.path;
     results.row(["line", "certificate_id", "outcome", "message_id", "detail"]);
 
-    const counts = { read: 0, valid: 0, invalid: 0, duplicates: 0, sent: 0, failed: 0, ...(ledger ? { already_done: 0 } : {}) };
+    const counts = { read: 0, valid: 0, invalid: 0, duplicates: 0, sent: 0, failed: 0, ...(ledger ? { already_done: 0, already_queued: 0 } : {}) };
     const ledgerCounts = { failed: 0 };
     /** Jobs recorded as queued whose send failed: the ledger forgets them at the end. */
     const notSent: JobRef[] = [];
@@ -186,11 +194,15 @@ export const bulkCommand: Command = {
         { batchId, source: "bulk" },
       );
       ledgerCounts.failed += queued.failed.length;
-      const done = new Set(queued.alreadyDone);
+      const decide = resumeDecisions(queued, { resendQueued: values["resend-queued"] === true });
       for (const job of jobs) {
-        if (done.has(job.ref.requestId)) {
+        const decision = decide(job.ref);
+        if (decision === "already_done") {
           counts.already_done = (counts.already_done ?? 0) + 1;
           results.row([job.line, job.id, "already_done", "", `request ${job.ref.requestId} is already withdrawn according to the ledger; not sent again`]);
+        } else if (decision === "already_queued") {
+          counts.already_queued = (counts.already_queued ?? 0) + 1;
+          results.row([job.line, job.id, "already_queued", "", `request ${job.ref.requestId} was sent by an earlier run and is still queued; not sent again`]);
         } else {
           await sender.push({ key: { line: job.line, id: job.id, ref: job.ref }, body: job.body });
         }
@@ -209,6 +221,10 @@ export const bulkCommand: Command = {
           counts.invalid++;
           results.row([entry.line, entry.certificateId ?? "", "invalid", "", entry.error]);
           problem(entry.line, `${entry.error}; not sent`);
+        } else if (reasonRequired && !hasReason(entry.body)) {
+          counts.invalid++;
+          results.row([entry.line, entry.certificateId, "invalid", "", NO_REASON]);
+          problem(entry.line, `${NO_REASON}; not sent`);
         } else {
           const first = seen.firstSeen(entry.certificateId, entry.line);
           if (first !== undefined) {
@@ -260,20 +276,29 @@ export const bulkCommand: Command = {
     if (ledger && !noJobs) {
       if (notSent.length > 0) await ledger.recordNotSent(notSent);
       // The batch's size: the jobs that went out, and those the ledger already had as done.
-      batchRecorded = (await ledger.recordBatch(batchId, { expectedTotal: counts.sent + (counts.already_done ?? 0), source: "bulk" })) === "written";
+      // The batch's size: the jobs that went out, and those the ledger already had. Not after Ctrl-C:
+      // the rest of the file is not in it yet, and the batch must not look done before it is resumed.
+      const total = counts.sent + (counts.already_done ?? 0) + (counts.already_queued ?? 0);
+      if (!interrupted) batchRecorded = (await ledger.recordBatch(batchId, { expectedTotal: total, source: "bulk" })) === "written";
     }
 
     const elapsedMs = performance.now() - started;
     if (problemsHidden > 0) context.note(`... and ${problemsHidden} more problems: see ${resultsPath}`);
-    const inBatch = counts.sent + (counts.already_done ?? 0);
+    const inBatch = counts.sent + (counts.already_done ?? 0) + (counts.already_queued ?? 0);
     if (!context.json) {
       context.print(`read ${plural(counts.read, "record")}: ${counts.valid} valid, ${counts.invalid} invalid (not sent), ${plural(counts.duplicates, "duplicate")} (skipped)`);
       if (noJobs) context.print(`no valid job in ${file}: nothing was sent${ledger ? " and no batch was created" : ""}`);
       else if (dryRun) context.print(`dry run: ${counts.valid} would be sent, nothing was sent`);
-      else context.print(`sent ${counts.sent}, failed ${counts.failed}${counts.already_done ? `, ${counts.already_done} already withdrawn (not sent again)` : ""} in ${formatDuration(elapsedMs)} (${rate()} messages/s)`);
+      else {
+        const skipped = `${counts.already_done ? `, ${counts.already_done} already withdrawn` : ""}${counts.already_queued ? `, ${counts.already_queued} already queued` : ""}`;
+        context.print(`sent ${counts.sent}, failed ${counts.failed}${skipped ? `${skipped} (not sent again)` : ""} in ${formatDuration(elapsedMs)} (${rate()} messages/s)`);
+      }
       if (interrupted) context.print("interrupted: the rest of the file was not read");
+      if (interrupted && ledger) context.print(`resume with: ${resumeCommand(file, batchId, reason)} (jobs already queued or withdrawn are not sent again)`);
+      if (interrupted && !ledger) context.print(`without the ledger a re-run sends every line again (${resultsPath} lists what was sent)`);
       if (ledger && !noJobs) {
-        const trouble = ledgerCounts.failed > 0 || !batchRecorded ? ` (${plural(ledgerCounts.failed, "job")}${batchRecorded ? "" : " and the batch's total"} could not be recorded)` : "";
+        const totalMissing = !batchRecorded && !interrupted;
+        const trouble = ledgerCounts.failed > 0 || totalMissing ? ` (${plural(ledgerCounts.failed, "job")}${totalMissing ? " and the batch's total" : ""} could not be recorded)` : "";
         context.print(`ledger: ${plural(inBatch, "job")} in batch ${batchId}${trouble}${wait || !batchRecorded ? "" : `; follow with \`scm-withdraw batch status ${batchId} --watch\``}`);
       }
       if (counts.read > 0) context.print(`results: ${resultsPath}${resultsPath === requestedResults ? "" : ` (${requestedResults} exists: not overwritten)`}`);
@@ -358,6 +383,14 @@ function openInput(file: string): { fd: number; size: number; dev: number; ino: 
   }
 }
 
+const NO_REASON = "no reason: pass --reason TEXT or give the line a reason";
+
+/** The line's own reason (a csv column or a jsonl field), for runs without --reason. */
+function hasReason(body: string): boolean {
+  const { reason } = JSON.parse(body) as { reason?: unknown };
+  return typeof reason === "string" && reason.trim() !== "";
+}
+
 /** `bulk-20261127-101500-ab12`: sortable by time, unique enough to tell two runs of one minute apart. */
 export function generateBatchId(now: Date): string {
   const stamp = now.toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
@@ -423,10 +456,18 @@ function statIfAny(path: string): Stats | undefined {
 
 /** The job's body with a request_id (the ledger's key; `<batch_id>:<certificate_id>` unless the line gave one) and its ledger reference. */
 function withRequestId(body: string, batchId: string, certificateId: string): { body: string; ref: JobRef } {
-  const request = JSON.parse(body) as { request_id?: string; source?: string };
+  const request = JSON.parse(body) as { request_id?: string; source?: string; requested_by?: string; reason?: string; requested_at?: string };
   const requestId = request.request_id ?? `${batchId}:${certificateId}`;
   return {
     body: request.request_id === undefined ? JSON.stringify({ ...request, request_id: requestId }) : body,
-    ref: { requestId, batchId, certificateId, source: request.source ?? "bulk" },
+    ref: {
+      requestId,
+      batchId,
+      certificateId,
+      source: request.source ?? "bulk",
+      requestedBy: request.requested_by,
+      requestReason: request.reason,
+      requestedAt: request.requested_at,
+    },
   };
 }

@@ -102,6 +102,7 @@ export const cleanupCommand: Command = {
       // With the ledger, the run's jobs are recorded as queued under the run id (`batch status <run id>`).
       const ledger = dryRun ? undefined : await context.ledger();
       if (ledger) deps.ledger = ledger;
+      if (!dryRun) deps.requestedBy = await context.requestedBy();
       // First sightings, in a dry run too: they are what lets a later run tell an application's age.
       const sightings = await context.sightings();
       if (sightings) deps.sightings = sightings;

@@ -9,11 +9,12 @@ const SAMPLES = 3;
 
 export const dlqListCommand: Command = {
   name: "dlq list",
-  summary: "count dead-lettered jobs by failure_reason and error_code, with sample ids (removes nothing)",
+  summary: "count dead-lettered jobs by failure_reason and error_code, with sample ids and who asked (removes nothing)",
   usage: "dlq list [--reason R[,R...]] [--max N]",
   description: [
     "Reads the dead-letter queue and counts its messages by failure_reason and error_code, with up to",
-    `${SAMPLES} sample certificate ids each. Every message stays in the queue: the scan hides them while it`,
+    `${SAMPLES} sample certificate ids each, who requested them (requested_by, with counts; "unknown" for jobs`,
+    `from older producers) and up to ${SAMPLES} of their reasons. Every message stays in the queue: the scan hides them while it`,
     "runs and makes them all visible again as soon as it ends, so a following `dlq redrive` sees them.",
     `Reasons: ${DLQ_REASONS.join(", ")} (unlabelled: moved by the queue's redrive policy, without the worker's attributes).`,
   ].join("\n"),
@@ -32,8 +33,12 @@ export const dlqListCommand: Command = {
       if (reasons && !reasons.has(message.reason)) return "skip";
       const key = `${message.reason}\u0000${message.errorCode ?? ""}`;
       let group = groups.get(key);
-      if (!group) groups.set(key, (group = { failure_reason: message.reason, error_code: message.errorCode ?? null, count: 0, sample_certificate_ids: [] }));
+      if (!group) groups.set(key, (group = emptyGroup(message.reason, message.errorCode ?? null)));
       group.count++;
+      const who = message.requestedBy ?? "unknown";
+      group.requested_by[who] = (group.requested_by[who] ?? 0) + 1;
+      const why = message.requestReason;
+      if (why !== undefined && group.sample_reasons.length < SAMPLES && !group.sample_reasons.includes(why)) group.sample_reasons.push(why);
       const id = message.certificateId;
       if (id !== undefined && group.sample_certificate_ids.length < SAMPLES && !group.sample_certificate_ids.includes(id)) group.sample_certificate_ids.push(id);
       return "counted";
@@ -60,11 +65,13 @@ export const dlqListCommand: Command = {
       else {
         context.print(`${name}: ${scan.scanned} messages${reasons ? `, ${matching} with reason ${[...reasons].join(" or ")}` : ""} (all left in the queue)`);
         if (sorted.length > 0) {
-          for (const line of formatTable([...sorted, { failure_reason: "total", error_code: null, count: matching, sample_certificate_ids: [] }], [
+          for (const line of formatTable([...sorted, { ...emptyGroup("total", null), count: matching }], [
             { header: "failure_reason", value: (g) => g.failure_reason },
             { header: "error_code", value: (g) => (g.failure_reason === "total" ? "" : (g.error_code ?? "-")) },
             { header: "count", value: (g) => g.count, align: "right" },
             { header: "sample certificate ids", value: (g) => g.sample_certificate_ids.map(displayId).join(", ") },
+            { header: "requested by", value: (g) => formatRequesters(g.requested_by) },
+            { header: "sample reasons", value: (g) => g.sample_reasons.map((r) => JSON.stringify(r)).join(", ") },
           ]))
             context.print(line);
         }
@@ -85,6 +92,19 @@ interface Group {
   error_code: string | null;
   count: number;
   sample_certificate_ids: string[];
+  /** requested_by → messages. */
+  requested_by: Record<string, number>;
+  sample_reasons: string[];
+}
+
+function emptyGroup(reason: string, errorCode: string | null): Group {
+  return { failure_reason: reason, error_code: errorCode, count: 0, sample_certificate_ids: [], requested_by: {}, sample_reasons: [] };
+}
+
+/** `alice (3), lambda:sweep (1)`: most first. */
+function formatRequesters(counts: Record<string, number>): string {
+  const sorted = Object.entries(counts).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  return sorted.map(([who, n]) => `${who} (${n})`).join(", ");
 }
 
 export function reasonFilter(value: string | undefined, command: string): Set<string> | undefined {
@@ -99,7 +119,7 @@ export function reasonFilter(value: string | undefined, command: string): Set<st
  * hands each first copy to `visit` (later copies of one dead letter are only counted), then makes them
  * all visible again and works out what it could not see.
  */
-async function scanDlq(context: CommandContext, dlqUrl: string, visit: (message: DlqMessage) => "counted" | "skip", max: number | undefined) {
+export async function scanDlq(context: CommandContext, dlqUrl: string, visit: (message: DlqMessage) => "counted" | "skip", max: number | undefined) {
   const scanner = createDlqScanner({ sqs: context.sqs, url: dlqUrl, waitSeconds: context.io.dlqWaitSeconds ?? 1 });
   const start = await context.call(dlqUrl, () => dlqDepth(context.sqs, dlqUrl));
   const progress = scanProgress(context);

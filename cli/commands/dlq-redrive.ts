@@ -10,15 +10,20 @@
  * that fails again while the run goes on is not redriven in a loop.
  */
 import { UsageError } from "../../lib/errors.ts";
-import type { JobRef, Ledger } from "../../lib/ledger.ts";
+import { jobRefFromRequest, type JobRef, type Ledger } from "../../lib/ledger.ts";
 import { parseWithdrawalBody } from "../../lib/message.ts";
 import { createSender, type SendResult } from "../../lib/producer.ts";
 import { integerFlag, stringFlag } from "../args.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
 import { createDlqScanner, describeUnseen, dlqDepth, DLQ_REASONS, unseen, type DlqMessage, type DlqScanner } from "../dlq.ts";
 import { confirm, mustAsk, YES_OPTION } from "../confirm.ts";
+import { createMovePipeline } from "../move-pipeline.ts";
 import { displayId, formatTable, plural, queueName } from "../output.ts";
 import { reasonFilter, scanProgress } from "./dlq-list.ts";
+
+/** Messages per group moved together, and groups moved at once (see cli/move-pipeline.ts). */
+const MOVE_GROUP = 100;
+const MOVES_IN_FLIGHT = 16;
 
 interface Failure {
   message: DlqMessage;
@@ -125,12 +130,28 @@ async function redrive(context: CommandContext, options: RedriveOptions) {
   let stoppedAtMax = false;
   let interrupted = false;
   let releaseFailed = 0;
-  const matched = () => moved.length + wouldMove.length + failures.filter((f) => f.stage !== "copy").length;
+  const pipeline = createMovePipeline<DlqMessage>(
+    async (group) => {
+      // Recorded first: the worker's new outcome must come after "requeued", never before it.
+      if (ledger) notRecorded += await recordRequeued(ledger, group);
+      const result = await moveBack(context, scanner, queueUrl, group);
+      moved.push(...result.moved);
+      failures.push(...result.failures);
+      for (const id of result.sentIds) sentIds.add(id);
+    },
+    { groupSize: MOVE_GROUP, inFlight: MOVES_IN_FLIGHT },
+  );
+  const matched = () => moved.length + wouldMove.length + failures.filter((f) => f.stage !== "copy").length + pipeline.pending;
 
   try {
     while (!stoppedAtMax) {
       const batch = await context.call(dlqUrl, () => scanner.next());
-      if (batch === undefined) break;
+      if (batch === undefined) {
+        if (pipeline.idle) break;
+        // The last look comes after every send: what failed again meanwhile is seen (and left) too.
+        await pipeline.drain();
+        continue;
+      }
       const candidates: DlqMessage[] = [];
       const batchCopies: DlqMessage[] = [];
       for (const message of batch) {
@@ -147,13 +168,9 @@ async function redrive(context: CommandContext, options: RedriveOptions) {
       if (dryRun) {
         wouldMove.push(...candidates);
         for (const c of candidates) sentIds.add(c.messageId);
-      } else if (candidates.length > 0) {
-        if (ledger) notRecorded += await recordRequeued(ledger, candidates);
-        const result = await moveBack(context, scanner, queueUrl, candidates);
-        moved.push(...result.moved);
-        failures.push(...result.failures);
-        for (const id of result.sentIds) sentIds.add(id);
-      }
+      } else if (candidates.length > 0) await pipeline.add(candidates);
+      // A copy is judged once its first copy's move has ended (copies are rare: a kill mid-dead-letter).
+      if (batchCopies.length > 0 && !dryRun) await pipeline.drain();
       // A copy goes only where its first copy went: if that was sent, the copy is deleted (never sent twice).
       const extra = batchCopies.filter((c) => sentIds.has(c.copyOf!));
       copies.left += batchCopies.length - extra.length;
@@ -169,7 +186,10 @@ async function redrive(context: CommandContext, options: RedriveOptions) {
         break;
       }
     }
+    await pipeline.drain();
   } finally {
+    // Also after an error or Ctrl-C: what is being moved finishes before the rest is made visible again.
+    await pipeline.settle();
     progress.done();
     releaseFailed = (await scanner.release()).failed;
   }
@@ -269,6 +289,5 @@ function countByReason(reasons: string[]): Map<string, number> {
 function jobRefOf(message: DlqMessage): JobRef[] {
   const parsed = parseWithdrawalBody(message.body);
   if (!parsed.ok || parsed.request.request_id === undefined) return [];
-  const { request } = parsed;
-  return [{ requestId: request.request_id!, batchId: request.batch_id, certificateId: request.certificate_id, source: request.source }];
+  return [jobRefFromRequest(parsed.request, parsed.request.request_id)];
 }

@@ -1,7 +1,7 @@
 /** `scm-withdraw enqueue <certificate_id...>`: a few jobs, typed by hand. */
 import { UsageError } from "../../lib/errors.ts";
 import { randomUUID } from "node:crypto";
-import type { JobRef } from "../../lib/ledger.ts";
+import { jobKeyString, jobRefFromRequest, type JobRef } from "../../lib/ledger.ts";
 import { idOfLine } from "../../lib/bulk-file.ts";
 import { parseWithdrawalBody, type WithdrawalRequest } from "../../lib/message.ts";
 import { createSender, type SendResult } from "../../lib/producer.ts";
@@ -70,25 +70,33 @@ export const enqueueCommand: Command = {
     if (jobs.length > 0) {
       const { queueUrl } = context.target;
       await context.checkQueue(queueUrl);
+      const requestedBy = await context.requestedBy();
+      for (const job of jobs) job.request = { ...job.request, requested_by: requestedBy };
       const ledger = await context.ledger();
+      let recorded = 0;
       let toSend = jobs;
       if (ledger) {
-        // The ledger knows a job by its request_id: give every job one, and record it before sending it.
+        // The ledger knows a job by its certificate and request_id: give every job a request_id, and record it before sending it.
         ledgerOn = true;
         for (const job of jobs) {
           job.request = { ...job.request, request_id: job.request.request_id ?? randomUUID() };
           requestIds.set(job.id, job.request.request_id!);
         }
         const queued = await ledger.recordQueued(jobs.map(({ request }) => jobRef(request)));
-        const done = new Set(queued.alreadyDone);
-        toSend = jobs.filter((job) => !done.has(job.request.request_id!));
-        for (const job of jobs) if (done.has(job.request.request_id!)) alreadyDone.push({ certificate_id: job.id, request_id: job.request.request_id! });
+        recorded = queued.written;
+        const done = new Set(queued.alreadyDone.map(jobKeyString));
+        const isDone = (job: (typeof jobs)[number]) => done.has(jobKeyString(jobRef(job.request)));
+        toSend = jobs.filter((job) => !isDone(job));
+        for (const job of jobs) if (isDone(job)) alreadyDone.push({ certificate_id: job.id, request_id: job.request.request_id! });
       }
       const sender = createSender<string>({ sqs: context.sqs, queueUrl, onResult: (r) => results.push(r) });
       for (const job of toSend) await sender.push({ key: job.id, body: JSON.stringify(job.request) });
       await sender.flush();
       const notSent = new Set(results.filter((r) => !r.ok).map((r) => r.key));
-      if (ledger && notSent.size > 0) await ledger.recordNotSent(jobs.filter((j) => notSent.has(j.id)).map(({ request }) => jobRef(request)));
+      if (ledger && notSent.size > 0) recorded -= (await ledger.recordNotSent(jobs.filter((j) => notSent.has(j.id)).map(({ request }) => jobRef(request)))).written;
+      // A manual batch grows with each enqueue: add the new jobs to its total, so `batch status` can say "done".
+      const batchId = jobs[0]!.request.batch_id;
+      if (ledger && batchId !== undefined && recorded > 0) await ledger.recordBatch(batchId, { addToTotal: recorded, source: "manual" });
     }
     for (const { certificate_id, request_id } of alreadyDone) context.note(`${certificate_id}: request ${request_id} is already withdrawn according to the ledger; not sent again`);
     // Results arrive in completion order; print them in the order the ids were given.
@@ -126,5 +134,5 @@ export const enqueueCommand: Command = {
 };
 
 function jobRef(request: WithdrawalRequest): JobRef {
-  return { requestId: request.request_id!, batchId: request.batch_id, certificateId: request.certificate_id, source: request.source };
+  return jobRefFromRequest(request, request.request_id!);
 }

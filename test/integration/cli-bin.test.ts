@@ -97,7 +97,7 @@ describe("bin/scm-withdraw.mjs", () => {
       return Number(Attributes!.ApproximateNumberOfMessages);
     };
     let started = false;
-    const result = await run(process.execPath, [BIN, "bulk", "--yes", path, ...queues.flags], {
+    const result = await run(process.execPath, [BIN, "bulk", "--yes", "--reason", "test", path, ...queues.flags], {
       onStdout: (text, child) => {
         if (started || !text.startsWith("batch ")) return;
         started = true;

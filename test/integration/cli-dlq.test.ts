@@ -21,9 +21,11 @@ afterAll(async () => {
 
 const id = (n: number) => `scs${String(n).padStart(13, "0")}`;
 
+const ALICE = "arn:aws:iam::123456789012:user/alice";
+
 /** Bodies as producers wrote them: odd spacing and non-ASCII must survive a redrive byte for byte. */
 const SEEDED = {
-  notFound: [1, 2, 3, 4].map((n) => `{"certificate_id": "${id(n)}",  "reason":"kündigung ✓", "source":"bulk"}`),
+  notFound: [1, 2, 3, 4].map((n) => `{"certificate_id": "${id(n)}",  "reason":"kündigung ✓", "source":"bulk", "requested_by":"${ALICE}"}`),
   rejected: [5, 6].map((n) => JSON.stringify({ certificate_id: id(n), source: "manual" })),
   invalid: "withdraw scs1000000000001 please",
   unlabelled: JSON.stringify({ certificate_id: id(8) }),
@@ -53,10 +55,11 @@ describe("dlq list", () => {
     const out = JSON.parse(run.stdout);
     expect(out).toMatchObject({ dlq_url: queues.dlqUrl, scanned: 8, matching: 8, stopped_at_max: false });
     expect(out.groups).toEqual([
-      { failure_reason: "not_found", error_code: "SCM.0020", count: 4, sample_certificate_ids: expect.any(Array) },
-      { failure_reason: "rejected", error_code: "SCM.0010", count: 2, sample_certificate_ids: expect.arrayContaining([id(5), id(6)]) },
-      { failure_reason: "invalid_message", error_code: null, count: 1, sample_certificate_ids: [] },
-      { failure_reason: "unlabelled", error_code: null, count: 1, sample_certificate_ids: [id(8)] },
+      // Who asked and why come from each body: older producers' jobs have no requested_by ("unknown").
+      { failure_reason: "not_found", error_code: "SCM.0020", count: 4, sample_certificate_ids: expect.any(Array), requested_by: { [ALICE]: 4 }, sample_reasons: ["kündigung ✓"] },
+      { failure_reason: "rejected", error_code: "SCM.0010", count: 2, sample_certificate_ids: expect.arrayContaining([id(5), id(6)]), requested_by: { unknown: 2 }, sample_reasons: [] },
+      { failure_reason: "invalid_message", error_code: null, count: 1, sample_certificate_ids: [], requested_by: { unknown: 1 }, sample_reasons: [] },
+      { failure_reason: "unlabelled", error_code: null, count: 1, sample_certificate_ids: [id(8)], requested_by: { unknown: 1 }, sample_reasons: [] },
     ]);
     const samples = out.groups[0].sample_certificate_ids as string[];
     expect(samples).toHaveLength(3);
@@ -72,9 +75,10 @@ describe("dlq list", () => {
     const counts = (text: string) => text.split("\n").map((l) => l.replace(/\s{2,}scs.*$/, ""));
     expect(counts(second.stdout)).toEqual(counts(first.stdout));
     expect(first.stdout).toMatch(/^withdrawals-dlq: 8 messages \(all left in the queue\)\n/);
-    expect(first.stdout).toMatch(/\nfailure_reason\s+error_code\s+count\s+sample certificate ids\n/);
+    expect(first.stdout).toMatch(/\nfailure_reason\s+error_code\s+count\s+sample certificate ids\s+requested by\s+sample reasons\n/);
+    expect(first.stdout).toContain(`${ALICE} (4)  "kündigung ✓"`);
     expect(first.stdout).toMatch(/\nnot_found\s+SCM\.0020\s+4\s+scs/);
-    expect(first.stdout).toMatch(/\ninvalid_message\s+-\s+1\n/);
+    expect(first.stdout).toMatch(/\ninvalid_message\s+-\s+1\s+unknown \(1\)\n/);
     expect(first.stdout).toMatch(/\ntotal\s+8\n/);
     expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
   });
@@ -327,7 +331,9 @@ describe("a redrive round trip through the real handler", () => {
       const body = JSON.stringify({ certificate_id: DEMO.alwaysFailing, source: "bulk", batch_id: "b-round-trip" });
       expect((await handler(sqsEvent(sqsRecord(body, { receiveCount: 5 })), lambdaContext())).batchItemFailures).toEqual([]);
       const listed = JSON.parse((await cli(["dlq", "list", "--json", ...flags])).stdout);
-      expect(listed.groups).toEqual([{ failure_reason: "retries_exhausted", error_code: "SCM.0500", count: 1, sample_certificate_ids: [DEMO.alwaysFailing] }]);
+      expect(listed.groups).toEqual([
+        { failure_reason: "retries_exhausted", error_code: "SCM.0500", count: 1, sample_certificate_ids: [DEMO.alwaysFailing], requested_by: { unknown: 1 }, sample_reasons: [] },
+      ]);
 
       // The outage is over: redrive that reason, then the worker gets the job again.
       stack.sim.clearFaults();

@@ -8,6 +8,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { localRequester } from "../../lib/requester.ts";
 import { bodies, cli, startQueues, type Queues } from "../support/cli.ts";
 
 let queues: Queues;
@@ -23,6 +24,8 @@ beforeEach(async () => {
   await queues.drain(queues.queueUrl);
 });
 
+/** What the CLI stamps as requested_by when it talks to a local (loopback) queue. */
+const LOCAL_USER = localRequester();
 const id = (n: number) => `scs${String(n).padStart(13, "0")}`;
 const file = (name: string, text: string) => {
   const path = join(dir, name);
@@ -55,8 +58,8 @@ describe("enqueue", () => {
     for (const m of messages) expect(run.stdout).toContain(`${JSON.parse(m.Body!).certificate_id}  ${m.MessageId}`);
     expect(lines.at(-1)).toBe("sent 2 to withdrawals");
     expect(bodies(messages).sort((a, b) => String(a.certificate_id).localeCompare(String(b.certificate_id)))).toEqual([
-      { certificate_id: id(1), source: "manual", reason: "duplicate order", requested_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) },
-      { certificate_id: id(2), source: "manual", reason: "duplicate order", requested_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) },
+      { certificate_id: id(1), source: "manual", reason: "duplicate order", requested_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), requested_by: LOCAL_USER },
+      { certificate_id: id(2), source: "manual", reason: "duplicate order", requested_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), requested_by: LOCAL_USER },
     ]);
   });
 
@@ -136,7 +139,7 @@ describe("bulk", () => {
   it("writes the message id of every sent job into the results file", async () => {
     const path = file("three.txt", `${id(20)}\n${id(21)}\n${id(22)}\n`);
     const results = join(dir, "three-results.csv");
-    const run = await cli(["bulk", "--yes", path, "--results", results, ...queues.flags]);
+    const run = await cli(["bulk", "--yes", "--reason", "test", path, "--results", results, ...queues.flags]);
     expect(run.code).toBe(0);
     const messages = await queues.drain(queues.queueUrl);
     const rows = csvRows(results).slice(1);
@@ -169,7 +172,7 @@ describe("bulk", () => {
       JSON.stringify({ certificate_id: id(40), request_id: "R-40b" }),
       JSON.stringify({ certificate_id: id(42), source: "cleanup", batch_id: "other" }),
     ].join("\n"));
-    const run = await cli(["bulk", "--yes", path, "--batch-id", "b-json", ...queues.flags]);
+    const run = await cli(["bulk", "--yes", "--reason", "CHG-1", path, "--batch-id", "b-json", ...queues.flags]);
     expect(run.code).toBe(1);
     expect(run.stderr.trim().split("\n")).toEqual([
       `${path}:2: requested_at must be an ISO-8601 date-time, e.g. 2026-11-27T10:00:00Z; not sent`,
@@ -178,11 +181,27 @@ describe("bulk", () => {
     ]);
     const jobs = (await received()).sort((a, b) => String(a.certificate_id).localeCompare(String(b.certificate_id)));
     expect(jobs).toEqual([
-      { certificate_id: id(40), request_id: "R-40", ticket: "T-1", source: "bulk", batch_id: "b-json", requested_at: expect.any(String) },
-      { certificate_id: id(42), source: "bulk", batch_id: "b-json", requested_at: expect.any(String) },
+      { certificate_id: id(40), request_id: "R-40", ticket: "T-1", source: "bulk", batch_id: "b-json", requested_at: expect.any(String), requested_by: LOCAL_USER, reason: "CHG-1" },
+      { certificate_id: id(42), source: "bulk", batch_id: "b-json", requested_at: expect.any(String), requested_by: LOCAL_USER, reason: "CHG-1" },
     ]);
     const rows = csvRows(`${path}.results.csv`);
     expect(rows.find((r) => r[0] === "2")!.slice(0, 3)).toEqual(["2", id(41), "invalid"]);
+  });
+
+  it("needs a reason unless --dry-run: --reason, or one per line (csv column, jsonl field); who sends is stamped on every job", async () => {
+    const txt = file("no-reason.txt", `${id(70)}\n`);
+    const refused = await cli(["bulk", "--yes", txt, ...queues.flags]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("bulk needs --reason TEXT");
+    const csv = file("some-reasons.csv", ["certificate_id,reason", `${id(71)},CHG-9`, `${id(72)},`].join("\n"));
+    const run = await cli(["bulk", "--yes", csv, ...queues.flags]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`${csv}:3: no reason: pass --reason TEXT or give the line a reason; not sent`);
+    expect(await received()).toEqual([expect.objectContaining({ certificate_id: id(71), reason: "CHG-9", requested_by: LOCAL_USER })]);
+    // A line cannot speak for someone else: requested_by is always the sender's.
+    const jsonl = file("spoof.jsonl", JSON.stringify({ certificate_id: id(73), reason: "r", requested_by: "arn:aws:iam::1:user/someone-else" }));
+    expect((await cli(["bulk", "--yes", jsonl, ...queues.flags])).code).toBe(0);
+    expect(await received()).toEqual([expect.objectContaining({ certificate_id: id(73), requested_by: LOCAL_USER })]);
   });
 
   it("--dry-run validates and counts, sends nothing, and needs no queue", async () => {
@@ -225,7 +244,7 @@ describe("bulk", () => {
     };
     // U+FFFF passes the schema but SQS refuses it: a SenderFault, reported and not retried.
     const path = file("retry.jsonl", [id(60), id(61), id(62)].map((c) => JSON.stringify({ certificate_id: c })).concat(JSON.stringify({ certificate_id: id(63), reason: "bad \uFFFF" })).join("\n"));
-    const run = await cli(["bulk", "--yes", path, "--json", ...queues.flags], { createSqsClient });
+    const run = await cli(["bulk", "--yes", "--reason", "test", path, "--json", ...queues.flags], { createSqsClient });
     expect(run.code).toBe(1);
     expect(retried).toEqual([[id(61)]]);
     expect((await received()).map((j) => j.certificate_id).sort()).toEqual([id(60), id(61), id(62)]);
@@ -237,7 +256,7 @@ describe("bulk", () => {
   it("sends 10,000 ids in seconds", async () => {
     const path = file("ten-thousand.txt", Array.from({ length: 10_000 }, (_, i) => id(100_000 + i)).join("\n"));
     const started = performance.now();
-    const run = await cli(["bulk", "--yes", path, "--json", ...queues.flags]);
+    const run = await cli(["bulk", "--yes", "--reason", "test", path, "--json", ...queues.flags]);
     const elapsed = performance.now() - started;
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ valid: 10_000, sent: 10_000, failed: 0 });
@@ -263,7 +282,7 @@ describe("bulk", () => {
 
   it("refuses to write the results over the input file", async () => {
     const path = file("self.txt", `${id(71)}\n`);
-    const run = await cli(["bulk", "--yes", path, "--results", path, ...queues.flags]);
+    const run = await cli(["bulk", "--yes", "--reason", "test", path, "--results", path, ...queues.flags]);
     expect(run.code).toBe(2);
     expect(run.stderr).toBe(`scm-withdraw: error: --results would overwrite the input file ${path} (see \`scm-withdraw bulk --help\`)\n`);
     expect(readFileSync(path, "utf8")).toBe(`${id(71)}\n`);
@@ -277,7 +296,7 @@ describe("bulk", () => {
     const path = file(`linked-${_.length}.txt`, `${id(72)}\n${id(73)}\n`);
     const link = join(dir, `linked-${_.length}.results.csv`);
     makeLink(path, link);
-    const run = await cli(["bulk", "--yes", path, "--results", link, ...queues.flags]);
+    const run = await cli(["bulk", "--yes", "--reason", "test", path, "--results", link, ...queues.flags]);
     expect(run.code).toBe(2);
     expect(run.stderr).toBe(`scm-withdraw: error: --results ${link} is the input file ${path} (through a link); choose another path (see \`scm-withdraw bulk --help\`)\n`);
     expect(readFileSync(path, "utf8")).toBe(`${id(72)}\n${id(73)}\n`);
@@ -334,7 +353,7 @@ describe("bulk", () => {
     ["a file with no valid line", "none-valid.txt", "# only a comment\nscs12\n"],
   ])("exits 1 for %s, sending nothing", async (_, name, text) => {
     const path = file(name, text);
-    const run = await cli(["bulk", "--yes", path, ...queues.flags]);
+    const run = await cli(["bulk", "--yes", "--reason", "test", path, ...queues.flags]);
     expect(run.code).toBe(1);
     expect(run.stdout).toContain(`no valid job in ${path}: nothing was sent\n`);
     expect(existsSync(`${path}.results.csv`)).toBe(text !== "");
@@ -356,7 +375,7 @@ describe("bulk", () => {
       return sqs;
     };
     let stderr = "";
-    const run = await cli(["bulk", "--yes", path, "--concurrency", "1", ...queues.flags], { createSqsClient, stderr: { write: (c: string) => (stderr += c), isTTY: true } });
+    const run = await cli(["bulk", "--yes", "--reason", "test", path, "--concurrency", "1", ...queues.flags], { createSqsClient, stderr: { write: (c: string) => (stderr += c), isTTY: true } });
     expect(run.code).toBe(0);
     const bars = [...stderr.matchAll(/(\d+)% (\d+) of (\d+) read sent/g)].map((m) => m.slice(1).map(Number));
     expect(bars.length).toBeGreaterThan(1);
@@ -366,7 +385,7 @@ describe("bulk", () => {
 
   it("refuses a .csv without a certificate_id column as a whole, sending nothing and leaving no results file", async () => {
     const path = file("wrong.csv", `id,reason\n${id(70)},x\n`);
-    const run = await cli(["bulk", "--yes", path, ...queues.flags]);
+    const run = await cli(["bulk", "--yes", "--reason", "test", path, ...queues.flags]);
     expect(run.code).toBe(2);
     expect(run.stderr).toBe(`scm-withdraw: error: ${path}: no certificate_id column in the header row on line 1 (found: id, reason) (see \`scm-withdraw bulk --help\`)\n`);
     expect(await received()).toEqual([]);

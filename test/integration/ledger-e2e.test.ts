@@ -17,6 +17,7 @@ import { createCleanupRuntime } from "../../lib/cleanup-runtime.ts";
 import { resolveLedgerTarget } from "../../cli/context.ts";
 import { deadLetterAttributes } from "../../lib/dead-letter.ts";
 import { silentLogger } from "../../lib/logger.ts";
+import { localRequester } from "../../lib/requester.ts";
 import { buildWithdrawalBody } from "../../lib/message.ts";
 import { startLocalDynamo } from "../../local/dynamodb.ts";
 import { LOCAL } from "../../cli/local-defaults.ts";
@@ -107,7 +108,7 @@ describe("a bulk batch followed to the end through the ledger", () => {
     const { flags, env } = target(withLedger);
     const batchId = "e2e-mixed";
     const ids = file("mixed.txt", ["# every outcome", ...BATCH_IDS]);
-    const run = await cli(["bulk", "--yes", ids, "--batch-id", batchId, "--wait", "--interval", "200ms", ...flags], { env });
+    const run = await cli(["bulk", "--yes", "--reason", "CHG-2001 decommission", ids, "--batch-id", batchId, "--wait", "--interval", "200ms", ...flags], { env });
 
     expect(run.stderr).not.toMatch(/warning/);
     expect(run.code).toBe(1);
@@ -149,12 +150,14 @@ describe("a bulk batch followed to the end through the ledger", () => {
       expect(line.attempts).toBeGreaterThanOrEqual(1);
     }
     expect(lines.find((l) => l.certificate_id === DEMO.alwaysFailing)).toMatchObject({ http_status: 500, error_code: "SCM.0500", attempts: 9 });
+    // The audit trail: who sent each job (the OS user, for a local queue), why and when.
+    for (const line of lines) expect(line).toMatchObject({ requested_by: localRequester(), request_reason: "CHG-2001 decommission", requested_at: expect.stringMatching(/^\d{4}-/) });
 
     // The same report as CSV, by extension.
     const csv = join(scratch, "mixed-report.csv");
     expect((await cli(["batch", "report", batchId, "--out", csv, ...flags], { env })).code).toBe(0);
     const csvLines = readFileSync(csv, "utf8").trim().split("\n");
-    expect(csvLines[0]).toBe("request_id,certificate_id,state,reason,http_status,error_code,error_msg,attempts,finished_at");
+    expect(csvLines[0]).toBe("request_id,certificate_id,state,reason,http_status,error_code,error_msg,attempts,finished_at,requested_by,request_reason,requested_at");
     expect(csvLines).toHaveLength(BATCH_IDS.length + 1);
 
     // --json means JSON: the report on stdout is one JSON document with the same rows.
@@ -175,7 +178,7 @@ describe("a bulk batch followed to the end through the ledger", () => {
     const env = { LEDGER_TABLE: "ledger-down", AWS_ENDPOINT_URL_DYNAMODB: stoppedEndpoint };
     const ids = file("mixed-down.txt", BATCH_IDS);
     // The producer cannot record anything either: it says so, and sends every job all the same.
-    const run = await cli(["bulk", "--yes", ids, "--batch-id", reference.batchId, ...flags], { env });
+    const run = await cli(["bulk", "--yes", "--reason", "outage rerun", ids, "--batch-id", reference.batchId, ...flags], { env });
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`sent ${BATCH_IDS.length}, failed 0`);
     expect(run.stdout).toContain(`(${BATCH_IDS.length} jobs and the batch's total could not be recorded)`);
@@ -206,7 +209,7 @@ describe("a bulk batch followed to the end through the ledger", () => {
     const body = buildWithdrawalBody({ certificate_id: id, source: "bulk", batch_id: reference.batchId, request_id: requestId });
     const sim = withLedger.sim!;
     const callsBefore = cancelCalls(sim, id);
-    const jobBefore = await withLedger.ledger!.ledger.getJob({ requestId, batchId: reference.batchId }, { consistent: true });
+    const jobBefore = await withLedger.ledger!.ledger.getJob({ requestId, batchId: reference.batchId, certificateId: id }, { consistent: true });
     expect(jobBefore).toMatchObject({ state: "withdrawn", deliveries: 1 });
 
     // The same body twice (what an SQS at-least-once duplicate looks like)...
@@ -232,7 +235,7 @@ describe("a bulk batch followed to the end through the ledger", () => {
     expect(events(logs.withLedger, "batch_processed").some((e) => Number(e.duplicates) > 0)).toBe(true);
     // Acknowledged, not dead-lettered; the ledger still says withdrawn, once.
     expect(await drain(withLedger.sqs, withLedger.dlqUrl)).toEqual([]);
-    expect(await withLedger.ledger!.ledger.getJob({ requestId, batchId: reference.batchId }, { consistent: true })).toMatchObject({ state: "withdrawn", deliveries: 1, finishedAt: jobBefore!.finishedAt });
+    expect(await withLedger.ledger!.ledger.getJob({ requestId, batchId: reference.batchId, certificateId: id }, { consistent: true })).toMatchObject({ state: "withdrawn", deliveries: 1, finishedAt: jobBefore!.finishedAt });
   }, 30_000);
 });
 
@@ -247,7 +250,7 @@ describe("the other producers", () => {
     expect(first.stdout).toMatch(new RegExp(`^${id}\\s+OPS-4411\\s+[0-9a-f-]{36}$`, "m"));
     await withLedger.drain({ timeoutMs: 15_000 });
     // A manual job has no batch: the ledger keys it by its request_id alone.
-    expect(await withLedger.ledger!.ledger.getJob({ requestId: "OPS-4411" }, { consistent: true })).toMatchObject({ state: "withdrawn", source: "manual", certificateId: id });
+    expect(await withLedger.ledger!.ledger.getJob({ requestId: "OPS-4411", certificateId: id }, { consistent: true })).toMatchObject({ state: "withdrawn", source: "manual", certificateId: id });
 
     const again = await cli(["enqueue", id, "--request-id", "OPS-4411", "--json", ...flags], { env });
     expect(again.code).toBe(0);
@@ -277,8 +280,140 @@ describe("the other producers", () => {
     expect(JSON.parse(watched.stdout)).toMatchObject({ batch_id: report.runId, done: true, expected_total: 2, counts: { withdrawn: 2 } });
     const jobs = [];
     for await (const job of withLedger.ledger!.ledger.batchJobs(report.runId)) jobs.push(job);
-    expect(jobs.map((j) => [j.requestId, j.source, j.state]).sort()).toEqual(ids.map((id) => [`${report.runId}-${id}`, "cleanup", "withdrawn"]));
+    expect(jobs.map((j) => [j.requestId, j.source, j.state, j.requestedBy]).sort()).toEqual(ids.map((id) => [`${report.runId}-${id}`, "cleanup", "withdrawn", localRequester()]));
     for (const id of ids) expect(sim.withdrawals(id)).toBe(1);
+  }, 30_000);
+});
+
+describe("a request_id reused for another certificate (issue 11 item 1)", () => {
+  it("enqueue: the second certificate is its own job, sent and withdrawn, not skipped as already done", async () => {
+    const { flags, env } = target(withLedger);
+    const sim = withLedger.sim!;
+    const [first, second] = ["ledgerE2EReuse01", "ledgerE2EReuse02"];
+    for (const id of [first, second]) sim.addCertificate({ id, status: "CHECKING" });
+    expect((await cli(["enqueue", first, "--request-id", "OPS-5511", ...flags], { env })).code).toBe(0);
+    await withLedger.drain({ timeoutMs: 15_000 });
+    const again = await cli(["enqueue", second, "--request-id", "OPS-5511", "--json", ...flags], { env });
+    expect(again.code).toBe(0);
+    const out = JSON.parse(again.stdout) as { sent: { certificate_id: string }[]; already_done: unknown[] };
+    expect(out.already_done).toEqual([]);
+    expect(out.sent.map((s) => s.certificate_id)).toEqual([second]);
+    await withLedger.drain({ timeoutMs: 15_000 });
+    expect(sim.withdrawals(first)).toBe(1);
+    expect(sim.withdrawals(second)).toBe(1);
+    // The same pair again is the same job: already done, not sent.
+    const third = await cli(["enqueue", second, "--request-id", "OPS-5511", "--json", ...flags], { env });
+    expect(JSON.parse(third.stdout)).toMatchObject({ sent: [], already_done: [{ certificate_id: second, request_id: "OPS-5511" }] });
+  }, 30_000);
+
+  it("inside one batch: enqueue --batch-id twice, and the handler's claim, keep the two certificates apart", async () => {
+    const { flags, env } = target(withLedger);
+    const sim = withLedger.sim!;
+    const ids = ["ledgerE2EReuse03", "ledgerE2EReuse04"];
+    for (const id of ids) sim.addCertificate({ id, status: "CHECKING" });
+    for (const id of ids) expect((await cli(["enqueue", id, "--request-id", "OPS-5512", "--batch-id", "reuse-manual", ...flags], { env })).code).toBe(0);
+    await withLedger.drain({ timeoutMs: 15_000 });
+    for (const id of ids) expect(sim.withdrawals(id)).toBe(1);
+    expect(events(logs.withLedger, "withdrawal_duplicate_skipped").filter((e) => e.requestId === "OPS-5512")).toEqual([]);
+    // Each manual enqueue adds its jobs to the batch's total, so the batch reaches "done" (issue 13 item 3).
+    const status = await cli(["batch", "status", "reuse-manual", "--json", ...flags], { env });
+    expect(JSON.parse(status.stdout)).toMatchObject({ batch_id: "reuse-manual", done: true, expected_total: 2, counts: { withdrawn: 2 } });
+  }, 30_000);
+
+  it("bulk --wait with a CSV whose request_id column repeats: both jobs sent, withdrawn and counted; no stall", async () => {
+    const { flags, env } = target(withLedger);
+    const sim = withLedger.sim!;
+    const ids = ["ledgerE2EReuse05", "ledgerE2EReuse06"];
+    for (const id of ids) sim.addCertificate({ id, status: "CHECKING" });
+    const csv = file("reuse.csv", ["certificate_id,request_id", `${ids[0]},CHG-77`, `${ids[1]},CHG-77`]);
+    const run = await cli(["bulk", "--yes", csv, "--batch-id", "reuse-bulk", "--reason", "test", "--wait", "--interval", "200ms", "--stall-timeout", "10s", ...flags], { env });
+    expect(run.stdout).toContain("sent 2, failed 0");
+    expect(run.stdout).toContain("batch reuse-bulk: done, 2 of 2 jobs final");
+    expect(run.code).toBe(0);
+    for (const id of ids) expect(sim.withdrawals(id)).toBe(1);
+  }, 30_000);
+});
+
+describe("bulk resumed after Ctrl-C (issue 13 item 4)", () => {
+  it("prints how to resume; the re-run sends only what the ledger does not hold as queued or done", async () => {
+    const { flags, env } = target(withLedger);
+    const sim = withLedger.sim!;
+    const ids = [1, 2, 3, 4, 5].map((n) => `ledgerE2EResum0${n}`);
+    for (const id of ids) sim.addCertificate({ id, status: "CHECKING" });
+    const path = file("resume.txt", ids);
+    // Ctrl-C before the run starts: it reads one line, sends it, and stops.
+    const interrupted = await cli(["bulk", "--yes", path, "--batch-id", "e2e-resume", "--reason", "CHG 12", ...flags], { env, signal: AbortSignal.abort() });
+    expect(interrupted.code).toBe(130);
+    expect(interrupted.stdout).toContain("sent 1, failed 0");
+    expect(interrupted.stdout).toContain(`resume with: scm-withdraw bulk ${path} --batch-id e2e-resume --reason 'CHG 12' (jobs already queued or withdrawn are not sent again)`);
+    // No total yet: the batch must not look done before it is resumed.
+    expect(JSON.parse((await cli(["batch", "status", "e2e-resume", "--json", ...flags], { env })).stdout)).toMatchObject({ expected_total: null, done: false });
+
+    const resumed = await cli(["bulk", "--yes", path, "--batch-id", "e2e-resume", "--reason", "CHG 12", "--json", ...flags], { env });
+    expect(resumed.code).toBe(0);
+    const out = JSON.parse(resumed.stdout) as Record<string, number>;
+    expect(out.sent).toBe(4);
+    expect(out.already_done! + out.already_queued!).toBe(1);
+    await withLedger.drain({ timeoutMs: 15_000 });
+    for (const id of ids) expect(sim.withdrawals(id)).toBe(1);
+    expect(JSON.parse((await cli(["batch", "status", "e2e-resume", "--json", ...flags], { env })).stdout)).toMatchObject({ expected_total: 5, done: true, counts: { withdrawn: 5 } });
+
+    // A third run sends nothing at all; --resend-queued would send queued ones again, but all are done.
+    const third = JSON.parse((await cli(["bulk", "--yes", path, "--batch-id", "e2e-resume", "--reason", "CHG 12", "--json", ...flags], { env })).stdout) as Record<string, number>;
+    expect(third).toMatchObject({ sent: 0, already_done: 5, already_queued: 0 });
+  }, 30_000);
+
+  it("a job an earlier run recorded as queued is not sent again, unless --resend-queued", async () => {
+    const { flags, env } = target(withLedger);
+    const ids = ["ledgerE2EResum06", "ledgerE2EResum07"];
+    for (const id of ids) withLedger.sim!.addCertificate({ id, status: "CHECKING" });
+    const batchId = "e2e-resume-queued";
+    // What an earlier run left: the first job recorded as queued (its message still in the queue).
+    await withLedger.ledger!.ledger.recordQueued([{ requestId: `${batchId}:${ids[0]}`, batchId, certificateId: ids[0], source: "bulk" }]);
+    const path = file("resume-queued.txt", ids);
+    const run = JSON.parse((await cli(["bulk", "--yes", path, "--batch-id", batchId, "--reason", "r", "--json", ...flags], { env })).stdout) as Record<string, number>;
+    expect(run).toMatchObject({ sent: 1, already_queued: 1, already_done: 0 });
+    const rows = readFileSync(`${path}.results.csv`, "utf8");
+    expect(rows).toContain(`1,${ids[0]},already_queued,,`);
+    const resend = JSON.parse((await cli(["bulk", "--yes", path, "--batch-id", batchId, "--reason", "r", "--resend-queued", "--json", ...flags], { env })).stdout) as Record<string, number>;
+    expect(resend.sent! + resend.already_done!).toBe(2);
+    await withLedger.drain({ timeoutMs: 15_000 });
+    for (const id of ids) expect(withLedger.sim!.withdrawals(id)).toBe(1);
+  }, 30_000);
+});
+
+describe("job <certificate_id | request_id> (issue 13 item 3)", () => {
+  it("finds every job of a request_id across certificates, and of a certificate across batches, with who asked and the DLQ", async () => {
+    const { flags, env } = target(withLedger);
+    // OPS-5511 was used for two certificates by the test above: two jobs, both withdrawn.
+    const byRequest = await cli(["job", "OPS-5511", "--json", ...flags], { env });
+    expect(byRequest.code).toBe(0);
+    const jobs = JSON.parse(byRequest.stdout).jobs as Record<string, unknown>[];
+    expect(jobs.map((j) => [j.certificate_id, j.state, j.batch_id, j.requested_by, j.in_dlq])).toEqual([
+      ["ledgerE2EReuse01", "withdrawn", null, localRequester(), false],
+      ["ledgerE2EReuse02", "withdrawn", null, localRequester(), false],
+    ]);
+
+    // A certificate SCM does not know, sent in two batches: dead-lettered twice, both messages in the DLQ now.
+    const gone = "ledgerE2EJob0404";
+    for (const batch of ["job-a", "job-b"]) {
+      expect((await cli(["enqueue", gone, "--batch-id", batch, "--reason", "ticket 7", ...flags], { env })).code).toBe(0);
+    }
+    await withLedger.drain({ timeoutMs: 15_000 });
+    const byCertificate = await cli(["job", gone, ...flags], { env });
+    expect(byCertificate.code).toBe(0);
+    expect(byCertificate.stdout).toMatch(/^2 jobs for ledgerE2EJob0404:\nbatch\s+request_id\s+certificate_id\s+state\s+attempts\s+last SCM answer\s+requested by\s+requested at\s+in DLQ\n/);
+    expect(byCertificate.stdout).toMatch(/^job-a\s+\S+\s+ledgerE2EJob0404\s+dead_lettered \(not_found\)\s+1\s+HTTP 404 SCM\.0020 .*\s+yes$/m);
+    expect(byCertificate.stdout).toMatch(/^job-b\s+.*\s+yes$/m);
+    expect(byCertificate.stdout).toContain("ticket 7");
+    const dlq = await deadLettersByCertificate(withLedger);
+    expect(dlq.get(gone)).toBe("not_found");
+    const afterDrain = JSON.parse((await cli(["job", gone, "--json", ...flags], { env })).stdout).jobs as Record<string, unknown>[];
+    expect(afterDrain.map((j) => j.in_dlq)).toEqual([false, false]);
+
+    const none = await cli(["job", "NO-SUCH-REQUEST", ...flags], { env });
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain('no job for "NO-SUCH-REQUEST" in the ledger');
   }, 30_000);
 });
 
@@ -295,6 +430,8 @@ describe("the scheduled sweep (createCleanupRuntime, as handlers/cleanup.ts buil
       AWS_REGION: withLedger.region,
       AWS_ACCESS_KEY_ID: "local",
       AWS_SECRET_ACCESS_KEY: "local",
+      // What Lambda sets: the sweep's jobs say the function asked for them.
+      AWS_LAMBDA_FUNCTION_NAME: "scm-withdraw-e2e-cleanup",
     });
     try {
       const config = loadCleanupConfig({
@@ -322,6 +459,7 @@ describe("the scheduled sweep (createCleanupRuntime, as handlers/cleanup.ts buil
     await withLedger.drain({ timeoutMs: 15_000 });
     const status = await withLedger.ledger!.ledger.batchStatus("cleanup-20261127T060000Z-e2e1", { consistent: true });
     expect(status).toMatchObject({ expectedTotal: 3, recorded: 3, done: true, counts: { withdrawn: 3 } });
+    for await (const job of withLedger.ledger!.ledger.batchJobs("cleanup-20261127T060000Z-e2e1")) expect(job.requestedBy).toBe("lambda:scm-withdraw-e2e-cleanup");
   }, 30_000);
 });
 
@@ -335,7 +473,7 @@ describe("batch status", () => {
     sim.addCertificate({ id: quick, status: "CHECKING" });
     // Three 503s: the first delivery's three attempts fail, the redelivery (1 s later) withdraws it.
     sim.inject(slow, faults.unavailable(), faults.unavailable(), faults.unavailable());
-    const sent = await cli(["bulk", "--yes", file("watch.txt", [slow, quick]), "--batch-id", "e2e-watch", ...flags], { env });
+    const sent = await cli(["bulk", "--yes", "--reason", "watch", file("watch.txt", [slow, quick]), "--batch-id", "e2e-watch", ...flags], { env });
     expect(sent.code).toBe(0);
 
     let stderr = "";
@@ -365,7 +503,7 @@ describe("batch status", () => {
 
   it("a bulk file with no valid line exits 1 and creates no batch", async () => {
     const { flags, env } = target(withLedger);
-    const run = await cli(["bulk", "--yes", file("no-valid.txt", ["scs12"]), "--batch-id", "e2e-empty", ...flags], { env });
+    const run = await cli(["bulk", "--yes", "--reason", "test", file("no-valid.txt", ["scs12"]), "--batch-id", "e2e-empty", ...flags], { env });
     expect(run.code).toBe(1);
     expect(run.stdout).toContain("nothing was sent and no batch was created");
     const status = await cli(["batch", "status", "e2e-empty", ...flags], { env });
@@ -378,7 +516,7 @@ describe("batch status", () => {
     const status = await cli(["batch", "status", "e2e-watch", ...flags]);
     expect(status).toMatchObject({ code: 1, stdout: "", stderr: "scm-withdraw: error: batch status needs the ledger: set LEDGER_TABLE or --ledger-table\n" });
     const ids = file("no-ledger.txt", [FRESH[1]!]);
-    const bulk = await cli(["bulk", "--yes", ids, "--wait", ...flags]);
+    const bulk = await cli(["bulk", "--yes", "--reason", "test", ids, "--wait", ...flags]);
     expect(bulk).toMatchObject({ code: 1, stdout: "", stderr: "scm-withdraw: error: bulk needs the ledger: set LEDGER_TABLE or --ledger-table\n" });
     expect(existsSync(`${ids}.results.csv`)).toBe(false);
     const unknown = await cli(["batch", "report", "no-such-batch", ...flags], { env: target(withLedger).env });

@@ -98,6 +98,9 @@ describe("the table", () => {
       { AttributeName: LEDGER_TABLE_SCHEMA.sortKey, KeyType: "RANGE" },
     ]);
     expect(Table?.BillingModeSummary?.BillingMode).toBe("PAY_PER_REQUEST");
+    expect(Table?.GlobalSecondaryIndexes?.map((i) => [i.IndexName, i.KeySchema, i.Projection?.ProjectionType])).toEqual(
+      Object.values(LEDGER_TABLE_SCHEMA.indexes).map((index) => [index.name, [{ AttributeName: index.partitionKey, KeyType: "HASH" }], "KEYS_ONLY"]),
+    );
     expect((await client.send(new DescribeTimeToLiveCommand({ TableName: table }))).TimeToLiveDescription?.TimeToLiveStatus).toBe("DISABLED");
   });
 
@@ -111,7 +114,7 @@ describe("a batch followed to the end", () => {
     const { ledger } = await freshLedger();
     const jobs = [1, 2, 3, 4, 5, 6].map((n) => job(n, "b-mix"));
     const queued = await ledger.recordQueued(jobs, { batchId: "b-mix", expectedTotal: 6, source: "bulk" });
-    expect(queued).toEqual({ written: 6, alreadyQueued: 0, reset: 0, alreadyDone: [], failed: [], batchRecorded: true });
+    expect(queued).toEqual({ written: 6, alreadyQueued: 0, queuedBefore: [], reset: 0, alreadyDone: [], failed: [], batchRecorded: true });
 
     let status = await ledger.batchStatus("b-mix");
     expect(status).toMatchObject({ expectedTotal: 6, recorded: 6, final: 0, pending: 6, done: false });
@@ -152,6 +155,23 @@ describe("a batch followed to the end", () => {
     const status = await ledger.batchStatus("b-one");
     expect(status).toMatchObject({ expectedTotal: 3, recorded: 3 });
     expect(since(mark)).toEqual(["QueryCommand"]);
+  });
+
+  it("finds a certificate's or a request_id's jobs across batches with one Query per index, never a Scan", async () => {
+    const { ledger } = await freshLedger();
+    const audit = { requestedBy: "arn:aws:iam::123456789012:user/alice", requestReason: "CHG-1", requestedAt: "2026-11-27T10:00:00Z" };
+    await ledger.recordQueued([{ ...job(1, "b-x"), ...audit }], { batchId: "b-x" });
+    await ledger.recordQueued([{ ...job(1, "b-y"), requestId: "T-9" }], { batchId: "b-y" });
+    await ledger.recordQueued([{ ...job(2), requestId: "T-9" }]);
+    let mark = sent.length;
+    const byCertificate = await ledger.findJobs(cert(1));
+    expect(since(mark)).toEqual(["QueryCommand", "QueryCommand", "BatchGetItemCommand"]);
+    expect(byCertificate.map((j) => [j.batchId, j.requestId])).toEqual([["b-x", "req-1"], ["b-y", "T-9"]]);
+    expect(byCertificate[0]).toMatchObject(audit);
+    mark = sent.length;
+    const byRequest = await ledger.findJobs("T-9");
+    expect(since(mark)).toEqual(["QueryCommand", "BatchGetItemCommand"]);
+    expect(byRequest.map((j) => [j.batchId, j.certificateId]).sort()).toEqual([[undefined, cert(2)], ["b-y", cert(1)]]);
   });
 
   it("lists every job of a batch through one paginated Query, without the META item and without a Scan", async () => {
@@ -284,11 +304,25 @@ describe("redelivery and duplicates", () => {
   it("a claim for a job the producer never recorded creates it (manual enqueue without a batch: keyed by request_id)", async () => {
     const { ledger } = await freshLedger();
     const manual: JobRef = { requestId: "OPS-4411", certificateId: cert(7), source: "manual" };
-    expect(jobKey(manual)).toEqual({ pk: "REQ#OPS-4411", sk: "JOB#OPS-4411" });
+    expect(jobKey(manual)).toEqual({ pk: "REQ#OPS-4411", sk: `JOB#${cert(7)}#OPS-4411` });
     expect(await ledger.claim(manual)).toBe("proceed");
-    expect(await ledger.getJob({ requestId: "OPS-4411" })).toMatchObject({ state: "queued", deliveries: 1, certificateId: cert(7), source: "manual", batchId: undefined });
+    expect(await ledger.getJob({ requestId: "OPS-4411", certificateId: cert(7) })).toMatchObject({ state: "queued", deliveries: 1, certificateId: cert(7), source: "manual", batchId: undefined });
     await ledger.recordOutcome(outcome(manual, "withdrawn"));
     expect(await ledger.claim(manual)).toBe("already_withdrawn_in_ledger");
+  });
+
+  it("a request_id reused for another certificate is another job: its claim proceeds (issue 11: it was skipped)", async () => {
+    const { ledger } = await freshLedger();
+    for (const batchId of [undefined, "b-reuse"]) {
+      const first: JobRef = { requestId: "OPS-4411", certificateId: cert(1), source: "manual", batchId };
+      const second: JobRef = { ...first, certificateId: cert(8) };
+      expect(await ledger.claim(first)).toBe("proceed");
+      await ledger.recordOutcome(outcome(first, "withdrawn"));
+      expect(await ledger.claim(first)).toBe("already_withdrawn_in_ledger");
+      expect((await ledger.recordQueued([second])).alreadyDone).toEqual([]);
+      expect(await ledger.claim(second)).toBe("proceed");
+      expect(await ledger.getJob(second, { consistent: true })).toMatchObject({ state: "queued", certificateId: cert(8), deliveries: 1 });
+    }
   });
 });
 
@@ -304,7 +338,9 @@ describe("producers: re-runs, unsent jobs and redrive", () => {
     // The same file again, with a repeated line.
     const again = await ledger.recordQueued([...jobs, jobs[3]!], { batchId: "b-rerun", expectedTotal: 4 });
     expect(again).toMatchObject({ written: 0, reset: 1, alreadyQueued: 2, failed: [], batchRecorded: true });
-    expect(again.alreadyDone.sort()).toEqual(["req-1", "req-3"]);
+    // The repeated line is counted as queued, but only the job found queued before is listed.
+    expect(again.queuedBefore.map((j) => j.requestId)).toEqual(["req-4"]);
+    expect(again.alreadyDone.map((j) => j.requestId).sort()).toEqual(["req-1", "req-3"]);
     const status = await ledger.batchStatus("b-rerun");
     expect(status.counts).toMatchObject({ withdrawn: 1, already_withdrawn: 1, queued: 2, dead_lettered: 0 });
     expect(await ledger.getJob(jobs[1]!)).toMatchObject({ state: "queued", finishedAt: undefined });

@@ -279,9 +279,17 @@ describe("serverless package", () => {
       expect(props.AttributeDefinitions).toEqual([
         { AttributeName: "pk", AttributeType: "S" },
         { AttributeName: "sk", AttributeType: "S" },
+        { AttributeName: "certificate_id", AttributeType: "S" },
+        { AttributeName: "request_id", AttributeType: "S" },
       ]);
-      // No index: a batch's status and its jobs are each one Query on the table itself.
-      expect(props.GlobalSecondaryIndexes).toBeUndefined();
+      // A batch's status and its jobs are each one Query on the table; `job <id>` one Query per index.
+      expect(props.GlobalSecondaryIndexes).toEqual(
+        Object.values(LEDGER_TABLE_SCHEMA.indexes).map((index) => ({
+          IndexName: index.name,
+          KeySchema: [{ AttributeName: index.partitionKey, KeyType: "HASH" }],
+          Projection: { ProjectionType: "KEYS_ONLY" },
+        })),
+      );
       expect(props.LocalSecondaryIndexes).toBeUndefined();
     });
 

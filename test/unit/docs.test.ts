@@ -1,8 +1,9 @@
 /**
  * The documentation stays true to the repository: every relative link and #anchor in README.md and
  * docs/*.md resolves (GitHub's heading slugs), the README stays short with its Mermaid picture, every
- * `scm-withdraw <command> --flag` the docs show exists in the CLI's own help, every command is listed
- * in the README, and every configuration variable the code reads is documented once.
+ * `scm-withdraw <command> --flag` the docs show exists in the CLI's own help (and every flag of the help
+ * is documented), every command is listed in the README, and every configuration variable the code
+ * reads is documented once.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -186,6 +187,18 @@ describe("docs: every scm-withdraw command and flag shown exists", () => {
       ["dlq", "list", "--max", "3"],
       ["bulk", "ids.txt", "--wait"],
     ]);
+  });
+
+  it("every flag in a command's --help is documented somewhere in README.md or docs/", async () => {
+    const all = PAGES.map(read).join("\n");
+    const missing: string[] = [];
+    for (const command of COMMANDS) {
+      const help = await helpOf(command.name);
+      for (const flag of new Set(help.match(/(?<![\w-])--[a-z][a-z-]*/g) ?? [])) {
+        if (!new RegExp(`${flag}(?![\\w-])`).test(all)) missing.push(`scm-withdraw ${command.name} ${flag}`);
+      }
+    }
+    expect(missing).toEqual([]);
   });
 
   for (const page of PAGES) {

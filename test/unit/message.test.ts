@@ -7,6 +7,14 @@ describe("the withdrawal message schema", () => {
     expect(parsed).toEqual({ ok: true, request: { certificate_id: "scs1481110651012", source: "manual" } });
   });
 
+  it("takes an optional requested_by (the audit trail); a message without one stays valid", () => {
+    const arn = "arn:aws:iam::123456789012:user/alice";
+    expect(parseWithdrawalBody(JSON.stringify({ certificate_id: "scs1000000000001", requested_by: arn }))).toMatchObject({ ok: true, request: { requested_by: arn } });
+    expect(parseWithdrawalBody(JSON.stringify({ certificate_id: "scs1000000000001" }))).toMatchObject({ ok: true });
+    expect(parseWithdrawalBody(JSON.stringify({ certificate_id: "scs1000000000001", requested_by: "" }))).toMatchObject({ ok: false, problem: "requested_by must not be empty" });
+    expect(parseWithdrawalBody(JSON.stringify({ certificate_id: "scs1000000000001", requested_by: 7 }))).toMatchObject({ ok: false, problem: "requested_by must be a string" });
+  });
+
   it("keeps unknown fields", () => {
     const parsed = parseWithdrawalBody('{"certificate_id":"scs1481110651012","ticket":"OPS-1"}');
     expect(parsed.ok && parsed.request.ticket).toBe("OPS-1");

@@ -222,6 +222,16 @@ describe("the worker's log lines", () => {
     expect(outcome(records.badSchema)).toMatchObject({ certificateId: "../../etc/passwd", requestId: "OPS-2", batchId: "b-8", source: "bulk", reason: "invalid_message" });
   });
 
+  it("carry who requested the job and why (requested_by, reason) on every per-record line", async () => {
+    const arn = "arn:aws:iam::123456789012:user/alice";
+    const record = sqsRecord({ certificate_id: "scs1000000000001", requested_by: arn, reason: "CHG-42" });
+    const fake = fakeWorker({ script: { scs1000000000001: { cancel: [scmError(503, "SCM.0503"), ok("scs1000000000001")] } } });
+    await fake.run(record);
+    const lines = fake.linesOf(record);
+    expect(lines.map((l) => l.event)).toEqual(["withdrawal_retrying", "withdrawal_succeeded"]);
+    for (const line of lines) expect(line).toMatchObject({ requestedBy: arn, requestReason: "CHG-42" });
+  });
+
   it("cut untrusted correlation fields of an invalid body to 128 characters", async () => {
     const record = sqsRecord({ certificate_id: "x".repeat(5000), request_id: "r".repeat(5000), batch_id: 42 });
     const fake = fakeWorker();
