@@ -58,7 +58,7 @@ interface CallLog {
   started: number;
 }
 
-/** A transient failure: why, what SCM asked for, and the call that failed (for the retry's log line). */
+/** A transient failure: why, and the call that failed (for the retry's log line). */
 interface Transient {
   reason: RetryReason;
   failed: FailedCall;
