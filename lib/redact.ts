@@ -112,11 +112,11 @@ const HTML_NAMED: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&g
 
 /** HTML-escaped (an error page quoting the request): named, decimal and hex entities for & < > " '. */
 function htmlForms(secret: string): string[] {
-  const escape = (entity: (c: string) => string) => secret.replace(/[&<>"']/g, entity);
+  const escapeEach = (entity: (c: string) => string) => secret.replace(/[&<>"']/g, entity);
   return [
-    escape((c) => HTML_NAMED[c]!),
-    escape((c) => `&#${c.charCodeAt(0)};`),
-    escape((c) => `&#x${c.charCodeAt(0).toString(16)};`),
+    escapeEach((c) => HTML_NAMED[c]!),
+    escapeEach((c) => `&#${c.charCodeAt(0)};`),
+    escapeEach((c) => `&#x${c.charCodeAt(0).toString(16)};`),
   ];
 }
 

@@ -36,6 +36,7 @@ import { parseSecret } from "../lib/token-provider.ts";
 import { ContainerStartError, createContainerPool, localHandlerEnv } from "./container-pool.ts";
 import { LOCAL } from "../cli/local-defaults.ts";
 import { DEMO, DEMO_INVALID_BODIES } from "./demo-certificates.ts";
+import { localRequester } from "../lib/requester.ts";
 import { createLedgerTable, localDynamoClient, startLocalDynamo, type LocalDynamo } from "./dynamodb.ts";
 import { deadLetterReason, REDRIVE_POLICY_REASON, startLocalQueues, type LocalQueues } from "./queues.ts";
 import { createEventSourceRunner, type EventSourceRunner, type InvocationReport, type RunnerStats } from "./runner.ts";
@@ -97,7 +98,10 @@ export interface PipelineOptions {
   ledger?: boolean | { tableName?: string; endpoint?: string };
   /** Port of the local DynamoDB with `ledger: true`; 0 (the default here) picks a free one. `npm start` passes `LOCAL`'s. */
   dynamoDbPort?: number;
-  /** More handler configuration (docs/configuration.md: MAX_ATTEMPTS, SCM_TIMEOUT_MS, LOG_LEVEL, ...). The pipeline's own wiring wins. */
+  /**
+   * More handler configuration (docs/configuration.md: MAX_ATTEMPTS, SCM_TIMEOUT_MS, LOG_LEVEL, ...).
+   * The pipeline's own wiring wins.
+   */
   env?: Record<string, string | undefined>;
   /** Every line the handler writes (its JSON logs) and anything a container prints to stderr. */
   onLogLine?: (line: string) => void;
@@ -230,9 +234,18 @@ export { ContainerStartError };
  * belong to that batch (the ledger can then follow them as one).
  */
 export function demoJobs(batchId?: string): string[] {
+  // Stamped like every producer's jobs (the OS user, locally), so the audit columns show who asked.
+  const requestedBy = localRequester();
   return [
     ...Object.entries(DEMO).map(([name, id]) =>
-      buildWithdrawalBody({ certificate_id: id, source: "manual", request_id: `demo-${name}`, reason: `demo: ${name}`, ...(batchId ? { batch_id: batchId } : {}) }),
+      buildWithdrawalBody({
+        certificate_id: id,
+        source: "manual",
+        request_id: `demo-${name}`,
+        reason: `demo: ${name}`,
+        requested_by: requestedBy,
+        ...(batchId ? { batch_id: batchId } : {}),
+      }),
     ),
     ...DEMO_INVALID_BODIES,
   ];

@@ -376,10 +376,6 @@ async function main(): Promise<number> {
   // A bad value is reported by the handler's own configuration check, which names every bad variable.
   const env: Record<string, string | undefined> = {};
   for (const name of PASS_THROUGH) env[name] = process.env[name];
-  // The AWS SDK warns once per process (and per container) that its 2027 releases need Node 22: in
-  // a terminal demo it drowns the output. The variable is read when a client is created.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
-  env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
 
   let pipeline: Pipeline;
   try {
