@@ -28,6 +28,7 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:net";
+import { FAILURE_REASONS } from "../lib/classify.ts";
 import { createLedger, jobRefFromBody, type JobRef, type Ledger } from "../lib/ledger.ts";
 import { buildWithdrawalBody, parseWithdrawalBody } from "../lib/message.ts";
 import { createSender, type SendResult } from "../lib/producer.ts";
@@ -598,15 +599,7 @@ export function summaryChanged(shown: PipelineStats | undefined, now: PipelineSt
 }
 
 /** The outcome table's order (docs/contract.md), then anything else, then the redrive policy's moves. */
-const REASON_ORDER = [
-  "invalid_message",
-  "unauthorized",
-  "forbidden",
-  "not_found",
-  "rejected",
-  "unexpected_answer",
-  "retries_exhausted",
-];
+const REASON_ORDER: readonly string[] = FAILURE_REASONS;
 const reasonRank = (reason: string) => (reason === REDRIVE_POLICY_REASON ? 1000 : REASON_ORDER.indexOf(reason) === -1 ? 999 : REASON_ORDER.indexOf(reason));
 
 // ---------------------------------------------------------------------------------------------
