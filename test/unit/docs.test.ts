@@ -2,8 +2,8 @@
  * The documentation stays true to the repository: every relative link and #anchor in README.md and
  * docs/*.md resolves (GitHub's heading slugs), the README stays short with its Mermaid picture, every
  * `scm-withdraw <command> --flag` the docs show exists in the CLI's own help (and every flag of the help
- * is documented), every command is listed in the README, and every configuration variable the code
- * reads is documented once.
+ * is documented), every command is listed in the README, every configuration variable the code reads
+ * is documented once, and no prose is copied from one page to another.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -123,6 +123,26 @@ describe("docs: links and anchors", () => {
       }
     }
     expect(problems).toEqual([]);
+  });
+});
+
+describe("docs: each fact in one place", () => {
+  it("no run of 12 words of prose appears on two pages (link to the page that says it instead)", () => {
+    const owners = new Map<string, string>();
+    const repeated: string[] = [];
+    for (const page of PAGES) {
+      const prose = proseLines(read(page)).filter((line) => !/^\s*(\||#)/.test(line));
+      const words = prose.join(" ").split(/\s+/).filter((w) => w !== "");
+      for (let i = 0; i + 12 <= words.length; i++) {
+        const run = words.slice(i, i + 12).join(" ");
+        const owner = owners.get(run);
+        if (owner === undefined) owners.set(run, page);
+        else if (owner !== page && !repeated.some((r) => r.startsWith(`${owner} and ${page}`))) {
+          repeated.push(`${owner} and ${page}: "${run}"`);
+        }
+      }
+    }
+    expect(repeated).toEqual([]);
   });
 });
 
