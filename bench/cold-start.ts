@@ -147,7 +147,7 @@ export async function benchColdStart(bundles: Bundles, options: ColdStartOptions
         },
       ],
       notes: [
-        `Both bundles built by \`scripts/build.mjs\`'s \`buildEntry\` (esbuild, minified ESM, target node22, \`@aws-sdk/*\` and \`@smithy/*\` external; source maps in separate files, not counted).`,
+        `Both bundles built by \`scripts/build.mjs\`'s \`buildEntry\` (esbuild, minified ESM, target node24, \`@aws-sdk/*\` and \`@smithy/*\` external; source maps in separate files, not counted).`,
         `Import time: \`node --input-type=module -e "… await import(bundle) …"\` in a fresh process, timed inside it around the \`import()\` (which loads the external AWS SDK clients from node_modules too, as the Lambda runtime would), ${options.samples} times each, alternated, after one unmeasured warm-up each (OS file cache). Whole process = spawn to exit, as the parent sees it.`,
         "Each import gets a valid configuration whose endpoints (SCM, SQS, Secrets Manager) are listeners that count connections; one more import each points every endpoint at a closed port and must still succeed.",
         ...(problems.length > 0 ? [`Failed imports: ${problems.slice(0, 3).join("; ")}`] : []),

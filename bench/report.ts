@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 
 export interface Row {
-  /** Which comparison (1 to 5) and what is measured. */
+  /** Which comparison (1 to 7) and what is measured. */
   comparison: string;
   metric: string;
   /** The project's figure. */
@@ -92,11 +92,11 @@ export function textTable(rows: readonly Row[]): string {
 
 /** A Markdown table (for BENCHMARKS.md). */
 export function markdownTable(rows: readonly Row[]): string {
-  const escape = (c: string) => c.replace(/\|/g, "\\|");
+  const escapeCell = (c: string) => c.replace(/\|/g, "\\|");
   return [
     `| ${HEADERS.join(" | ")} |`,
     `| ${HEADERS.map(() => "---").join(" | ")} |`,
-    ...rows.map((r) => `| ${cells(r).map(escape).join(" | ")} |`),
+    ...rows.map((r) => `| ${cells(r).map(escapeCell).join(" | ")} |`),
   ].join("\n");
 }
 

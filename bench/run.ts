@@ -9,28 +9,18 @@
  */
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { Section } from "./report.ts";
+import { buildCli, PROJECT_ROOT } from "../scripts/build.mjs";
+import { buildBundles } from "./bundles.ts";
+import { benchBulk } from "./bulk.ts";
+import { benchCliStart } from "./cli-start.ts";
+import { benchColdStart } from "./cold-start.ts";
+import { benchRedrive } from "./redrive.ts";
+import { benchmarksMarkdown, describeMachine, loadAverage, type Section, textTable } from "./report.ts";
+import { startBenchStack } from "./stack.ts";
+import { benchThrottling } from "./throttling.ts";
+import { benchThroughput } from "./throughput.ts";
 
-// The AWS SDK warns on Node 20 that its releases after January 2027 will need Node 22: true, but
-// noise in a benchmark's output (the CLI drops it the same way). Installed before anything loads
-// the SDK, hence the dynamic imports below.
-process.removeAllListeners("warning");
-process.on("warning", (warning) => {
-  if (warning.name === "NodeVersionSupportWarning" || String(warning.message).startsWith("NodeVersionSupportWarning")) return;
-  process.stderr.write(`(node:${process.pid}) ${warning.name}: ${warning.message}\n`);
-});
-
-const { PROJECT_ROOT } = await import("../scripts/build.mjs");
-const { buildBundles } = await import("./bundles.ts");
-const { benchColdStart } = await import("./cold-start.ts");
-const { benchBulk } = await import("./bulk.ts");
-const { benchThrottling } = await import("./throttling.ts");
-const { benchThroughput } = await import("./throughput.ts");
-const { benchRedrive } = await import("./redrive.ts");
-const { benchmarksMarkdown, describeMachine, loadAverage, textTable } = await import("./report.ts");
-const { startBenchStack } = await import("./stack.ts");
-
-const ALL = ["1", "2", "3", "4", "5", "6"] as const;
+const ALL = ["1", "2", "3", "4", "5", "6", "7"] as const;
 
 function parseOnly(argv: readonly string[]): Set<string> {
   const index = argv.findIndex((a) => a === "--only" || a.startsWith("--only="));
@@ -39,7 +29,7 @@ function parseOnly(argv: readonly string[]): Set<string> {
   const picked = (value ?? "").split(",").map((s) => s.trim()).filter(Boolean);
   const bad = picked.filter((p) => !(ALL as readonly string[]).includes(p));
   if (picked.length === 0 || bad.length > 0) {
-    console.error(`--only takes comparison numbers from 1 to 6, comma-separated (got ${JSON.stringify(value ?? "")})`);
+    console.error(`--only takes comparison numbers from 1 to 7, comma-separated (got ${JSON.stringify(value ?? "")})`);
     process.exit(2);
   }
   return new Set(picked);
@@ -52,10 +42,14 @@ async function main() {
   const step = (message: string) => console.error(`[bench ${fixed0((performance.now() - started) / 1000)} s] ${message}`);
   step(`${machine.cpu}, ${machine.cores} cores, ${machine.memory}, Node ${machine.node}; ${machine.loadStart}`);
 
-  // Only comparisons 1 to 3 run the deployable bundles.
+  // Only comparisons 1 to 3 run the deployable bundles; 4 and 7 run the built CLI.
   const needsBundles = ["1", "2", "3"].some((c) => only.has(c));
   if (needsBundles) step("building bundles");
   const bundles = needsBundles ? await buildBundles() : undefined;
+  if (only.has("4") || only.has("7")) {
+    step("building the CLI");
+    await buildCli();
+  }
   const stack = await startBenchStack();
   const sections: Section[] = [];
   try {
@@ -78,6 +72,10 @@ async function main() {
     if (only.has("6")) {
       step("6: dlq redrive with and without the ledger");
       sections.push(await benchRedrive());
+    }
+    if (only.has("7")) {
+      step("7: CLI start");
+      sections.push(benchCliStart());
     }
   } finally {
     await stack.close();

@@ -6,7 +6,7 @@
  * naming a real AWS queue, the SDK's standard credentials, region and endpoint resolution apply.
  */
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { GetQueueAttributesCommand, SQSClient, type SQSClientConfig } from "@aws-sdk/client-sqs";
+import type { SQSClient, SQSClientConfig } from "@aws-sdk/client-sqs";
 import { CliError, describeError, UsageError } from "../lib/errors.ts";
 import type { Ledger } from "../lib/ledger.ts";
 import type { Sightings } from "../lib/sightings.ts";
@@ -74,6 +74,19 @@ export interface Command {
   /** Returns the exit code. Throws `UsageError` (exit 2) or anything else (one line, exit 1). */
   run(context: CommandContext, args: ParsedArgs): Promise<number>;
 }
+
+/** What the command index shows of a command without loading its module (cli/commands/index.ts). */
+export type CommandHead = Pick<Command, "name" | "summary" | "usage">;
+
+/** A command whose module (and what it imports: the AWS SDK, HTTP, parsers) loads only when it is used. */
+export interface LazyCommand extends CommandHead {
+  load(): Promise<Command>;
+}
+
+export type CommandEntry = Command | LazyCommand;
+
+/** The SQS SDK module, loaded when a command runs (not for `--help` or a usage error). */
+type SqsSdk = typeof import("@aws-sdk/client-sqs");
 
 export interface Target {
   queueUrl: string;
@@ -162,6 +175,12 @@ function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === "" ? undefined : value.trim();
 }
 
+interface ContextOptions {
+  json: boolean;
+  command: string;
+  ledger?: LedgerTarget | undefined;
+}
+
 export class CommandContext {
   readonly io: CliIo;
   readonly env: Record<string, string | undefined>;
@@ -175,8 +194,15 @@ export class CommandContext {
   #ledger: Promise<Ledger | undefined> | undefined;
   #ledgerWarnings = 0;
   #requestedBy: Promise<string> | undefined;
+  readonly #sdk: SqsSdk;
 
-  constructor(io: CliIo, target: Target, options: { json: boolean; command: string; ledger?: LedgerTarget | undefined }) {
+  /** Loads the SQS SDK first: the CLI's start (`--help`, usage errors) never pays for it. */
+  static async open(io: CliIo, target: Target, options: ContextOptions): Promise<CommandContext> {
+    return new CommandContext(io, target, options, await import("@aws-sdk/client-sqs"));
+  }
+
+  private constructor(io: CliIo, target: Target, options: ContextOptions, sdk: SqsSdk) {
+    this.#sdk = sdk;
     this.io = io;
     this.env = io.env ?? process.env;
     this.target = target;
@@ -202,7 +228,7 @@ export class CommandContext {
         // Long polls wait at most a few seconds; anything slower than this is a dead connection.
         requestHandler: { connectionTimeout: 5000, requestTimeout: 30_000 },
       };
-      this.#sqs = this.io.createSqsClient ? this.io.createSqsClient(config) : new SQSClient(config);
+      this.#sqs = this.io.createSqsClient ? this.io.createSqsClient(config) : new this.#sdk.SQSClient(config);
     }
     return this.#sqs;
   }
@@ -211,7 +237,7 @@ export class CommandContext {
   async dlqUrl(): Promise<string> {
     if (this.#dlqUrl) return this.#dlqUrl;
     const { queueUrl } = this.target;
-    const attributes = await this.call(queueUrl, () => this.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["RedrivePolicy"] })));
+    const attributes = await this.call(queueUrl, () => this.sqs.send(new this.#sdk.GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["RedrivePolicy"] })));
     const arn = parseRedriveTarget(attributes.Attributes?.RedrivePolicy);
     if (!arn) throw new UsageError(`cannot tell the dead-letter queue: ${queueUrl} has no redrive policy; pass --dlq-url`);
     this.#dlqUrl = `${new URL(queueUrl).origin}/${arn.account}/${arn.name}`;
@@ -293,7 +319,7 @@ export class CommandContext {
 
   /** Checks that a queue answers, so a wrong URL fails once, in one line, before any work. */
   async checkQueue(url: string): Promise<void> {
-    await this.call(url, () => this.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] })));
+    await this.call(url, () => this.sqs.send(new this.#sdk.GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] })));
   }
 
   /** Runs one SQS call about `url`; an error becomes a {@link CliError} saying what to do. */

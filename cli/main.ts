@@ -4,60 +4,45 @@
  * `main(argv, io)` does everything and returns the exit code, with the streams and the environment
  * injected, so tests run it in-process; `runCli()` wires it to the real process (the bin).
  *
- * Adding a command is one line in {@link COMMANDS}: a module exporting a {@link Command}
- * (`{ name, summary, usage, description, options, run }`). Two-word names (`"dlq list"`) make groups.
+ * Adding a command: a module exporting a {@link Command} (`{ ...HEADS.x, description, options, run }`),
+ * and its head and loader in cli/commands/index.ts. Two-word names (`"dlq list"`) make groups.
  */
-import { readFileSync } from "node:fs";
-import { createInterface } from "node:readline/promises";
+import packageJson from "../package.json" with { type: "json" };
 import { CliError, describeError, UsageError } from "../lib/errors.ts";
+import { redact } from "../lib/redact.ts";
 import { localSqsEndpoint } from "./local-defaults.ts";
 import { formatOptions, parseArgs } from "./args.ts";
-import { batchReportCommand } from "./commands/batch-report.ts";
-import { batchStatusCommand } from "./commands/batch-status.ts";
-import { bulkCommand } from "./commands/bulk.ts";
-import { dlqListCommand } from "./commands/dlq-list.ts";
-import { dlqRedriveCommand } from "./commands/dlq-redrive.ts";
-import { enqueueCommand } from "./commands/enqueue.ts";
-import { jobCommand } from "./commands/job.ts";
-import { statusCommand } from "./commands/status.ts";
-import { cleanupCommand } from "./commands/cleanup.ts";
-import { CommandContext, EXIT, GLOBAL_OPTIONS, resolveLedgerTarget, resolveTarget, type CliIo, type Command } from "./context.ts";
+import { COMMANDS } from "./commands/index.ts";
+import { CommandContext, EXIT, GLOBAL_OPTIONS, resolveLedgerTarget, resolveTarget, type CliIo, type Command, type CommandEntry } from "./context.ts";
 
+export { COMMANDS } from "./commands/index.ts";
 export { EXIT, type CliIo, type Command } from "./context.ts";
 
 export const PROGRAM = "scm-withdraw";
 
-/** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly Command[] = [
-  enqueueCommand,
-  bulkCommand,
-  batchStatusCommand,
-  batchReportCommand,
-  jobCommand,
-  dlqListCommand,
-  dlqRedriveCommand,
-  statusCommand,
-  cleanupCommand,
-];
+/** The command itself, its module loaded if it was not yet. */
+function load(entry: CommandEntry): Promise<Command> {
+  return "load" in entry ? entry.load() : Promise.resolve(entry);
+}
 
 /** Runs one command line; returns the exit code (0 ok, 1 some work failed, 2 usage error, 130 interrupted). */
-export async function main(argv: readonly string[], io: CliIo, commands: readonly Command[] = COMMANDS): Promise<number> {
+export async function main(argv: readonly string[], io: CliIo, commands: readonly CommandEntry[] = COMMANDS): Promise<number> {
   let commandName: string | undefined;
   try {
     if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
       io.stdout.write(`${version()}\n`);
       return EXIT.ok;
     }
-    const { command, rest, group } = findCommand(argv, commands);
-    commandName = command?.name;
+    const { command: entry, rest, group } = findCommand(argv, commands);
+    commandName = entry?.name;
     if (group !== undefined) {
       io.stdout.write(groupHelp(group, commands));
       return EXIT.ok;
     }
-    if (!command) {
+    if (!entry) {
       // No command: `--help` asks for the index; anything else is a usage error that shows it.
       const { values, positionals } = parseArgs(rest, GLOBAL_OPTIONS);
-      if (positionals[0] === "help") return help(io, commands, positionals.slice(1));
+      if (positionals[0] === "help") return await help(io, commands, positionals.slice(1));
       if (positionals.length > 0) throw unknownCommand(positionals, commands);
       if (values.help) {
         io.stdout.write(indexHelp(commands));
@@ -66,6 +51,7 @@ export async function main(argv: readonly string[], io: CliIo, commands: readonl
       io.stderr.write(indexHelp(commands));
       return EXIT.usage;
     }
+    const command = await load(entry);
     const args = parseArgs(rest, { ...GLOBAL_OPTIONS, ...command.options }, command.name);
     if (args.values.help) {
       io.stdout.write(commandHelp(command));
@@ -73,7 +59,7 @@ export async function main(argv: readonly string[], io: CliIo, commands: readonl
     }
     const env = io.env ?? process.env;
     const target = resolveTarget(args.values, env);
-    const context = new CommandContext(io, target, { json: args.values.json === true, command: command.name, ledger: resolveLedgerTarget(args.values, env) });
+    const context = await CommandContext.open(io, target, { json: args.values.json === true, command: command.name, ledger: resolveLedgerTarget(args.values, env) });
     try {
       return await command.run(context, args);
     } finally {
@@ -82,11 +68,13 @@ export async function main(argv: readonly string[], io: CliIo, commands: readonl
   } catch (error) {
     if (error instanceof UsageError) {
       const about = error.command ?? commandName;
-      io.stderr.write(`${PROGRAM}: error: ${error.message} (see \`${PROGRAM}${about ? ` ${about}` : ""} --help\`)\n`);
+      // Messages quote what the user typed: the one scrubber keeps a URL's credentials out of them.
+      const help = `${PROGRAM}${about ? ` ${about}` : ""} --help`;
+      io.stderr.write(`${PROGRAM}: error: ${redact(error.message)} (see \`${help}\`)\n`);
       return EXIT.usage;
     }
     // Operational failures are already one line; anything else (a bug) is reduced to one line, no stack.
-    io.stderr.write(`${PROGRAM}: error: ${error instanceof CliError ? error.message : describeError(error)}\n`);
+    io.stderr.write(`${PROGRAM}: error: ${error instanceof CliError ? redact(error.message) : describeError(error)}\n`);
     return EXIT.failed;
   }
 }
@@ -95,7 +83,7 @@ export async function main(argv: readonly string[], io: CliIo, commands: readonl
  * Finds the command words in `argv` (global flags may come before them, e.g. `--json dlq list`) and
  * returns the rest of the arguments for the command's own parser.
  */
-function findCommand(argv: readonly string[], commands: readonly Command[]): { command: Command | undefined; rest: string[]; group?: string } {
+function findCommand(argv: readonly string[], commands: readonly CommandEntry[]): { command: CommandEntry | undefined; rest: string[]; group?: string } {
   const positions: number[] = [];
   for (let i = 0; i < argv.length && positions.length < 2; i++) {
     const token = argv[i]!;
@@ -125,25 +113,25 @@ function findCommand(argv: readonly string[], commands: readonly Command[]): { c
   return { command: match, rest: argv.filter((_, i) => !used.has(i)) };
 }
 
-function unknownCommand(positionals: string[], commands: readonly Command[]): UsageError {
+function unknownCommand(positionals: string[], commands: readonly CommandEntry[]): UsageError {
   const first = positionals[0]!;
   const groups = [...new Set(commands.map((c) => c.name.split(" ")[0]!))];
   const close = groups.find((g) => g.startsWith(first.slice(0, 2)) && Math.abs(g.length - first.length) <= 2);
   return new UsageError(`unknown command "${first}"${close ? ` (did you mean ${close}?)` : ""}`);
 }
 
-function help(io: CliIo, commands: readonly Command[], words: string[]): number {
+async function help(io: CliIo, commands: readonly CommandEntry[], words: string[]): Promise<number> {
   if (words.length === 0) {
     io.stdout.write(indexHelp(commands));
     return EXIT.ok;
   }
   const command = commands.find((c) => c.name === words.join(" ")) ?? commands.find((c) => c.name === words[0]);
   if (!command) throw unknownCommand(words, commands);
-  io.stdout.write(commandHelp(command));
+  io.stdout.write(commandHelp(await load(command)));
   return EXIT.ok;
 }
 
-function indexHelp(commands: readonly Command[]): string {
+function indexHelp(commands: readonly CommandEntry[]): string {
   const heads = commands.map((c) => {
     const positional = c.usage.slice(c.name.length).split(" [", 1)[0]!.trim();
     return `${c.name}${positional ? ` ${positional}` : ""}`;
@@ -168,7 +156,7 @@ function indexHelp(commands: readonly Command[]): string {
 }
 
 /** `scm-withdraw dlq --help`: the group's subcommands, each with its summary. */
-function groupHelp(group: string, commands: readonly Command[]): string {
+function groupHelp(group: string, commands: readonly CommandEntry[]): string {
   const members = commands.filter((c) => c.name.startsWith(`${group} `));
   const width = Math.max(...members.map((c) => c.name.length));
   return [
@@ -209,9 +197,9 @@ const TARGET_NOTES = [
   "exit codes: 0 everything done, 1 some work failed, 2 usage error (nothing done), 130 interrupted",
 ];
 
+/** From package.json, built into dist/cli.mjs (no file read, and no `node:fs` on the way to `--help`). */
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version?: string };
-  return `${PROGRAM} ${pkg.version ?? "unknown"}`;
+  return `${PROGRAM} ${packageJson.version}`;
 }
 
 /** The bin's entry: real streams, Ctrl-C handling, and the exit code. */
@@ -241,6 +229,8 @@ export async function runCli(argv: readonly string[] = process.argv.slice(2)): P
 /** One question on the terminal (stderr, so stdout keeps only results); undefined when Ctrl-C interrupts it. */
 async function askOnTerminal(question: string, controller: AbortController, onSignal: () => void): Promise<string | undefined> {
   if (controller.signal.aborted) return undefined;
+  // Loaded here, not at the top: only a question needs it, and `--help` stays light.
+  const { createInterface } = await import("node:readline/promises");
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   // readline takes Ctrl-C itself while it reads (the terminal is in raw mode): treat it as the process's Ctrl-C.
   rl.on("SIGINT", onSignal);

@@ -7,7 +7,7 @@
  * `CLEANUP_MODE` it runs as a dry run and enqueues nothing.
  */
 import * as z from "zod/mini";
-import { ConfigError, DEFAULT_IAM_ENDPOINT, isAcceptableEndpoint, LOG_LEVELS, type ConfigProblem, type LogLevel } from "./config.ts";
+import { ConfigError, DEFAULT_IAM_ENDPOINT, isAcceptableEndpoint, LOG_LEVEL_SCHEMA, logLevelInput, type ConfigProblem, type LogLevel } from "./config.ts";
 import { CERTIFICATE_ID_PATTERN } from "./message.ts";
 
 /**
@@ -215,7 +215,7 @@ const EnvSchema = z.object({
   ),
   IAM_TIMEOUT_MS: integer(100, 60_000, 5000),
   DEADLINE_MARGIN_MS: integer(0, 300_000, 10_000),
-  LOG_LEVEL: z._default(z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }), "info"),
+  LOG_LEVEL: LOG_LEVEL_SCHEMA,
   LEDGER_TABLE: z.optional(z.string()),
   CLEANUP_MIN_AGE: z.optional(z.string().check(z.refine((v) => parseMinAge(v) !== undefined, { error: `must be ${MIN_AGE_FORMAT}` }))),
 });
@@ -231,6 +231,8 @@ export function loadCleanupConfig(env: NodeJS.ProcessEnv = process.env): Cleanup
     const value = env[name]?.trim();
     if (value) input[name] = value;
   }
+  const logLevel = logLevelInput(env);
+  if (logLevel !== undefined) input.LOG_LEVEL = logLevel;
   const problems: ConfigProblem[] = [];
   const parsed = EnvSchema.safeParse(input);
   if (!parsed.success) {

@@ -10,6 +10,25 @@ import { redact } from "./redact.ts";
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** Lambda's application log levels (the function's LoggingConfig, given as AWS_LAMBDA_LOG_LEVEL), as ours. */
+const LAMBDA_LOG_LEVELS: Readonly<Record<string, LogLevel>> = { trace: "debug", debug: "debug", info: "info", warn: "warn", error: "error", fatal: "error" };
+
+/**
+ * The LOG_LEVEL to check: LOG_LEVEL in any case (`DEBUG`, as Powertools and Lambda spell it), else
+ * Lambda's own AWS_LAMBDA_LOG_LEVEL (TRACE reads as debug, FATAL as error), else unset (info).
+ */
+export function logLevelInput(env: NodeJS.ProcessEnv): string | undefined {
+  const own = env.LOG_LEVEL?.trim();
+  if (own) return own;
+  return LAMBDA_LOG_LEVELS[env.AWS_LAMBDA_LOG_LEVEL?.trim().toLowerCase() ?? ""];
+}
+
+/** LOG_LEVEL's rule, shared by the worker's and the sweep's schemas (give it `logLevelInput`). */
+export const LOG_LEVEL_SCHEMA = z._default(
+  z.pipe(z.string().check(z.toLowerCase()), z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")} (any case)` })),
+  "info",
+);
+
 /** How the worker limits its SCM calls (`SCM_RATE_LIMIT`). */
 export const SCM_RATE_LIMIT_MODES = ["adaptive", "fixed"] as const;
 export type ScmRateLimitMode = (typeof SCM_RATE_LIMIT_MODES)[number];
@@ -145,7 +164,7 @@ const EnvSchema = z.object({
       z.maximum(10_000, { error: "must be a positive number of calls per second, or unset for no limit" }),
     ),
   ),
-  LOG_LEVEL: z._default(z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }), "info"),
+  LOG_LEVEL: LOG_LEVEL_SCHEMA,
   ALREADY_WITHDRAWN_STATUSES: z.optional(
     z.string().check(z.regex(/^[A-Z_]+(,[A-Z_]+)*$/, { error: "must be a comma-separated list of SCM statuses, e.g. PAID,CANCELCHECKING" })),
   ),
@@ -169,6 +188,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const value = env[name]?.trim();
     if (value) input[name] = value;
   }
+  const logLevel = logLevelInput(env);
+  if (logLevel !== undefined) input.LOG_LEVEL = logLevel;
   const parsed = EnvSchema.safeParse(input);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => {

@@ -12,8 +12,12 @@
  * - It never throws: it returns an answer (any status) or a network failure, and callers decide
  *   what it means. It logs nothing and keeps nothing of the request (headers may hold secrets).
  */
-import http from "node:http";
-import https from "node:https";
+import type { IncomingHttpHeaders } from "node:http";
+
+// The CommonJS module objects, not an ES import: on Node 24 `import ... from "node:http"` also evaluates
+// every lazy export of the module (its WebSocket classes load undici), about 50 ms of every cold start.
+const http = process.getBuiltinModule("node:http");
+const https = process.getBuiltinModule("node:https");
 
 export interface HttpRequest {
   url: URL;
@@ -29,9 +33,11 @@ export interface HttpRequest {
 export type HttpAnswer = {
   kind: "answer";
   status: number;
-  headers: http.IncomingHttpHeaders;
+  headers: IncomingHttpHeaders;
   /** The body as UTF-8 text; undefined when it was over `maxBodyBytes`. */
   text: string | undefined;
+  /** When the body was over `maxBodyBytes`: its first {@link HEAD_BYTES} bytes, for logs about it. */
+  head?: string;
   durationMs: number;
 };
 
@@ -61,6 +67,9 @@ export interface HttpTransport {
   /** Closes idle keep-alive sockets. */
   close(): void;
 }
+
+/** How much of an oversized body is kept (`head`): enough for a log excerpt. */
+export const HEAD_BYTES = 1024;
 
 /** Huawei's gateways drop idle connections after about a minute: retire ours first. */
 const IDLE_SOCKET_MS = 50_000;
@@ -112,20 +121,22 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
       outgoing.on("response", (response) => {
         const chunks: Buffer[] = [];
         let size = 0;
-        const answer = (text: string | undefined): HttpAnswer => ({
+        const answer = (text: string | undefined, head?: string): HttpAnswer => ({
           kind: "answer",
           status: response.statusCode ?? 0,
           headers: response.headers,
           text,
+          ...(head === undefined ? {} : { head }),
           durationMs: now() - started,
         });
         response.on("data", (chunk: Buffer) => {
           if (settled) return;
           size += chunk.length;
           if (size > options.maxBodyBytes) {
-            // Enough: the status and headers are in; the rest of a huge body is not worth reading.
+            // Enough: the status, the headers and the start of the body are in; the rest is not worth reading.
+            const head = Buffer.concat([...chunks, chunk]).subarray(0, HEAD_BYTES).toString("utf8");
             chunks.length = 0;
-            finish(answer(undefined));
+            finish(answer(undefined, head));
             response.destroy();
             return;
           }

@@ -201,17 +201,20 @@ function refOf({ record, correlation, parsed }: Job): RecordRef {
 function countFate(metrics: MetricsRecorder, fate: FateDetails): void {
   switch (fate.state) {
     case "withdrawn":
-      return metrics.count("Withdrawn");
+      metrics.count("Withdrawn");
+      return;
     case "already_withdrawn":
-      return metrics.count("AlreadyWithdrawn");
+      metrics.count("AlreadyWithdrawn");
+      return;
     case "dead_lettered":
-      return metrics.deadLettered(fate.reason);
+      metrics.deadLettered(fate.reason);
+      return;
     case "retrying":
       metrics.count("LeftForRetry");
       if (fate.reason === "dead_letter_failed" || fate.reason === "deadline:dead_letter")
         metrics.count("DeadLetterFailed");
       return;
     default:
-      return assertNever(fate);
+      assertNever(fate);
   }
 }

@@ -36,12 +36,14 @@ export function jobsOf(event: unknown, log: Logger): Job[] {
           : seen.has(messageId)
             ? "messageId repeats an earlier record of the batch"
             : undefined;
-    if (problem !== undefined)
-      return log.error("record_skipped", {
+    if (problem !== undefined) {
+      log.error("record_skipped", {
         index,
         problem,
         ...(typeof messageId === "string" ? { messageId: messageId.slice(0, LOOSE_FIELD_LENGTH) } : {}),
       });
+      return;
+    }
     seen.add(messageId as string);
     jobs.push(toJob(record as SQSRecord));
   });

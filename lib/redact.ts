@@ -6,7 +6,7 @@
  * worker's token). Text from elsewhere (an SCM or IAM error message, a gateway page) may echo a
  * secret in a derived form, so a registered secret is redacted:
  *   - in any letter case (a gateway that lowercases what it echoes),
- *   - URL-encoded (`encodeURIComponent`, `encodeURI`, form encoding) or JSON-escaped,
+ *   - URL-encoded (`encodeURIComponent`, `encodeURI`, form encoding), JSON-escaped or HTML-escaped,
  *   - as any fragment of at least {@link MIN_FRAGMENT} characters of any of those forms (an echo cut
  *     to 40 characters, or a secret split across two quoted pieces).
  * Any URL's userinfo (`https://user:password@host`) is redacted whatever it holds.
@@ -24,8 +24,13 @@ const MIN_SECRET_LENGTH = 6;
 /** Tokens rotate: keep the most recent few (an old one may still be echoed by a request in flight). */
 const MAX_REMEMBERED = 8;
 const MAX_INDEXED_CHARS = 64 * 1024;
-/** `scheme://userinfo@`: everything up to the last `@` before the host's end is userinfo. */
-const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#"'<>]*@/gi;
+/**
+ * `scheme://userinfo@`: everything up to the last `@` of the URL is taken as userinfo when it has a `:`
+ * (`user:password`, even with a `/`, `?` or `#` pasted raw into the password) or no path at all
+ * (`user@host`); `https://host/a@b` keeps its path. Node's URL parser also reads `https:user@host`
+ * and `https:\\user@host` as `https://user@host`, so http(s) needs no slashes.
+ */
+const URL_USERINFO = /\b(https?:[/\\]*|[a-z][a-z0-9+.-]*:[/\\]{2})((?:[^\s"'<>@]*@)+)/gi;
 
 const remembered: string[] = [];
 let windows = new Set<string>();
@@ -58,7 +63,7 @@ export function forgetSecrets(): void {
  */
 export function redact(text: string, ...extra: (string | undefined)[]): string {
   if (extra.length > 0) registerSecret(...extra);
-  const clean = text.includes("://") ? text.replace(URL_USERINFO, `$1${REDACTED}@`) : text;
+  const clean = text.includes(":") ? text.replace(URL_USERINFO, hideUserinfo) : text;
   if (remembered.length === 0 || clean.length < MIN_SECRET_LENGTH) return clean;
   const folded = fold(clean);
   const spans: [number, number][] = [];
@@ -71,6 +76,10 @@ export function redact(text: string, ...extra: (string | undefined)[]): string {
     if (windows.has(folded.slice(at, at + MIN_FRAGMENT))) spans.push([at, at + MIN_FRAGMENT]);
   }
   return spans.length === 0 ? clean : replaceSpans(clean, spans);
+}
+
+function hideUserinfo(match: string, scheme: string, userinfo: string): string {
+  return userinfo.includes(":") || !/[/\\?#]/.test(userinfo) ? `${scheme}${REDACTED}@` : match;
 }
 
 /** `redact` for optional text. */
@@ -87,6 +96,7 @@ export function secretForms(secret: string): string[] {
     json.replaceAll("/", "\\/"),
     json.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`),
     new URLSearchParams({ s: secret }).toString().slice(2),
+    ...htmlForms(secret),
   ];
   for (const encode of [encodeURIComponent, encodeURI]) {
     try {
@@ -96,6 +106,18 @@ export function secretForms(secret: string): string[] {
     }
   }
   return [...new Set(forms.map(fold))];
+}
+
+const HTML_NAMED: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+/** HTML-escaped (an error page quoting the request): named, decimal and hex entities for & < > " '. */
+function htmlForms(secret: string): string[] {
+  const escapeEach = (entity: (c: string) => string) => secret.replace(/[&<>"']/g, entity);
+  return [
+    escapeEach((c) => HTML_NAMED[c]!),
+    escapeEach((c) => `&#${c.charCodeAt(0)};`),
+    escapeEach((c) => `&#x${c.charCodeAt(0).toString(16)};`),
+  ];
 }
 
 function index(secret: string): void {

@@ -25,7 +25,8 @@ export type ScmAnswer = {
   errorMsg: string | undefined;
   /**
    * The start of the body as received (at most {@link EXCERPT_LENGTH} characters, control characters
-   * as spaces, the token cut out), for logs about an answer nobody expected. Undefined for an empty body.
+   * as spaces, the token cut out), for logs about an answer nobody expected, also when the body was too
+   * large to read. Undefined for an empty body.
    */
   excerpt?: string;
   /** From a `Retry-After` header (seconds or HTTP date), in milliseconds. */
@@ -121,13 +122,14 @@ function toAnswer(answer: HttpAnswer, token: string | undefined): ScmAnswer {
   const body = parseJsonBody(answer.text);
   const record = typeof body === "object" && body !== null ? (body as Record<string, unknown>) : {};
   const retryAfter = answer.headers["retry-after"];
+  const quoted = answer.text || answer.head;
   return {
     kind: "answer",
     status: answer.status,
     body,
     errorCode: typeof record.error_code === "string" ? record.error_code : undefined,
     errorMsg: typeof record.error_msg === "string" ? record.error_msg : undefined,
-    excerpt: answer.text ? excerptOf(answer.text, token) : undefined,
+    excerpt: quoted ? excerptOf(quoted, token) : undefined,
     retryAfterMs: parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter),
     durationMs: answer.durationMs,
   };

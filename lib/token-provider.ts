@@ -15,7 +15,7 @@
  * No value read here is ever logged or put in an error message, and every secret value is registered
  * with the scrubber (`redact.ts`) as it is read, so an echo of it from elsewhere is redacted too.
  */
-import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { GetSecretValueCommand, type GetSecretValueCommandOutput, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { createAkSkSigner, type AkSkCredentials, type RequestSigner } from "./aksk-signer.ts";
 import { withDeadline } from "./deadline.ts";
 import { TokenUnavailableError, type DeadlineSubject } from "./errors.ts";
@@ -237,7 +237,7 @@ export function secretsManagerReader(
   timeoutMs = SECRET_READ_TIMEOUT_MS,
 ): SecretReader {
   return async () => {
-    let output;
+    let output: GetSecretValueCommandOutput;
     try {
       const command = new GetSecretValueCommand({ SecretId: secretId });
       output = await client.send(command, { abortSignal: AbortSignal.timeout(timeoutMs) });

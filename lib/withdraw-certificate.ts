@@ -81,6 +81,12 @@ export async function withdrawCertificate(
     retryAfterMs,
   });
   const budget = () => Math.min(config.scmTimeoutMs, inv.deadline - inv.now());
+  /**
+   * Why the record is left when time runs out: the answer that asked for the retry (a `Retry-After`
+   * longer than the invocation is `throttled`, an odd 2xx stays `unexpected_answer` for the DLQ),
+   * or `deadline:scm` when nothing answered yet or the last call hung until the deadline cut it.
+   */
+  let outOfTime: RetryCause = "deadline:scm";
 
   for (;;) {
     let token: ScmAuth;
@@ -88,9 +94,11 @@ export async function withdrawCertificate(
       token = await tokens.getToken(inv.signal);
       await tools.limiter.take(inv.signal);
     } catch (error) {
-      return retrying(tokenFailure(call, attempts, error));
+      const reason = tokenFailure(call, attempts, error);
+      // A rate-limit wait cut by the deadline: the throttling answer before it is the reason.
+      return retrying(reason === "deadline:scm" ? outOfTime : reason);
     }
-    if (budget() < MIN_CALL_BUDGET_MS) return retrying("deadline:scm");
+    if (budget() < MIN_CALL_BUDGET_MS) return retrying(outOfTime);
 
     attempts += 1;
     const result = await scm.cancelCert(certificateId, token, { timeoutMs: budget(), signal: inv.signal });
@@ -139,14 +147,16 @@ export async function withdrawCertificate(
     if (retry.retryAfterMs !== undefined) retryAfterMs = Math.max(retryAfterMs ?? 0, retry.retryAfterMs);
     transientFailures += 1;
     if (transientFailures >= config.maxAttempts) return retrying(retry.reason);
+    const hung = failed.result.kind === "network" && failed.result.failure === "timeout";
+    outOfTime = hung ? "deadline:scm" : retry.reason;
     const backoff = { baseMs: config.retryBaseDelayMs, capMs: config.retryMaxDelayMs };
     const delay = retryDelay(transientFailures - 1, retry.retryAfterMs, backoff, tools.random);
-    if (inv.now() + delay + MIN_CALL_BUDGET_MS > inv.deadline) return retrying("deadline:scm");
+    if (inv.now() + delay + MIN_CALL_BUDGET_MS > inv.deadline) return retrying(outOfTime);
     logRetry(call, attempts, retry.reason, failed, delay);
     try {
       await tools.sleep(delay, inv.signal);
     } catch {
-      return retrying("deadline:scm");
+      return retrying(outOfTime);
     }
   }
 }

@@ -881,7 +881,9 @@ function reconcile(input: ReconcileInput): ChaosReport {
     for (const id of r.messageIds) killedDeliveries.set(id, (killedDeliveries.get(id) ?? 0) + 1);
   }
   const deliveries = new Map<string, number[]>();
-  for (const r of input.reports) r.messageIds.forEach((id, i) => deliveries.set(id, [...(deliveries.get(id) ?? []), r.receiveCounts[i] ?? 0]));
+  for (const r of input.reports) {
+    for (const [i, id] of r.messageIds.entries()) deliveries.set(id, [...(deliveries.get(id) ?? []), r.receiveCounts[i] ?? 0]);
+  }
 
   // The DLQ, by job.
   const lettersOf = new Map<number, InspectedMessage[]>();

@@ -96,7 +96,10 @@ export interface PipelineOptions {
   ledger?: boolean | { tableName?: string; endpoint?: string };
   /** Port of the local DynamoDB with `ledger: true`; 0 (the default here) picks a free one. `npm start` passes `LOCAL`'s. */
   dynamoDbPort?: number;
-  /** More handler configuration (docs/configuration.md: MAX_ATTEMPTS, SCM_TIMEOUT_MS, LOG_LEVEL, ...). The pipeline's own wiring wins. */
+  /**
+   * More handler configuration (docs/configuration.md: MAX_ATTEMPTS, SCM_TIMEOUT_MS, LOG_LEVEL, ...).
+   * The pipeline's own wiring wins.
+   */
   env?: Record<string, string | undefined>;
   /** Every line the handler writes (its JSON logs) and anything a container prints to stderr. */
   onLogLine?: (line: string) => void;

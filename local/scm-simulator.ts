@@ -2,8 +2,8 @@
  * A local simulator of Huawei Cloud SCM (and of the one IAM call the worker needs), for tests, the
  * local pipeline (`npm start`) and benchmarks.
  *
- * It is a real HTTP server (node:http, no framework) bound to 127.0.0.1 that follows
- * `reference/scm-cancel-cert-api.txt`: the `X-Auth-Token` check (or, for a request with an
+ * It is a real HTTP server (node:http, no framework) bound to 127.0.0.1 that follows Huawei's API page
+ * for cancelling a certificate application: the `X-Auth-Token` check (or, for a request with an
  * `Authorization` header, the AK/SK signature check of `aksk-verifier.ts`), the 16-character certificate id,
  * the `{"error_code","error_msg"}` bodies. Every failure of the worker's outcome table can be
  * injected per certificate, for every SCM call, or for IAM (see {@link Fault} and {@link faults}),

@@ -4,7 +4,7 @@ export declare const REQUIRE_BANNER: string;
 export declare const BUILD_OPTIONS: {
   readonly bundle: true;
   readonly platform: "node";
-  readonly target: "node22";
+  readonly target: "node24";
   readonly format: "esm";
   readonly minify: true;
   readonly sourcemap: "linked";
@@ -23,3 +23,5 @@ export interface BuiltEntry {
 }
 export declare function buildEntry(entry: string, options?: { outdir?: string; minify?: boolean }): Promise<BuiltEntry>;
 export declare function listHandlerEntries(): Promise<string[]>;
+export declare const CLI_OUTFILE: string;
+export declare function buildCli(options?: { outdir?: string }): Promise<{ outfile: string; bytes: number }>;

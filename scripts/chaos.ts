@@ -56,7 +56,7 @@ function parseFlags(argv: string[]) {
 }
 
 async function main(): Promise<number> {
-  let flags;
+  let flags: ReturnType<typeof parseFlags>;
   try {
     flags = parseFlags(process.argv.slice(2));
   } catch (error) {
@@ -96,7 +96,7 @@ async function main(): Promise<number> {
   out("");
 
   const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-  let report;
+  let report: Awaited<ReturnType<typeof runChaos>>;
   try {
     report = await runChaos(plan, {
       ...(flags.aksk ? { aksk: demoAkSk() } : {}),

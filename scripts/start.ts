@@ -10,6 +10,7 @@ import { createWriteStream, mkdirSync, readFileSync, writeFileSync, type WriteSt
 import { dirname, relative } from "node:path";
 import { isAcceptableEndpoint } from "../lib/config.ts";
 import { describeError } from "../lib/errors.ts";
+import { redact } from "../lib/redact.ts";
 import { LOCAL, localDynamoEndpoint } from "../cli/local-defaults.ts";
 import { DEMO } from "../local/demo-certificates.ts";
 import { UsageError } from "../lib/errors.ts";
@@ -317,7 +318,8 @@ async function main(): Promise<number> {
     }
   } catch (error) {
     if (error instanceof UsageError) {
-      write(process.stderr, `${NAME}: ${error.message} (see npm start -- --help)\n`);
+      // It quotes what was typed: the one scrubber keeps a URL's credentials out of it.
+      write(process.stderr, `${NAME}: ${redact(error.message)} (see npm start -- --help)\n`);
       return 2;
     }
     throw error;
@@ -374,10 +376,6 @@ async function main(): Promise<number> {
   // A bad value is reported by the handler's own configuration check, which names every bad variable.
   const env: Record<string, string | undefined> = {};
   for (const name of PASS_THROUGH) env[name] = process.env[name];
-  // The AWS SDK warns once per process (and per container) that its 2027 releases need Node 22: in
-  // a terminal demo it drowns the output. The variable is read when a client is created.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
-  env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
 
   let pipeline: Pipeline;
   try {

@@ -5,9 +5,10 @@ import type { LedgerJob } from "../../lib/ledger.ts";
 import { stringFlag } from "../args.ts";
 import { batchIdArgument, ledgerRead, readStatus, statusHeadline } from "../batch.ts";
 import { EXIT, type Command } from "../context.ts";
+import { HEADS } from "./index.ts";
 import { csvField, plural } from "../output.ts";
 
-const NAME = "batch report";
+const NAME = HEADS.batchReport.name;
 
 /** The report's columns, in order (CSV header; JSONL keys). */
 export const REPORT_COLUMNS = [
@@ -26,9 +27,7 @@ export const REPORT_COLUMNS = [
 ] as const;
 
 export const batchReportCommand: Command = {
-  name: NAME,
-  summary: "write one line per job of a batch: its final state and error (from the ledger)",
-  usage: "batch report <batch_id> [--out FILE] [--format csv|jsonl]",
+  ...HEADS.batchReport,
   description: [
     "Reads every job of the batch from the ledger (one query, page by page) and writes one line per job:",
     `${REPORT_COLUMNS.join(", ")}.`,

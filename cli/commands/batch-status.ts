@@ -1,5 +1,6 @@
 /** `scm-withdraw batch status <batch_id>`: where a bulk batch or cleanup run stands, from the ledger. */
 import { EXIT, type Command } from "../context.ts";
+import { HEADS } from "./index.ts";
 import {
   batchIdArgument,
   DEFAULT_STALL_TIMEOUT_MS,
@@ -13,12 +14,10 @@ import {
   watchVerdict,
 } from "../batch.ts";
 
-const NAME = "batch status";
+const NAME = HEADS.batchStatus.name;
 
 export const batchStatusCommand: Command = {
-  name: NAME,
-  summary: "count a batch's jobs by state (from the ledger); --watch follows it to the end",
-  usage: "batch status <batch_id> [--watch] [--interval DURATION] [--stall-timeout DURATION]",
+  ...HEADS.batchStatus,
   description: [
     "Reads the batch from the ledger (LEDGER_TABLE / --ledger-table) in one query: how many jobs are",
     "queued, retrying, requeued, withdrawn, already_withdrawn or dead_lettered (by reason), and whether",

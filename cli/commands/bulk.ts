@@ -15,6 +15,7 @@ import { integerFlag, stringFlag } from "../args.ts";
 import { DEFAULT_STALL_TIMEOUT_MS, DEFAULT_WATCH_INTERVAL_MS, durationFlag, formatStatus, statusJson, WATCH_OPTIONS, watchBatch, watchVerdict } from "../batch.ts";
 import { confirm, mustAsk, YES_OPTION } from "../confirm.ts";
 import { EXIT, type Command } from "../context.ts";
+import { HEADS } from "./index.ts";
 import { resumeCommand, resumeDecisions } from "../resume.ts";
 import { createProgress, csvField, formatBytes, formatDuration, plural, queueName } from "../output.ts";
 
@@ -30,9 +31,7 @@ const LEDGER_CHUNK = 500;
 const MAX_LEDGER_BATCH_ID = 128 - 1 - 16;
 
 export const bulkCommand: Command = {
-  name: "bulk",
-  summary: "send every certificate id in a .txt, .csv or .jsonl file (streamed, de-duplicated)",
-  usage: "bulk <file> [--batch-id ID] [--reason TEXT] [--dry-run] [--yes] [--wait] [--results PATH] [--format txt|csv|jsonl] [--concurrency N]",
+  ...HEADS.bulk,
   description: [
     "Formats (by extension, or --format):",
     "  .txt    one certificate id per line; blank lines and # comments are skipped",

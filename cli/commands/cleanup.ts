@@ -19,19 +19,16 @@ import { createTokenProvider, parseSecret, secretsManagerReader, type IamExchang
 import { stringFlag, type ParsedValues } from "../args.ts";
 import { confirm, mustAsk, YES_OPTION } from "../confirm.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
+import { HEADS } from "./index.ts";
 import { formatDuration, formatTable, queueName } from "../output.ts";
 
-const NAME = "cleanup";
+const NAME = HEADS.cleanup.name;
 /** Over-the-cap ids shown in the text output; `--json` has them all. */
 const SAMPLE = 10;
 const LOCAL_SCM_ENDPOINT = `http://${LOCAL.host}:${LOCAL.scmPort}`;
 
 export const cleanupCommand: Command = {
-  name: NAME,
-  summary: "find applications still under review and enqueue a withdrawal for each (the scheduled sweep, by hand)",
-  usage:
-    "cleanup [--dry-run] [--status LIST] [--content TEXT] [--exclude IDS] [--exclude-file PATH] [--max N] [--min-age AGE] [--reason TEXT] " +
-    "[--scm-endpoint URL] [--token-file PATH]",
+  ...HEADS.cleanup,
   description: [
     "Lists certificates with GET /v3/scm/certificates, one pass per status, oldest update first, and",
     `enqueues one job per match (source "cleanup", the run's id as batch_id). Default statuses:`,

@@ -2,15 +2,14 @@
 import { UsageError } from "../../lib/errors.ts";
 import { integerFlag, stringFlag } from "../args.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
+import { HEADS } from "./index.ts";
 import { createDlqScanner, describeUnseen, dlqDepth, DLQ_REASONS, parseReasons, unseen, type DlqMessage } from "../dlq.ts";
 import { createProgress, displayId, formatTable, plural, queueName } from "../output.ts";
 
 const SAMPLES = 3;
 
 export const dlqListCommand: Command = {
-  name: "dlq list",
-  summary: "count dead-lettered jobs by failure_reason and error_code, with sample ids and who asked (removes nothing)",
-  usage: "dlq list [--reason R[,R...]] [--max N]",
+  ...HEADS.dlqList,
   description: [
     "Reads the dead-letter queue and counts its messages by failure_reason and error_code, with up to",
     `${SAMPLES} sample certificate ids each, who requested them (requested_by, with counts; "unknown" for jobs`,

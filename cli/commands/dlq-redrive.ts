@@ -15,6 +15,7 @@ import { parseWithdrawalBody } from "../../lib/message.ts";
 import { createSender, type SendResult } from "../../lib/producer.ts";
 import { integerFlag, stringFlag } from "../args.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
+import { HEADS } from "./index.ts";
 import { createDlqScanner, describeUnseen, dlqDepth, DLQ_REASONS, unseen, type DlqMessage, type DlqScanner } from "../dlq.ts";
 import { confirm, mustAsk, YES_OPTION } from "../confirm.ts";
 import { createMovePipeline } from "../move-pipeline.ts";
@@ -50,9 +51,7 @@ interface RedriveOptions {
 }
 
 export const dlqRedriveCommand: Command = {
-  name: "dlq redrive",
-  summary: "move dead-lettered jobs (by reason; invalid_message only when named) back to the withdrawals queue",
-  usage: "dlq redrive [--reason R[,R...]] [--max N] [--dry-run] [--yes]",
+  ...HEADS.dlqRedrive,
   description: [
     "Sends each matching message's original body, byte for byte and without the DLQ attributes, to the",
     "withdrawals queue, and deletes it from the dead-letter queue only after that send succeeded.",

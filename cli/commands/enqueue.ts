@@ -7,12 +7,11 @@ import { parseWithdrawalBody, type WithdrawalRequest } from "../../lib/message.t
 import { createSender, type SendResult } from "../../lib/producer.ts";
 import { stringFlag } from "../args.ts";
 import { EXIT, type Command } from "../context.ts";
+import { HEADS } from "./index.ts";
 import { formatTable, queueName } from "../output.ts";
 
 export const enqueueCommand: Command = {
-  name: "enqueue",
-  summary: "validate certificate ids and send one withdrawal job each",
-  usage: "enqueue <certificate_id...> [--reason TEXT] [--request-id ID] [--batch-id ID]",
+  ...HEADS.enqueue,
   description: [
     "Each id is validated with the shared schema (exactly 16 characters A-Z, a-z, 0-9) and sent as one",
     'job with source "manual". Invalid ids are reported one per line and not sent; the valid ones are',

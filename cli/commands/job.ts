@@ -3,16 +3,15 @@ import type { LedgerJob } from "../../lib/ledger.ts";
 import { CliError, UsageError } from "../../lib/errors.ts";
 import { ledgerRead } from "../batch.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
+import { HEADS } from "./index.ts";
 import type { DlqMessage } from "../dlq.ts";
 import { formatTable, plural } from "../output.ts";
 import { scanDlq } from "./dlq-list.ts";
 
-const NAME = "job";
+const NAME = HEADS.job.name;
 
 export const jobCommand: Command = {
-  name: NAME,
-  summary: "every job of a certificate id or request_id, across batches: state, attempts, SCM's answer, who asked",
-  usage: "job <certificate_id | request_id> [--no-dlq]",
+  ...HEADS.job,
   description: [
     "Finds every job of the certificate (or with that request_id) in the ledger, in every batch, cleanup",
     "run and manual enqueue, with one query per index (never a scan), oldest first. For each: its batch,",

@@ -2,6 +2,7 @@
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { UsageError } from "../../lib/errors.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
+import { HEADS } from "./index.ts";
 import { formatTable, queueName } from "../output.ts";
 
 interface Depth {
@@ -13,9 +14,7 @@ interface Depth {
 }
 
 export const statusCommand: Command = {
-  name: "status",
-  summary: "approximate depths of the withdrawals queue and its dead-letter queue",
-  usage: "status",
+  ...HEADS.status,
   description: [
     "Shows SQS's approximate counts for both queues: visible (waiting to be processed, or in the DLQ",
     "waiting for triage), in flight (received by a worker or a scan, not yet deleted) and delayed.",

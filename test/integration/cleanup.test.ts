@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { cleanupCommand } from "../../cli/commands/cleanup.ts";
-import { COMMANDS, main, type CliIo } from "../../cli/main.ts";
+import { main, type CliIo } from "../../cli/main.ts";
 import { parseCleanupFilters, type RawFilters } from "../../lib/cleanup-config.ts";
 import { runCleanup, runIdForEvent } from "../../lib/cleanup.ts";
 import { createCleanupRuntime } from "../../lib/cleanup-runtime.ts";
@@ -520,7 +520,9 @@ describe("scm-withdraw cleanup (the CLI)", () => {
     const code = await main(
       ["cleanup", ...connection, ...argv],
       { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) }, env: {}, ...io },
-      [...COMMANDS, cleanupCommand],
+      // The module imported above, not the index's lazy entry: after vi.resetModules() (earlier tests)
+      // a lazy load would get fresh copies of the CLI's modules and their error classes.
+      [cleanupCommand],
     );
     return { code, stdout: out.join(""), stderr: err.join("") };
   }
@@ -537,7 +539,10 @@ describe("scm-withdraw cleanup (the CLI)", () => {
   it("on a terminal, lists, shows the count by status and asks; no enqueues nothing, yes enqueues", async () => {
     const ids = addCertificates("chk", 2, "CHECKING");
     const questions: string[] = [];
-    const ask = (reply: string) => async (question: string) => (questions.push(question), reply);
+    const ask = (reply: string) => async (question: string) => {
+      questions.push(question);
+      return reply;
+    };
     const declined = await cliWith({ ask: ask("") }, "--status", "CHECKING", "--reason", "stale");
     expect(declined.code).toBe(1);
     expect(declined.stderr).toMatch(/^status\s+to enqueue\nCHECKING\s+2\nnot confirmed: nothing was enqueued\n$/);
@@ -645,7 +650,7 @@ describe("scm-withdraw cleanup (the CLI)", () => {
     const code = await main(
       ["cleanup", "--dry-run", "--queue-url", stack.queueUrl, "--scm-endpoint", stack.sim.url, "--json"],
       { stdout: { write: (s: string) => out.push(s) }, stderr: { write: () => {} }, env: { SCM_TOKEN_SECRET_ID: SECRET_ID } },
-      [...COMMANDS, cleanupCommand],
+      [cleanupCommand],
     );
     process.env = savedEnv;
     expect(code).toBe(0);

@@ -323,7 +323,10 @@ describe("bulk", () => {
   it("on a terminal, reads the file first and asks with the count, the batch id and the reason", async () => {
     const path = file("asked.txt", `${id(77)}\n${id(78)}\nnope\n${id(77)}\n`);
     const questions: string[] = [];
-    const ask = (reply: string) => async (question: string) => (questions.push(question), reply);
+    const ask = (reply: string) => async (question: string) => {
+      questions.push(question);
+      return reply;
+    };
     const declined = await cli(["bulk", path, "--batch-id", "b-ask", "--reason", "moved", ...queues.flags], { ask: ask("no") });
     expect(declined.code).toBe(1);
     expect(declined.stderr).toBe(`${path}: 2 jobs to send, 1 invalid (not sent), 1 duplicate (skipped)\nnot confirmed: nothing was sent\n`);

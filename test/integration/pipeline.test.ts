@@ -72,6 +72,22 @@ describe.concurrent("the local pipeline", () => {
     for (const text of [stdout, stderr, log]) expect(text.includes(TEST_TOKEN)).toBe(false);
   });
 
+  it("npm start never prints the credentials of an --scm-endpoint it refuses", async () => {
+    const tokenFile = join(scratch, "token-refused.txt");
+    writeFileSync(tokenFile, `${TEST_TOKEN}\n`);
+    const endpoint = "https://admin:S3cretPassw0rd@scm.example.com";
+    const args = ["--import", "tsx", "scripts/start.ts", "--scm-endpoint", endpoint, "--token-file", tokenFile];
+    const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile(process.execPath, args, { cwd: REPO, timeout: 30_000 }, (error, _stdout, stderr) =>
+        resolve({ code: typeof error?.code === "number" ? error.code : 0, stderr }),
+      );
+    });
+    expect(code).toBe(2);
+    expect(stderr).toContain('--scm-endpoint must be an https:// URL');
+    expect(stderr).not.toContain("admin");
+    expect(stderr).not.toContain("S3cretPassw0rd");
+  });
+
   it("Ctrl-C after more jobs came in: the last summary npm start prints counts them", async () => {
     const logFile = join(scratch, "ctrl-c", "worker.log");
     const child = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts", "--sqs-port", "0", "--scm-port", "0", "--secrets-port", "0", "--visibility-timeout", "1", "--log-file", logFile], {

@@ -80,6 +80,36 @@ describe("a 2xx is not proof of a withdrawal", () => {
     else expect(attributes.error_msg).toMatch(excerpt);
   });
 
+  it("quotes the start of a 2xx too large to read (a login page over 64 KiB)", async () => {
+    stack.sim.injectAlways(DEMO.withdrawn, faults.huge(200_000));
+    const record = sqsRecord(job(DEMO.withdrawn), { receiveCount: MAX_RECEIVE_COUNT });
+    await handler(sqsEvent(record), lambdaContext());
+    const [letter] = await stack.drainDlq();
+    const attributes = attributesOf(letter!);
+    expect(attributes).toMatchObject({ failure_reason: "unexpected_answer", http_status: "200" });
+    expect(attributes.error_msg).toMatch(new RegExp(`^\\{"cert_id":"${DEMO.withdrawn}","message":"success"`));
+    expect(attributes.error_msg!.length).toBeLessThanOrEqual(201);
+  });
+
+  it("keeps unexpected_answer as the DLQ reason when the wait before the next call does not fit in the invocation", async () => {
+    const page = "<html><body>Please sign in</body></html>";
+    stack.sim.injectAlways(DEMO.withdrawn, faults.answer(200, page, { "retry-after": "3600" }));
+    const record = sqsRecord(job(DEMO.withdrawn), { receiveCount: MAX_RECEIVE_COUNT });
+    await handler(sqsEvent(record), lambdaContext());
+    const [letter] = await stack.drainDlq();
+    expect(attributesOf(letter!)).toMatchObject({ failure_reason: "unexpected_answer", http_status: "200" });
+  });
+
+  it("names the answer, not a deadline, when SCM's Retry-After is longer than the invocation", async () => {
+    stack.sim.injectAlways(DEMO.withdrawn, faults.throttle(3600));
+    const record = sqsRecord(job(DEMO.withdrawn));
+    const response = await handler(sqsEvent(record), lambdaContext());
+    expect(failedIds(response)).toEqual([record.messageId]);
+    expect(callsOf(DEMO.withdrawn)).toEqual(["cancel 429"]);
+    const left = linesAbout(record.messageId).find((l) => l.event === "withdrawal_left_for_retry");
+    expect(left).toMatchObject({ reason: "throttled", status: 429, errorCode: "APIG.0308" });
+  });
+
   it("withdraws once the real answer follows an odd one", async () => {
     stack.sim.inject(DEMO.withdrawn, faults.oddSuccess("html"));
     const response = await handler(sqsEvent(sqsRecord(job(DEMO.withdrawn))), lambdaContext());

@@ -134,7 +134,7 @@ describe("cancel-cert follows the API page", () => {
     const review = ["CHECKING", "CHECKING_ORG", "SUPPLEMENTCHECKING"] as const;
     const others = ["PAID", "ISSUED", "CANCELCHECKING", "UNPASSED", "EXPIRED", "REVOKING", "REVOKED", "UPLOAD", "ISSUING"] as const;
     const all = [...review, ...others];
-    all.forEach((status, i) => sim.addCertificate({ id: `scs${String(i).padStart(13, "0")}`, status }));
+    for (const [i, status] of all.entries()) sim.addCertificate({ id: `scs${String(i).padStart(13, "0")}`, status });
     const statuses = await Promise.all(all.map((_, i) => cancel(sim, `scs${String(i).padStart(13, "0")}`).then((r) => r.status)));
     expect(statuses).toEqual([200, 200, 200, ...others.map(() => 400)]);
     const res = await cancel(sim, `scs${String(review.length).padStart(13, "0")}`);

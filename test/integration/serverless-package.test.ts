@@ -21,9 +21,14 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", ".
 const SERVERLESS_BIN = path.join(ROOT, "node_modules", "osls", "bin", "serverless.js");
 /** 6 × timeout + window: https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html */
 const VISIBILITY_FACTOR = 6;
+/** The token secret's ARN as serverless.yml writes it: Fn::Sub fills in the partition, region and account. */
+const TOKEN_SECRET_ARN_SUB =
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub string, not a template literal.
+  "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:scm-withdraw/token-??????";
 /** A bundle with the AWS SDK inlined is about 540 KB; without it about 60 KB. */
 const MAX_BUNDLE_BYTES = 256 * 1024;
 
+// biome-ignore lint/suspicious/noExplicitAny: CloudFormation JSON, read by path; each test checks the shape it reads.
 type Json = Record<string, any>;
 interface Statement {
   Effect: string;
@@ -47,7 +52,6 @@ beforeAll(async () => {
       AWS_ACCESS_KEY_ID: "test",
       AWS_SECRET_ACCESS_KEY: "test",
       AWS_REGION: "eu-west-1",
-      AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING: "1",
       // serverless.yml custom.esbuild.outputWorkFolder (relative to the service dir).
       SLS_ESBUILD_WORK_FOLDER: path.relative(ROOT, path.join(workDir, "esbuild")),
     },
@@ -83,8 +87,8 @@ const resourcesOf = (s: Statement): unknown[] => asArray(s.Resource as unknown);
 const isLogsStatement = (s: Statement) => asArray(s.Action).every((a) => a.startsWith("logs:"));
 
 describe("serverless package", () => {
-  it("packages the withdraw function: nodejs22.x arm64 running handlers/withdraw.handler", () => {
-    expect(fn()).toMatchObject({ Runtime: "nodejs22.x", Architectures: ["arm64"], Handler: "handlers/withdraw.handler", MemorySize: 512, Timeout: 60 });
+  it("packages the withdraw function: nodejs24.x arm64 running handlers/withdraw.handler", () => {
+    expect(fn()).toMatchObject({ Runtime: "nodejs24.x", Architectures: ["arm64"], Handler: "handlers/withdraw.handler", MemorySize: 512, Timeout: 60 });
   });
 
   it("maps the withdrawals queue to the function with partial batch responses", () => {
@@ -121,7 +125,7 @@ describe("serverless package", () => {
   });
 
   it("alarms as soon as the DLQ holds any message, notifying the optional SNS topic", () => {
-    const alarm = only("AWS::CloudWatch::Alarm");
+    const alarm = resources().WithdrawalsDlqAlarm.Properties as Json;
     expect(alarm).toMatchObject({
       Namespace: "AWS/SQS",
       MetricName: "ApproximateNumberOfMessagesVisible",
@@ -137,6 +141,19 @@ describe("serverless package", () => {
     expect(template.Conditions.HasAlarmTopic).toEqual({ "Fn::Not": [{ "Fn::Equals": ["", ""] }] });
   });
 
+  it("refuses to package a parameter the handlers would refuse at cold start, naming each one", async () => {
+    const run = promisify(execFile)(process.execPath, [SERVERLESS_BIN, "package", "--stage", "dev", "--package", path.join(workDir, "refused"), "--param=logLevel=LOUD", "--param=cleanupMaxJobs=0"], {
+      cwd: ROOT,
+      timeout: 60_000,
+      env: { ...process.env, SLS_TELEMETRY_DISABLED: "1", AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test", AWS_REGION: "eu-west-1" },
+    });
+    const failure = (await run.then(() => undefined, (error: { stdout: string; stderr: string }) => error)) as { stdout: string; stderr: string } | undefined;
+    expect(failure, "serverless package succeeded").toBeDefined();
+    const output = `${failure!.stdout}${failure!.stderr}`;
+    expect(output).toContain('withdraw: LOG_LEVEL must be one of debug, info, warn, error (any case) (got "LOUD")');
+    expect(output).toContain('cleanup: CLEANUP_MAX_JOBS must be an integer from 1 to 10000 (got "0")');
+  });
+
   it("gives the function an environment that lib/config.ts accepts", () => {
     const vars = fn().Environment.Variables as Json;
     expect(vars.WITHDRAWAL_DLQ_URL).toEqual({ Ref: "WithdrawalsDlq" });
@@ -146,6 +163,80 @@ describe("serverless package", () => {
     const config = loadConfig(env as Record<string, string>);
     expect(config.scmEndpoint).toBe("https://scm.ap-southeast-1.myhuaweicloud.com");
     expect(config.maxReceiveCount).toBe(Number(vars.MAX_RECEIVE_COUNT));
+  });
+
+  describe("nothing deleted by accident", () => {
+    it("keeps the DLQ and the ledger table when the stack is removed or they are replaced", () => {
+      for (const name of ["WithdrawalsDlq", "LedgerTable"]) {
+        expect(resources()[name], name).toMatchObject({ DeletionPolicy: "Retain", UpdateReplacePolicy: "Retain" });
+      }
+    });
+
+    it("turns on point-in-time recovery for the ledger table", () => {
+      expect(resources().LedgerTable.Properties.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+    });
+  });
+
+  describe("alarms", () => {
+    const alarm = (name: string) => resources()[name].Properties as Json;
+    const topicActions = { "Fn::If": ["HasAlarmTopic", [""], { Ref: "AWS::NoValue" }] };
+
+    it("are the DLQ, queue age, worker errors and throttles, and failed or partial cleanup runs, each with what to do", () => {
+      const names = ofType("AWS::CloudWatch::Alarm").map(([name]) => name).sort();
+      expect(names).toEqual(["CleanupFailedAlarm", "CleanupPartialAlarm", "WithdrawErrorsAlarm", "WithdrawThrottlesAlarm", "WithdrawalsDlqAlarm", "WithdrawalsQueueAgeAlarm"]);
+      for (const name of names) {
+        expect(alarm(name).AlarmActions, name).toEqual(topicActions);
+        expect(alarm(name).OKActions, name).toEqual(topicActions);
+        expect(alarm(name).TreatMissingData, name).toBe("notBreaching");
+        expect(String(alarm(name).AlarmDescription).length, `${name} says what to do`).toBeGreaterThan(100);
+      }
+    });
+
+    it("fires on a withdrawals-queue message older than 3 retries and well before the redrive policy would move it", () => {
+      const age = alarm("WithdrawalsQueueAgeAlarm");
+      expect(age).toMatchObject({
+        Namespace: "AWS/SQS",
+        MetricName: "ApproximateAgeOfOldestMessage",
+        Dimensions: [{ Name: "QueueName", Value: getAtt("WithdrawalsQueue", "QueueName") }],
+        Statistic: "Maximum",
+        ComparisonOperator: "GreaterThanOrEqualToThreshold",
+      });
+      const visibility = mainQueue().VisibilityTimeout as number;
+      expect(age.Threshold).toBeGreaterThan(3 * visibility);
+      // It fires (threshold + its evaluation window) in less than half the time after which the
+      // redrive policy would move a stuck message to the DLQ (maxReceiveCount × visibility timeout).
+      const redriveSeconds = (mainQueue().RedrivePolicy.maxReceiveCount as number) * visibility;
+      expect(age.Threshold + age.Period * age.EvaluationPeriods).toBeLessThan(redriveSeconds / 2);
+    });
+
+    it("fires on any error or throttle of the worker, and any error of the sweep", () => {
+      for (const [name, metric, fnName] of [
+        ["WithdrawErrorsAlarm", "Errors", "WithdrawLambdaFunction"],
+        ["WithdrawThrottlesAlarm", "Throttles", "WithdrawLambdaFunction"],
+        ["CleanupFailedAlarm", "Errors", "CleanupLambdaFunction"],
+      ] as const) {
+        expect(alarm(name), name).toMatchObject({
+          Namespace: "AWS/Lambda",
+          MetricName: metric,
+          Dimensions: [{ Name: "FunctionName", Value: { Ref: fnName } }],
+          Statistic: "Sum",
+          ComparisonOperator: "GreaterThanOrEqualToThreshold",
+          Threshold: 1,
+        });
+      }
+    });
+
+    it("counts partial sweeps from the cleanup_finished line that lib/cleanup.ts logs", async () => {
+      const [[, filter]] = ofType("AWS::Logs::MetricFilter") as [[string, Json]];
+      const props = filter.Properties as Json;
+      expect(props.LogGroupName).toEqual({ Ref: "CleanupLogGroup" });
+      expect(props.FilterPattern).toBe('{ $.event = "cleanup_finished" && $.warnings > 0 }');
+      const [transform] = props.MetricTransformations as Json[];
+      expect(alarm("CleanupPartialAlarm")).toMatchObject({ Namespace: transform!.MetricNamespace, MetricName: transform!.MetricName, Threshold: 1 });
+      // The filter's field names are the ones the sweep writes.
+      const source = await readFile(path.join(ROOT, "lib", "cleanup.ts"), "utf8");
+      expect(source).toMatch(/"cleanup_finished", \{[^}]*\bwarnings: /);
+    });
   });
 
   describe("IAM (least privilege)", () => {
@@ -169,7 +260,7 @@ describe("serverless package", () => {
       const [resource] = resourcesOf(granted[0]!);
       expect(resourcesOf(granted[0]!)).toHaveLength(1);
       // Secrets Manager appends "-" + 6 random characters to the name: ?????? matches exactly those.
-      expect(resource).toEqual({ "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:scm-withdraw/token-??????" });
+      expect(resource).toEqual({ "Fn::Sub": TOKEN_SECRET_ARN_SUB });
       expect(statements().filter((s) => asArray(s.Action).some((a) => a.startsWith("secretsmanager:")))).toHaveLength(1);
     });
 
@@ -211,9 +302,9 @@ describe("serverless package", () => {
     const rule = () => only("AWS::Events::Rule");
     const cleanupStatements = (): Statement[] => (resources().CleanupRole.Properties.Policies as Json[]).flatMap((p) => p.PolicyDocument.Statement as Statement[]);
 
-    it("packages handlers/cleanup.handler on nodejs22.x arm64, not retried by Lambda", () => {
+    it("packages handlers/cleanup.handler on nodejs24.x arm64, not retried by Lambda", () => {
       expect(ofType("AWS::Lambda::Function").map(([name]) => name).sort()).toEqual(["CleanupLambdaFunction", "WithdrawLambdaFunction"]);
-      expect(cleanup()).toMatchObject({ Runtime: "nodejs22.x", Architectures: ["arm64"], Handler: "handlers/cleanup.handler", Timeout: 300 });
+      expect(cleanup()).toMatchObject({ Runtime: "nodejs24.x", Architectures: ["arm64"], Handler: "handlers/cleanup.handler", Timeout: 300 });
       expect(only("AWS::Lambda::EventInvokeConfig")).toMatchObject({ FunctionName: { Ref: "CleanupLambdaFunction" }, MaximumRetryAttempts: 0 });
     });
 
@@ -245,7 +336,7 @@ describe("serverless package", () => {
         {
           Effect: "Allow",
           Action: ["secretsmanager:GetSecretValue"],
-          Resource: { "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:scm-withdraw/token-??????" },
+          Resource: { "Fn::Sub": TOKEN_SECRET_ARN_SUB },
         },
         { Effect: "Allow", Action: ["sqs:SendMessage"], Resource: getAtt("WithdrawalsQueue", "Arn") },
         {
@@ -333,7 +424,7 @@ describe("serverless package", () => {
       expect([...zip.keys()].sort()).toEqual(["handlers/cleanup.mjs", "handlers/cleanup.mjs.map", "handlers/withdraw.mjs", "handlers/withdraw.mjs.map"]);
     });
 
-    it("leaves the AWS SDK out of the bundle (the nodejs22.x runtime provides it)", () => {
+    it("leaves the AWS SDK out of the bundle (the nodejs24.x runtime provides it)", () => {
       const bundle = zip.get("handlers/withdraw.mjs")!;
       expect(bundle.length).toBeLessThan(MAX_BUNDLE_BYTES);
       const code = bundle.toString("utf8");

@@ -6,7 +6,7 @@
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { DEMO } from "../../local/demo-certificates.ts";
-import { seedDemoScenario } from "../../local/scm-simulator.ts";
+import { faults, seedDemoScenario } from "../../local/scm-simulator.ts";
 import { startHangingServer, type HangingServer } from "../support/hanging-server.ts";
 import { lambdaContext, sqsEvent, sqsRecord } from "../support/lambda.ts";
 import { capturedOutput } from "../support/secret-guard.ts";
@@ -148,6 +148,19 @@ describe("deadlines", () => {
       retryReason: "deadline:dead_letter",
     });
     expect(lines.find((l) => l.messageId === withdrawn.messageId && l.event === "withdrawal_succeeded")).toBeTruthy();
+  });
+});
+
+describe("deadlines, throttling", () => {
+  it("leaves a record throttled until the deadline as throttled (the rate limiter's wait is no hung call)", async () => {
+    const handler = await coldStart({ MAX_ATTEMPTS: "10", RETRY_BASE_DELAY_MS: "1", RETRY_MAX_DELAY_MS: "1" });
+    stack.sim.injectAlways(DEMO.withdrawn, faults.throttle());
+    const record = sqsRecord(job(DEMO.withdrawn));
+    const mark = capturedOutput().length;
+    const response = await handler(sqsEvent(record), lambdaContext(4000));
+    expect(failedIds(response)).toEqual([record.messageId]);
+    const lines = linesSince(mark);
+    expect(lines.find((l) => l.event === "withdrawal_left_for_retry")).toMatchObject({ reason: "throttled", status: 429 });
   });
 });
 

@@ -1,7 +1,7 @@
 /**
  * Setup file (vitest `setupFiles`): records everything written to stdout and stderr (and the
- * console), and fails the test file if any test secret appears in it, in any letter case, URL-encoded
- * or JSON-escaped, whole or as a fragment of 12 or more characters. This is the suite-wide guarantee
+ * console), and fails the test file if any test secret appears in it, in any letter case, URL-encoded,
+ * JSON-escaped or HTML-escaped, whole or as a fragment of 12 or more characters. This is the suite-wide guarantee
  * that no token, password or secret key reaches a log line or an error message.
  * (`findSecretFragment` in `secrets.ts`).
  */

@@ -26,7 +26,9 @@ export const FRAGMENT = 12;
 export function findSecretFragment(output: string, secrets: readonly string[]): string | undefined {
   const fragments = new Set<string>();
   for (const secret of secrets) {
-    const forms = [secret, encodeURIComponent(secret), new URLSearchParams({ s: secret }).toString().slice(2), JSON.stringify(secret).slice(1, -1)];
+    const html = secret.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+    const form = new URLSearchParams({ s: secret }).toString().slice(2);
+    const forms = [secret, encodeURIComponent(secret), form, JSON.stringify(secret).slice(1, -1), html];
     for (const form of forms.map((f) => f.toLowerCase())) {
       if (form.length < FRAGMENT) fragments.add(form);
       for (let at = 0; at + FRAGMENT <= form.length; at += 1) fragments.add(form.slice(at, at + FRAGMENT));

@@ -24,6 +24,12 @@ describe("loadCleanupConfig", () => {
     expect(config.filters).toEqual({ statuses: ["CHECKING", "CHECKING_ORG", "SUPPLEMENTCHECKING"], content: undefined, exclude: new Set(), maxJobs: 100, reason: DEFAULT_CLEANUP_REASON });
   });
 
+  it("reads LOG_LEVEL in any case, else Lambda's AWS_LAMBDA_LOG_LEVEL, like the worker", () => {
+    expect(loadCleanupConfig({ ...valid, LOG_LEVEL: "DEBUG" }).logLevel).toBe("debug");
+    expect(loadCleanupConfig({ ...valid, AWS_LAMBDA_LOG_LEVEL: "WARN" }).logLevel).toBe("warn");
+    expect(problemsOf({ ...valid, LOG_LEVEL: "LOUD" })).toEqual(["LOG_LEVEL"]);
+  });
+
   it("reads every filter", () => {
     const config = loadCleanupConfig({
       ...valid,

@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../../lib/errors.ts";
 import { explainSqsError, resolveTarget, type Target } from "../../cli/context.ts";
+import { cli } from "../support/cli.ts";
 
 const AWS_QUEUE = "https://sqs.ap-southeast-1.amazonaws.com/123456789012/scm-withdraw-prod-withdrawals";
 
@@ -62,5 +63,18 @@ describe("explainSqsError", () => {
     [aws, error("OverLimit", "too many in flight"), `SQS call on ${AWS_QUEUE} failed: OverLimit: too many in flight`],
   ])("%#: %s", (target, thrown, line) => {
     expect(explainSqsError(thrown, target, target.queueUrl)).toBe(line);
+  });
+});
+
+describe("the CLI's error line", () => {
+  it.each([
+    ["--queue-url", "https://admin:pa/ss#w0rd99@sqs.eu-west-1.amazonaws.com/123/q", "--endpoint-url", "http://127.0.0.1:1"],
+    ["--queue-url", "http://127.0.0.1:1/000000000000/q", "--endpoint-url", "http://admin:S3cretPassw0rd@127.0.0.1:1"],
+    ["--queue-url", "http://127.0.0.1:1/000000000000/q", "--endpoint-url", "http://admin:pa/ss#w0rd99@127.0.0.1:1"],
+  ])("never prints the credentials of a URL given as %s %s %s %s", async (...argv) => {
+    const run = await cli(["status", ...argv]);
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toMatch(/^scm-withdraw: error: /);
+    for (const secret of ["admin", "S3cretPassw0rd", "pa/ss", "w0rd99"]) expect(run.stderr).not.toContain(secret);
   });
 });

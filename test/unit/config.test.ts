@@ -46,6 +46,22 @@ describe("loadConfig", () => {
     );
   });
 
+  it("accepts LOG_LEVEL in any case, as Powertools and Lambda spell it (DEBUG)", () => {
+    for (const [given, level] of [["DEBUG", "debug"], ["Info", "info"], [" WARN ", "warn"], ["error", "error"]] as const) {
+      expect(loadConfig({ ...valid, LOG_LEVEL: given }).logLevel).toBe(level);
+    }
+    expect(() => loadConfig({ ...valid, LOG_LEVEL: "LOUD" })).toThrow("LOG_LEVEL must be one of debug, info, warn, error (any case)");
+  });
+
+  it("honours Lambda's AWS_LAMBDA_LOG_LEVEL when LOG_LEVEL is unset, and LOG_LEVEL when both are set", () => {
+    const levels = { TRACE: "debug", DEBUG: "debug", INFO: "info", WARN: "warn", ERROR: "error", FATAL: "error" } as const;
+    for (const [lambda, level] of Object.entries(levels)) expect(loadConfig({ ...valid, AWS_LAMBDA_LOG_LEVEL: lambda }).logLevel).toBe(level);
+    expect(loadConfig({ ...valid, AWS_LAMBDA_LOG_LEVEL: "DEBUG", LOG_LEVEL: "error" }).logLevel).toBe("error");
+    expect(loadConfig({ ...valid, AWS_LAMBDA_LOG_LEVEL: "DEBUG", LOG_LEVEL: "" }).logLevel).toBe("debug");
+    // Not one of Lambda's levels: ignored (the default), never an error about a variable the user did not set.
+    expect(loadConfig({ ...valid, AWS_LAMBDA_LOG_LEVEL: "VERBOSE" }).logLevel).toBe("info");
+  });
+
   it("says what was wrong and what was given", () => {
     expect(() => loadConfig({ ...valid, MAX_ATTEMPTS: "three" })).toThrow('MAX_ATTEMPTS must be an integer from 1 to 10 (got "three")');
   });

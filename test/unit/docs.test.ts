@@ -34,7 +34,7 @@ function proseLines(markdown: string): string[] {
 }
 
 /** GitHub's anchor for a heading: its text, lowercased, punctuation dropped, spaces to hyphens. */
-export function slug(heading: string): string {
+function slug(heading: string): string {
   const text = heading
     .replace(/!?\[([^\]]*)\]\([^)]*\)/g, "$1") // links and images: their text
     .replace(/`/g, "")

@@ -26,6 +26,9 @@ describe("redact", () => {
     ["its first 12 characters", SECRET.slice(0, 12)],
     ["a 12-character piece of its middle", SECRET.slice(10, 22)],
     ["cut to 40 characters", SECRET.slice(0, 40)],
+    // An HTML error page (a WAF, a proxy) that quotes the request escapes & < > " '.
+    ["HTML-escaped", SECRET.replaceAll("&", "&amp;").replaceAll('"', "&quot;")],
+    ["HTML-escaped with numeric entities", SECRET.replaceAll("&", "&#38;").replaceAll('"', "&#34;")],
   ])("redacts %s", (_name, form) => {
     registerSecret(SECRET);
     const out = redact(`before ${form} after`);
@@ -58,6 +61,11 @@ describe("redact", () => {
     ["see HTTP://user@host:8080?x", "see HTTP://[redacted]@host:8080?x"],
     ['{"url":"https://a:p@ss@host/x","mail":"me@example.com"}', '{"url":"https://[redacted]@host/x","mail":"me@example.com"}'],
     ["https://scm.example.com/v3/a@b", "https://scm.example.com/v3/a@b"],
+    // Pasted raw, a password with / # ? ends the URL's authority early; Node's URL parser also takes
+    // https:admin@host and https:\\admin@host as https://admin@host.
+    ["https://admin:pa/ss#w?rd123@scm.example.com", "https://[redacted]@scm.example.com"],
+    ["https:admin:S3cretPassw0rd@scm.example.com", "https:[redacted]@scm.example.com"],
+    ["https:\\\\admin:S3cretPassw0rd@scm.example.com", "https:\\\\[redacted]@scm.example.com"],
   ])("never prints URL userinfo: %s", (text, expected) => {
     expect(redact(text)).toBe(expected);
   });
@@ -100,6 +108,8 @@ describe("the suite-wide secret guard's matcher", () => {
     ["URL-encoded", encodeURIComponent(SECRET)],
     ["JSON-escaped", JSON.stringify(SECRET)],
     ["a 12-character fragment", SECRET.slice(5, 17)],
+    ["HTML-escaped (the part after its &)", SECRET.slice(SECRET.indexOf("&"))
+      .replace(/[&"]/g, (c) => `&#${c.charCodeAt(0)};`)],
   ])("finds a secret %s", (_name, form) => {
     expect(findSecretFragment(`log line ${form} end`, [SECRET])).toBeDefined();
   });
