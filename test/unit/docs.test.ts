@@ -15,7 +15,12 @@ import { loadConfig } from "../../lib/config.ts";
 import { cli } from "../support/cli.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const PAGES = ["README.md", ...readdirSync(join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+const PAGES = [
+  "README.md",
+  ...readdirSync(join(ROOT, "docs"))
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => `docs/${f}`),
+];
 const read = (page: string) => readFileSync(join(ROOT, page), "utf8");
 
 /** The page's lines outside fenced code blocks (headings and links there are text, not Markdown). */
@@ -82,7 +87,9 @@ describe("docs: links and anchors", () => {
 
   it("computes GitHub's slugs", () => {
     expect(slug("`dlq list`: what failed and why")).toBe("dlq-list-what-failed-and-why");
-    expect(slug("What happens to each record (the outcome table)")).toBe("what-happens-to-each-record-the-outcome-table");
+    expect(slug("What happens to each record (the outcome table)")).toBe(
+      "what-happens-to-each-record-the-outcome-table",
+    );
     expect(slug("Why osls, not Serverless Framework v4")).toBe("why-osls-not-serverless-framework-v4");
     expect(slug("By hand: `scm-withdraw cleanup`")).toBe("by-hand-scm-withdraw-cleanup");
     expect(slug("The `failure_reason` attribute")).toBe("the-failure_reason-attribute");
@@ -118,7 +125,9 @@ describe("docs: links and anchors", () => {
   it("every repository path named in code spans exists (e.g. `lib/worker.ts`, `test/support/`)", () => {
     const problems: string[] = [];
     for (const page of PAGES) {
-      for (const [, path] of read(page).matchAll(/`((?:lib|cli|local|handlers|scripts|bench|test|events|docs)\/[\w./-]*)`/g)) {
+      for (const [, path] of read(page).matchAll(
+        /`((?:lib|cli|local|handlers|scripts|bench|test|events|docs)\/[\w./-]*)`/g,
+      )) {
         if (!existsSync(join(ROOT, path!))) problems.push(`${page}: ${path}`);
       }
     }
@@ -132,7 +141,10 @@ describe("docs: each fact in one place", () => {
     const repeated: string[] = [];
     for (const page of PAGES) {
       const prose = proseLines(read(page)).filter((line) => !/^\s*(\||#)/.test(line));
-      const words = prose.join(" ").split(/\s+/).filter((w) => w !== "");
+      const words = prose
+        .join(" ")
+        .split(/\s+/)
+        .filter((w) => w !== "");
       for (let i = 0; i + 12 <= words.length; i++) {
         const run = words.slice(i, i + 12).join(" ");
         const owner = owners.get(run);
@@ -197,12 +209,18 @@ function invocations(markdown: string): { line: number; words: string[] }[] {
 describe("docs: every scm-withdraw command and flag shown exists", () => {
   const helps = new Map<string, Promise<string>>();
   const helpOf = (name: string) => {
-    if (!helps.has(name)) helps.set(name, cli([...(name === "" ? [] : name.split(" ")), "--help"]).then((r) => r.stdout));
+    if (!helps.has(name))
+      helps.set(
+        name,
+        cli([...(name === "" ? [] : name.split(" ")), "--help"]).then((r) => r.stdout),
+      );
     return helps.get(name)!;
   };
 
   it("finds the invocations it checks", () => {
-    const words = invocations("run `scm-withdraw dlq list --max 3`\n$ npx scm-withdraw bulk ids.txt --wait\nscm-withdraw: error: x");
+    const words = invocations(
+      "run `scm-withdraw dlq list --max 3`\n$ npx scm-withdraw bulk ids.txt --wait\nscm-withdraw: error: x",
+    );
     expect(words.map((w) => w.words)).toEqual([
       ["dlq", "list", "--max", "3"],
       ["bulk", "ids.txt", "--wait"],
@@ -227,7 +245,8 @@ describe("docs: every scm-withdraw command and flag shown exists", () => {
       for (const { line, words } of invocations(read(page))) {
         if (words[0]?.startsWith("<")) continue; // `scm-withdraw <command> --help`: a placeholder
         const first = words[0]?.startsWith("-") ? undefined : words[0];
-        const command = COMMANDS.find((c) => c.name === `${first} ${words[1]}`) ?? COMMANDS.find((c) => c.name === first);
+        const command =
+          COMMANDS.find((c) => c.name === `${first} ${words[1]}`) ?? COMMANDS.find((c) => c.name === first);
         if (first !== undefined && command === undefined) {
           problems.push(`${page}:${line}: scm-withdraw ${words.slice(0, 2).join(" ")}: no such command`);
           continue;
