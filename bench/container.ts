@@ -10,31 +10,13 @@
  * messages out: {type:"ready", importMs} | {type:"result", id, response?, error?, durationMs}
  *             | {type:"stats", id, maxRssKb, rssKb}
  */
-import { randomUUID } from "node:crypto";
 import { pathToFileURL } from "node:url";
+import { lambdaContext } from "../local/lambda-shapes.ts";
 
 type Handler = (event: unknown, context: unknown) => Promise<unknown>;
 type Incoming = { type: "invoke"; id: number; event: unknown; timeoutMs: number } | { type: "stats"; id: number } | { type: "exit" };
 
 const send = (message: unknown) => process.send?.(message);
-
-function lambdaContext(timeoutMs: number) {
-  const started = Date.now();
-  return {
-    callbackWaitsForEmptyEventLoop: false,
-    functionName: "scm-withdraw-bench",
-    functionVersion: "$LATEST",
-    invokedFunctionArn: "arn:aws:lambda:eu-west-1:000000000000:function:scm-withdraw-bench",
-    memoryLimitInMB: "512",
-    awsRequestId: randomUUID(),
-    logGroupName: "/aws/lambda/scm-withdraw-bench",
-    logStreamName: "bench",
-    getRemainingTimeInMillis: () => Math.max(0, timeoutMs - (Date.now() - started)),
-    done: () => {},
-    fail: () => {},
-    succeed: () => {},
-  };
-}
 
 async function main() {
   const bundle = process.argv[2];
@@ -50,7 +32,12 @@ async function main() {
       return;
     }
     const t0 = performance.now();
-    module.handler(message.event, lambdaContext(message.timeoutMs)).then(
+    const context = lambdaContext({
+      functionName: "scm-withdraw-bench",
+      deadline: Date.now() + message.timeoutMs,
+      logStreamName: "bench",
+    });
+    module.handler(message.event, context).then(
       (response) => send({ type: "result", id: message.id, response, durationMs: performance.now() - t0 }),
       (error: unknown) => send({ type: "result", id: message.id, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error), durationMs: performance.now() - t0 }),
     );

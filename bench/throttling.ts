@@ -10,13 +10,14 @@
  * backlog (the queue's redelivery, without the visibility timeout's wait). Both limiters run at the
  * same time, each against its own simulator.
  */
-import type { SQSRecord } from "aws-lambda";
+import { loadConfig } from "../lib/config.ts";
 import { discardMetrics } from "../lib/metrics.ts";
 import { silentLogger } from "../lib/logger.ts";
 import { buildWithdrawalBody } from "../lib/message.ts";
 import { createAdaptiveLimiter, createRateLimiter, GATEWAY_HEADROOM, type RateLimiter } from "../lib/rate-limiter.ts";
 import { createScmClient } from "../lib/scm-client.ts";
 import { createWorker, type WorkerConfig } from "../lib/worker.ts";
+import { sqsRecord } from "../local/lambda-shapes.ts";
 import type { ScmSimulator } from "../local/scm-simulator.ts";
 import { fixed, type Row, type Section } from "./report.ts";
 import { BENCH_TOKEN, certificateIds, seedUnderReview, type BenchStack } from "./stack.ts";
@@ -42,16 +43,12 @@ export const THROTTLING_DEFAULTS: ThrottlingOptions = {
   maximumConcurrency: 5,
 };
 
-const WORKER_CONFIG: WorkerConfig = {
-  maxAttempts: 3,
-  retryBaseDelayMs: 200,
-  retryMaxDelayMs: 5000,
-  scmTimeoutMs: 10_000,
-  maxReceiveCount: 5,
-  batchConcurrency: 10,
-  alreadyWithdrawnStatuses: ["PAID", "CANCELCHECKING"],
-  deadlineMarginMs: 1000,
-};
+/** The worker at every default setting, read by the one config schema (not a copy of its defaults). */
+const WORKER_CONFIG: WorkerConfig = loadConfig({
+  SCM_ENDPOINT: "http://127.0.0.1",
+  SCM_TOKEN_SECRET_ID: "scm-withdraw/token",
+  WITHDRAWAL_DLQ_URL: "http://127.0.0.1/000000000000/withdrawals-dlq",
+});
 
 interface Figures {
   /** Withdrawals per second and 429 share, in the steady window (after the warm-up) and over the whole run. */
@@ -65,20 +62,10 @@ interface Figures {
   finalRates: number[];
 }
 
-function record(id: string): SQSRecord {
+/** A job for `id`, whose message id (`m-<id>`) says which certificate a batch item failure is about. */
+function record(id: string) {
   const body = buildWithdrawalBody({ certificate_id: id, source: "bulk", batch_id: "throttling" });
-  const attributes = { ApproximateReceiveCount: "1", SentTimestamp: "0", SenderId: "bench", ApproximateFirstReceiveTimestamp: "0" };
-  return {
-    messageId: `m-${id}`,
-    receiptHandle: id,
-    body,
-    attributes,
-    messageAttributes: {},
-    md5OfBody: "",
-    eventSource: "aws:sqs",
-    eventSourceARN: "arn:aws:sqs:eu-west-1:000000000000:withdrawals",
-    awsRegion: "eu-west-1",
-  };
+  return sqsRecord(body, { messageId: `m-${id}` });
 }
 
 /** One container: its own SCM client, limiter and worker, taking 10 jobs at a time until `until`. */

@@ -10,7 +10,7 @@
  * change in the machine's load hits both alike.
  */
 import type { SQSEvent } from "aws-lambda";
-import { sqsEvent, sqsRecord } from "../test/support/lambda.ts";
+import { sqsEvent, sqsRecord } from "../local/lambda-shapes.ts";
 import type { Bundles } from "./bundles.ts";
 import { connectionReuseSection } from "./connection-reuse.ts";
 import { failedIds, startContainer, type Container, type Invocation } from "./containers.ts";

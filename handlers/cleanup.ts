@@ -11,8 +11,8 @@ import type { Context, ScheduledEvent } from "aws-lambda";
 import { loadCleanupConfig } from "../lib/cleanup-config.ts";
 import { runIdForEvent } from "../lib/cleanup.ts";
 import { createCleanupRuntime } from "../lib/cleanup-runtime.ts";
-import { CleanupError, type CleanupReport } from "../lib/cleanup-types.ts";
-import { describeError } from "../lib/errors.ts";
+import type { CleanupReport } from "../lib/cleanup-types.ts";
+import { CleanupError, describeError } from "../lib/errors.ts";
 import { createLogger } from "../lib/logger.ts";
 
 const { config, runtime, logger } = (() => {

@@ -3,7 +3,8 @@
  * (`lib/producer.ts`). With the ledger, the jobs are recorded as queued before they are sent (so no
  * worker outcome can come before "queued"), under the run id as batch id, and the run's total at the end.
  */
-import { CleanupError, type CleanupDependencies, type CleanupFailure, type CleanupJob } from "./cleanup-types.ts";
+import type { CleanupDependencies, CleanupFailure, CleanupJob } from "./cleanup-types.ts";
+import { CleanupError } from "./errors.ts";
 import type { CleanupFilters } from "./cleanup-config.ts";
 import type { JobRef } from "./ledger.ts";
 import { buildWithdrawalBody } from "./message.ts";

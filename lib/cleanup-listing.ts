@@ -7,11 +7,25 @@
 import * as z from "zod/mini";
 import { classifyAnswer } from "./classify.ts";
 import type { CleanupFilters } from "./cleanup-config.ts";
-import { CleanupError, MAX_OFFSET, PAGE_SIZES, type CleanupDependencies, type CleanupRunOptions, type ListedCertificate, type StatusPass } from "./cleanup-types.ts";
-import { describeError, TokenUnavailableError } from "./errors.ts";
+import {
+  MAX_OFFSET,
+  PAGE_SIZES,
+  type CleanupDependencies,
+  type CleanupRunOptions,
+  type ListedCertificate,
+  type StatusPass,
+} from "./cleanup-types.ts";
+import { CleanupError, describeError, TokenUnavailableError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import { assertNever } from "./outcome.ts";
-import { retryDelay, sleep as defaultSleep } from "./retry.ts";
+import {
+  callBudget,
+  MIN_CALL_BUDGET_MS,
+  retryLoop,
+  sleep as defaultSleep,
+  type AttemptResult,
+  type RetryPolicy,
+} from "./retry.ts";
 import type { ScmResult } from "./scm-client.ts";
 import type { ScmAuth } from "./token-provider.ts";
 
@@ -21,8 +35,6 @@ import type { ScmAuth } from "./token-provider.ts";
  * instead of shifting the pages still to be read.
  */
 const SORT = { sort_key: "certUpdateTime", sort_dir: "ASC" } as const;
-/** Below this, a call cannot finish before the deadline; do not start it. */
-const MIN_CALL_BUDGET_MS = 100;
 
 export interface Listing {
   passes: StatusPass[];
@@ -38,10 +50,8 @@ interface ListingRun {
   deps: CleanupDependencies;
   filters: CleanupFilters;
   pageSize: number;
-  deadline: number;
-  now: () => number;
-  sleep: (ms: number) => Promise<void>;
-  random: () => number;
+  /** Each listing call's retries, within the run's deadline. */
+  retry: RetryPolicy;
   log: Logger;
   offsetMode: "records" | "pages" | undefined;
   offsetModeUsed: boolean;
@@ -59,10 +69,16 @@ export async function listCertificates(deps: CleanupDependencies, options: Clean
     deps,
     filters: options.filters,
     pageSize: pageSizeFor(options.pageSize),
-    deadline: options.deadline ?? Number.POSITIVE_INFINITY,
-    now: deps.now ?? Date.now,
-    sleep: deps.sleep ?? ((ms: number) => defaultSleep(ms)),
-    random: deps.random ?? Math.random,
+    retry: {
+      maxAttempts: deps.retry.maxAttempts,
+      baseDelayMs: deps.retry.baseDelayMs,
+      maxDelayMs: deps.retry.maxDelayMs,
+      minCallBudgetMs: MIN_CALL_BUDGET_MS,
+      deadline: options.deadline ?? Number.POSITIVE_INFINITY,
+      now: deps.now ?? Date.now,
+      random: deps.random ?? Math.random,
+      sleep: deps.sleep ?? ((ms: number) => defaultSleep(ms)),
+    },
     log,
     offsetMode: options.offsetMode === "auto" ? undefined : options.offsetMode,
     offsetModeUsed: false,
@@ -171,17 +187,27 @@ async function listStatus(run: ListingRun, status: string): Promise<{ pass: Stat
   return { pass, certificates };
 }
 
+/** A listing call that failed for now: SCM's answer (or network failure), kept for the run's error. */
+interface ListingFailure {
+  result: ScmResult;
+  reason: string;
+  details: { httpStatus?: number | undefined; errorCode?: string | undefined };
+}
+
+type Page = { certificates: ListedCertificate[]; totalCount: number };
+
 /** One page, with the worker's rules: 401 → fresh token once; transient → backoff; permanent → fail the run. */
-async function listPage(run: ListingRun, status: string, offset: number): Promise<{ certificates: ListedCertificate[]; totalCount: number }> {
-  const { deps, now, log } = run;
+async function listPage(run: ListingRun, status: string, offset: number): Promise<Page> {
+  const { deps, log } = run;
   const query = { limit: run.pageSize, offset, status, content: run.filters.content, ...SORT };
   const where = `listing ${status} certificates (offset ${offset})`;
   let token = await getToken(deps);
   let tokenRefreshed = false;
-  let transientFailures = 0;
-  for (;;) {
-    const budget = run.deadline - now();
-    if (budget < MIN_CALL_BUDGET_MS) throw new CleanupError("deadline", `${where}: out of time before the function's deadline; nothing was enqueued`);
+  const attempt = async (): Promise<AttemptResult<Page, ListingFailure>> => {
+    const budget = callBudget(run.retry);
+    if (budget === undefined) {
+      throw new CleanupError("deadline", `${where}: out of time before the function's deadline; nothing was enqueued`);
+    }
     const result = await deps.scm.listCertificates(query, token, { timeoutMs: Math.min(deps.retry.timeoutMs, budget) });
     const details = result.kind === "answer" ? { httpStatus: result.status, errorCode: result.errorCode } : {};
     // The worker's outcome table fits a listing call as well: the error-code table first, 401 → refresh
@@ -189,35 +215,19 @@ async function listPage(run: ListingRun, status: string, offset: number): Promis
     // listing below (listing_unexpected), so every 2xx without a listed code counts as answered here.
     const decision = classifyAnswer(result, { tokenRefreshed, succeeded: () => true });
     switch (decision.kind) {
-      case "withdrawn": {
-        const parsed = ListAnswer.safeParse(result.kind === "answer" ? result.body : undefined);
-        if (!parsed.success) throw new CleanupError("listing_unexpected", `${where}: SCM answered ${describeResult(result)} without a usable {certificates, total_count} body`, details);
-        const certificates = parsed.data.certificates.map((c) => ({
-          id: c.id,
-          status: c.status,
-          name: typeof c.name === "string" ? c.name : undefined,
-          domain: typeof c.domain === "string" ? c.domain : undefined,
-        }));
-        return { certificates, totalCount: parsed.data.total_count };
-      }
+      case "withdrawn":
+        return { kind: "done", value: parsePage(result, where, details) };
       case "refresh-token":
         tokenRefreshed = true;
         log.warn("cleanup_token_rejected", { status, offset, httpStatus: details.httpStatus, errorCode: details.errorCode });
         token = await getToken(deps, token);
-        continue;
-      case "retry": {
-        transientFailures += 1;
-        if (transientFailures >= deps.retry.maxAttempts) {
-          throw new CleanupError("listing_unavailable", `${where} failed ${transientFailures} times, last: ${describeResult(result)}; nothing was enqueued`, details);
-        }
-        const delayMs = retryDelay(transientFailures - 1, decision.retryAfterMs, { baseMs: deps.retry.baseDelayMs, capMs: deps.retry.maxDelayMs }, run.random);
-        if (now() + delayMs + MIN_CALL_BUDGET_MS > run.deadline) {
-          throw new CleanupError("deadline", `${where}: ${describeResult(result)}, and no time left to retry before the function's deadline; nothing was enqueued`, details);
-        }
-        log.info("cleanup_listing_retrying", { status, offset, attempt: transientFailures, reason: decision.reason, httpStatus: details.httpStatus, errorCode: details.errorCode, delayMs });
-        await run.sleep(delayMs);
-        continue;
-      }
+        return { kind: "again" };
+      case "retry":
+        return {
+          kind: "retry",
+          failure: { result, reason: decision.reason, details },
+          retryAfterMs: decision.retryAfterMs,
+        };
       case "dead-letter":
       case "check-status": {
         const unauthorized = decision.kind === "dead-letter" && decision.reason === "unauthorized";
@@ -227,7 +237,39 @@ async function listPage(run: ListingRun, status: string, offset: number): Promis
       default:
         return assertNever(decision);
     }
+  };
+  return retryLoop(run.retry, attempt, {
+    exhausted: ({ result, details }, failures) => {
+      const message = `${where} failed ${failures} times, last: ${describeResult(result)}; nothing was enqueued`;
+      throw new CleanupError("listing_unavailable", message, details);
+    },
+    outOfTime: ({ result, details }) => {
+      const message = `${where}: ${describeResult(result)}, and no time left to retry before the function's deadline`;
+      throw new CleanupError("deadline", `${message}; nothing was enqueued`, details);
+    },
+    beforeWait: ({ reason, details }, delayMs, failures) => {
+      const { httpStatus, errorCode } = details;
+      const fields = { status, offset, attempt: failures, reason, httpStatus, errorCode, delayMs };
+      log.info("cleanup_listing_retrying", fields);
+    },
+  });
+}
+
+/** A 2xx listing answer's certificates, or a `listing_unexpected` failure when its body is not a listing. */
+function parsePage(result: ScmResult, where: string, details: ListingFailure["details"]): Page {
+  const parsed = ListAnswer.safeParse(result.kind === "answer" ? result.body : undefined);
+  if (!parsed.success) {
+    const answered = `SCM answered ${describeResult(result)}`;
+    const message = `${where}: ${answered} without a usable {certificates, total_count} body`;
+    throw new CleanupError("listing_unexpected", message, details);
   }
+  const certificates = parsed.data.certificates.map((c) => ({
+    id: c.id,
+    status: c.status,
+    name: typeof c.name === "string" ? c.name : undefined,
+    domain: typeof c.domain === "string" ? c.domain : undefined,
+  }));
+  return { certificates, totalCount: parsed.data.total_count };
 }
 
 async function getToken(deps: CleanupDependencies, refreshFrom?: ScmAuth): Promise<ScmAuth> {

@@ -153,30 +153,3 @@ export interface CleanupDependencies {
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
 }
-
-/** Codes of a failed run. */
-export type CleanupFailureCode =
-  | "token_unavailable"
-  | "listing_unauthorized"
-  | "listing_rejected"
-  | "listing_unavailable"
-  | "listing_unexpected"
-  | "offset_mode_unknown"
-  | "deadline"
-  | "enqueue_failed"
-  | "not_confirmed"
-  | "age_unknown";
-
-/** A run that could not finish. Its message is the one line an operator needs; it never holds the token. */
-export class CleanupError extends Error {
-  readonly code: CleanupFailureCode;
-  readonly httpStatus: number | undefined;
-  readonly errorCode: string | undefined;
-  constructor(code: CleanupFailureCode, message: string, details: { httpStatus?: number | undefined; errorCode?: string | undefined } = {}, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "CleanupError";
-    this.code = code;
-    this.httpStatus = details.httpStatus;
-    this.errorCode = details.errorCode;
-  }
-}

@@ -22,7 +22,6 @@ import type { CleanupFilters } from "./cleanup-config.ts";
 import { enqueueJobs } from "./cleanup-enqueue.ts";
 import { listCertificates } from "./cleanup-listing.ts";
 import {
-  CleanupError,
   SKIP_REASONS,
   type CleanupDependencies,
   type CleanupFailure,
@@ -33,6 +32,7 @@ import {
   type ListedCertificate,
   type SkipReason,
 } from "./cleanup-types.ts";
+import { CleanupError } from "./errors.ts";
 import { CERTIFICATE_ID_PATTERN } from "./message.ts";
 import type { Logger } from "./logger.ts";
 

@@ -75,3 +75,38 @@ export class DeadlineError extends Error {
     this.subject = subject;
   }
 }
+
+/** Codes of a failed cleanup sweep. */
+export type CleanupFailureCode =
+  | "token_unavailable"
+  | "listing_unauthorized"
+  | "listing_rejected"
+  | "listing_unavailable"
+  | "listing_unexpected"
+  | "offset_mode_unknown"
+  | "deadline"
+  | "enqueue_failed"
+  | "not_confirmed"
+  | "age_unknown";
+
+/**
+ * A cleanup sweep that could not finish. Its message is the one line an operator needs; it never holds the
+ * token. `httpStatus`/`errorCode` say what SCM answered, when the failure was an answer.
+ */
+export class CleanupError extends Error {
+  readonly code: CleanupFailureCode;
+  readonly httpStatus: number | undefined;
+  readonly errorCode: string | undefined;
+  constructor(
+    code: CleanupFailureCode,
+    message: string,
+    details: { httpStatus?: number | undefined; errorCode?: string | undefined } = {},
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "CleanupError";
+    this.code = code;
+    this.httpStatus = details.httpStatus;
+    this.errorCode = details.errorCode;
+  }
+}

@@ -5,12 +5,14 @@
  */
 import { SendMessageBatchCommand, type MessageAttributeValue, type SQSClient } from "@aws-sdk/client-sqs";
 import { describeError } from "./errors.ts";
-import { sleep } from "./retry.ts";
+import { backoffDelay, sleep } from "./retry.ts";
 
 /** SQS's limit per `SendMessageBatch` call. */
 export const MAX_BATCH_ENTRIES = 10;
 /** SQS's limit on a whole batch's payload (bodies and attributes), 256 KiB. */
 const MAX_BATCH_BYTES = 256 * 1024;
+/** Between resends of the entries SQS did not take: full jitter from 100 ms, at most 2 s. */
+const SEND_BACKOFF = { baseMs: 100, capMs: 2000 };
 
 export interface OutgoingMessage<K = unknown> {
   /** The caller's key for the result (a line number, a certificate id...). */
@@ -114,7 +116,7 @@ export async function sendWithRetries<K>(sqs: SQSClient, queueUrl: string, messa
       retry = pending;
     }
     pending = retry;
-    if (pending.length > 0) await sleep(Math.min(2000, 100 * 2 ** attempt) * Math.random());
+    if (pending.length > 0) await sleep(backoffDelay(attempt, SEND_BACKOFF));
   }
   return results;
 }

@@ -11,7 +11,7 @@
  * API: https://support.huaweicloud.com/intl/en-us/api-scm/CancelCertificateRequest.html
  */
 import { canonicalQuery } from "./aksk-signer.ts";
-import { createHttpTransport, parseJsonBody, type HttpAnswer } from "./http-transport.ts";
+import { createHttpTransport, parseJsonBody, type HttpAnswer, type HttpFailure } from "./http-transport.ts";
 import { CERTIFICATE_ID_PATTERN } from "./message.ts";
 import { redact } from "./redact.ts";
 import { tokenOf, type ScmAuth } from "./token-provider.ts";
@@ -34,14 +34,8 @@ export type ScmAnswer = {
   durationMs: number;
 };
 
-export type ScmNetworkFailure = {
-  kind: "network";
-  /** `timeout`: no complete answer within the time limit; `connection`: refused, reset, DNS, TLS... */
-  failure: "timeout" | "connection";
-  /** A short description (error code and message of the socket error); never contains the token. */
-  message: string;
-  durationMs: number;
-};
+/** The transport's failure as it is: its message never contains request headers, so never the token. */
+export type ScmNetworkFailure = HttpFailure;
 
 export type ScmResult = ScmAnswer | ScmNetworkFailure;
 

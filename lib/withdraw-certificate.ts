@@ -22,7 +22,7 @@ import {
   type WithdrawalResult,
 } from "./outcome.ts";
 import { isThrottling, type RateLimiter } from "./rate-limiter.ts";
-import { retryDelay } from "./retry.ts";
+import { callBudget, MIN_CALL_BUDGET_MS, retryLoop, type AttemptResult, type RetryPolicy } from "./retry.ts";
 import type { ScmClient, ScmResult } from "./scm-client.ts";
 import { redactOptional as redact } from "./redact.ts";
 import { tokenOf, type ScmAuth, type TokenProvider } from "./token-provider.ts";
@@ -41,8 +41,6 @@ export interface WithdrawTools {
   random: () => number;
 }
 
-/** Below this, a call cannot finish before the deadline; do not start it. */
-const MIN_CALL_BUDGET_MS = 50;
 /** Log lines quote SCM's `error_msg` up to this length (the DLQ attribute keeps up to 1024). */
 const LOGGED_ERROR_MSG_LENGTH = 256;
 
@@ -60,6 +58,12 @@ interface CallLog {
   started: number;
 }
 
+/** A transient failure: why, and the call that failed (for the retry's log line). */
+interface Transient {
+  reason: RetryReason;
+  failed: FailedCall;
+}
+
 export async function withdrawCertificate(
   tools: WithdrawTools,
   inv: Invocation,
@@ -69,7 +73,6 @@ export async function withdrawCertificate(
   const { config, scm, tokens } = tools;
   const call: CallLog = { inv, members, started: inv.now() };
   let attempts = 0;
-  let transientFailures = 0;
   let tokenRefreshed = false;
   let last: LastAnswer = NO_ANSWER;
   let retryAfterMs: number | undefined;
@@ -80,15 +83,21 @@ export async function withdrawCertificate(
     last,
     retryAfterMs,
   });
-  const budget = () => Math.min(config.scmTimeoutMs, inv.deadline - inv.now());
+  const done = (value: WithdrawalResult) => ({ kind: "done", value }) as const;
   /**
    * Why the record is left when time runs out: the answer that asked for the retry (a `Retry-After`
    * longer than the invocation is `throttled`, an odd 2xx stays `unexpected_answer` for the DLQ),
    * or `deadline:scm` when nothing answered yet or the last call hung until the deadline cut it.
    */
   let outOfTime: RetryCause = "deadline:scm";
+  const policy = retryPolicy(tools, inv);
+  /** The time limit of a call started now, or undefined when the deadline leaves too little. */
+  const budget = () => {
+    const left = callBudget(policy);
+    return left === undefined ? undefined : Math.min(config.scmTimeoutMs, left);
+  };
 
-  for (;;) {
+  const attempt = async (): Promise<AttemptResult<WithdrawalResult, Transient>> => {
     let token: ScmAuth;
     try {
       token = await tokens.getToken(inv.signal);
@@ -96,12 +105,13 @@ export async function withdrawCertificate(
     } catch (error) {
       const reason = tokenFailure(call, attempts, error);
       // A rate-limit wait cut by the deadline: the throttling answer before it is the reason.
-      return retrying(reason === "deadline:scm" ? outOfTime : reason);
+      return done(retrying(reason === "deadline:scm" ? outOfTime : reason));
     }
-    if (budget() < MIN_CALL_BUDGET_MS) return retrying(outOfTime);
+    const timeoutMs = budget();
+    if (timeoutMs === undefined) return done(retrying(outOfTime));
 
     attempts += 1;
-    const result = await scm.cancelCert(certificateId, token, { timeoutMs: budget(), signal: inv.signal });
+    const result = await scm.cancelCert(certificateId, token, { timeoutMs, signal: inv.signal });
     observe(inv, tools.limiter, result);
     const decision = classifyAnswer(result, { tokenRefreshed, succeeded: cancelSucceeded(certificateId) });
     last = lastAnswer(result, token, decision);
@@ -110,9 +120,9 @@ export async function withdrawCertificate(
 
     switch (decision.kind) {
       case "withdrawn":
-        return { state: "withdrawn", attempts, last };
+        return done({ state: "withdrawn", attempts, last });
       case "dead-letter":
-        return { state: "dead_lettered", reason: decision.reason, attempts, last };
+        return done({ state: "dead_lettered", reason: decision.reason, attempts, last });
       case "refresh-token":
         tokenRefreshed = true;
         logEach(call, "warn", "token_rejected", {
@@ -124,15 +134,16 @@ export async function withdrawCertificate(
         try {
           await tokens.refresh(token, inv.signal);
         } catch (error) {
-          return retrying(tokenFailure(call, attempts, error));
+          return done(retrying(tokenFailure(call, attempts, error)));
         }
-        continue;
+        return { kind: "again" };
       case "check-status": {
-        if (budget() < MIN_CALL_BUDGET_MS) return retrying("deadline:scm");
-        const check = await checkStatus(tools, inv, certificateId, token, budget());
+        const checkTimeoutMs = budget();
+        if (checkTimeoutMs === undefined) return done(retrying("deadline:scm"));
+        const check = await checkStatus(tools, inv, certificateId, token, checkTimeoutMs);
         if (check.kind === "already-withdrawn")
-          return { state: "already_withdrawn", attempts, certificateStatus: check.status, last };
-        if (check.kind === "rejected") return { state: "dead_lettered", reason: "rejected", attempts, last };
+          return done({ state: "already_withdrawn", attempts, certificateStatus: check.status, last });
+        if (check.kind === "rejected") return done({ state: "dead_lettered", reason: "rejected", attempts, last });
         retry = check;
         failed = { call: "detail", result: check.details, answer: lastAnswer(check.details, token, check) };
         break;
@@ -143,22 +154,33 @@ export async function withdrawCertificate(
       default:
         return assertNever(decision);
     }
-
     if (retry.retryAfterMs !== undefined) retryAfterMs = Math.max(retryAfterMs ?? 0, retry.retryAfterMs);
-    transientFailures += 1;
-    if (transientFailures >= config.maxAttempts) return retrying(retry.reason);
     const hung = failed.result.kind === "network" && failed.result.failure === "timeout";
     outOfTime = hung ? "deadline:scm" : retry.reason;
-    const backoff = { baseMs: config.retryBaseDelayMs, capMs: config.retryMaxDelayMs };
-    const delay = retryDelay(transientFailures - 1, retry.retryAfterMs, backoff, tools.random);
-    if (inv.now() + delay + MIN_CALL_BUDGET_MS > inv.deadline) return retrying(outOfTime);
-    logRetry(call, attempts, retry.reason, failed, delay);
-    try {
-      await tools.sleep(delay, inv.signal);
-    } catch {
-      return retrying(outOfTime);
-    }
-  }
+    return { kind: "retry", failure: { reason: retry.reason, failed }, retryAfterMs: retry.retryAfterMs };
+  };
+
+  return retryLoop(policy, attempt, {
+    exhausted: (failure) => retrying(failure.reason),
+    outOfTime: () => retrying(outOfTime),
+    beforeWait: (failure, delayMs) => logRetry(call, attempts, failure.reason, failure.failed, delayMs),
+  });
+}
+
+/** The worker's retry policy: the configured attempts and backoff, within the invocation's deadline. */
+function retryPolicy(tools: WithdrawTools, inv: Invocation): RetryPolicy {
+  const { config } = tools;
+  return {
+    maxAttempts: config.maxAttempts,
+    baseDelayMs: config.retryBaseDelayMs,
+    maxDelayMs: config.retryMaxDelayMs,
+    minCallBudgetMs: MIN_CALL_BUDGET_MS,
+    deadline: inv.deadline,
+    signal: inv.signal,
+    now: inv.now,
+    random: tools.random,
+    sleep: tools.sleep,
+  };
 }
 
 /** Counts a retry inside the invocation and says why, once per record sharing the call. */

@@ -12,7 +12,7 @@
 import { parentPort } from "node:worker_threads";
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { describeError } from "../lib/errors.ts";
-import { lambdaContext } from "./runner.ts";
+import { lambdaContext } from "./lambda-shapes.ts";
 
 /** parent → container */
 export interface InvokeMessage {

@@ -28,6 +28,7 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:net";
+import { FAILURE_REASONS } from "../lib/classify.ts";
 import { createLedger, jobRefFromBody, type JobRef, type Ledger } from "../lib/ledger.ts";
 import { buildWithdrawalBody, parseWithdrawalBody } from "../lib/message.ts";
 import { createSender, type SendResult } from "../lib/producer.ts";
@@ -35,6 +36,7 @@ import { parseSecret } from "../lib/token-provider.ts";
 import { ContainerStartError, createContainerPool, localHandlerEnv } from "./container-pool.ts";
 import { LOCAL } from "../cli/local-defaults.ts";
 import { DEMO, DEMO_INVALID_BODIES } from "./demo-certificates.ts";
+import { localRequester } from "../lib/requester.ts";
 import { createLedgerTable, localDynamoClient, startLocalDynamo, type LocalDynamo } from "./dynamodb.ts";
 import { deadLetterReason, REDRIVE_POLICY_REASON, startLocalQueues, type LocalQueues } from "./queues.ts";
 import { createEventSourceRunner, type EventSourceRunner, type InvocationReport, type RunnerStats } from "./runner.ts";
@@ -232,9 +234,18 @@ export { ContainerStartError };
  * belong to that batch (the ledger can then follow them as one).
  */
 export function demoJobs(batchId?: string): string[] {
+  // Stamped like every producer's jobs (the OS user, locally), so the audit columns show who asked.
+  const requestedBy = localRequester();
   return [
     ...Object.entries(DEMO).map(([name, id]) =>
-      buildWithdrawalBody({ certificate_id: id, source: "manual", request_id: `demo-${name}`, reason: `demo: ${name}`, ...(batchId ? { batch_id: batchId } : {}) }),
+      buildWithdrawalBody({
+        certificate_id: id,
+        source: "manual",
+        request_id: `demo-${name}`,
+        reason: `demo: ${name}`,
+        requested_by: requestedBy,
+        ...(batchId ? { batch_id: batchId } : {}),
+      }),
     ),
     ...DEMO_INVALID_BODIES,
   ];
@@ -588,15 +599,7 @@ export function summaryChanged(shown: PipelineStats | undefined, now: PipelineSt
 }
 
 /** The outcome table's order (docs/contract.md), then anything else, then the redrive policy's moves. */
-const REASON_ORDER = [
-  "invalid_message",
-  "unauthorized",
-  "forbidden",
-  "not_found",
-  "rejected",
-  "unexpected_answer",
-  "retries_exhausted",
-];
+const REASON_ORDER: readonly string[] = FAILURE_REASONS;
 const reasonRank = (reason: string) => (reason === REDRIVE_POLICY_REASON ? 1000 : REASON_ORDER.indexOf(reason) === -1 ? 999 : REASON_ORDER.indexOf(reason));
 
 // ---------------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ import { randomUUID } from "node:crypto";
 import { Consumer } from "sqs-consumer";
 import { describeError } from "../lib/errors.ts";
 import { sleep } from "../lib/retry.ts";
+import { lambdaContext } from "./lambda-shapes.ts";
 
 /** The function the runner invokes: a Lambda SQS handler, plus a signal aborted at the function timeout. */
 export type Invoke = (event: SQSEvent, context: Context, signal: AbortSignal) => Promise<unknown>;
@@ -361,33 +362,5 @@ export function toLambdaRecord(message: Message, queueArn: string, region: strin
     eventSource: "aws:sqs",
     eventSourceARN: queueArn,
     awsRegion: region,
-  };
-}
-
-export interface LambdaContextOptions {
-  functionName: string;
-  region: string;
-  requestId: string;
-  /** When the function times out (ms since the epoch). */
-  deadline: number;
-  memoryLimitInMB?: number;
-}
-
-/** A Lambda-like context: `getRemainingTimeInMillis` counts down to `deadline`. */
-export function lambdaContext(options: LambdaContextOptions): Context {
-  const arn = `arn:aws:lambda:${options.region}:000000000000:function:${options.functionName}`;
-  return {
-    callbackWaitsForEmptyEventLoop: false,
-    functionName: options.functionName,
-    functionVersion: "$LATEST",
-    invokedFunctionArn: arn,
-    memoryLimitInMB: String(options.memoryLimitInMB ?? 512),
-    awsRequestId: options.requestId,
-    logGroupName: `/aws/lambda/${options.functionName}`,
-    logStreamName: "local",
-    getRemainingTimeInMillis: () => Math.max(0, options.deadline - Date.now()),
-    done: () => {},
-    fail: () => {},
-    succeed: () => {},
   };
 }

@@ -253,11 +253,18 @@ function scopeMatches(scope: FaultScope, kind: CallKind, certificateId: string |
   return true;
 }
 
-/** The API gateway's throttling answer body (`APIG.0308`), stating the limit in force as Huawei's does. */
-export function throttleBody(limit = 20, time: "1 second" | "1 minute" = "1 second"): { error_code: string; error_msg: string } {
+/**
+ * The API gateway's throttling answer body (`APIG.0308`), stating the limit in force as Huawei's does
+ * (or, with `"unstated"`, without the limit, as some gateways answer).
+ */
+export function throttleBody(
+  limit: number | "unstated" = 20,
+  time: "1 second" | "1 minute" = "1 second",
+): { error_code: string; error_msg: string } {
+  const stated = limit === "unstated" ? "" : `,limit:${limit},time:${time}`;
   return {
     error_code: "APIG.0308",
-    error_msg: `The throttling threshold has been reached: policy user over ratelimit,limit:${limit},time:${time}`,
+    error_msg: `The throttling threshold has been reached: policy user over ratelimit${stated}`,
   };
 }
 
@@ -321,13 +328,13 @@ export const faults = {
         return faults.answer(200, { cert_id: "scs0000000000000", message: "success" });
     }
   },
-  /** 429 `APIG.0308` (limit 20), with `Retry-After: <seconds>` when given. */
-  throttle(retryAfterSeconds?: number): Fault {
-    return faults.answer(
-      429,
-      throttleBody(20),
-      retryAfterSeconds === undefined ? undefined : { "retry-after": String(retryAfterSeconds) },
-    );
+  /**
+   * 429 `APIG.0308` (limit 20), with `Retry-After` when given: seconds, or the header's text as sent
+   * (an HTTP date, or something malformed).
+   */
+  throttle(retryAfter?: number | string): Fault {
+    const headers = retryAfter === undefined ? undefined : { "retry-after": String(retryAfter) };
+    return faults.answer(429, throttleBody(20), headers);
   },
   /** Destroy the connection without answering. */
   reset(options: { afterEffect?: boolean } = {}): Fault {

@@ -9,7 +9,8 @@ import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message } from "
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { parseCleanupFilters } from "../../lib/cleanup-config.ts";
 import { runCleanup } from "../../lib/cleanup.ts";
-import { CleanupError, type CleanupDependencies, type CleanupRunOptions } from "../../lib/cleanup-types.ts";
+import type { CleanupDependencies, CleanupRunOptions } from "../../lib/cleanup-types.ts";
+import { CleanupError } from "../../lib/errors.ts";
 import { createLogger } from "../../lib/logger.ts";
 import { createSender } from "../../lib/producer.ts";
 import { createScmClient, type ScmClient } from "../../lib/scm-client.ts";

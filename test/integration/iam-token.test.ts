@@ -6,19 +6,18 @@
  * IAM requests go through a small recording proxy in front of the simulator, so every token IAM
  * issues is registered with the secret guard (which then fails the file if one is ever printed).
  */
-import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
+import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { DEMO } from "../../local/demo-certificates.ts";
 import { faults, seedDemoScenario, type Fault } from "../../local/scm-simulator.ts";
 import { lambdaContext, sqsEvent, sqsRecord } from "../support/lambda.ts";
 import { capturedOutput } from "../support/secret-guard.ts";
 import { allSecrets, IAM_PASSWORD, runtimeSecrets } from "../support/secrets.ts";
 import { attributesOf, SECRET_ID, startStack, type Stack } from "../support/stack.ts";
-
-type Handler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
+import { coldStartWithdraw, restoreEnv, type WithdrawHandler as Handler } from "../support/withdraw-handler.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const IAM_USER = { domain: "acme", user: "scm-bot", password: IAM_PASSWORD };
@@ -28,7 +27,6 @@ runtimeSecrets.add(WRONG_PASSWORD);
 
 let stack: Stack;
 let iam: { url: string; close(): Promise<void> };
-const savedEnv = { ...process.env };
 
 /** A pass-through proxy to the simulator's IAM endpoint that registers every issued token as a secret. */
 async function startTokenRecorder(target: string) {
@@ -67,12 +65,7 @@ const iamSecret = (overrides: Record<string, unknown> = {}) =>
   JSON.stringify({ iam: { domain: IAM_USER.domain, user: IAM_USER.user, password: IAM_USER.password, scope: "domain", endpoint: iam.url, ...overrides } });
 
 /** Imports the handler as a new container would (fresh module state: token cache, clients). */
-async function coldStart(env: Record<string, string> = {}): Promise<Handler> {
-  process.env = { ...savedEnv, ...stack.env, ...env };
-  vi.resetModules();
-  const module = await import("../../handlers/withdraw.ts");
-  return module.handler as unknown as Handler;
-}
+const coldStart = (env: Record<string, string> = {}) => coldStartWithdraw({ ...stack.env, ...env });
 
 /** Runs one invocation and returns its response and the JSON log lines it printed. */
 async function invoke(handler: Handler, event: SQSEvent) {
@@ -108,7 +101,7 @@ beforeAll(async () => {
   iam = await startTokenRecorder(stack.sim.url);
 });
 afterAll(async () => {
-  process.env = savedEnv;
+  restoreEnv();
   await iam.close();
   await stack.close();
 });

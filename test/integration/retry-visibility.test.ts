@@ -4,28 +4,21 @@
  * eventSourceARN), and a failed change changes no outcome.
  */
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import type { SQSRecord } from "aws-lambda";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { DEMO } from "../../local/demo-certificates.ts";
 import { toLambdaRecord } from "../../local/runner.ts";
 import { faults, seedDemoScenario } from "../../local/scm-simulator.ts";
 import { lambdaContext, sqsEvent, sqsRecord } from "../support/lambda.ts";
-import { capturedOutput } from "../support/secret-guard.ts";
+import { capturedOutput, jsonLinesSince } from "../support/secret-guard.ts";
 import { TEST_TOKEN } from "../support/secrets.ts";
 import { SECRET_ID, startStack, type Stack } from "../support/stack.ts";
 import { drain } from "../support/sqs.ts";
-
-type Handler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
+import { coldStartWithdraw, restoreEnv } from "../support/withdraw-handler.ts";
 
 let stack: Stack;
 let queueArn: string;
-const savedEnv = { ...process.env };
-
-async function coldStart(env: Record<string, string>): Promise<Handler> {
-  process.env = { ...savedEnv, ...stack.env, ...env };
-  vi.resetModules();
-  return (await import("../../handlers/withdraw.ts")).handler as unknown as Handler;
-}
+const coldStart = (env: Record<string, string>) => coldStartWithdraw({ ...stack.env, ...env });
 
 /** Sends a job to the real queue and receives it, as Lambda's event source would hand it over. */
 async function receivedRecord(certificateId: string): Promise<SQSRecord> {
@@ -54,15 +47,6 @@ async function visibilityDeadlines(): Promise<number[]> {
   return messages.inflight.map((m) => m.visibilityDeadline);
 }
 
-const linesSince = (mark: number) =>
-  capturedOutput()
-    .slice(mark)
-    .split("\n")
-    // A console line (captured without its newline) may precede a JSON line on the same row.
-    .map((l) => l.slice(Math.max(0, l.indexOf("{"))))
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-
 beforeAll(async () => {
   stack = await startStack();
   const { Attributes } = await stack.sqs.send(
@@ -71,7 +55,7 @@ beforeAll(async () => {
   queueArn = Attributes!.QueueArn!;
 });
 afterAll(async () => {
-  process.env = savedEnv;
+  restoreEnv();
   await stack.close();
 });
 beforeEach(async () => {
@@ -90,7 +74,7 @@ describe("a record left for retry", () => {
     const before = Date.now();
     const response = await handler(sqsEvent(record), lambdaContext(5000));
     expect(response.batchItemFailures).toEqual([{ itemIdentifier: record.messageId }]);
-    expect(linesSince(mark).find((l) => l.event === "retry_delayed")).toMatchObject({
+    expect(jsonLinesSince(mark).find((l) => l.event === "retry_delayed")).toMatchObject({
       messageId: record.messageId,
       visibilityTimeoutS: 120,
     });
@@ -116,7 +100,7 @@ describe("a record left for retry", () => {
     expect((await off(sqsEvent(second), lambdaContext())).batchItemFailures).toHaveLength(1);
     const [deadline] = await visibilityDeadlines();
     expect(deadline! - Date.now()).toBeGreaterThan(25_000); // the receive's 30 s, untouched
-    expect(linesSince(mark).map((l) => l.event)).not.toContain("retry_delayed");
+    expect(jsonLinesSince(mark).map((l) => l.event)).not.toContain("retry_delayed");
   });
 
   it("keeps its outcome when the change fails (an unknown receipt handle), logged and counted", async () => {
@@ -127,7 +111,7 @@ describe("a record left for retry", () => {
     const mark = capturedOutput().length;
     const response = await handler(sqsEvent(record), lambdaContext());
     expect(response.batchItemFailures).toEqual([{ itemIdentifier: record.messageId }]);
-    const lines = linesSince(mark);
+    const lines = jsonLinesSince(mark);
     expect(lines.find((l) => l.event === "visibility_change_failed")).toMatchObject({
       messageId: record.messageId,
       error: "ReceiptHandleIsInvalid",

@@ -9,7 +9,7 @@ import { inspect } from "node:util";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { cancelSucceeded, classifyAnswer } from "../../lib/classify.ts";
 import { describeError } from "../../lib/errors.ts";
-import { faults, startScmSimulator, throttleBody, type ScmSimulator } from "../../local/scm-simulator.ts";
+import { faults, startScmSimulator, type ScmSimulator } from "../../local/scm-simulator.ts";
 import { createScmClient, type ScmClient, type ScmResult } from "../../lib/scm-client.ts";
 import { TEST_TOKEN } from "../support/secrets.ts";
 
@@ -240,7 +240,7 @@ describe("certificate ids", () => {
 
 describe("Retry-After", () => {
   const throttled = async (value: string | undefined) => {
-    sim.inject(ID, faults.answer(429, throttleBody(), value === undefined ? undefined : { "retry-after": value }));
+    sim.inject(ID, faults.throttle(value));
     return asAnswer(await client.cancelCert(ID, TEST_TOKEN));
   };
 

@@ -2,27 +2,19 @@
  * The real exported handler, driven with Lambda-shaped events: real SDK clients talk to fauxqs (the
  * DLQ) and the local Secrets Manager endpoint, and the SCM client talks to the simulator over HTTP.
  */
-import type { SQSBatchResponse, SQSEvent, Context } from "aws-lambda";
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import type { SQSBatchResponse } from "aws-lambda";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { DEMO } from "../../local/demo-certificates.ts";
 import { faults, seedDemoScenario } from "../../local/scm-simulator.ts";
 import { lambdaContext, sqsEvent, sqsRecord } from "../support/lambda.ts";
 import { capturedOutput } from "../support/secret-guard.ts";
 import { ROTATED_TOKEN, TEST_TOKEN } from "../support/secrets.ts";
 import { attributesOf, SECRET_ID, startStack, type Stack } from "../support/stack.ts";
-
-type Handler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
+import { coldStartWithdraw, restoreEnv, type WithdrawHandler as Handler } from "../support/withdraw-handler.ts";
 
 let stack: Stack;
-const savedEnv = { ...process.env };
-
 /** Imports the handler as a new container would (fresh module state: token cache, clients). */
-async function coldStart(env: Record<string, string> = {}): Promise<Handler> {
-  process.env = { ...savedEnv, ...stack.env, ...env };
-  vi.resetModules();
-  const module = await import("../../handlers/withdraw.ts");
-  return module.handler as unknown as Handler;
-}
+const coldStart = (env: Record<string, string> = {}) => coldStartWithdraw({ ...stack.env, ...env });
 
 const job = (certificateId: string, extra: Record<string, unknown> = {}) => ({ certificate_id: certificateId, source: "manual", ...extra });
 const failedIds = (response: SQSBatchResponse) => response.batchItemFailures.map((f) => f.itemIdentifier).sort();
@@ -32,7 +24,7 @@ beforeAll(async () => {
   stack = await startStack();
 });
 afterAll(async () => {
-  process.env = savedEnv;
+  restoreEnv();
   await stack.close();
 });
 beforeEach(async () => {

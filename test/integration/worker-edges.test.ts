@@ -3,47 +3,30 @@
  * and every external call is bounded by the invocation's deadline (a hanging Secrets Manager or DLQ
  * leaves the unsettled records for retry, naming what hung, and keeps the settled ones).
  */
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { DEMO } from "../../local/demo-certificates.ts";
 import { faults, seedDemoScenario } from "../../local/scm-simulator.ts";
 import { startHangingServer, type HangingServer } from "../support/hanging-server.ts";
 import { lambdaContext, sqsEvent, sqsRecord } from "../support/lambda.ts";
-import { capturedOutput } from "../support/secret-guard.ts";
+import { capturedOutput, jsonLinesSince } from "../support/secret-guard.ts";
 import { IAM_PASSWORD, TEST_TOKEN } from "../support/secrets.ts";
 import { attributesOf, SECRET_ID, startStack, type Stack } from "../support/stack.ts";
-
-type Handler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
+import { coldStartWithdraw, restoreEnv, type WithdrawHandler as Handler } from "../support/withdraw-handler.ts";
 
 let stack: Stack;
 let hanging: HangingServer;
-const savedEnv = { ...process.env };
-
-async function coldStart(env: Record<string, string> = {}): Promise<Handler> {
-  process.env = { ...savedEnv, ...stack.env, ...env };
-  vi.resetModules();
-  const module = await import("../../handlers/withdraw.ts");
-  return module.handler as unknown as Handler;
-}
+const coldStart = (env: Record<string, string> = {}) => coldStartWithdraw({ ...stack.env, ...env });
 
 const job = (certificateId: string) => ({ certificate_id: certificateId, source: "manual" });
 const failedIds = (response: SQSBatchResponse) => response.batchItemFailures.map((f) => f.itemIdentifier).sort();
-/** The JSON log lines printed since `mark` (an index into capturedOutput()). */
-const linesSince = (mark: number) =>
-  capturedOutput()
-    .slice(mark)
-    .split("\n")
-    // A console line (captured without its newline) may precede a JSON line on the same row.
-    .map((l) => l.slice(Math.max(0, l.indexOf("{"))))
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 beforeAll(async () => {
   stack = await startStack();
   hanging = await startHangingServer();
 });
 afterAll(async () => {
-  process.env = savedEnv;
+  restoreEnv();
   await hanging.close();
   await stack.close();
 });
@@ -65,8 +48,8 @@ describe("malformed events", () => {
     const mark = capturedOutput().length;
     const response = await handler({ Records: [null] } as unknown as SQSEvent, lambdaContext());
     expect(response).toEqual({ batchItemFailures: [] });
-    expect(linesSince(mark).map((l) => l.event)).toContain("record_skipped");
-    expect(linesSince(mark).map((l) => l.event)).not.toContain("batch_crashed");
+    expect(jsonLinesSince(mark).map((l) => l.event)).toContain("record_skipped");
+    expect(jsonLinesSince(mark).map((l) => l.event)).not.toContain("batch_crashed");
   });
 
   it("withdraws the valid record of [null, valid, record without messageId]", async () => {
@@ -118,7 +101,7 @@ describe("deadlines", () => {
     expect(Date.now() - started).toBeLessThan(2400);
     expect(failedIds(response)).toEqual([valid.messageId]);
     expect(stack.sim.calls).toEqual([]);
-    const lines = linesSince(mark);
+    const lines = jsonLinesSince(mark);
     expect(lines.map((l) => l.event)).not.toContain("batch_crashed");
     expect(lines.find((l) => l.event === "withdrawal_left_for_retry")).toMatchObject({
       messageId: valid.messageId,
@@ -141,7 +124,7 @@ describe("deadlines", () => {
     expect(Date.now() - started).toBeLessThan(2500);
     expect(failedIds(response)).toEqual([forbidden.messageId]);
     expect(stack.sim.withdrawals(DEMO.withdrawn)).toBe(1);
-    const lines = linesSince(mark);
+    const lines = jsonLinesSince(mark);
     expect(lines.map((l) => l.event)).not.toContain("batch_crashed");
     expect(lines.find((l) => l.messageId === forbidden.messageId && l.event === "dead_letter_failed")).toMatchObject({
       reason: "forbidden",
@@ -159,7 +142,7 @@ describe("deadlines, throttling", () => {
     const mark = capturedOutput().length;
     const response = await handler(sqsEvent(record), lambdaContext(4000));
     expect(failedIds(response)).toEqual([record.messageId]);
-    const lines = linesSince(mark);
+    const lines = jsonLinesSince(mark);
     expect(lines.find((l) => l.event === "withdrawal_left_for_retry")).toMatchObject({ reason: "throttled", status: 429 });
   });
 });
@@ -175,7 +158,7 @@ describe("deadlines, IAM", () => {
     const response = await handler(sqsEvent(record), lambdaContext(2500));
     expect(Date.now() - started).toBeLessThan(2400);
     expect(failedIds(response)).toEqual([record.messageId]);
-    const lines = linesSince(mark);
+    const lines = jsonLinesSince(mark);
     expect(lines.find((l) => l.event === "token_unavailable")).toMatchObject({ code: "deadline" });
     expect(lines.find((l) => l.event === "withdrawal_left_for_retry")).toMatchObject({ reason: "deadline:iam" });
   });

@@ -39,6 +39,19 @@ export function capturedOutput(): string {
   return captured.join("");
 }
 
+/** The JSON log lines written since `mark` (an index into {@link capturedOutput}). */
+export function jsonLinesSince(mark: number): Record<string, unknown>[] {
+  return (
+    capturedOutput()
+      .slice(mark)
+      .split("\n")
+      // A console line (captured without its newline) may precede a JSON line on the same row.
+      .map((l) => l.slice(Math.max(0, l.indexOf("{"))))
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+  );
+}
+
 afterAll(() => {
   const fragment = findSecretFragment(captured.join(""), allSecrets());
   // The fragment itself is not printed: it is part of a secret.

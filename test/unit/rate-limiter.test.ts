@@ -13,6 +13,7 @@ import {
   type RateLimiter,
 } from "../../lib/rate-limiter.ts";
 import type { ScmResult } from "../../lib/scm-client.ts";
+import { throttleBody } from "../../local/scm-simulator.ts";
 
 /** A clock with real timer semantics (sleeps end in time order), each sleep `lateBy(n)` ms late. */
 function fakeScheduler(lateBy: (sleepNumber: number) => number = () => 0) {
@@ -113,15 +114,12 @@ describe("rate limiter under load", () => {
 });
 
 const ok = (durationMs = 50): ScmResult => ({ kind: "answer", status: 200, body: {}, errorCode: undefined, errorMsg: undefined, retryAfterMs: undefined, durationMs });
-const throttledAnswer = (limit: number | undefined, durationMs = 50, time = "1 second"): ScmResult => ({
-  kind: "answer",
-  status: 429,
-  body: {},
-  errorCode: "APIG.0308",
-  errorMsg: `The throttling threshold has been reached: policy user over ratelimit${limit === undefined ? "" : `,limit:${limit},time:${time}`}`,
-  retryAfterMs: undefined,
-  durationMs,
-});
+/** The gateway's 429, as the SCM client reads the simulator's answer (same body, same `APIG.0308`). */
+const throttledAnswer = (limit: number | undefined, durationMs = 50, time?: "1 second" | "1 minute"): ScmResult => {
+  const body = throttleBody(limit ?? "unstated", time);
+  const { error_code: errorCode, error_msg: errorMsg } = body;
+  return { kind: "answer", status: 429, body, errorCode, errorMsg, retryAfterMs: undefined, durationMs };
+};
 
 describe("the limit stated by the gateway", () => {
   it.each([

@@ -1,5 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { backoffDelay, deadlineFrom, retryDelay, sleep } from "../../lib/retry.ts";
+import {
+  backoffDelay,
+  callBudget,
+  deadlineFrom,
+  MIN_CALL_BUDGET_MS,
+  retryDelay,
+  retryLoop,
+  sleep,
+  type AttemptResult,
+  type RetryPolicy,
+} from "../../lib/retry.ts";
 import { parseRetryAfter } from "../../lib/scm-client.ts";
 import { createRateLimiter, type Clock } from "../../lib/rate-limiter.ts";
 
@@ -89,5 +99,73 @@ describe("rate limiter", () => {
     const limiter = createRateLimiter(4, frozen);
     await Promise.all([limiter.take(), limiter.take(), limiter.take()]);
     expect(slept.sort((a, b) => a - b)).toEqual([250, 500]);
+  });
+});
+
+describe("the SCM retry loop", () => {
+  /** A policy on a fake clock that a wait advances; `waits` records each wait. */
+  function policy(overrides: Partial<RetryPolicy> = {}) {
+    let now = 0;
+    const waits: number[] = [];
+    const p: RetryPolicy = {
+      maxAttempts: 3,
+      baseDelayMs: 100,
+      maxDelayMs: 1000,
+      minCallBudgetMs: MIN_CALL_BUDGET_MS,
+      deadline: 10_000,
+      now: () => now,
+      random: () => 0.5,
+      sleep: async (ms) => {
+        waits.push(ms);
+        now += ms;
+      },
+      ...overrides,
+    };
+    return { p, waits };
+  }
+  const ends = {
+    exhausted: (failure: string, failures: number) => `exhausted after ${failures}: ${failure}`,
+    outOfTime: (failure: string) => `out of time: ${failure}`,
+  };
+  /** Each call takes the next step; once they run out, it is done with "end". */
+  const script =
+    (...steps: AttemptResult<string, string>[]) =>
+    async (): Promise<AttemptResult<string, string>> =>
+      steps.shift() ?? { kind: "done", value: "end" };
+
+  it("backs off between transient failures and returns the first done", async () => {
+    const { p, waits } = policy();
+    const attempt = script({ kind: "retry", failure: "503", retryAfterMs: undefined }, { kind: "done", value: "ok" });
+    expect(await retryLoop(p, attempt, ends)).toBe("ok");
+    expect(waits).toEqual([50]);
+  });
+  it("gives up at maxAttempts failures; an immediate `again` is not counted and does not wait", async () => {
+    const { p, waits } = policy();
+    const failure = { kind: "retry", failure: "503", retryAfterMs: undefined } as const;
+    const attempt = script(failure, { kind: "again" }, failure, failure);
+    expect(await retryLoop(p, attempt, ends)).toBe("exhausted after 3: 503");
+    expect(waits).toEqual([50, 100]);
+  });
+  it("waits at least what Retry-After asked for", async () => {
+    const { p, waits } = policy();
+    const attempt = script({ kind: "retry", failure: "429", retryAfterMs: 2000 });
+    expect(await retryLoop(p, attempt, ends)).toBe("end");
+    expect(waits).toEqual([2000]);
+  });
+  it("does not wait when the wait would leave less than the minimum call budget", async () => {
+    const { p, waits } = policy({ deadline: 50 + MIN_CALL_BUDGET_MS - 1 });
+    const attempt = script({ kind: "retry", failure: "503", retryAfterMs: undefined });
+    expect(await retryLoop(p, attempt, ends)).toBe("out of time: 503");
+    expect(waits).toEqual([]);
+  });
+  it("ends out of time when the wait is cut short", async () => {
+    const { p } = policy({ sleep: () => Promise.reject(new Error("aborted")) });
+    const attempt = script({ kind: "retry", failure: "503", retryAfterMs: undefined });
+    expect(await retryLoop(p, attempt, ends)).toBe("out of time: 503");
+  });
+  it("gives a call the time to the deadline, or nothing under the minimum call budget", () => {
+    expect(callBudget(policy({ deadline: 5000 }).p)).toBe(5000);
+    expect(callBudget(policy({ deadline: MIN_CALL_BUDGET_MS }).p)).toBe(MIN_CALL_BUDGET_MS);
+    expect(callBudget(policy({ deadline: MIN_CALL_BUDGET_MS - 1 }).p)).toBeUndefined();
   });
 });
