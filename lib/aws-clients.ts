@@ -7,8 +7,11 @@ import type { SQSClientConfig } from "@aws-sdk/client-sqs";
 import type { Ledger } from "./ledger.ts";
 import type { Logger } from "./logger.ts";
 
-/** SDK calls must not outlive the Lambda: the SDK's default has no request timeout at all. */
-export const AWS_REQUEST_HANDLER = { connectionTimeout: 3000, requestTimeout: 5000 } as const;
+/**
+ * SDK calls must not outlive the Lambda: the SDK's default has no request timeout at all, and without
+ * throwOnRequestTimeout its requestTimeout only logs a warning and lets the call hang on.
+ */
+export const AWS_REQUEST_HANDLER = { connectionTimeout: 3000, requestTimeout: 5000, throwOnRequestTimeout: true } as const;
 
 /** The SQS client's options. With an endpoint override (a local emulator), the SDK must not send to the queue URL's host. */
 export function sqsClientConfig(endpointOverridden: boolean): SQSClientConfig {

@@ -14,7 +14,7 @@ import type {
 } from "@aws-sdk/client-dynamodb";
 import { describeError } from "../errors.ts";
 import { silentLogger, type Logger } from "../logger.ts";
-import { sleep as defaultSleep } from "../retry.ts";
+import { backoffDelay, sleep as defaultSleep } from "../retry.ts";
 export { forEachConcurrently } from "../concurrency.ts";
 import { jobKey } from "./keys.ts";
 import { asState, N, optionalS, S, UpdateBuilder } from "./marshal.ts";
@@ -254,7 +254,9 @@ async function batchGet(store: Batched, operation: LedgerOperation, group: reado
 }
 
 /** Full jitter, 50 ms doubling to 2 s. */
-const batchBackoff = (store: Batched, attempt: number) => Math.floor(store.retries.random() * Math.min(2000, 50 * 2 ** attempt));
+const batchBackoff = (store: Batched, attempt: number) => backoffDelay(attempt, BATCH_BACKOFF, store.retries.random);
+/** Unprocessed items of a batch call are written again after a jittered wait (DynamoDB's own advice). */
+const BATCH_BACKOFF = { baseMs: 50, capMs: 2000 } as const;
 
 /** Runs one SDK call; rejects with `LedgerTimeoutError` after `timeoutMs` (the request is aborted). */
 async function send<T>(call: Call<T>, timeoutMs: number): Promise<T> {
