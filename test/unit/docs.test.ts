@@ -2,8 +2,8 @@
  * The documentation stays true to the repository: every relative link and #anchor in README.md and
  * docs/*.md resolves (GitHub's heading slugs), the README stays short with its Mermaid picture, every
  * `scm-withdraw <command> --flag` the docs show exists in the CLI's own help (and every flag of the help
- * is documented), every command is listed in the README, and every configuration variable the code
- * reads is documented once.
+ * is documented), every command is listed in the README, every configuration variable the code reads
+ * is documented once, and no prose is copied from one page to another.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -15,7 +15,12 @@ import { loadConfig } from "../../lib/config.ts";
 import { cli } from "../support/cli.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const PAGES = ["README.md", ...readdirSync(join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+const PAGES = [
+  "README.md",
+  ...readdirSync(join(ROOT, "docs"))
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => `docs/${f}`),
+];
 const read = (page: string) => readFileSync(join(ROOT, page), "utf8");
 
 /** The page's lines outside fenced code blocks (headings and links there are text, not Markdown). */
@@ -82,7 +87,9 @@ describe("docs: links and anchors", () => {
 
   it("computes GitHub's slugs", () => {
     expect(slug("`dlq list`: what failed and why")).toBe("dlq-list-what-failed-and-why");
-    expect(slug("What happens to each record (the outcome table)")).toBe("what-happens-to-each-record-the-outcome-table");
+    expect(slug("What happens to each record (the outcome table)")).toBe(
+      "what-happens-to-each-record-the-outcome-table",
+    );
     expect(slug("Why osls, not Serverless Framework v4")).toBe("why-osls-not-serverless-framework-v4");
     expect(slug("By hand: `scm-withdraw cleanup`")).toBe("by-hand-scm-withdraw-cleanup");
     expect(slug("The `failure_reason` attribute")).toBe("the-failure_reason-attribute");
@@ -118,11 +125,36 @@ describe("docs: links and anchors", () => {
   it("every repository path named in code spans exists (e.g. `lib/worker.ts`, `test/support/`)", () => {
     const problems: string[] = [];
     for (const page of PAGES) {
-      for (const [, path] of read(page).matchAll(/`((?:lib|cli|local|handlers|scripts|bench|test|events|docs)\/[\w./-]*)`/g)) {
+      for (const [, path] of read(page).matchAll(
+        /`((?:lib|cli|local|handlers|scripts|bench|test|events|docs)\/[\w./-]*)`/g,
+      )) {
         if (!existsSync(join(ROOT, path!))) problems.push(`${page}: ${path}`);
       }
     }
     expect(problems).toEqual([]);
+  });
+});
+
+describe("docs: each fact in one place", () => {
+  it("no run of 12 words of prose appears on two pages (link to the page that says it instead)", () => {
+    const owners = new Map<string, string>();
+    const repeated: string[] = [];
+    for (const page of PAGES) {
+      const prose = proseLines(read(page)).filter((line) => !/^\s*(\||#)/.test(line));
+      const words = prose
+        .join(" ")
+        .split(/\s+/)
+        .filter((w) => w !== "");
+      for (let i = 0; i + 12 <= words.length; i++) {
+        const run = words.slice(i, i + 12).join(" ");
+        const owner = owners.get(run);
+        if (owner === undefined) owners.set(run, page);
+        else if (owner !== page && !repeated.some((r) => r.startsWith(`${owner} and ${page}`))) {
+          repeated.push(`${owner} and ${page}: "${run}"`);
+        }
+      }
+    }
+    expect(repeated).toEqual([]);
   });
 });
 
@@ -177,12 +209,18 @@ function invocations(markdown: string): { line: number; words: string[] }[] {
 describe("docs: every scm-withdraw command and flag shown exists", () => {
   const helps = new Map<string, Promise<string>>();
   const helpOf = (name: string) => {
-    if (!helps.has(name)) helps.set(name, cli([...(name === "" ? [] : name.split(" ")), "--help"]).then((r) => r.stdout));
+    if (!helps.has(name))
+      helps.set(
+        name,
+        cli([...(name === "" ? [] : name.split(" ")), "--help"]).then((r) => r.stdout),
+      );
     return helps.get(name)!;
   };
 
   it("finds the invocations it checks", () => {
-    const words = invocations("run `scm-withdraw dlq list --max 3`\n$ npx scm-withdraw bulk ids.txt --wait\nscm-withdraw: error: x");
+    const words = invocations(
+      "run `scm-withdraw dlq list --max 3`\n$ npx scm-withdraw bulk ids.txt --wait\nscm-withdraw: error: x",
+    );
     expect(words.map((w) => w.words)).toEqual([
       ["dlq", "list", "--max", "3"],
       ["bulk", "ids.txt", "--wait"],
@@ -207,7 +245,8 @@ describe("docs: every scm-withdraw command and flag shown exists", () => {
       for (const { line, words } of invocations(read(page))) {
         if (words[0]?.startsWith("<")) continue; // `scm-withdraw <command> --help`: a placeholder
         const first = words[0]?.startsWith("-") ? undefined : words[0];
-        const command = COMMANDS.find((c) => c.name === `${first} ${words[1]}`) ?? COMMANDS.find((c) => c.name === first);
+        const command =
+          COMMANDS.find((c) => c.name === `${first} ${words[1]}`) ?? COMMANDS.find((c) => c.name === first);
         if (first !== undefined && command === undefined) {
           problems.push(`${page}:${line}: scm-withdraw ${words.slice(0, 2).join(" ")}: no such command`);
           continue;
