@@ -39,7 +39,14 @@ export interface BulkOptions {
 /** Ids each way sends before the timed runs. */
 const WARM_UP = 2000;
 
-export const BULK_DEFAULTS: BulkOptions = { ids: 10_000, rounds: 3, dryRunLines: 1_000_000, maxDryRunRssMb: 200, dryRunRounds: 3, maxDryRunRatio: 1.5 };
+export const BULK_DEFAULTS: BulkOptions = {
+  ids: 10_000,
+  rounds: 3,
+  dryRunLines: 1_000_000,
+  maxDryRunRssMb: 200,
+  dryRunRounds: 3,
+  maxDryRunRatio: 1.5,
+};
 
 async function writeIdFile(file: string, ids: Iterable<string>): Promise<void> {
   const out = createWriteStream(file);
@@ -69,7 +76,9 @@ function filesEqual(a: string, b: string): boolean {
 }
 
 async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<number> {
-  const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["ApproximateNumberOfMessages"] }));
+  const { Attributes } = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["ApproximateNumberOfMessages"] }),
+  );
   return Number(Attributes?.ApproximateNumberOfMessages ?? 0);
 }
 
@@ -99,7 +108,10 @@ function runMain(args: string[], cwd: string) {
   return runNode([...binNodeFlags(), "--import", "tsx", "--input-type=module", "-e", script, ...args], cwd);
 }
 
-function runNode(nodeArgs: string[], cwd: string): Promise<{ code: number | null; maxRssKb: number; stdout: string; stderr: string; seconds: number }> {
+function runNode(
+  nodeArgs: string[],
+  cwd: string,
+): Promise<{ code: number | null; maxRssKb: number; stdout: string; stderr: string; seconds: number }> {
   const exitHook = `process.on("exit", () => process.stderr.write("\\n@@maxrss " + process.resourceUsage().maxRSS + "\\n"));`;
   const withHook = nodeArgs.map((a, i) => (nodeArgs[i - 1] === "-e" ? `${exitHook} ${a}` : a));
   return new Promise((resolve) => {
@@ -131,7 +143,11 @@ export async function benchBulk(options: BulkOptions = BULK_DEFAULTS): Promise<S
 
   // The queue runs in a process of its own, as with the local pipeline (`npm start`) or SQS itself.
   const server = await startSqsServer();
-  const sqs = new SQSClient({ endpoint: server.endpoint, region: "eu-west-1", credentials: { accessKeyId: "bench", secretAccessKey: "bench" } });
+  const sqs = new SQSClient({
+    endpoint: server.endpoint,
+    region: "eu-west-1",
+    credentials: { accessKeyId: "bench", secretAccessKey: "bench" },
+  });
   const codes: number[] = [];
   const bulkSeconds: number[] = [];
   const loopSeconds: number[] = [];
@@ -149,11 +165,36 @@ export async function benchBulk(options: BulkOptions = BULK_DEFAULTS): Promise<S
       env: { AWS_REGION: "eu-west-1" },
     };
     const quiet = { ...io, stdout: { write: () => {} }, stderr: { write: () => {} } };
-    const bulkArgs = (file: string, queueUrl: string) => ["bulk", "--yes", "--reason", "bench", file, "--queue-url", queueUrl, "--endpoint-url", server.endpoint, "--batch-id", "bench", "--results", `${file}.results.csv`, "--json"];
+    const bulkArgs = (file: string, queueUrl: string) => [
+      "bulk",
+      "--yes",
+      "--reason",
+      "bench",
+      file,
+      "--queue-url",
+      queueUrl,
+      "--endpoint-url",
+      server.endpoint,
+      "--batch-id",
+      "bench",
+      "--results",
+      `${file}.results.csv`,
+      "--json",
+    ];
     const requestedAt = new Date().toISOString();
     const sendOneByOne = async (list: readonly string[], queueUrl: string) => {
       for (const id of list) {
-        await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: buildWithdrawalBody({ certificate_id: id, source: "bulk", batch_id: "bench", requested_at: requestedAt }) }));
+        await sqs.send(
+          new SendMessageCommand({
+            QueueUrl: queueUrl,
+            MessageBody: buildWithdrawalBody({
+              certificate_id: id,
+              source: "bulk",
+              batch_id: "bench",
+              requested_at: requestedAt,
+            }),
+          }),
+        );
       }
     };
 
@@ -203,7 +244,10 @@ export async function benchBulk(options: BulkOptions = BULK_DEFAULTS): Promise<S
   let dryCode: number | null = null;
   let dryOutput = "";
   for (let round = 1; round <= options.dryRunRounds; round++) {
-    const plain = await runNode([path.join(PROJECT_ROOT, "bench", "bulk-baseline.mjs"), bigFile, `${bigFile}.plain.csv`], dir);
+    const plain = await runNode(
+      [path.join(PROJECT_ROOT, "bench", "bulk-baseline.mjs"), bigFile, `${bigFile}.plain.csv`],
+      dir,
+    );
     try {
       const result = JSON.parse(plain.stdout) as { seconds: number; valid: number };
       plainSeconds.push(result.seconds);
@@ -224,8 +268,13 @@ export async function benchBulk(options: BulkOptions = BULK_DEFAULTS): Promise<S
   const dry = await runBin(dryArgs, dir);
   const sameResults = filesEqual(`${bigFile}.plain.csv`, `${bigFile}.results.csv`);
   // Tens of MB nobody needs afterwards.
-  await Promise.all([bigFile, `${bigFile}.results.csv`, `${bigFile}.plain.csv`, `${tinyFile}.results.csv`].map((f) => rm(f, { force: true })));
-  const dryOk = dry.code === 0 && dryCode === 0 && dryValid === options.dryRunLines && plainValid === options.dryRunLines;
+  await Promise.all(
+    [bigFile, `${bigFile}.results.csv`, `${bigFile}.plain.csv`, `${tinyFile}.results.csv`].map((f) =>
+      rm(f, { force: true }),
+    ),
+  );
+  const dryOk =
+    dry.code === 0 && dryCode === 0 && dryValid === options.dryRunLines && plainValid === options.dryRunLines;
   const dryRssMb = dry.maxRssKb / 1024;
   const cliTime = median(cliSeconds);
   const plainTime = median(plainSeconds);

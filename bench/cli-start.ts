@@ -29,7 +29,10 @@ function timeRun(command: string, args: string[], env: NodeJS.ProcessEnv): numbe
 
 export function benchCliStart(options: CliStartOptions = CLI_START_DEFAULTS): Section {
   // The node that runs the bench (the project's Node 24) first on PATH, as in any npm script.
-  const env = { PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ""}`, HOME: process.env.HOME ?? "/tmp" };
+  const env = {
+    PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ""}`,
+    HOME: process.env.HOME ?? "/tmp",
+  };
   const bin = path.join(PROJECT_ROOT, "bin", "scm-withdraw.mjs");
   const help: number[] = [];
   const bare: number[] = [];
@@ -47,7 +50,7 @@ export function benchCliStart(options: CliStartOptions = CLI_START_DEFAULTS): Se
     rows: [
       {
         comparison: "7",
-        metric: "`scm-withdraw --help` vs bare `node -e \"\"`: median wall time",
+        metric: '`scm-withdraw --help` vs bare `node -e ""`: median wall time',
         value: `${fixed(value, 0)} ms`,
         baseline: `${fixed(baseline, 0)} ms`,
         ratio: ratio(value, baseline),

@@ -22,7 +22,8 @@ export interface ColdStartOptions {
 export const COLD_START_DEFAULTS: ColdStartOptions = { samples: 21, maxBytes: 150 * 1024 };
 
 /** Prints the import time (ms) of the module at argv[1]. */
-const IMPORT_SCRIPT = "const t = performance.now(); await import(process.argv[1]); process.stdout.write(String(performance.now() - t));";
+const IMPORT_SCRIPT =
+  "const t = performance.now(); await import(process.argv[1]); process.stdout.write(String(performance.now() - t));";
 
 interface ImportResult {
   code: number | null;
@@ -42,7 +43,9 @@ function importOnce(file: string, env: Record<string, string>): Promise<ImportRe
     let stderr = "";
     child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
     child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("close", (code) => resolve({ code, importMs: Number(stdout), processMs: performance.now() - started, stderr }));
+    child.on("close", (code) =>
+      resolve({ code, importMs: Number(stdout), processMs: performance.now() - started, stderr }),
+    );
   });
 }
 
@@ -82,7 +85,10 @@ function envFor(port: number): Record<string, string> {
   };
 }
 
-export async function benchColdStart(bundles: Bundles, options: ColdStartOptions = COLD_START_DEFAULTS): Promise<Section> {
+export async function benchColdStart(
+  bundles: Bundles,
+  options: ColdStartOptions = COLD_START_DEFAULTS,
+): Promise<Section> {
   const trap = await trapListener();
   const candidates = { ours: bundles.withdraw.outfile, powertools: bundles.powertools.outfile };
   const results: Record<keyof typeof candidates, ImportResult[]> = { ours: [], powertools: [] };
@@ -94,19 +100,30 @@ export async function benchColdStart(bundles: Bundles, options: ColdStartOptions
       const order = i % 2 === 0 ? (["ours", "powertools"] as const) : (["powertools", "ours"] as const);
       for (const key of order) {
         const result = await importOnce(candidates[key], envFor(trap.port));
-        if (result.code !== 0 || !Number.isFinite(result.importMs)) problems.push(`${key}: exit ${result.code}: ${result.stderr.trim().split("\n").slice(-3).join(" ")}`);
+        if (result.code !== 0 || !Number.isFinite(result.importMs))
+          problems.push(`${key}: exit ${result.code}: ${result.stderr.trim().split("\n").slice(-3).join(" ")}`);
         results[key].push(result);
       }
     }
     const closed = await closedPort();
-    const closedRuns = { ours: await importOnce(candidates.ours, envFor(closed)), powertools: await importOnce(candidates.powertools, envFor(closed)) };
+    const closedRuns = {
+      ours: await importOnce(candidates.ours, envFor(closed)),
+      powertools: await importOnce(candidates.powertools, envFor(closed)),
+    };
     // Give any connection started at import time a moment to reach the trap.
     await new Promise((r) => setTimeout(r, 200));
     const connections = trap.connections();
 
-    const ok = (key: keyof typeof candidates) => results[key].filter((r) => r.code === 0 && Number.isFinite(r.importMs));
-    const importMs = { ours: median(ok("ours").map((r) => r.importMs)), powertools: median(ok("powertools").map((r) => r.importMs)) };
-    const processMs = { ours: median(ok("ours").map((r) => r.processMs)), powertools: median(ok("powertools").map((r) => r.processMs)) };
+    const ok = (key: keyof typeof candidates) =>
+      results[key].filter((r) => r.code === 0 && Number.isFinite(r.importMs));
+    const importMs = {
+      ours: median(ok("ours").map((r) => r.importMs)),
+      powertools: median(ok("powertools").map((r) => r.importMs)),
+    };
+    const processMs = {
+      ours: median(ok("ours").map((r) => r.processMs)),
+      powertools: median(ok("powertools").map((r) => r.processMs)),
+    };
     const closedOk = closedRuns.ours.code === 0;
     const kb = (bytes: number) => `${fixed(bytes / 1024, 1)} KB`;
 

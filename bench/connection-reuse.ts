@@ -13,7 +13,11 @@ export function connectionsPer1000(sim: ScmSimulator): { connections: number; ca
   return { connections, calls, per1000: calls === 0 ? Number.NaN : (connections / calls) * 1000 };
 }
 
-export function connectionReuseSection(ours: ScmSimulator, powertools: ScmSimulator, batchConcurrency: number): Section {
+export function connectionReuseSection(
+  ours: ScmSimulator,
+  powertools: ScmSimulator,
+  batchConcurrency: number,
+): Section {
   const mine = connectionsPer1000(ours);
   const theirs = connectionsPer1000(powertools);
   return {

@@ -14,7 +14,10 @@ import { pathToFileURL } from "node:url";
 import { lambdaContext } from "../local/lambda-shapes.ts";
 
 type Handler = (event: unknown, context: unknown) => Promise<unknown>;
-type Incoming = { type: "invoke"; id: number; event: unknown; timeoutMs: number } | { type: "stats"; id: number } | { type: "exit" };
+type Incoming =
+  | { type: "invoke"; id: number; event: unknown; timeoutMs: number }
+  | { type: "stats"; id: number }
+  | { type: "exit" };
 
 const send = (message: unknown) => process.send?.(message);
 
@@ -28,7 +31,12 @@ async function main() {
   process.on("message", (message: Incoming) => {
     if (message.type === "exit") process.exit(0);
     if (message.type === "stats") {
-      send({ type: "stats", id: message.id, maxRssKb: process.resourceUsage().maxRSS, rssKb: Math.round(process.memoryUsage.rss() / 1024) });
+      send({
+        type: "stats",
+        id: message.id,
+        maxRssKb: process.resourceUsage().maxRSS,
+        rssKb: Math.round(process.memoryUsage.rss() / 1024),
+      });
       return;
     }
     const t0 = performance.now();
@@ -39,12 +47,20 @@ async function main() {
     });
     module.handler(message.event, context).then(
       (response) => send({ type: "result", id: message.id, response, durationMs: performance.now() - t0 }),
-      (error: unknown) => send({ type: "result", id: message.id, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error), durationMs: performance.now() - t0 }),
+      (error: unknown) =>
+        send({
+          type: "result",
+          id: message.id,
+          error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+          durationMs: performance.now() - t0,
+        }),
     );
   });
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`container failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.stderr.write(
+    `container failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
   process.exit(1);
 });

@@ -28,13 +28,21 @@ export interface Container {
   close(): Promise<void>;
 }
 
-type Reply = { type: "ready"; importMs: number } | { type: "result"; id: number; response?: SQSBatchResponse; error?: string; durationMs: number } | { type: "stats"; id: number; maxRssKb: number; rssKb: number };
+type Reply =
+  | { type: "ready"; importMs: number }
+  | { type: "result"; id: number; response?: SQSBatchResponse; error?: string; durationMs: number }
+  | { type: "stats"; id: number; maxRssKb: number; rssKb: number };
 
 /**
  * Starts a container for `bundle` with exactly `env` (plus PATH and HOME): nothing leaks in from the
  * bench's own environment. Its stdout/stderr (the handler's JSON logs) go to `<logDir>/<name>.log`.
  */
-export async function startContainer(bundles: Bundles, name: string, bundle: string, env: Record<string, string>): Promise<Container> {
+export async function startContainer(
+  bundles: Bundles,
+  name: string,
+  bundle: string,
+  env: Record<string, string>,
+): Promise<Container> {
   const logFile = path.join(bundles.logDir, `${name}.log`);
   const fd = openSync(logFile, "w");
   const child: ChildProcess = fork(bundles.container.outfile, [bundle], {
@@ -49,13 +57,20 @@ export async function startContainer(bundles: Bundles, name: string, bundle: str
   const tail = () => readFileSync(logFile, "utf8").slice(-2000);
 
   const importMs = await new Promise<number>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`container ${name} exited (${code}) before it was ready:\n${tail()}`)));
-    child.once("message", (reply: Reply) => (reply.type === "ready" ? resolve(reply.importMs) : reject(new Error(`container ${name}: unexpected ${reply.type}`))));
+    child.once("exit", (code) =>
+      reject(new Error(`container ${name} exited (${code}) before it was ready:\n${tail()}`)),
+    );
+    child.once("message", (reply: Reply) =>
+      reply.type === "ready"
+        ? resolve(reply.importMs)
+        : reject(new Error(`container ${name}: unexpected ${reply.type}`)),
+    );
   });
   child.removeAllListeners("exit");
   child.on("exit", (code) => {
     exited = true;
-    for (const [, settle] of pending) settle({ type: "result", id: 0, error: `container exited (${code})`, durationMs: 0 });
+    for (const [, settle] of pending)
+      settle({ type: "result", id: 0, error: `container exited (${code})`, durationMs: 0 });
     pending.clear();
   });
   child.on("message", (reply: Reply) => {

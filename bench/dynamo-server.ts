@@ -15,7 +15,11 @@ export interface DynamoServer {
 }
 
 export async function startDynamoServer(tableName = "bench-ledger"): Promise<DynamoServer> {
-  const child = fork(fileURLToPath(import.meta.url), ["--serve", tableName], { cwd: PROJECT_ROOT, execArgv: ["--import", "tsx"], stdio: ["ignore", "ignore", "inherit", "ipc"] });
+  const child = fork(fileURLToPath(import.meta.url), ["--serve", tableName], {
+    cwd: PROJECT_ROOT,
+    execArgv: ["--import", "tsx"],
+    stdio: ["ignore", "ignore", "inherit", "ipc"],
+  });
   const endpoint = await new Promise<string>((resolve, reject) => {
     child.once("message", (message: { endpoint: string }) => resolve(message.endpoint));
     child.once("exit", (code) => reject(new Error(`the DynamoDB server exited (${code}) before it listened`)));

@@ -23,7 +23,8 @@ const SCM_ENDPOINT = (env.SCM_ENDPOINT ?? "").replace(/\/+$/, "");
 const SECRET_ID = env.SCM_TOKEN_SECRET_ID ?? "";
 const DLQ_URL = env.WITHDRAWAL_DLQ_URL ?? "";
 const TIMEOUT_MS = Number(env.SCM_TIMEOUT_MS || 10_000);
-if (!SCM_ENDPOINT || !SECRET_ID || !DLQ_URL) throw new Error("SCM_ENDPOINT, SCM_TOKEN_SECRET_ID and WITHDRAWAL_DLQ_URL are required");
+if (!SCM_ENDPOINT || !SECRET_ID || !DLQ_URL)
+  throw new Error("SCM_ENDPOINT, SCM_TOKEN_SECRET_ID and WITHDRAWAL_DLQ_URL are required");
 
 const secrets = new SecretsProvider();
 // With a local endpoint override, send to it rather than to the queue URL's host (fauxqs).
@@ -66,13 +67,18 @@ async function recordHandler(record: SQSRecord): Promise<void> {
 
   const response = await fetch(`${SCM_ENDPOINT}/v3/scm/certificates/${encodeURIComponent(id)}/cancel-cert`, {
     method: "POST",
-    headers: { "X-Auth-Token": await token(), Accept: "application/json", "Content-Type": "application/json;charset=UTF-8" },
+    headers: {
+      "X-Auth-Token": await token(),
+      Accept: "application/json",
+      "Content-Type": "application/json;charset=UTF-8",
+    },
     body: "{}",
     signal: AbortSignal.timeout(TIMEOUT_MS),
   });
   await response.arrayBuffer();
   if (response.ok) return;
-  if (response.status === 429 || response.status === 408 || response.status >= 500) throw new TransientError(`SCM answered ${response.status}`);
+  if (response.status === 429 || response.status === 408 || response.status >= 500)
+    throw new TransientError(`SCM answered ${response.status}`);
   return deadLetter(record, "rejected", response.status);
 }
 

@@ -23,7 +23,11 @@ export const REDRIVE_DEFAULTS: RedriveOptions = { messages: 2000, rounds: 5, min
 
 export async function benchRedrive(options: RedriveOptions = REDRIVE_DEFAULTS): Promise<Section> {
   const [sqsServer, dynamo] = await Promise.all([startSqsServer(), startDynamoServer()]);
-  const sqs = new SQSClient({ endpoint: sqsServer.endpoint, region: "eu-west-1", credentials: { accessKeyId: "bench", secretAccessKey: "bench" } });
+  const sqs = new SQSClient({
+    endpoint: sqsServer.endpoint,
+    region: "eu-west-1",
+    credentials: { accessKeyId: "bench", secretAccessKey: "bench" },
+  });
   try {
     const rates = { without: [] as number[], with: [] as number[] };
     // Round 0 warms both paths up (the SDKs, the servers' first tables and connections) and is not counted.
@@ -35,14 +39,29 @@ export async function benchRedrive(options: RedriveOptions = REDRIVE_DEFAULTS): 
         const queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `redrive-${tag}` }))).QueueUrl!;
         const dlqUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `redrive-${tag}-dlq` }))).QueueUrl!;
         await fillDlq(sqs, dlqUrl, tag, count);
-        const env = mode === "with" ? { LEDGER_TABLE: dynamo.tableName, AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint } : {};
+        const env =
+          mode === "with" ? { LEDGER_TABLE: dynamo.tableName, AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint } : {};
         const started = performance.now();
-        const code = await main(["dlq", "redrive", "--yes", "--queue-url", queueUrl, "--dlq-url", dlqUrl, "--endpoint-url", sqsServer.endpoint, "--json"], {
-          stdout: { write: () => true },
-          stderr: { write: (text: string) => void process.stderr.write(text) },
-          env,
-          dlqWaitSeconds: 0,
-        });
+        const code = await main(
+          [
+            "dlq",
+            "redrive",
+            "--yes",
+            "--queue-url",
+            queueUrl,
+            "--dlq-url",
+            dlqUrl,
+            "--endpoint-url",
+            sqsServer.endpoint,
+            "--json",
+          ],
+          {
+            stdout: { write: () => true },
+            stderr: { write: (text: string) => void process.stderr.write(text) },
+            env,
+            dlqWaitSeconds: 0,
+          },
+        );
         const seconds = (performance.now() - started) / 1000;
         if (code !== 0) throw new Error(`dlq redrive ${mode} the ledger exited ${code}`);
         if (round > 0) rates[mode].push(count / seconds);
@@ -78,8 +97,24 @@ export async function benchRedrive(options: RedriveOptions = REDRIVE_DEFAULTS): 
 async function fillDlq(sqs: SQSClient, dlqUrl: string, tag: string, count: number): Promise<void> {
   const entries = Array.from({ length: count }, (_, i) => {
     const certificateId = `rd${tag}${String(i).padStart(14 - tag.length, "0")}`;
-    const body = buildWithdrawalBody({ certificate_id: certificateId, source: "bulk", batch_id: `bench-${tag}`, request_id: `bench-${tag}:${certificateId}` });
-    const attributes = deadLetterAttributes({ body, reason: "retries_exhausted", sourceMessageId: `m-${i}`, certificateId, httpStatus: 500, errorCode: "SCM.0500", errorMsg: "bench", attempts: 3, receiveCount: 1, failedAt: new Date() });
+    const body = buildWithdrawalBody({
+      certificate_id: certificateId,
+      source: "bulk",
+      batch_id: `bench-${tag}`,
+      request_id: `bench-${tag}:${certificateId}`,
+    });
+    const attributes = deadLetterAttributes({
+      body,
+      reason: "retries_exhausted",
+      sourceMessageId: `m-${i}`,
+      certificateId,
+      httpStatus: 500,
+      errorCode: "SCM.0500",
+      errorMsg: "bench",
+      attempts: 3,
+      receiveCount: 1,
+      failedAt: new Date(),
+    });
     return { Id: String(i % 10), MessageBody: body, MessageAttributes: attributes };
   });
   const calls: Promise<unknown>[] = [];

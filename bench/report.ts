@@ -39,7 +39,10 @@ export function percentile(values: readonly number[], p: number): number {
 }
 
 export const fixed = (value: number, digits = 1): string => (Number.isFinite(value) ? value.toFixed(digits) : "n/a");
-export const ratio = (value: number, baseline: number): string => (baseline > 0 && Number.isFinite(value) ? `${value / baseline >= 10 ? fixed(value / baseline, 1) : fixed(value / baseline, 2)}×` : "n/a");
+export const ratio = (value: number, baseline: number): string =>
+  baseline > 0 && Number.isFinite(value)
+    ? `${value / baseline >= 10 ? fixed(value / baseline, 1) : fixed(value / baseline, 2)}×`
+    : "n/a";
 export const mb = (kib: number): string => `${fixed(kib / 1024, 0)} MB`;
 export const verdict = (pass: boolean | undefined): string => (pass === undefined ? "" : pass ? "pass" : "FAIL");
 
@@ -72,21 +75,36 @@ export function loadAverage(): string {
   try {
     return execFileSync("uptime", { encoding: "utf8" }).trim().replace(/\s+/g, " ");
   } catch {
-    return `load average: ${os.loadavg().map((l) => l.toFixed(2)).join(", ")}`;
+    return `load average: ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(", ")}`;
   }
 }
 
 const HEADERS = ["#", "metric", "scm-withdraw", "baseline", "ratio", "target", "result"] as const;
 
 function cells(row: Row): string[] {
-  return [row.comparison, row.metric, row.value, row.baseline ?? "", row.ratio ?? "", row.target ?? "", verdict(row.pass)];
+  return [
+    row.comparison,
+    row.metric,
+    row.value,
+    row.baseline ?? "",
+    row.ratio ?? "",
+    row.target ?? "",
+    verdict(row.pass),
+  ];
 }
 
 /** A plain-text table for the terminal. */
 export function textTable(rows: readonly Row[]): string {
   const all = [HEADERS as readonly string[], ...rows.map(cells)];
   const widths = HEADERS.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
-  const line = (r: readonly string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  const line = (r: readonly string[]) =>
+    r
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   return [line(all[0]!), widths.map((w) => "-".repeat(w)).join("  "), ...all.slice(1).map(line)].join("\n");
 }
 
@@ -138,7 +156,8 @@ ${sections.map((s) => `## ${s.title}\n\n${s.notes.map((n) => `- ${n}`).join("\n"
 /** The package version of a dependency, for the notes. */
 export function versionOf(pkg: string, root: string): string {
   try {
-    return (JSON.parse(readFileSync(`${root}/node_modules/${pkg}/package.json`, "utf8")) as { version: string }).version;
+    return (JSON.parse(readFileSync(`${root}/node_modules/${pkg}/package.json`, "utf8")) as { version: string })
+      .version;
   } catch {
     return "?";
   }

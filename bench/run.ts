@@ -45,7 +45,10 @@ function parseOnly(argv: readonly string[]): Set<string> {
   }
   if (values.only === undefined) return new Set(ALL);
   const value = values.only;
-  const picked = value.split(",").map((s) => s.trim()).filter(Boolean);
+  const picked = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   const bad = picked.filter((p) => !(ALL as readonly string[]).includes(p));
   if (picked.length === 0 || bad.length > 0) {
     console.error(`--only takes comparison numbers from 1 to 7, comma-separated (got ${JSON.stringify(value)})`);
@@ -58,7 +61,8 @@ async function main() {
   const only = parseOnly(process.argv.slice(2));
   const started = performance.now();
   const machine = describeMachine();
-  const step = (message: string) => console.error(`[bench ${fixed0((performance.now() - started) / 1000)} s] ${message}`);
+  const step = (message: string) =>
+    console.error(`[bench ${fixed0((performance.now() - started) / 1000)} s] ${message}`);
   step(`${machine.cpu}, ${machine.cores} cores, ${machine.memory}, Node ${machine.node}; ${machine.loadStart}`);
 
   // Only comparisons 1 to 3 run the deployable bundles; 4 and 7 run the built CLI.

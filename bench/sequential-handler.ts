@@ -11,7 +11,10 @@ import { createTokenProvider, secretsManagerReader } from "../lib/token-provider
 
 const env = process.env;
 const scm = createScmClient({ endpoint: env.SCM_ENDPOINT ?? "", timeoutMs: Number(env.SCM_TIMEOUT_MS || 10_000) });
-const tokens = createTokenProvider({ readSecret: secretsManagerReader(new SecretsManagerClient({}), env.SCM_TOKEN_SECRET_ID ?? ""), ttlMs: 300_000 });
+const tokens = createTokenProvider({
+  readSecret: secretsManagerReader(new SecretsManagerClient({}), env.SCM_TOKEN_SECRET_ID ?? ""),
+  ttlMs: 300_000,
+});
 
 export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
   const failures: { itemIdentifier: string }[] = [];

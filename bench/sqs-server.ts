@@ -17,7 +17,11 @@ export interface SqsServer {
 /** Starts fauxqs on 127.0.0.1 in a child process (run through tsx, like the rest of the bench). */
 export async function startSqsServer(): Promise<SqsServer> {
   // cwd: the project root, where `--import tsx` resolves.
-  const child = fork(fileURLToPath(import.meta.url), ["--serve"], { cwd: PROJECT_ROOT, execArgv: ["--import", "tsx"], stdio: ["ignore", "ignore", "inherit", "ipc"] });
+  const child = fork(fileURLToPath(import.meta.url), ["--serve"], {
+    cwd: PROJECT_ROOT,
+    execArgv: ["--import", "tsx"],
+    stdio: ["ignore", "ignore", "inherit", "ipc"],
+  });
   const port = await new Promise<number>((resolve, reject) => {
     child.once("message", (message: { port: number }) => resolve(message.port));
     child.once("exit", (code) => reject(new Error(`the SQS server exited (${code}) before it listened`)));

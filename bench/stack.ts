@@ -32,9 +32,14 @@ export async function startBenchStack(): Promise<BenchStack> {
   const fauxqs = buildApp({ logger: false });
   await fauxqs.listen({ port: 0, host: "127.0.0.1" });
   const sqsEndpoint = `http://127.0.0.1:${(fauxqs.server.address() as AddressInfo).port}`;
-  const sqs = new SQSClient({ endpoint: sqsEndpoint, region: REGION, credentials: { accessKeyId: "bench", secretAccessKey: "bench" } });
+  const sqs = new SQSClient({
+    endpoint: sqsEndpoint,
+    region: REGION,
+    credentials: { accessKeyId: "bench", secretAccessKey: "bench" },
+  });
   const createQueue = async (name: string, attributes?: Record<string, string>) =>
-    (await sqs.send(new CreateQueueCommand({ QueueName: name, ...(attributes ? { Attributes: attributes } : {}) }))).QueueUrl!;
+    (await sqs.send(new CreateQueueCommand({ QueueName: name, ...(attributes ? { Attributes: attributes } : {}) })))
+      .QueueUrl!;
   const dlqUrl = await createQueue("withdrawals-dlq");
   const secrets = await startSecretsManagerServer({ [SECRET_ID]: BENCH_TOKEN });
   const sims: ScmSimulator[] = [];

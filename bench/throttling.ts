@@ -84,7 +84,10 @@ async function runContainer(sim: ScmSimulator, backlog: string[], limiter: RateL
     while (Date.now() < until && backlog.length > 0) {
       const ids = backlog.splice(0, 10);
       const remaining = until + 5000 - Date.now();
-      const response = await worker.processBatch({ Records: ids.map(record) }, { getRemainingTimeInMillis: () => remaining });
+      const response = await worker.processBatch(
+        { Records: ids.map(record) },
+        { getRemainingTimeInMillis: () => remaining },
+      );
       for (const failure of response.batchItemFailures) backlog.push(failure.itemIdentifier.slice(2));
     }
   } finally {
@@ -92,14 +95,21 @@ async function runContainer(sim: ScmSimulator, backlog: string[], limiter: RateL
   }
 }
 
-async function runScenario(stack: BenchStack, options: ThrottlingOptions, containers: number, kind: "adaptive" | "static"): Promise<Figures> {
+async function runScenario(
+  stack: BenchStack,
+  options: ThrottlingOptions,
+  containers: number,
+  kind: "adaptive" | "static",
+): Promise<Figures> {
   const sim = await stack.startSim({ latencyMs: options.latencyMs, rateLimitPerSecond: options.limit });
   try {
     const ids = certificateIds(`t${kind[0]}${containers}`, Math.ceil((options.limit * options.durationMs) / 1000) * 2);
     seedUnderReview(sim, ids);
     const backlog = [...ids];
     const limiters = Array.from({ length: containers }, () =>
-      kind === "adaptive" ? createAdaptiveLimiter() : createRateLimiter(options.limit / options.maximumConcurrency, undefined, { headroom: GATEWAY_HEADROOM }),
+      kind === "adaptive"
+        ? createAdaptiveLimiter()
+        : createRateLimiter(options.limit / options.maximumConcurrency, undefined, { headroom: GATEWAY_HEADROOM }),
     );
     const started = Date.now();
     await Promise.all(limiters.map((limiter) => runContainer(sim, backlog, limiter, started + options.durationMs)));
@@ -126,14 +136,20 @@ async function runScenario(stack: BenchStack, options: ThrottlingOptions, contai
   }
 }
 
-export async function benchThrottling(stack: BenchStack, options: ThrottlingOptions = THROTTLING_DEFAULTS): Promise<Section> {
+export async function benchThrottling(
+  stack: BenchStack,
+  options: ThrottlingOptions = THROTTLING_DEFAULTS,
+): Promise<Section> {
   const L = options.limit;
   const pct = (x: number) => `${fixed(x * 100, 1)} %`;
   const rows: Row[] = [];
   const notes: string[] = [];
   for (const n of options.containers) {
     // Side by side, at the same time (each against its own simulator): the machine's load hits both alike.
-    const [adaptive, fixedRate] = await Promise.all([runScenario(stack, options, n, "adaptive"), runScenario(stack, options, n, "static")]);
+    const [adaptive, fixedRate] = await Promise.all([
+      runScenario(stack, options, n, "adaptive"),
+      runScenario(stack, options, n, "static"),
+    ]);
     rows.push(
       {
         comparison: "5",

@@ -27,7 +27,13 @@ export interface ThroughputOptions {
   sequentialMessages: number;
 }
 
-export const THROUGHPUT_DEFAULTS: ThroughputOptions = { messages: 1000, batchSize: 10, latencyMs: 50, batchConcurrency: 10, sequentialMessages: 200 };
+export const THROUGHPUT_DEFAULTS: ThroughputOptions = {
+  messages: 1000,
+  batchSize: 10,
+  latencyMs: 50,
+  batchConcurrency: 10,
+  sequentialMessages: 200,
+};
 
 interface Measured {
   invocations: Invocation[];
@@ -38,14 +44,22 @@ interface Measured {
 function batches(ids: readonly string[], size: number): SQSEvent[] {
   const events: SQSEvent[] = [];
   for (let i = 0; i < ids.length; i += size) {
-    events.push(sqsEvent(...ids.slice(i, i + size).map((id) => sqsRecord({ certificate_id: id, source: "bulk", batch_id: "bench" }))));
+    events.push(
+      sqsEvent(
+        ...ids.slice(i, i + size).map((id) => sqsRecord({ certificate_id: id, source: "bulk", batch_id: "bench" })),
+      ),
+    );
   }
   return events;
 }
 
 const rate = (m: Measured) => m.messages / (m.invocations.reduce((sum, i) => sum + i.wallMs, 0) / 1000);
 
-export async function benchThroughput(stack: BenchStack, bundles: Bundles, options: ThroughputOptions = THROUGHPUT_DEFAULTS): Promise<Section[]> {
+export async function benchThroughput(
+  stack: BenchStack,
+  bundles: Bundles,
+  options: ThroughputOptions = THROUGHPUT_DEFAULTS,
+): Promise<Section[]> {
   const { messages, batchSize, latencyMs, batchConcurrency } = options;
   const sims = {
     ours: await stack.startSim({ latencyMs }),
@@ -58,15 +72,34 @@ export async function benchThroughput(stack: BenchStack, bundles: Bundles, optio
     sequential: certificateIds("tpseq", options.sequentialMessages),
   };
   for (const key of ["ours", "powertools", "sequential"] as const) seedUnderReview(sims[key], ids[key]);
-  const events = { ours: batches(ids.ours, batchSize), powertools: batches(ids.powertools, batchSize), sequential: batches(ids.sequential, batchSize) };
+  const events = {
+    ours: batches(ids.ours, batchSize),
+    powertools: batches(ids.powertools, batchSize),
+    sequential: batches(ids.sequential, batchSize),
+  };
 
   const containers: Container[] = [];
   try {
-    const ours = await startContainer(bundles, "throughput-scm-withdraw", bundles.withdraw.outfile, stack.handlerEnv(sims.ours, { BATCH_CONCURRENCY: String(batchConcurrency) }));
+    const ours = await startContainer(
+      bundles,
+      "throughput-scm-withdraw",
+      bundles.withdraw.outfile,
+      stack.handlerEnv(sims.ours, { BATCH_CONCURRENCY: String(batchConcurrency) }),
+    );
     containers.push(ours);
-    const powertools = await startContainer(bundles, "throughput-powertools", bundles.powertools.outfile, stack.handlerEnv(sims.powertools));
+    const powertools = await startContainer(
+      bundles,
+      "throughput-powertools",
+      bundles.powertools.outfile,
+      stack.handlerEnv(sims.powertools),
+    );
     containers.push(powertools);
-    const sequential = await startContainer(bundles, "throughput-sequential", bundles.sequential.outfile, stack.handlerEnv(sims.sequential));
+    const sequential = await startContainer(
+      bundles,
+      "throughput-sequential",
+      bundles.sequential.outfile,
+      stack.handlerEnv(sims.sequential),
+    );
     containers.push(sequential);
 
     const measured: Record<"ours" | "powertools" | "sequential", Measured> = {
@@ -92,15 +125,26 @@ export async function benchThroughput(stack: BenchStack, bundles: Bundles, optio
     }
     for (const event of events.sequential) await run("sequential", sequential, event);
 
-    const rss = { ours: await ours.stats(), powertools: await powertools.stats(), sequential: await sequential.stats() };
+    const rss = {
+      ours: await ours.stats(),
+      powertools: await powertools.stats(),
+      sequential: await sequential.stats(),
+    };
     const withdrawn = (key: keyof typeof sims) => ids[key].filter((id) => sims[key].withdrawals(id) === 1).length;
     const durations = (key: keyof typeof measured) => measured[key].invocations.map((i) => i.durationMs);
-    const rates = { ours: rate(measured.ours), powertools: rate(measured.powertools), sequential: rate(measured.sequential) };
+    const rates = {
+      ours: rate(measured.ours),
+      powertools: rate(measured.powertools),
+      sequential: rate(measured.sequential),
+    };
     const p50 = median(durations("ours"));
     const p99 = percentile(durations("ours"), 99);
     const simStats = sims.ours.stats;
     const ptStats = sims.powertools.stats;
-    const allDone = withdrawn("ours") === messages && withdrawn("powertools") === messages && withdrawn("sequential") === options.sequentialMessages;
+    const allDone =
+      withdrawn("ours") === messages &&
+      withdrawn("powertools") === messages &&
+      withdrawn("sequential") === options.sequentialMessages;
     const noFailures = measured.ours.failures + measured.powertools.failures + measured.sequential.failures === 0;
 
     const throughput: Section = {
@@ -156,7 +200,8 @@ export async function benchThroughput(stack: BenchStack, bundles: Bundles, optio
         {
           comparison: "1",
           metric: "every message withdrawn once, no failures",
-          value: allDone && noFailures ? "yes" : `no (${withdrawn("ours")}/${messages}, failures ${measured.ours.failures})`,
+          value:
+            allDone && noFailures ? "yes" : `no (${withdrawn("ours")}/${messages}, failures ${measured.ours.failures})`,
           baseline: `${withdrawn("powertools")}/${messages} (b), ${withdrawn("sequential")}/${options.sequentialMessages} (a)`,
           target: "all",
           pass: allDone && noFailures,

@@ -11,7 +11,6 @@
  */
 import { UsageError } from "../lib/errors.ts";
 
-
 export interface OptionDefinition {
   type: "string" | "boolean";
   /** One line for `--help`. */
@@ -37,7 +36,9 @@ export interface ParsedArgs {
 export function parseArgs(argv: readonly string[], spec: OptionSpec, command?: string): ParsedArgs {
   const values: ParsedValues = {};
   const positionals: string[] = [];
-  const byShort = new Map(Object.entries(spec).flatMap(([name, def]) => (def.short ? [[def.short, name] as const] : [])));
+  const byShort = new Map(
+    Object.entries(spec).flatMap(([name, def]) => (def.short ? [[def.short, name] as const] : [])),
+  );
 
   for (let i = 0; i < argv.length; i++) {
     const token = argv[i]!;
@@ -75,7 +76,8 @@ export function parseArgs(argv: readonly string[], spec: OptionSpec, command?: s
     if (value === undefined) {
       const next = argv[i + 1];
       // A following flag is not a value: `--reason --dry-run` is a mistake, not the reason "--dry-run".
-      if (next === undefined || (next.startsWith("-") && next !== "-")) throw new UsageError(`--${name} needs a value${def.valueName ? ` (${def.valueName})` : ""}`, command);
+      if (next === undefined || (next.startsWith("-") && next !== "-"))
+        throw new UsageError(`--${name} needs a value${def.valueName ? ` (${def.valueName})` : ""}`, command);
       value = next;
       i++;
     }
@@ -85,12 +87,20 @@ export function parseArgs(argv: readonly string[], spec: OptionSpec, command?: s
 }
 
 /** Reads a flag as a whole number within bounds, or throws a {@link UsageError} naming it. */
-export function integerFlag(values: ParsedValues, name: string, bounds: { min: number; max: number }, command?: string): number | undefined {
+export function integerFlag(
+  values: ParsedValues,
+  name: string,
+  bounds: { min: number; max: number },
+  command?: string,
+): number | undefined {
   const raw = values[name];
   if (raw === undefined) return undefined;
   const value = typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
   if (!Number.isSafeInteger(value) || value < bounds.min || value > bounds.max) {
-    throw new UsageError(`--${name} must be a whole number from ${bounds.min} to ${bounds.max} (got "${String(raw)}")`, command);
+    throw new UsageError(
+      `--${name} must be a whole number from ${bounds.min} to ${bounds.max} (got "${String(raw)}")`,
+      command,
+    );
   }
   return value;
 }
@@ -102,7 +112,10 @@ export function stringFlag(values: ParsedValues, name: string): string | undefin
 
 /** Renders the option lines of `--help`, aligned. */
 export function formatOptions(spec: OptionSpec): string[] {
-  const heads = Object.entries(spec).map(([name, def]) => `${def.short ? `-${def.short}, ` : "    "}--${name}${def.type === "string" ? ` ${def.valueName ?? "VALUE"}` : ""}`);
+  const heads = Object.entries(spec).map(
+    ([name, def]) =>
+      `${def.short ? `-${def.short}, ` : "    "}--${name}${def.type === "string" ? ` ${def.valueName ?? "VALUE"}` : ""}`,
+  );
   const width = Math.max(0, ...heads.map((h) => h.length));
   return Object.values(spec).map((def, i) => `  ${heads[i]!.padEnd(width)}  ${def.description}`);
 }

@@ -11,7 +11,14 @@ import type { CommandContext, LedgerTarget } from "./context.ts";
 import { createProgress, formatDuration, formatTable, plural } from "./output.ts";
 
 /** lib/ledger.ts's JOB_STATES and FINAL_STATES, repeated here so that this module loads no SDK. */
-const JOB_STATES = ["queued", "retrying", "requeued", "withdrawn", "already_withdrawn", "dead_lettered"] as const satisfies readonly JobState[];
+const JOB_STATES = [
+  "queued",
+  "retrying",
+  "requeued",
+  "withdrawn",
+  "already_withdrawn",
+  "dead_lettered",
+] as const satisfies readonly JobState[];
 const FINAL_STATES: readonly JobState[] = ["withdrawn", "already_withdrawn", "dead_lettered"];
 /** Fails to compile if lib/ledger.ts gains a state missing above. */
 type NoStateMissing<T extends never> = T;
@@ -29,7 +36,11 @@ export const DEFAULT_STALL_TIMEOUT_MS = 10 * 60_000;
 
 /** Flags of every command that follows a batch. */
 export const WATCH_OPTIONS = {
-  interval: { type: "string", valueName: "DURATION", description: "how often to read the batch's status (default 2s; e.g. 500ms, 5s)" },
+  interval: {
+    type: "string",
+    valueName: "DURATION",
+    description: "how often to read the batch's status (default 2s; e.g. 500ms, 5s)",
+  },
   "stall-timeout": {
     type: "string",
     valueName: "DURATION",
@@ -38,31 +49,56 @@ export const WATCH_OPTIONS = {
 } as const;
 
 /** `500ms`, `2s`, `2`, `1.5s`, `10m`, `1h`: a bare number is seconds. */
-export function durationFlag(values: ParsedValues, name: string, bounds: { minMs: number; maxMs: number }, command: string): number | undefined {
+export function durationFlag(
+  values: ParsedValues,
+  name: string,
+  bounds: { minMs: number; maxMs: number },
+  command: string,
+): number | undefined {
   const raw = values[name];
   if (raw === undefined) return undefined;
   const match = typeof raw === "string" ? /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(raw.trim()) : null;
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match?.[2] ?? "s") as "ms" | "s" | "m" | "h"];
   const ms = match ? Math.round(Number(match[1]) * unit) : Number.NaN;
   if (!Number.isFinite(ms) || ms < bounds.minMs || ms > bounds.maxMs) {
-    throw new UsageError(`--${name} must be a duration from ${formatDuration(bounds.minMs)} to ${formatDuration(bounds.maxMs)}, like 500ms, 2s or 10m (got ${JSON.stringify(String(raw))})`, command);
+    throw new UsageError(
+      `--${name} must be a duration from ${formatDuration(bounds.minMs)} to ${formatDuration(bounds.maxMs)}, like 500ms, 2s or 10m (got ${JSON.stringify(String(raw))})`,
+      command,
+    );
   }
   return ms;
 }
 
 /** A batch id as the ledger keys it (the message schema allows 1 to 128 characters). */
 export function batchIdArgument(positionals: readonly string[], command: string): string {
-  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? `${command} needs a batch id` : `${command} takes one batch id (got ${positionals.length})`, command);
+  if (positionals.length !== 1)
+    throw new UsageError(
+      positionals.length === 0
+        ? `${command} needs a batch id`
+        : `${command} takes one batch id (got ${positionals.length})`,
+      command,
+    );
   const batchId = positionals[0]!;
-  if (batchId.length > 128 || /[\u0000-\u001f\u007f]/.test(batchId)) throw new UsageError(`a batch id is 1 to 128 printable characters (got ${JSON.stringify(batchId.slice(0, 40))})`, command);
+  if (batchId.length > 128 || /[\u0000-\u001f\u007f]/.test(batchId))
+    throw new UsageError(
+      `a batch id is 1 to 128 printable characters (got ${JSON.stringify(batchId.slice(0, 40))})`,
+      command,
+    );
   return batchId;
 }
 
 /** Reads a batch's status; a batch the ledger has never heard of is an error naming the table. */
-export async function readStatus(context: CommandContext, ledger: Ledger, batchId: string, options: { consistent?: boolean } = {}): Promise<BatchStatus> {
+export async function readStatus(
+  context: CommandContext,
+  ledger: Ledger,
+  batchId: string,
+  options: { consistent?: boolean } = {},
+): Promise<BatchStatus> {
   const status = await ledgerRead(context, () => ledger.batchStatus(batchId, options));
   if (status.recorded === 0 && status.expectedTotal === undefined) {
-    throw new CliError(`no batch ${JSON.stringify(batchId)} in the ledger (table ${context.ledgerTarget?.tableName}): check the id (bulk prints it first) and --ledger-table`);
+    throw new CliError(
+      `no batch ${JSON.stringify(batchId)} in the ledger (table ${context.ledgerTarget?.tableName}): check the id (bulk prints it first) and --ledger-table`,
+    );
   }
   return status;
 }
@@ -79,17 +115,30 @@ export async function ledgerRead<T>(context: CommandContext, read: () => Promise
 /** One line for a failed ledger read. */
 export function explainLedgerError(thrown: unknown, target: LedgerTarget | undefined): string {
   // A LedgerError wraps the SDK's error (compared by name: the class lives in the lazily loaded ledger module).
-  const cause = thrown instanceof Error && thrown.name === "LedgerError" && thrown.cause !== undefined ? thrown.cause : thrown;
+  const cause =
+    thrown instanceof Error && thrown.name === "LedgerError" && thrown.cause !== undefined ? thrown.cause : thrown;
   const error = cause as { name?: string; code?: string; message?: string; errors?: { code?: string }[] };
   const code = error.code ?? error.errors?.[0]?.code;
   const table = target?.tableName ?? "(none)";
   const where = target?.endpoint ?? "DynamoDB";
-  if (code === "ECONNREFUSED" || code === "ECONNRESET" || code === "ENOTFOUND" || code === "ETIMEDOUT" || error.name === "TimeoutError" || error.name === "LedgerTimeoutError") {
-    return target?.local ? `no ledger at ${where}: is the local pipeline running (\`npm start\`)?` : `cannot reach ${where} for the ledger table ${table} (${code ?? error.name}): check the network and --region`;
+  if (
+    code === "ECONNREFUSED" ||
+    code === "ECONNRESET" ||
+    code === "ENOTFOUND" ||
+    code === "ETIMEDOUT" ||
+    error.name === "TimeoutError" ||
+    error.name === "LedgerTimeoutError"
+  ) {
+    return target?.local
+      ? `no ledger at ${where}: is the local pipeline running (\`npm start\`)?`
+      : `cannot reach ${where} for the ledger table ${table} (${code ?? error.name}): check the network and --region`;
   }
-  if (error.name === "ResourceNotFoundException") return `no ledger table ${table} at ${where} (check --ledger-table / LEDGER_TABLE and --region)`;
-  if (error.name === "CredentialsProviderError") return "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY";
-  if (error.name === "AccessDeniedException") return `access denied on the ledger table ${table} (AccessDeniedException): ${error.message ?? ""}`.trim();
+  if (error.name === "ResourceNotFoundException")
+    return `no ledger table ${table} at ${where} (check --ledger-table / LEDGER_TABLE and --region)`;
+  if (error.name === "CredentialsProviderError")
+    return "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY";
+  if (error.name === "AccessDeniedException")
+    return `access denied on the ledger table ${table} (AccessDeniedException): ${error.message ?? ""}`.trim();
   return thrown instanceof Error ? thrown.message : String(thrown);
 }
 
@@ -108,7 +157,10 @@ export async function watchBatch(
 ): Promise<{ status: BatchStatus; end: WatchEnd }> {
   const now = options.now ?? Date.now;
   const stderr = context.io.stderr;
-  const progress = createProgress(stderr, { enabled: !context.json, intervalMs: stderr.isTTY ? 0 : Math.max(options.intervalMs, 5000) });
+  const progress = createProgress(stderr, {
+    enabled: !context.json,
+    intervalMs: stderr.isTTY ? 0 : Math.max(options.intervalMs, 5000),
+  });
   let lastChange = now();
   let signature = "";
   try {
@@ -176,7 +228,9 @@ export function formatStatus(status: BatchStatus): string[] {
   for (const state of JOB_STATES) {
     rows.push({ label: state, jobs: status.counts[state], final: FINAL_STATES.includes(state) ? "yes" : "no" });
     if (state === "dead_lettered") {
-      for (const [reason, count] of Object.entries(status.deadLetteredByReason).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))) {
+      for (const [reason, count] of Object.entries(status.deadLetteredByReason).sort(
+        (a, b) => b[1] - a[1] || a[0].localeCompare(b[0]),
+      )) {
         rows.push({ label: `  ${reason}`, jobs: count, final: "" });
       }
     }

@@ -12,7 +12,6 @@ import type { CommandContext } from "./context.ts";
 import { createProgress, plural, type Progress } from "./output.ts";
 import { resumeDecisions } from "./resume.ts";
 
-
 /** Problem lines printed to stderr before the rest is left to the results file. */
 const MAX_PROBLEM_LINES = 20;
 /**

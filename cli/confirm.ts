@@ -8,7 +8,11 @@ import type { OptionSpec, ParsedValues } from "./args.ts";
 import type { CommandContext } from "./context.ts";
 
 export const YES_OPTION = {
-  yes: { type: "boolean", short: "y", description: "do it without asking (needed when there is no terminal to ask on)" },
+  yes: {
+    type: "boolean",
+    short: "y",
+    description: "do it without asking (needed when there is no terminal to ask on)",
+  },
 } as const satisfies OptionSpec;
 
 /**

@@ -48,10 +48,26 @@ export interface CliIo {
 }
 
 export const GLOBAL_OPTIONS = {
-  "queue-url": { type: "string", valueName: "URL", description: `the withdrawals queue (default: $WITHDRAWAL_QUEUE_URL, else the local pipeline's ${LOCAL.queueName} queue)` },
-  "dlq-url": { type: "string", valueName: "URL", description: "the dead-letter queue (default: $WITHDRAWAL_DLQ_URL, else the queue's redrive policy target)" },
-  region: { type: "string", valueName: "REGION", description: "AWS region (default: $AWS_REGION, else the one in the queue URL)" },
-  "endpoint-url": { type: "string", valueName: "URL", description: "SQS endpoint override (default: $AWS_ENDPOINT_URL_SQS; for the local pipeline, 127.0.0.1)" },
+  "queue-url": {
+    type: "string",
+    valueName: "URL",
+    description: `the withdrawals queue (default: $WITHDRAWAL_QUEUE_URL, else the local pipeline's ${LOCAL.queueName} queue)`,
+  },
+  "dlq-url": {
+    type: "string",
+    valueName: "URL",
+    description: "the dead-letter queue (default: $WITHDRAWAL_DLQ_URL, else the queue's redrive policy target)",
+  },
+  region: {
+    type: "string",
+    valueName: "REGION",
+    description: "AWS region (default: $AWS_REGION, else the one in the queue URL)",
+  },
+  "endpoint-url": {
+    type: "string",
+    valueName: "URL",
+    description: "SQS endpoint override (default: $AWS_ENDPOINT_URL_SQS; for the local pipeline, 127.0.0.1)",
+  },
   "ledger-table": {
     type: "string",
     valueName: "NAME",
@@ -124,21 +140,36 @@ export function resolveTarget(values: ParsedArgs["values"], env: Record<string, 
   const given = flag("queue-url") ?? nonEmpty(env.WITHDRAWAL_QUEUE_URL);
   const queueUrl = given ?? localQueueUrl(LOCAL.queueName);
   const dlqGiven = flag("dlq-url") ?? nonEmpty(env.WITHDRAWAL_DLQ_URL);
-  for (const [name, url] of [["--queue-url", queueUrl], ["--dlq-url", dlqGiven]] as const) {
-    if (url !== undefined && !QUEUE_URL.test(url)) throw new UsageError(`${name} must be an SQS queue URL like https://sqs.eu-west-1.amazonaws.com/123456789012/withdrawals (got ${JSON.stringify(url)})`);
+  for (const [name, url] of [
+    ["--queue-url", queueUrl],
+    ["--dlq-url", dlqGiven],
+  ] as const) {
+    if (url !== undefined && !QUEUE_URL.test(url))
+      throw new UsageError(
+        `${name} must be an SQS queue URL like https://sqs.eu-west-1.amazonaws.com/123456789012/withdrawals (got ${JSON.stringify(url)})`,
+      );
   }
   const dlqUrl = dlqGiven ?? (given === undefined ? localQueueUrl(LOCAL.dlqName) : undefined);
 
   const explicitEndpoint = flag("endpoint-url") ?? nonEmpty(env.AWS_ENDPOINT_URL_SQS) ?? nonEmpty(env.AWS_ENDPOINT_URL);
   if (explicitEndpoint !== undefined && !/^https?:\/\/[^/\s]+\/?$/.test(explicitEndpoint)) {
-    throw new UsageError(`the SQS endpoint must be a URL like http://127.0.0.1:9324 (got ${JSON.stringify(explicitEndpoint)})`);
+    throw new UsageError(
+      `the SQS endpoint must be a URL like http://127.0.0.1:9324 (got ${JSON.stringify(explicitEndpoint)})`,
+    );
   }
   const queueHost = new URL(queueUrl);
   // fauxqs names queues http://sqs.REGION.localhost:PORT/..., which does not resolve everywhere: talk to 127.0.0.1.
-  const derived = isLoopback(queueHost.hostname) ? `${queueHost.protocol}//${queueHost.hostname.endsWith(".localhost") ? LOCAL.host : queueHost.hostname}:${queueHost.port || (queueHost.protocol === "https:" ? 443 : 80)}` : undefined;
+  const derived = isLoopback(queueHost.hostname)
+    ? `${queueHost.protocol}//${queueHost.hostname.endsWith(".localhost") ? LOCAL.host : queueHost.hostname}:${queueHost.port || (queueHost.protocol === "https:" ? 443 : 80)}`
+    : undefined;
   const endpoint = explicitEndpoint?.replace(/\/$/, "") ?? derived;
   const local = endpoint !== undefined && isLoopback(new URL(endpoint).hostname);
-  const region = flag("region") ?? nonEmpty(env.AWS_REGION) ?? nonEmpty(env.AWS_DEFAULT_REGION) ?? /^sqs[.-]([a-z0-9-]+)\./.exec(queueHost.hostname)?.[1] ?? (local ? LOCAL.region : undefined);
+  const region =
+    flag("region") ??
+    nonEmpty(env.AWS_REGION) ??
+    nonEmpty(env.AWS_DEFAULT_REGION) ??
+    /^sqs[.-]([a-z0-9-]+)\./.exec(queueHost.hostname)?.[1] ??
+    (local ? LOCAL.region : undefined);
   return { queueUrl, dlqUrl, endpoint, region, local };
 }
 
@@ -147,28 +178,51 @@ export function resolveTarget(values: ParsedArgs["values"], env: Record<string, 
  * `LEDGER_TABLE`, or the local pipeline's table when the queue is the local pipeline's default too.
  * The endpoint comes from the SDK's standard `AWS_ENDPOINT_URL_DYNAMODB` (or `AWS_ENDPOINT_URL`).
  */
-export function resolveLedgerTarget(values: ParsedArgs["values"], env: Record<string, string | undefined>): LedgerTarget | undefined {
+export function resolveLedgerTarget(
+  values: ParsedArgs["values"],
+  env: Record<string, string | undefined>,
+): LedgerTarget | undefined {
   const flag = (name: string) => (typeof values[name] === "string" ? (values[name] as string) : undefined);
   const tableName = flag("ledger-table") ?? nonEmpty(env.LEDGER_TABLE);
   const localPipeline = flag("queue-url") === undefined && nonEmpty(env.WITHDRAWAL_QUEUE_URL) === undefined;
   const endpoint = (nonEmpty(env.AWS_ENDPOINT_URL_DYNAMODB) ?? nonEmpty(env.AWS_ENDPOINT_URL))?.replace(/\/$/, "");
   if (endpoint !== undefined && !/^https?:\/\/[^/\s]+\/?$/.test(endpoint)) {
-    throw new UsageError(`the DynamoDB endpoint must be a URL like http://127.0.0.1:${LOCAL.dynamoDbPort} (got ${JSON.stringify(endpoint)})`);
+    throw new UsageError(
+      `the DynamoDB endpoint must be a URL like http://127.0.0.1:${LOCAL.dynamoDbPort} (got ${JSON.stringify(endpoint)})`,
+    );
   }
   // The region: given, else a real queue URL's; else the SDK's own (a profile's) for a real table.
   const queueUrl = flag("queue-url") ?? nonEmpty(env.WITHDRAWAL_QUEUE_URL);
-  const given = flag("region") ?? nonEmpty(env.AWS_REGION) ?? nonEmpty(env.AWS_DEFAULT_REGION) ?? (queueUrl ? /^https?:\/\/sqs[.-]([a-z0-9-]+)\.amazonaws\./.exec(queueUrl)?.[1] : undefined);
+  const given =
+    flag("region") ??
+    nonEmpty(env.AWS_REGION) ??
+    nonEmpty(env.AWS_DEFAULT_REGION) ??
+    (queueUrl ? /^https?:\/\/sqs[.-]([a-z0-9-]+)\.amazonaws\./.exec(queueUrl)?.[1] : undefined);
   if (tableName !== undefined) {
-    if (!/^[A-Za-z0-9_.-]{3,255}$/.test(tableName)) throw new UsageError(`--ledger-table must be a DynamoDB table name: 3 to 255 characters A-Z, a-z, 0-9, _ . - (got ${JSON.stringify(tableName)})`);
+    if (!/^[A-Za-z0-9_.-]{3,255}$/.test(tableName))
+      throw new UsageError(
+        `--ledger-table must be a DynamoDB table name: 3 to 255 characters A-Z, a-z, 0-9, _ . - (got ${JSON.stringify(tableName)})`,
+      );
     const local = endpoint !== undefined && isLoopback(new URL(endpoint).hostname);
     return { tableName, endpoint, region: given ?? (local ? LOCAL.region : undefined), local, implicit: false };
   }
   if (!localPipeline) return undefined;
-  return { tableName: LOCAL.ledgerTable, endpoint: endpoint ?? localDynamoEndpoint(), region: given ?? LOCAL.region, local: true, implicit: true };
+  return {
+    tableName: LOCAL.ledgerTable,
+    endpoint: endpoint ?? localDynamoEndpoint(),
+    region: given ?? LOCAL.region,
+    local: true,
+    implicit: true,
+  };
 }
 
 function isLoopback(hostname: string): boolean {
-  return hostname === "localhost" || hostname.endsWith(".localhost") || /^127(\.\d{1,3}){3}$/.test(hostname) || hostname === "[::1]";
+  return (
+    hostname === "localhost" ||
+    hostname.endsWith(".localhost") ||
+    /^127(\.\d{1,3}){3}$/.test(hostname) ||
+    hostname === "[::1]"
+  );
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
@@ -224,7 +278,9 @@ export class CommandContext {
         ...(region ? { region } : {}),
         ...(endpoint ? { endpoint } : {}),
         // An emulator ignores credentials; don't make the SDK hunt for real ones (or call the instance metadata service).
-        ...(local && !this.env.AWS_ACCESS_KEY_ID && !this.env.AWS_PROFILE ? { credentials: { accessKeyId: "local", secretAccessKey: "local" } } : {}),
+        ...(local && !this.env.AWS_ACCESS_KEY_ID && !this.env.AWS_PROFILE
+          ? { credentials: { accessKeyId: "local", secretAccessKey: "local" } }
+          : {}),
         // Long polls wait at most a few seconds; anything slower than this is a dead connection.
         requestHandler: { connectionTimeout: 5000, requestTimeout: 30_000 },
       };
@@ -237,9 +293,12 @@ export class CommandContext {
   async dlqUrl(): Promise<string> {
     if (this.#dlqUrl) return this.#dlqUrl;
     const { queueUrl } = this.target;
-    const attributes = await this.call(queueUrl, () => this.sqs.send(new this.#sdk.GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["RedrivePolicy"] })));
+    const attributes = await this.call(queueUrl, () =>
+      this.sqs.send(new this.#sdk.GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["RedrivePolicy"] })),
+    );
     const arn = parseRedriveTarget(attributes.Attributes?.RedrivePolicy);
-    if (!arn) throw new UsageError(`cannot tell the dead-letter queue: ${queueUrl} has no redrive policy; pass --dlq-url`);
+    if (!arn)
+      throw new UsageError(`cannot tell the dead-letter queue: ${queueUrl} has no redrive policy; pass --dlq-url`);
     this.#dlqUrl = `${new URL(queueUrl).origin}/${arn.account}/${arn.name}`;
     return this.#dlqUrl;
   }
@@ -267,7 +326,10 @@ export class CommandContext {
     const ledger = await this.ledger();
     if (ledger) return ledger;
     const target = this.ledgerTarget;
-    if (target?.implicit) throw new CliError(`no ledger at ${target.endpoint}: start the local pipeline with \`npm start\` (without --no-ledger), or set LEDGER_TABLE or --ledger-table`);
+    if (target?.implicit)
+      throw new CliError(
+        `no ledger at ${target.endpoint}: start the local pipeline with \`npm start\` (without --no-ledger), or set LEDGER_TABLE or --ledger-table`,
+      );
     throw new CliError(`${this.command} ${NEEDS_LEDGER}`);
   }
 
@@ -275,17 +337,24 @@ export class CommandContext {
     const target = this.ledgerTarget;
     if (!target) return undefined;
     // Loaded only by the commands that use the ledger: the others (and a million-line --dry-run) stay lean.
-    const [{ DynamoDBClient, DescribeTableCommand }, { createLedger }] = await Promise.all([import("@aws-sdk/client-dynamodb"), import("../lib/ledger.ts")]);
+    const [{ DynamoDBClient, DescribeTableCommand }, { createLedger }] = await Promise.all([
+      import("@aws-sdk/client-dynamodb"),
+      import("../lib/ledger.ts"),
+    ]);
     const { region } = target;
     this.#dynamo = new DynamoDBClient({
       ...(region ? { region } : {}),
       ...(target.endpoint ? { endpoint: target.endpoint } : {}),
-      ...(target.local && !this.env.AWS_ACCESS_KEY_ID && !this.env.AWS_PROFILE ? { credentials: { accessKeyId: "local", secretAccessKey: "local" } } : {}),
+      ...(target.local && !this.env.AWS_ACCESS_KEY_ID && !this.env.AWS_PROFILE
+        ? { credentials: { accessKeyId: "local", secretAccessKey: "local" } }
+        : {}),
       requestHandler: { connectionTimeout: 3000, requestTimeout: 10_000 },
     });
     if (target.implicit) {
       try {
-        await this.#dynamo.send(new DescribeTableCommand({ TableName: target.tableName }), { abortSignal: AbortSignal.timeout(3000) });
+        await this.#dynamo.send(new DescribeTableCommand({ TableName: target.tableName }), {
+          abortSignal: AbortSignal.timeout(3000),
+        });
       } catch {
         return undefined;
       }
@@ -296,8 +365,12 @@ export class CommandContext {
         // A few lines say what is wrong; more would bury the command's own output.
         if (++this.#ledgerWarnings > 3) return;
         const entry = JSON.parse(line) as { event?: string; operation?: string; error?: string };
-        if (entry.event === "ledger_write_failed") this.note(`warning: the ledger (table ${target.tableName}) could not record ${entry.operation ?? "a write"}: ${entry.error ?? "unknown error"}`);
-        else if (entry.event === "ledger_unavailable") this.note(`warning: the ledger (table ${target.tableName}) keeps failing; not recording for a while`);
+        if (entry.event === "ledger_write_failed")
+          this.note(
+            `warning: the ledger (table ${target.tableName}) could not record ${entry.operation ?? "a write"}: ${entry.error ?? "unknown error"}`,
+          );
+        else if (entry.event === "ledger_unavailable")
+          this.note(`warning: the ledger (table ${target.tableName}) keeps failing; not recording for a while`);
       },
     });
     // 10 writes in flight: `dlq redrive` records each received batch of 10 at once (see dlq-redrive.ts).
@@ -312,14 +385,18 @@ export class CommandContext {
     this.#requestedBy ??= this.target.local
       ? Promise.resolve(localRequester())
       : awsRequester({ region: this.target.region }).catch((error: unknown) => {
-          throw new CliError(`cannot tell who is asking (STS GetCallerIdentity, for requested_by): ${explainSqsError(error, this.target, "STS").replace(/^SQS call on STS failed: /, "")}`);
+          throw new CliError(
+            `cannot tell who is asking (STS GetCallerIdentity, for requested_by): ${explainSqsError(error, this.target, "STS").replace(/^SQS call on STS failed: /, "")}`,
+          );
         });
     return this.#requestedBy;
   }
 
   /** Checks that a queue answers, so a wrong URL fails once, in one line, before any work. */
   async checkQueue(url: string): Promise<void> {
-    await this.call(url, () => this.sqs.send(new this.#sdk.GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] })));
+    await this.call(url, () =>
+      this.sqs.send(new this.#sdk.GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] })),
+    );
   }
 
   /** Runs one SQS call about `url`; an error becomes a {@link CliError} saying what to do. */
@@ -368,18 +445,41 @@ export function explainSqsError(thrown: unknown, target: Target, url: string): s
   const code = error.code ?? (error.errors?.[0] as { code?: string } | undefined)?.code;
   const name = error.name ?? "";
   const where = target.endpoint ?? "SQS";
-  if (code === "ECONNREFUSED" || code === "ECONNRESET" || code === "ENOTFOUND" || code === "EAI_AGAIN" || code === "ETIMEDOUT" || name === "TimeoutError") {
+  if (
+    code === "ECONNREFUSED" ||
+    code === "ECONNRESET" ||
+    code === "ENOTFOUND" ||
+    code === "EAI_AGAIN" ||
+    code === "ETIMEDOUT" ||
+    name === "TimeoutError"
+  ) {
     if (target.local) return `no queue at ${where}: start the local pipeline with \`npm start\`, or pass --queue-url`;
     return `cannot reach ${where === "SQS" ? `SQS for ${url}` : where} (${code ?? name}): check the network, --region and --endpoint-url`;
   }
-  if (name === "QueueDoesNotExist" || error.Code === "AWS.SimpleQueueService.NonExistentQueue" || /NonExistentQueue/.test(error.message ?? "")) {
-    return target.local ? `no queue ${url} on ${where}: is the local pipeline running (\`npm start\`)? otherwise pass --queue-url/--dlq-url` : `queue does not exist: ${url} (check --queue-url, --dlq-url and --region)`;
+  if (
+    name === "QueueDoesNotExist" ||
+    error.Code === "AWS.SimpleQueueService.NonExistentQueue" ||
+    /NonExistentQueue/.test(error.message ?? "")
+  ) {
+    return target.local
+      ? `no queue ${url} on ${where}: is the local pipeline running (\`npm start\`)? otherwise pass --queue-url/--dlq-url`
+      : `queue does not exist: ${url} (check --queue-url, --dlq-url and --region)`;
   }
-  if (name === "CredentialsProviderError") return "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY";
+  if (name === "CredentialsProviderError")
+    return "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY";
   if (/Region is missing/i.test(error.message ?? "")) return "no AWS region: pass --region or set AWS_REGION";
-  if (["InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "UnrecognizedClientException", "InvalidSecurity"].includes(name)) {
+  if (
+    [
+      "InvalidClientTokenId",
+      "SignatureDoesNotMatch",
+      "ExpiredToken",
+      "UnrecognizedClientException",
+      "InvalidSecurity",
+    ].includes(name)
+  ) {
     return `AWS rejected the credentials (${name}): ${error.message ?? ""}`.trim();
   }
-  if (name === "AccessDenied" || name === "AccessDeniedException" || name === "KmsAccessDenied") return `access denied on ${url} (${name}): ${error.message ?? ""}`.trim();
+  if (name === "AccessDenied" || name === "AccessDeniedException" || name === "KmsAccessDenied")
+    return `access denied on ${url} (${name}): ${error.message ?? ""}`.trim();
   return `SQS call on ${url} failed: ${describeError(thrown)}`;
 }

@@ -21,7 +21,14 @@
  * them. {@link dlqDepth} before and after the scan lets a command say so instead of reporting a
  * partial view as the whole queue.
  */
-import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  type Message,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
 import { FAILURE_REASONS } from "../lib/classify.ts";
 
 /** The reason shown for a DLQ message without a `failure_reason` attribute: the queue's redrive policy moved it there. */
@@ -126,12 +133,20 @@ export function createDlqScanner(options: DlqScannerOptions): DlqScanner {
         const chunk = messages.slice(i, i + 10);
         try {
           const output = await sqs.send(
-            new DeleteMessageBatchCommand({ QueueUrl: url, Entries: chunk.map((m, j) => ({ Id: String(j), ReceiptHandle: held.get(m.messageId) ?? m.receiptHandle })) }),
+            new DeleteMessageBatchCommand({
+              QueueUrl: url,
+              Entries: chunk.map((m, j) => ({
+                Id: String(j),
+                ReceiptHandle: held.get(m.messageId) ?? m.receiptHandle,
+              })),
+            }),
           );
           for (const ok of output.Successful ?? []) held.delete(chunk[Number(ok.Id)]!.messageId);
-          for (const f of output.Failed ?? []) failed.push({ message: chunk[Number(f.Id)]!, error: `${f.Code}: ${f.Message ?? ""}`.trim() });
+          for (const f of output.Failed ?? [])
+            failed.push({ message: chunk[Number(f.Id)]!, error: `${f.Code}: ${f.Message ?? ""}`.trim() });
         } catch (error) {
-          for (const message of chunk) failed.push({ message, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+          for (const message of chunk)
+            failed.push({ message, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
         }
       }
       return { failed };
@@ -146,7 +161,12 @@ export function createDlqScanner(options: DlqScannerOptions): DlqScanner {
       // Several calls at once: a large DLQ should not stay hidden longer than needed.
       await inParallel(chunks, RELEASE_CONCURRENCY, async (chunk) => {
         try {
-          const output = await sqs.send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: url, Entries: chunk.map((h, j) => ({ Id: String(j), ReceiptHandle: h, VisibilityTimeout: 0 })) }));
+          const output = await sqs.send(
+            new ChangeMessageVisibilityBatchCommand({
+              QueueUrl: url,
+              Entries: chunk.map((h, j) => ({ Id: String(j), ReceiptHandle: h, VisibilityTimeout: 0 })),
+            }),
+          );
           failed += output.Failed?.length ?? 0;
         } catch {
           failed += chunk.length;
@@ -178,9 +198,15 @@ function markCopy(message: DlqMessage, firstCopy: Map<string, string>): DlqMessa
 /** Messages in a queue now: visible, and in flight (received by some reader and hidden from every other). */
 export async function dlqDepth(sqs: SQSClient, url: string): Promise<{ visible: number; inFlight: number }> {
   const { Attributes = {} } = await sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] }),
+    new GetQueueAttributesCommand({
+      QueueUrl: url,
+      AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    }),
   );
-  return { visible: Number(Attributes.ApproximateNumberOfMessages ?? 0), inFlight: Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0) };
+  return {
+    visible: Number(Attributes.ApproximateNumberOfMessages ?? 0),
+    inFlight: Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0),
+  };
 }
 
 /**
@@ -192,15 +218,23 @@ export interface Unseen {
   missed: number;
 }
 
-export function unseen(start: { visible: number; inFlight: number }, end: { inFlight: number }, seenBeforeCutoff: number): Unseen {
-  return { inFlightElsewhere: Math.max(start.inFlight, end.inFlight), missed: Math.max(0, start.visible - seenBeforeCutoff) };
+export function unseen(
+  start: { visible: number; inFlight: number },
+  end: { inFlight: number },
+  seenBeforeCutoff: number,
+): Unseen {
+  return {
+    inFlightElsewhere: Math.max(start.inFlight, end.inFlight),
+    missed: Math.max(0, start.visible - seenBeforeCutoff),
+  };
 }
 
 /** One line about what a scan could not see, or undefined when it saw everything. */
 export function describeUnseen(u: Unseen, dlqName: string): string | undefined {
   if (u.inFlightElsewhere === 0 && u.missed === 0) return undefined;
   const parts: string[] = [];
-  if (u.inFlightElsewhere > 0) parts.push(`${u.inFlightElsewhere} message${u.inFlightElsewhere === 1 ? " was" : "s were"} in flight elsewhere`);
+  if (u.inFlightElsewhere > 0)
+    parts.push(`${u.inFlightElsewhere} message${u.inFlightElsewhere === 1 ? " was" : "s were"} in flight elsewhere`);
   if (u.missed > 0) parts.push(`${u.missed} counted at the start ${u.missed === 1 ? "was" : "were"} never received`);
   return `${dlqName}: not everything was seen (${parts.join("; ")}): another reader (dlq list, dlq redrive) holds them; run again when it is done`;
 }
@@ -226,7 +260,12 @@ function toDlqMessage(message: Message): DlqMessage {
 }
 
 /** The string fields of a JSON body that the listing shows (an invalid body has none). */
-function bodyFields(body: string): { certificate_id?: string; requested_by?: string; reason?: string; request_id?: string } {
+function bodyFields(body: string): {
+  certificate_id?: string;
+  requested_by?: string;
+  reason?: string;
+  request_id?: string;
+} {
   let json: unknown;
   try {
     json = JSON.parse(body);
@@ -236,12 +275,22 @@ function bodyFields(body: string): { certificate_id?: string; requested_by?: str
   if (typeof json !== "object" || json === null) return {};
   const record = json as Record<string, unknown>;
   const pick = (key: string) => (typeof record[key] === "string" ? (record[key] as string) : undefined);
-  return { certificate_id: pick("certificate_id"), requested_by: pick("requested_by"), reason: pick("reason"), request_id: pick("request_id") };
+  return {
+    certificate_id: pick("certificate_id"),
+    requested_by: pick("requested_by"),
+    reason: pick("reason"),
+    request_id: pick("request_id"),
+  };
 }
 
 /** Parses `--reason a,b` into the set of reasons, or returns the bad one. */
 export function parseReasons(value: string): { reasons: Set<string> } | { bad: string } {
-  const reasons = new Set(value.split(",").map((r) => r.trim()).filter((r) => r !== ""));
+  const reasons = new Set(
+    value
+      .split(",")
+      .map((r) => r.trim())
+      .filter((r) => r !== ""),
+  );
   for (const reason of reasons) if (!(DLQ_REASONS as readonly string[]).includes(reason)) return { bad: reason };
   return reasons.size === 0 ? { bad: value } : { reasons };
 }

@@ -21,11 +21,16 @@ export const LOCAL = {
   /** The static token the local SCM simulator accepts (not a secret: it only opens the local simulator). */
   demoToken: "local-demo-token-0123456789abcdef0123456789abcdef",
   /** The demo AK/SK pair the local simulator accepts with `npm start -- --aksk` (not secret either). */
-  demoAkSk: { access_key: "LOCALDEMOACCESSKEY01", secret_key: "local-demo-secret-key-0123456789abcdefghij", domain_id: "0970dd7a1300f5672ff2c003c60ae115" },
+  demoAkSk: {
+    access_key: "LOCALDEMOACCESSKEY01",
+    secret_key: "local-demo-secret-key-0123456789abcdefghij",
+    domain_id: "0970dd7a1300f5672ff2c003c60ae115",
+  },
 } as const;
 
 export const localSqsEndpoint = (port: number = LOCAL.sqsPort) => `http://${LOCAL.host}:${port}`;
 /** fauxqs builds queue URLs as http://sqs.REGION.localhost:PORT/000000000000/NAME. */
-export const localQueueUrl = (name: string, port: number = LOCAL.sqsPort) => `http://sqs.${LOCAL.region}.localhost:${port}/000000000000/${name}`;
+export const localQueueUrl = (name: string, port: number = LOCAL.sqsPort) =>
+  `http://sqs.${LOCAL.region}.localhost:${port}/000000000000/${name}`;
 /** The local DynamoDB (dynalite) of `npm start`: the value for AWS_ENDPOINT_URL_DYNAMODB. */
 export const localDynamoEndpoint = (port: number = LOCAL.dynamoDbPort) => `http://${LOCAL.host}:${port}`;

@@ -13,7 +13,16 @@ import { redact } from "../lib/redact.ts";
 import { localSqsEndpoint } from "./local-defaults.ts";
 import { formatOptions, parseArgs } from "./args.ts";
 import { COMMANDS } from "./commands/index.ts";
-import { CommandContext, EXIT, GLOBAL_OPTIONS, resolveLedgerTarget, resolveTarget, type CliIo, type Command, type CommandEntry } from "./context.ts";
+import {
+  CommandContext,
+  EXIT,
+  GLOBAL_OPTIONS,
+  resolveLedgerTarget,
+  resolveTarget,
+  type CliIo,
+  type Command,
+  type CommandEntry,
+} from "./context.ts";
 
 export { COMMANDS } from "./commands/index.ts";
 export { EXIT, type CliIo, type Command } from "./context.ts";
@@ -26,7 +35,11 @@ function load(entry: CommandEntry): Promise<Command> {
 }
 
 /** Runs one command line; returns the exit code (0 ok, 1 some work failed, 2 usage error, 130 interrupted). */
-export async function main(argv: readonly string[], io: CliIo, commands: readonly CommandEntry[] = COMMANDS): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  io: CliIo,
+  commands: readonly CommandEntry[] = COMMANDS,
+): Promise<number> {
   let commandName: string | undefined;
   try {
     if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
@@ -59,7 +72,11 @@ export async function main(argv: readonly string[], io: CliIo, commands: readonl
     }
     const env = io.env ?? process.env;
     const target = resolveTarget(args.values, env);
-    const context = await CommandContext.open(io, target, { json: args.values.json === true, command: command.name, ledger: resolveLedgerTarget(args.values, env) });
+    const context = await CommandContext.open(io, target, {
+      json: args.values.json === true,
+      command: command.name,
+      ledger: resolveLedgerTarget(args.values, env),
+    });
     try {
       return await command.run(context, args);
     } finally {
@@ -83,7 +100,10 @@ export async function main(argv: readonly string[], io: CliIo, commands: readonl
  * Finds the command words in `argv` (global flags may come before them, e.g. `--json dlq list`) and
  * returns the rest of the arguments for the command's own parser.
  */
-function findCommand(argv: readonly string[], commands: readonly CommandEntry[]): { command: CommandEntry | undefined; rest: string[]; group?: string } {
+function findCommand(
+  argv: readonly string[],
+  commands: readonly CommandEntry[],
+): { command: CommandEntry | undefined; rest: string[]; group?: string } {
   const positions: number[] = [];
   for (let i = 0; i < argv.length && positions.length < 2; i++) {
     const token = argv[i]!;
@@ -99,13 +119,20 @@ function findCommand(argv: readonly string[], commands: readonly CommandEntry[])
   }
   const [first, second] = positions.map((i) => argv[i]!);
   const byName = (name: string) => commands.find((c) => c.name === name);
-  const match = (second !== undefined ? byName(`${first} ${second}`) : undefined) ?? (first !== undefined ? byName(first) : undefined);
+  const match =
+    (second !== undefined ? byName(`${first} ${second}`) : undefined) ??
+    (first !== undefined ? byName(first) : undefined);
   if (!match) {
     if (first !== undefined && commands.some((c) => c.name.startsWith(`${first} `))) {
       const subs = commands.filter((c) => c.name.startsWith(`${first} `)).map((c) => c.name.slice(first.length + 1));
       // `scm-withdraw batch --help`: the group's own index.
-      if (second === undefined && argv.some((a) => a === "--help" || a === "-h")) return { command: undefined, rest: [...argv], group: first };
-      throw new UsageError(second === undefined ? `${first} needs a subcommand: ${subs.join(", ")}` : `unknown ${first} subcommand "${second}": use ${subs.join(", ")}`);
+      if (second === undefined && argv.some((a) => a === "--help" || a === "-h"))
+        return { command: undefined, rest: [...argv], group: first };
+      throw new UsageError(
+        second === undefined
+          ? `${first} needs a subcommand: ${subs.join(", ")}`
+          : `unknown ${first} subcommand "${second}": use ${subs.join(", ")}`,
+      );
     }
     return { command: undefined, rest: [...argv] };
   }
@@ -175,7 +202,7 @@ function commandHelp(command: Command): string {
   return [
     `usage: ${PROGRAM} ${command.usage}`,
     "",
-    command.summary.charAt(0).toUpperCase() + command.summary.slice(1) + ".",
+    `${command.summary.charAt(0).toUpperCase() + command.summary.slice(1)}.`,
     "",
     command.description,
     "",
@@ -218,8 +245,17 @@ export async function runCli(argv: readonly string[] = process.argv.slice(2)): P
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
-    const ask = process.stdin.isTTY && process.stderr.isTTY ? (question: string) => askOnTerminal(question, controller, onSignal) : undefined;
-    process.exitCode = await main(argv, { stdout: process.stdout, stderr: process.stderr, env: process.env, signal: controller.signal, ...(ask ? { ask } : {}) });
+    const ask =
+      process.stdin.isTTY && process.stderr.isTTY
+        ? (question: string) => askOnTerminal(question, controller, onSignal)
+        : undefined;
+    process.exitCode = await main(argv, {
+      stdout: process.stdout,
+      stderr: process.stderr,
+      env: process.env,
+      signal: controller.signal,
+      ...(ask ? { ask } : {}),
+    });
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -227,7 +263,11 @@ export async function runCli(argv: readonly string[] = process.argv.slice(2)): P
 }
 
 /** One question on the terminal (stderr, so stdout keeps only results); undefined when Ctrl-C interrupts it. */
-async function askOnTerminal(question: string, controller: AbortController, onSignal: () => void): Promise<string | undefined> {
+async function askOnTerminal(
+  question: string,
+  controller: AbortController,
+  onSignal: () => void,
+): Promise<string | undefined> {
   if (controller.signal.aborted) return undefined;
   // Loaded here, not at the top: only a question needs it, and `--help` stays light.
   const { createInterface } = await import("node:readline/promises");

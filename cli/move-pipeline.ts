@@ -16,7 +16,10 @@ export interface MovePipeline<T> {
   readonly idle: boolean;
 }
 
-export function createMovePipeline<T>(move: (group: T[]) => Promise<void>, options: { groupSize: number; inFlight: number }): MovePipeline<T> {
+export function createMovePipeline<T>(
+  move: (group: T[]) => Promise<void>,
+  options: { groupSize: number; inFlight: number },
+): MovePipeline<T> {
   const moves = new Set<Promise<void>>();
   let group: T[] = [];
   let moving = 0;

@@ -74,7 +74,10 @@ export interface Progress {
  * A progress bar on a terminal, or a plain `progress: ...` line every few seconds otherwise.
  * Disabled (a no-op) for `--json`, so machine-readable runs print nothing but the result.
  */
-export function createProgress(stream: OutputStream, options: { enabled: boolean; now?: () => number; intervalMs?: number }): Progress {
+export function createProgress(
+  stream: OutputStream,
+  options: { enabled: boolean; now?: () => number; intervalMs?: number },
+): Progress {
   if (!options.enabled) return { update() {}, done() {} };
   const now = options.now ?? Date.now;
   const tty = stream.isTTY === true;

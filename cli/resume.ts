@@ -11,7 +11,10 @@ export type ResumeDecision = "send" | "already_done" | "already_queued";
  * ones again (after a run was killed outright between recording a chunk and sending it: a second
  * message for a job is harmless, the duplicate guard and SCM's own check keep it from a second withdrawal).
  */
-export function resumeDecisions(queued: Pick<QueuedResult, "alreadyDone" | "queuedBefore">, options: { resendQueued: boolean }) {
+export function resumeDecisions(
+  queued: Pick<QueuedResult, "alreadyDone" | "queuedBefore">,
+  options: { resendQueued: boolean },
+) {
   const done = new Set(queued.alreadyDone.map(jobKeyString));
   const held = new Set(options.resendQueued ? [] : queued.queuedBefore.map(jobKeyString));
   return (job: JobRef): ResumeDecision => {

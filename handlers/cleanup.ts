@@ -44,12 +44,19 @@ export const handler = middy<ScheduledEvent, CleanupResponse>().handler(async (e
   try {
     report = await runtime.run({ runId, ...(deadline === undefined ? {} : { deadline }) });
   } catch (error) {
-    log.error("cleanup_failed", { runId, code: error instanceof CleanupError ? error.code : "crashed", error: describeError(error) });
+    log.error("cleanup_failed", {
+      runId,
+      code: error instanceof CleanupError ? error.code : "crashed",
+      error: describeError(error),
+    });
     throw error;
   }
   if (report.failed.length > 0) {
     // The jobs that did go out stay out (they are valid); the invocation still counts as failed.
-    throw new CleanupError("enqueue_failed", `${report.failed.length} of ${report.selected.length} cleanup jobs could not be enqueued (run ${runId}); see cleanup_job_failed lines`);
+    throw new CleanupError(
+      "enqueue_failed",
+      `${report.failed.length} of ${report.selected.length} cleanup jobs could not be enqueued (run ${runId}); see cleanup_job_failed lines`,
+    );
   }
   return report;
 });

@@ -62,9 +62,15 @@ export function signRequest(
     ...(credentials.domainId ? { "X-Domain-Id": credentials.domainId } : {}),
   };
   const headers = { ...request.headers, ...added };
-  const signedHeaders = Object.keys(headers).map((name) => name.toLowerCase()).sort();
+  const signedHeaders = Object.keys(headers)
+    .map((name) => name.toLowerCase())
+    .sort();
   const signature = computeSignature(request, headers, signedHeaders, added["X-Sdk-Date"]!, credentials.secretKey);
-  const fields = [`Access=${credentials.accessKey}`, `SignedHeaders=${signedHeaders.join(";")}`, `Signature=${signature}`];
+  const fields = [
+    `Access=${credentials.accessKey}`,
+    `SignedHeaders=${signedHeaders.join(";")}`,
+    `Signature=${signature}`,
+  ];
   added.Authorization = `${SIGNING_ALGORITHM} ${fields.join(", ")}`;
   return added;
 }
@@ -92,7 +98,10 @@ export function computeSignature(
 
 /** `YYYYMMDDTHHMMSSZ` (UTC), the `X-Sdk-Date` format. */
 export function sdkDate(date: Date): string {
-  return date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
+  return date
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}Z$/, "Z");
 }
 
 /** Parses `X-Sdk-Date` (ms since epoch), or undefined when it is not `YYYYMMDDTHHMMSSZ`. */
@@ -132,7 +141,10 @@ export function canonicalQuery(params: URLSearchParams | Record<string, string>)
 }
 
 function canonicalUri(pathname: string): string {
-  const path = pathname.split("/").map((segment) => encode(safeDecode(segment))).join("/");
+  const path = pathname
+    .split("/")
+    .map((segment) => encode(safeDecode(segment)))
+    .join("/");
   return path.endsWith("/") ? path : `${path}/`;
 }
 

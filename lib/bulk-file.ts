@@ -66,7 +66,8 @@ export async function* readBulk(input: Readable, options: BulkReadOptions): Asyn
         lineNumber++;
         if (typeof raw !== "string") {
           const problem = `the line is longer than ${MAX_LINE_BYTES} bytes (${raw.tooLong} bytes)`;
-          if (options.format === "csv" && !state.csv) throw new BulkFileError(`the header row on line ${lineNumber}: ${problem}`, lineNumber);
+          if (options.format === "csv" && !state.csv)
+            throw new BulkFileError(`the header row on line ${lineNumber}: ${problem}`, lineNumber);
           yield { line: lineNumber, certificateId: undefined, error: problem };
           continue;
         }
@@ -77,7 +78,8 @@ export async function* readBulk(input: Readable, options: BulkReadOptions): Asyn
   } finally {
     input.destroy();
   }
-  if (options.format === "csv" && !state.csv) throw new BulkFileError("the file has no header row with a certificate_id column (it is empty)", lineNumber);
+  if (options.format === "csv" && !state.csv)
+    throw new BulkFileError("the file has no header row with a certificate_id column (it is empty)", lineNumber);
 }
 
 interface ReadState {
@@ -93,7 +95,8 @@ function parseLine(text: string, lineNumber: number, options: BulkReadOptions, s
     case "txt": {
       const id = idOfLine(text);
       if (id === "") return undefined;
-      if (state.template && CERTIFICATE_ID_PATTERN.test(id)) return { line: lineNumber, certificateId: id, body: state.template(id) };
+      if (state.template && CERTIFICATE_ID_PATTERN.test(id))
+        return { line: lineNumber, certificateId: id, body: state.template(id) };
       return toLine(lineNumber, { certificate_id: id }, options);
     }
     case "csv": {
@@ -108,7 +111,11 @@ function parseLine(text: string, lineNumber: number, options: BulkReadOptions, s
       if (fields.every((f) => f.trim() === "")) return undefined;
       const id = fields[csv.columns.certificate_id]?.trim();
       if (id === undefined || id === "") {
-        return { line: lineNumber, certificateId: undefined, error: `no certificate_id value (column ${csv.columns.certificate_id + 1})` };
+        return {
+          line: lineNumber,
+          certificateId: undefined,
+          error: `no certificate_id value (column ${csv.columns.certificate_id + 1})`,
+        };
       }
       const fromColumns: Record<string, unknown> = { certificate_id: id };
       for (const name of OPTIONAL_CSV_COLUMNS) {
@@ -121,7 +128,8 @@ function parseLine(text: string, lineNumber: number, options: BulkReadOptions, s
     case "jsonl": {
       if (text.trim() === "") return undefined;
       const parsed = parseWithdrawalBody(text);
-      if (!parsed.ok) return { line: lineNumber, certificateId: validIdOrUndefined(parsed.certificateId), error: parsed.problem };
+      if (!parsed.ok)
+        return { line: lineNumber, certificateId: validIdOrUndefined(parsed.certificateId), error: parsed.problem };
       return toLine(lineNumber, parsed.request, options, true);
     }
     default: {
@@ -155,7 +163,10 @@ function toLine(line: number, fields: Record<string, unknown>, options: BulkRead
   if (parsed.ok) return { line, certificateId: parsed.request.certificate_id, body: JSON.stringify(parsed.request) };
   const id = fields.certificate_id;
   // Plain ids are quoted in the message (JSON-style, so invisible characters show); a JSON line names its fields itself.
-  const shown = !fromJson && typeof id === "string" && !CERTIFICATE_ID_PATTERN.test(id) ? `${JSON.stringify(id.length > 40 ? `${id.slice(0, 40)}...` : id)}: ` : "";
+  const shown =
+    !fromJson && typeof id === "string" && !CERTIFICATE_ID_PATTERN.test(id)
+      ? `${JSON.stringify(id.length > 40 ? `${id.slice(0, 40)}...` : id)}: `
+      : "";
   return { line, certificateId: validIdOrUndefined(id), error: `${shown}${parsed.problem}` };
 }
 
@@ -182,8 +193,13 @@ function csvLayout(header: string, line: number): CsvLayout {
   const index = names.indexOf("certificate_id");
   if (index === -1) {
     const found = names.filter((n) => n !== "").join(", ") || "nothing";
-    const hint = CERTIFICATE_ID_PATTERN.test(fields[0]?.trim() ?? "") ? "; a file of bare ids should be a .txt file" : "";
-    throw new BulkFileError(`no certificate_id column in the header row on line ${line} (found: ${found})${hint}`, line);
+    const hint = CERTIFICATE_ID_PATTERN.test(fields[0]?.trim() ?? "")
+      ? "; a file of bare ids should be a .txt file"
+      : "";
+    throw new BulkFileError(
+      `no certificate_id column in the header row on line ${line} (found: ${found})${hint}`,
+      line,
+    );
   }
   const columns: CsvLayout["columns"] = { certificate_id: index };
   for (const name of OPTIONAL_CSV_COLUMNS) if (names.includes(name)) columns[name] = names.indexOf(name);
@@ -203,7 +219,8 @@ export function splitCsvRecord(text: string, delimiter = ","): string[] | string
       let j = start + 1;
       for (;;) {
         const quote = text.indexOf('"', j);
-        if (quote === -1) return `unterminated quoted field in column ${fields.length + 1} (a quoted field cannot span lines)`;
+        if (quote === -1)
+          return `unterminated quoted field in column ${fields.length + 1} (a quoted field cannot span lines)`;
         value += text.slice(j, quote);
         if (text[quote + 1] === '"') {
           value += '"';
@@ -214,7 +231,8 @@ export function splitCsvRecord(text: string, delimiter = ","): string[] | string
         break;
       }
       while (text[j] === " ") j++;
-      if (j < text.length && text[j] !== delimiter) return `unexpected characters after the quoted field in column ${fields.length + 1}`;
+      if (j < text.length && text[j] !== delimiter)
+        return `unexpected characters after the quoted field in column ${fields.length + 1}`;
       fields.push(value);
       if (j >= text.length) return fields;
       i = j + 1;

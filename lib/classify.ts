@@ -110,7 +110,8 @@ export function classifyAnswer(result: ScmResult, context: ClassifyContext): Dec
   if (result.kind === "network") return { kind: "retry", reason: result.failure, retryAfterMs: undefined };
 
   const { status, errorCode, retryAfterMs } = result;
-  if (status === 401) return context.tokenRefreshed ? { kind: "dead-letter", reason: "unauthorized" } : { kind: "refresh-token" };
+  if (status === 401)
+    return context.tokenRefreshed ? { kind: "dead-letter", reason: "unauthorized" } : { kind: "refresh-token" };
   const rule = ruleFor(errorCode);
   if (rule !== undefined) {
     switch (rule.decision) {
@@ -162,7 +163,8 @@ export function classifyStatusCheck(result: ScmResult, alreadyWithdrawnStatuses:
     return { kind: "rejected", status: certStatus };
   }
   if (status === 429) return { kind: "retry", reason: "throttled", retryAfterMs };
-  if ((TRANSIENT_STATUSES as readonly number[]).includes(status) || status >= 500) return { kind: "retry", reason: "server_error", retryAfterMs };
+  if ((TRANSIENT_STATUSES as readonly number[]).includes(status) || status >= 500)
+    return { kind: "retry", reason: "server_error", retryAfterMs };
   // The details cannot be read for good (403, 404, other 4xx): the cancel-cert refusal stands.
   return { kind: "rejected", status: undefined };
 }

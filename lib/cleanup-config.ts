@@ -7,7 +7,15 @@
  * `CLEANUP_MODE` it runs as a dry run and enqueues nothing.
  */
 import * as z from "zod/mini";
-import { ConfigError, DEFAULT_IAM_ENDPOINT, isAcceptableEndpoint, LOG_LEVEL_SCHEMA, logLevelInput, type ConfigProblem, type LogLevel } from "./config.ts";
+import {
+  ConfigError,
+  DEFAULT_IAM_ENDPOINT,
+  isAcceptableEndpoint,
+  LOG_LEVEL_SCHEMA,
+  logLevelInput,
+  type ConfigProblem,
+  type LogLevel,
+} from "./config.ts";
 import { CERTIFICATE_ID_PATTERN } from "./message.ts";
 
 /**
@@ -120,13 +128,19 @@ export const ENV_FILTER_NAMES: FilterNames = {
  * Checks the filter settings and returns them, or the problems (every one, each naming its
  * variable or flag). Shared by the environment schema and the CLI.
  */
-export function parseCleanupFilters(raw: RawFilters, names: FilterNames = ENV_FILTER_NAMES): { filters: CleanupFilters; problems: ConfigProblem[] } {
+export function parseCleanupFilters(
+  raw: RawFilters,
+  names: FilterNames = ENV_FILTER_NAMES,
+): { filters: CleanupFilters; problems: ConfigProblem[] } {
   const problems: ConfigProblem[] = [];
   const blank = (value: string | undefined) => value === undefined || value.trim() === "";
 
   let statuses: ReviewStatus[] = [...REVIEW_STATUSES];
   if (!blank(raw.statuses)) {
-    const items = raw.statuses!.split(/[\s,]+/).filter(Boolean).map((s) => s.toUpperCase());
+    const items = raw
+      .statuses!.split(/[\s,]+/)
+      .filter(Boolean)
+      .map((s) => s.toUpperCase());
     const unknown = items.filter((s) => !(REVIEW_STATUSES as readonly string[]).includes(s));
     if (unknown.length > 0) {
       problems.push({
@@ -143,7 +157,11 @@ export function parseCleanupFilters(raw: RawFilters, names: FilterNames = ENV_FI
   if (!blank(raw.content)) {
     content = raw.content!.trim();
     if (content.length > MAX_CONTENT_LENGTH || /[\u0000-\u001f\u007f]/.test(content)) {
-      problems.push({ variable: names.content, message: `must be a name or domain fragment of at most ${MAX_CONTENT_LENGTH} printable characters`, given: content });
+      problems.push({
+        variable: names.content,
+        message: `must be a name or domain fragment of at most ${MAX_CONTENT_LENGTH} printable characters`,
+        given: content,
+      });
       content = undefined;
     }
   }
@@ -152,14 +170,23 @@ export function parseCleanupFilters(raw: RawFilters, names: FilterNames = ENV_FI
   if (!blank(raw.exclude)) {
     const bad: string[] = [];
     for (const line of raw.exclude!.split(/\r?\n/)) {
-      for (const item of line.replace(/#.*$/, "").split(/[\s,]+/).filter(Boolean)) {
+      for (const item of line
+        .replace(/#.*$/, "")
+        .split(/[\s,]+/)
+        .filter(Boolean)) {
         if (CERTIFICATE_ID_PATTERN.test(item)) exclude.add(item);
         else bad.push(item);
       }
     }
     // An id that does not parse protects nothing: a typo here must stop the run, not be ignored.
     if (bad.length > 0) {
-      problems.push({ variable: names.exclude, message: `has ids that are not 16 characters A-Z, a-z, 0-9: ${bad.slice(0, 5).map((b) => JSON.stringify(b)).join(", ")}${bad.length > 5 ? ` and ${bad.length - 5} more` : ""}` });
+      problems.push({
+        variable: names.exclude,
+        message: `has ids that are not 16 characters A-Z, a-z, 0-9: ${bad
+          .slice(0, 5)
+          .map((b) => JSON.stringify(b))
+          .join(", ")}${bad.length > 5 ? ` and ${bad.length - 5} more` : ""}`,
+      });
     }
   }
 
@@ -178,7 +205,11 @@ export function parseCleanupFilters(raw: RawFilters, names: FilterNames = ENV_FI
   if (!blank(raw.reason)) {
     reason = raw.reason!.trim();
     if (reason.length > 256) {
-      problems.push({ variable: names.reason, message: "must be at most 256 characters (the message schema's limit)", given: `${reason.slice(0, 40)}…` });
+      problems.push({
+        variable: names.reason,
+        message: "must be at most 256 characters (the message schema's limit)",
+        given: `${reason.slice(0, 40)}…`,
+      });
       reason = DEFAULT_CLEANUP_REASON;
     }
   }
@@ -188,7 +219,10 @@ export function parseCleanupFilters(raw: RawFilters, names: FilterNames = ENV_FI
 
 const integer = (min: number, max: number, fallback: number) => {
   const error = `must be an integer from ${min} to ${max}`;
-  return z._default(z.coerce.number({ error }).check(z.int({ error }), z.minimum(min, { error }), z.maximum(max, { error })), fallback);
+  return z._default(
+    z.coerce.number({ error }).check(z.int({ error }), z.minimum(min, { error }), z.maximum(max, { error })),
+    fallback,
+  );
 };
 
 const required = z.string({ error: "is required" }).check(z.minLength(1, { error: "is required" }));
@@ -197,11 +231,17 @@ const EnvSchema = z.object({
   CLEANUP_MODE: z._default(z.enum(CLEANUP_MODES, { error: `must be one of ${CLEANUP_MODES.join(", ")}` }), "dry-run"),
   CLEANUP_OFFSET_MODE: z._default(z.enum(OFFSET_MODES, { error: `must be one of ${OFFSET_MODES.join(", ")}` }), "auto"),
   SCM_ENDPOINT: required.check(
-    z.refine(isAcceptableEndpoint, { error: "must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment" }),
+    z.refine(isAcceptableEndpoint, {
+      error: "must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment",
+    }),
   ),
   SCM_TOKEN_SECRET_ID: required,
   WITHDRAWAL_QUEUE_URL: z.optional(
-    z.string().check(z.refine((v) => /^https?:\/\/[^/]+\/\d+\/[\w-]+(\.fifo)?$/.test(v), { error: "must be an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)" })),
+    z.string().check(
+      z.refine((v) => /^https?:\/\/[^/]+\/\d+\/[\w-]+(\.fifo)?$/.test(v), {
+        error: "must be an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)",
+      }),
+    ),
   ),
   SCM_TIMEOUT_MS: integer(100, 900_000, 10_000),
   MAX_ATTEMPTS: integer(1, 10, 3),
@@ -210,14 +250,20 @@ const EnvSchema = z.object({
   TOKEN_CACHE_TTL_MS: integer(0, 86_400_000, 300_000),
   IAM_TOKEN_REFRESH_MARGIN_MS: integer(0, 82_800_000, 3_600_000),
   IAM_ENDPOINT: z._default(
-    z.string().check(z.refine(isAcceptableEndpoint, { error: "must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment" })),
+    z.string().check(
+      z.refine(isAcceptableEndpoint, {
+        error: "must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment",
+      }),
+    ),
     DEFAULT_IAM_ENDPOINT,
   ),
   IAM_TIMEOUT_MS: integer(100, 60_000, 5000),
   DEADLINE_MARGIN_MS: integer(0, 300_000, 10_000),
   LOG_LEVEL: LOG_LEVEL_SCHEMA,
   LEDGER_TABLE: z.optional(z.string()),
-  CLEANUP_MIN_AGE: z.optional(z.string().check(z.refine((v) => parseMinAge(v) !== undefined, { error: `must be ${MIN_AGE_FORMAT}` }))),
+  CLEANUP_MIN_AGE: z.optional(
+    z.string().check(z.refine((v) => parseMinAge(v) !== undefined, { error: `must be ${MIN_AGE_FORMAT}` })),
+  ),
 });
 
 const VARIABLES = Object.keys(EnvSchema.shape) as (keyof typeof EnvSchema.shape)[];
@@ -239,7 +285,8 @@ export function loadCleanupConfig(env: NodeJS.ProcessEnv = process.env): Cleanup
     for (const issue of parsed.error.issues) {
       const variable = String(issue.path[0]);
       const given = input[variable];
-      if (!problems.some((p) => p.variable === variable && p.message === issue.message)) problems.push({ variable, message: issue.message, ...(given === undefined ? {} : { given }) });
+      if (!problems.some((p) => p.variable === variable && p.message === issue.message))
+        problems.push({ variable, message: issue.message, ...(given === undefined ? {} : { given }) });
     }
   }
   const { filters, problems: filterProblems } = parseCleanupFilters({
@@ -256,7 +303,11 @@ export function loadCleanupConfig(env: NodeJS.ProcessEnv = process.env): Cleanup
       problems.push({ variable: "WITHDRAWAL_QUEUE_URL", message: "is required when CLEANUP_MODE is enqueue" });
     }
     if (e.RETRY_MAX_DELAY_MS < e.RETRY_BASE_DELAY_MS) {
-      problems.push({ variable: "RETRY_MAX_DELAY_MS", message: `must be at least RETRY_BASE_DELAY_MS (${e.RETRY_BASE_DELAY_MS})`, given: String(e.RETRY_MAX_DELAY_MS) });
+      problems.push({
+        variable: "RETRY_MAX_DELAY_MS",
+        message: `must be at least RETRY_BASE_DELAY_MS (${e.RETRY_BASE_DELAY_MS})`,
+        given: String(e.RETRY_MAX_DELAY_MS),
+      });
     }
     // SCM's listing gives no age: without the ledger's first sightings the filter could only be ignored.
     if (e.CLEANUP_MIN_AGE && !e.LEDGER_TABLE) {

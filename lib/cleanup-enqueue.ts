@@ -18,8 +18,13 @@ export async function enqueueJobs(
   const enqueued: CleanupJob[] = [];
   const failed: CleanupFailure[] = [];
   if (selected.length === 0) return { enqueued, failed };
-  if (!deps.createSender) throw new CleanupError("enqueue_failed", "enqueue mode needs a queue: no sender was configured (WITHDRAWAL_QUEUE_URL / --queue-url)");
-  if (deps.confirm && !(await deps.confirm(selected))) throw new CleanupError("not_confirmed", "not confirmed: nothing was enqueued");
+  if (!deps.createSender)
+    throw new CleanupError(
+      "enqueue_failed",
+      "enqueue mode needs a queue: no sender was configured (WITHDRAWAL_QUEUE_URL / --queue-url)",
+    );
+  if (deps.confirm && !(await deps.confirm(selected)))
+    throw new CleanupError("not_confirmed", "not confirmed: nothing was enqueued");
   const byId = new Map(selected.map((job) => [job.certificateId, job]));
   const sender = deps.createSender((result) => {
     const job = byId.get(result.key)!;
@@ -30,8 +35,17 @@ export async function enqueueJobs(
   // One id per run and certificate: a retried invocation of the same scheduled event sends the same ids.
   const requestId = (certificateId: string) => `${runId}-${certificateId}`;
   const audit = { requestedBy: deps.requestedBy, requestReason: filters.reason, requestedAt };
-  const ref = (certificateId: string): JobRef => ({ requestId: requestId(certificateId), batchId: runId, certificateId, source: "cleanup", ...audit });
-  await deps.ledger?.recordQueued(selected.map((job) => ref(job.certificateId)), { batchId: runId, source: "cleanup" });
+  const ref = (certificateId: string): JobRef => ({
+    requestId: requestId(certificateId),
+    batchId: runId,
+    certificateId,
+    source: "cleanup",
+    ...audit,
+  });
+  await deps.ledger?.recordQueued(
+    selected.map((job) => ref(job.certificateId)),
+    { batchId: runId, source: "cleanup" },
+  );
   for (const job of selected) {
     const body = buildWithdrawalBody({
       certificate_id: job.certificateId,

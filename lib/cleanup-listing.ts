@@ -64,7 +64,11 @@ export function pageSizeFor(requested: number | undefined): number {
 }
 
 /** Lists every requested status. Throws a {@link CleanupError} when a listing call fails. */
-export async function listCertificates(deps: CleanupDependencies, options: CleanupRunOptions, log: Logger): Promise<Listing> {
+export async function listCertificates(
+  deps: CleanupDependencies,
+  options: CleanupRunOptions,
+  log: Logger,
+): Promise<Listing> {
   const run: ListingRun = {
     deps,
     filters: options.filters,
@@ -102,7 +106,10 @@ export async function listCertificates(deps: CleanupDependencies, options: Clean
  * at all. A few records of slack allow for the list changing between the two calls. Undefined when
  * it cannot tell (the list changed too much, or too few records to compare).
  */
-export function detectOffsetMode(first: readonly { id: string }[], probe: readonly { id: string }[]): "records" | "pages" | undefined {
+export function detectOffsetMode(
+  first: readonly { id: string }[],
+  probe: readonly { id: string }[],
+): "records" | "pages" | undefined {
   if (first.length < 2 || probe.length === 0) return undefined;
   const firstIds = new Set(first.map((c) => c.id));
   const overlap = probe.filter((c) => firstIds.has(c.id)).length;
@@ -112,7 +119,10 @@ export function detectOffsetMode(first: readonly { id: string }[], probe: readon
 }
 
 /** Every page of one status that the offset cap lets us reach. */
-async function listStatus(run: ListingRun, status: string): Promise<{ pass: StatusPass; certificates: ListedCertificate[] }> {
+async function listStatus(
+  run: ListingRun,
+  status: string,
+): Promise<{ pass: StatusPass; certificates: ListedCertificate[] }> {
   const { pageSize, log, warnings } = run;
   const first = await listPage(run, status, 0);
   const certificates = [...first.certificates];
@@ -173,12 +183,25 @@ async function listStatus(run: ListingRun, status: string): Promise<{ pass: Stat
     }
   }
   const unreachable = Math.max(0, totalCount - covered);
-  const pass: StatusPass = { status, totalCount, listed: certificates.length, calls, unreachable, truncatedBy: unreachable > 0 ? (truncatedBy ?? "ended_early") : undefined };
+  const pass: StatusPass = {
+    status,
+    totalCount,
+    listed: certificates.length,
+    calls,
+    unreachable,
+    truncatedBy: unreachable > 0 ? (truncatedBy ?? "ended_early") : undefined,
+  };
   log.info("cleanup_status_listed", { ...pass });
   if (pass.truncatedBy === "offset_cap") {
     const warning = `${status}: SCM reports ${totalCount} matching certificates but the listing's offset cap (offset ≤ ${MAX_OFFSET}, counting ${run.offsetMode}) reaches only the first ${covered}; ${unreachable} were not seen. Narrow with the content filter, or run again once these are withdrawn.`;
     warnings.push(warning);
-    log.warn("cleanup_offset_cap_reached", { status, totalCount, reachable: covered, unreachable, offsetMode: run.offsetMode });
+    log.warn("cleanup_offset_cap_reached", {
+      status,
+      totalCount,
+      reachable: covered,
+      unreachable,
+      offsetMode: run.offsetMode,
+    });
   } else if (pass.truncatedBy === "ended_early") {
     const warning = `${status}: SCM reports ${totalCount} matching certificates but the listing ended after ${covered}; ${unreachable} were not seen (the list changed while paging?).`;
     warnings.push(warning);
@@ -219,7 +242,12 @@ async function listPage(run: ListingRun, status: string, offset: number): Promis
         return { kind: "done", value: parsePage(result, where, details) };
       case "refresh-token":
         tokenRefreshed = true;
-        log.warn("cleanup_token_rejected", { status, offset, httpStatus: details.httpStatus, errorCode: details.errorCode });
+        log.warn("cleanup_token_rejected", {
+          status,
+          offset,
+          httpStatus: details.httpStatus,
+          errorCode: details.errorCode,
+        });
         token = await getToken(deps, token);
         return { kind: "again" };
       case "retry":
@@ -232,7 +260,11 @@ async function listPage(run: ListingRun, status: string, offset: number): Promis
       case "check-status": {
         const unauthorized = decision.kind === "dead-letter" && decision.reason === "unauthorized";
         const hint = unauthorized ? " (the token was refreshed once and still refused)" : "";
-        throw new CleanupError(unauthorized ? "listing_unauthorized" : "listing_rejected", `${where}: SCM answered ${describeResult(result)}${hint}; nothing was enqueued`, details);
+        throw new CleanupError(
+          unauthorized ? "listing_unauthorized" : "listing_rejected",
+          `${where}: SCM answered ${describeResult(result)}${hint}; nothing was enqueued`,
+          details,
+        );
       }
       default:
         return assertNever(decision);
@@ -277,7 +309,12 @@ async function getToken(deps: CleanupDependencies, refreshFrom?: ScmAuth): Promi
     return refreshFrom === undefined ? await deps.tokens.getToken() : await deps.tokens.refresh(refreshFrom);
   } catch (error) {
     const code = error instanceof TokenUnavailableError ? error.code : "unknown";
-    throw new CleanupError("token_unavailable", `cannot get the SCM token (${code}): ${describeError(error)}`, {}, { cause: error });
+    throw new CleanupError(
+      "token_unavailable",
+      `cannot get the SCM token (${code}): ${describeError(error)}`,
+      {},
+      { cause: error },
+    );
   }
 }
 

@@ -46,17 +46,28 @@ export interface CleanupRuntime {
 /** Builds the sweep's real dependencies once (per container, or per CLI run) from its configuration. */
 export function createCleanupRuntime(config: CleanupConfig, overrides: CleanupRuntimeOverrides = {}): CleanupRuntime {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
-  const scm = overrides.scm ?? createScmClient({ endpoint: config.scmEndpoint, timeoutMs: config.scmTimeoutMs, maxSockets: 2 });
+  const scm =
+    overrides.scm ?? createScmClient({ endpoint: config.scmEndpoint, timeoutMs: config.scmTimeoutMs, maxSockets: 2 });
   let secretsManager: SecretsManagerClient | undefined;
   let iam: ReturnType<typeof createIamExchange> | undefined;
   const tokens =
     overrides.tokens ??
     createTokenProvider({
-      readSecret: secretsManagerReader((secretsManager = overrides.secretsManager ?? new SecretsManagerClient({ requestHandler: AWS_REQUEST_HANDLER })), config.tokenSecretId),
+      readSecret: secretsManagerReader(
+        (secretsManager =
+          overrides.secretsManager ?? new SecretsManagerClient({ requestHandler: AWS_REQUEST_HANDLER })),
+        config.tokenSecretId,
+      ),
       ttlMs: config.tokenCacheTtlMs,
       iamRefreshMarginMs: config.iamTokenRefreshMarginMs,
       // Used only when the secret holds {"iam": ...}, as in the worker; it opens no connection until then.
-      exchangeIam: overrides.exchangeIam ?? (iam = createIamExchange({ endpoint: config.iamEndpoint, timeoutMs: config.iamTimeoutMs, secretId: config.tokenSecretId })).exchange,
+      exchangeIam:
+        overrides.exchangeIam ??
+        (iam = createIamExchange({
+          endpoint: config.iamEndpoint,
+          timeoutMs: config.iamTimeoutMs,
+          secretId: config.tokenSecretId,
+        })).exchange,
     });
   const queueUrl = config.queueUrl;
   const sqs = queueUrl ? (overrides.sqs ?? new SQSClient(sqsClientConfig(config.sqsEndpointOverridden))) : undefined;
@@ -65,8 +76,18 @@ export function createCleanupRuntime(config: CleanupConfig, overrides: CleanupRu
     tokens,
     logger,
     requestedBy: overrides.requestedBy ?? lambdaRequester() ?? localRequester(),
-    retry: { maxAttempts: config.maxAttempts, baseDelayMs: config.retryBaseDelayMs, maxDelayMs: config.retryMaxDelayMs, timeoutMs: config.scmTimeoutMs },
-    ...(sqs && queueUrl ? { createSender: (onResult: (result: SendResult<string>) => void) => createSender<string>({ sqs, queueUrl, onResult }) } : {}),
+    retry: {
+      maxAttempts: config.maxAttempts,
+      baseDelayMs: config.retryBaseDelayMs,
+      maxDelayMs: config.retryMaxDelayMs,
+      timeoutMs: config.scmTimeoutMs,
+    },
+    ...(sqs && queueUrl
+      ? {
+          createSender: (onResult: (result: SendResult<string>) => void) =>
+            createSender<string>({ sqs, queueUrl, onResult }),
+        }
+      : {}),
   };
   const overridden = overrides.ledger !== undefined || overrides.sightings !== undefined;
   const ledger = !overridden && config.ledgerTable ? lazyLedger(config.ledgerTable, logger) : undefined;
@@ -101,13 +122,18 @@ function lazyLedger(tableName: string, logger: Logger) {
   let created: { destroy(): void } | undefined;
   let loading: Promise<{ ledger: Ledger; sightings: Sightings }> | undefined;
   const load = () =>
-    (loading ??= Promise.all([import("@aws-sdk/client-dynamodb"), import("./ledger.ts"), import("./sightings.ts")]).then(
-      ([{ DynamoDBClient }, { createLedger }, { createSightings }]) => {
-        const client = new DynamoDBClient({ requestHandler: AWS_REQUEST_HANDLER });
-        created = client;
-        return { ledger: createLedger({ client, tableName, logger }), sightings: createSightings({ client, tableName, logger }) };
-      },
-    ));
+    (loading ??= Promise.all([
+      import("@aws-sdk/client-dynamodb"),
+      import("./ledger.ts"),
+      import("./sightings.ts"),
+    ]).then(([{ DynamoDBClient }, { createLedger }, { createSightings }]) => {
+      const client = new DynamoDBClient({ requestHandler: AWS_REQUEST_HANDLER });
+      created = client;
+      return {
+        ledger: createLedger({ client, tableName, logger }),
+        sightings: createSightings({ client, tableName, logger }),
+      };
+    }));
   const ledger = async () => (await load()).ledger;
   return {
     sightings: {

@@ -18,7 +18,15 @@ export const MAX_PAGE_SIZE = 50;
 export const MAX_OFFSET = 100;
 
 /** Why a listed certificate got no job. */
-export const SKIP_REASONS = ["excluded", "duplicate", "over_cap", "status_filtered", "invalid_id", "too_recent", "age_unknown"] as const;
+export const SKIP_REASONS = [
+  "excluded",
+  "duplicate",
+  "over_cap",
+  "status_filtered",
+  "invalid_id",
+  "too_recent",
+  "age_unknown",
+] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 
 /** One certificate as the listing showed it. */
@@ -74,7 +82,13 @@ export interface CleanupReport {
   startedAt: string;
   finishedAt: string;
   durationMs: number;
-  filters: { statuses: readonly string[]; content: string | undefined; exclude: number; maxJobs: number; reason: string };
+  filters: {
+    statuses: readonly string[];
+    content: string | undefined;
+    exclude: number;
+    maxJobs: number;
+    reason: string;
+  };
   /**
    * Ages: `tracked` when the ledger keeps first sightings (`lib/sightings.ts`); `minAgeMs` is the
    * filter (`CLEANUP_MIN_AGE`), undefined for none. Without the ledger nothing can be age-filtered.

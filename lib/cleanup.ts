@@ -52,7 +52,10 @@ export interface AgeFilter {
 
 /** `cleanup-20261127T101500Z-ab12`: sortable by time, and unique enough for runs started in the same second. */
 export function makeRunId(at: Date, suffix: string = randomBytes(2).toString("hex")): string {
-  const stamp = at.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
+  const stamp = at
+    .toISOString()
+    .replace(/\.\d{3}Z$/, "Z")
+    .replace(/[-:]/g, "");
   return `cleanup-${stamp}-${suffix}`;
 }
 
@@ -61,8 +64,12 @@ export function makeRunId(at: Date, suffix: string = randomBytes(2).toString("he
  * the same event gets the same id, so its jobs land in the same batch (and are harmless duplicates).
  */
 export function runIdForEvent(event: { id?: unknown; time?: unknown }, fallback: Date): string {
-  const time = typeof event.time === "string" && !Number.isNaN(Date.parse(event.time)) ? new Date(event.time) : fallback;
-  const suffix = typeof event.id === "string" && event.id !== "" ? createHash("sha256").update(event.id).digest("hex").slice(0, 4) : undefined;
+  const time =
+    typeof event.time === "string" && !Number.isNaN(Date.parse(event.time)) ? new Date(event.time) : fallback;
+  const suffix =
+    typeof event.id === "string" && event.id !== ""
+      ? createHash("sha256").update(event.id).digest("hex").slice(0, 4)
+      : undefined;
   return makeRunId(time, suffix);
 }
 
@@ -72,7 +79,11 @@ export function runIdForEvent(event: { id?: unknown; time?: unknown }, fallback:
  * status) is a `duplicate`; then `excluded`; then, with an age filter, `age_unknown` (no sighting
  * recorded) or `too_recent`; then `over_cap` once `maxJobs` are selected.
  */
-export function selectJobs(listed: readonly ListedCertificate[], filters: Pick<CleanupFilters, "statuses" | "exclude" | "maxJobs">, age?: AgeFilter) {
+export function selectJobs(
+  listed: readonly ListedCertificate[],
+  filters: Pick<CleanupFilters, "statuses" | "exclude" | "maxJobs">,
+  age?: AgeFilter,
+) {
   const selected: CleanupJob[] = [];
   const skipped: CleanupSkip[] = [];
   const seen = new Set<string>();
@@ -112,7 +123,15 @@ export async function runCleanup(deps: CleanupDependencies, options: CleanupRunO
   const log = deps.logger.child({ runId });
   const started = now();
   const minAgeMs = options.minAgeMs;
-  log.info("cleanup_started", { mode: options.mode, statuses: filters.statuses, content: filters.content, exclude: filters.exclude.size, maxJobs: filters.maxJobs, offsetMode: options.offsetMode, minAgeMs });
+  log.info("cleanup_started", {
+    mode: options.mode,
+    statuses: filters.statuses,
+    content: filters.content,
+    exclude: filters.exclude.size,
+    maxJobs: filters.maxJobs,
+    offsetMode: options.offsetMode,
+    minAgeMs,
+  });
 
   // Step 1: list everything. A failure here throws before anything is enqueued.
   const listing = await listCertificates(deps, options, log);
@@ -132,7 +151,13 @@ export async function runCleanup(deps: CleanupDependencies, options: CleanupRunO
     startedAt: new Date(started).toISOString(),
     finishedAt: new Date(finished).toISOString(),
     durationMs: finished - started,
-    filters: { statuses: filters.statuses, content: filters.content, exclude: filters.exclude.size, maxJobs: filters.maxJobs, reason: filters.reason },
+    filters: {
+      statuses: filters.statuses,
+      content: filters.content,
+      exclude: filters.exclude.size,
+      maxJobs: filters.maxJobs,
+      reason: filters.reason,
+    },
     ages: { tracked: deps.sightings !== undefined, minAgeMs },
     offsetMode: listing.offsetMode,
     passes: listing.passes,
@@ -159,7 +184,12 @@ export async function runCleanup(deps: CleanupDependencies, options: CleanupRunO
  * what lets a later run tell their age). Without sightings, says that ages are unknown; with an age
  * filter but no sightings, refuses to run: it would have to enqueue every certificate, however fresh.
  */
-async function recordAges(deps: CleanupDependencies, options: CleanupRunOptions, listed: readonly ListedCertificate[], log: Logger): Promise<AgeFilter | undefined> {
+async function recordAges(
+  deps: CleanupDependencies,
+  options: CleanupRunOptions,
+  listed: readonly ListedCertificate[],
+  log: Logger,
+): Promise<AgeFilter | undefined> {
   if (!deps.sightings) {
     if (options.minAgeMs !== undefined) {
       throw new CleanupError(
@@ -177,7 +207,8 @@ async function recordAges(deps: CleanupDependencies, options: CleanupRunOptions,
   }
   const statuses = new Set<string>(options.filters.statuses);
   const seen = new Map<string, string>();
-  for (const c of listed) if (statuses.has(c.status) && CERTIFICATE_ID_PATTERN.test(c.id) && !seen.has(c.id)) seen.set(c.id, c.status);
+  for (const c of listed)
+    if (statuses.has(c.status) && CERTIFICATE_ID_PATTERN.test(c.id) && !seen.has(c.id)) seen.set(c.id, c.status);
   const firstSeen = await deps.sightings.record([...seen].map(([id, status]) => ({ id, status })));
   return { firstSeen, minAgeMs: options.minAgeMs, now: (deps.now ?? Date.now)() };
 }
@@ -191,12 +222,23 @@ function countSkips(skipped: readonly CleanupSkip[]): Record<SkipReason, number>
 /** One line per job and per skip (over-the-cap ones summarised), then the totals. */
 function logReport(log: Logger, report: CleanupReport): void {
   const planned = report.mode === "enqueue" ? report.enqueued : report.selected;
-  for (const job of planned) log.info(report.mode === "enqueue" ? "cleanup_job_enqueued" : "cleanup_job_planned", { ...job });
+  for (const job of planned)
+    log.info(report.mode === "enqueue" ? "cleanup_job_enqueued" : "cleanup_job_planned", { ...job });
   for (const failure of report.failed) log.error("cleanup_job_failed", { ...failure });
   const overCap = report.skipped.filter((s) => s.reason === "over_cap");
   for (const skip of report.skipped) if (skip.reason !== "over_cap") log.info("cleanup_job_skipped", { ...skip });
   if (overCap.length > 0) {
-    log.warn("cleanup_over_cap", { maxJobs: report.filters.maxJobs, count: overCap.length, sample: overCap.slice(0, SAMPLE).map((s) => s.certificateId) });
+    log.warn("cleanup_over_cap", {
+      maxJobs: report.filters.maxJobs,
+      count: overCap.length,
+      sample: overCap.slice(0, SAMPLE).map((s) => s.certificateId),
+    });
   }
-  log.info("cleanup_finished", { mode: report.mode, offsetMode: report.offsetMode, ...report.counts, warnings: report.warnings.length, durationMs: report.durationMs });
+  log.info("cleanup_finished", {
+    mode: report.mode,
+    offsetMode: report.offsetMode,
+    ...report.counts,
+    warnings: report.warnings.length,
+    durationMs: report.durationMs,
+  });
 }

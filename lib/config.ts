@@ -11,7 +11,14 @@ export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** Lambda's application log levels (the function's LoggingConfig, given as AWS_LAMBDA_LOG_LEVEL), as ours. */
-const LAMBDA_LOG_LEVELS: Readonly<Record<string, LogLevel>> = { trace: "debug", debug: "debug", info: "info", warn: "warn", error: "error", fatal: "error" };
+const LAMBDA_LOG_LEVELS: Readonly<Record<string, LogLevel>> = {
+  trace: "debug",
+  debug: "debug",
+  info: "info",
+  warn: "warn",
+  error: "error",
+  fatal: "error",
+};
 
 /**
  * The LOG_LEVEL to check: LOG_LEVEL in any case (`DEBUG`, as Powertools and Lambda spell it), else
@@ -25,7 +32,10 @@ export function logLevelInput(env: NodeJS.ProcessEnv): string | undefined {
 
 /** LOG_LEVEL's rule, shared by the worker's and the sweep's schemas (give it `logLevelInput`). */
 export const LOG_LEVEL_SCHEMA = z._default(
-  z.pipe(z.string().check(z.toLowerCase()), z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")} (any case)` })),
+  z.pipe(
+    z.string().check(z.toLowerCase()),
+    z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")} (any case)` }),
+  ),
   "info",
 );
 
@@ -78,8 +88,7 @@ export interface Config {
 export const MAX_VISIBILITY_SECONDS = 43_200;
 /** The default backoff across deliveries: 15 s, 1 min, 4 min, 15 min (ceilings; full jitter below them). */
 export const DEFAULT_RETRY_VISIBILITY_SCHEDULE = "15s,1m,4m,15m";
-const SCHEDULE_RULE =
-  `must be "off" or a comma-separated list of durations up to 12h, e.g. ${DEFAULT_RETRY_VISIBILITY_SCHEDULE}`;
+const SCHEDULE_RULE = `must be "off" or a comma-separated list of durations up to 12h, e.g. ${DEFAULT_RETRY_VISIBILITY_SCHEDULE}`;
 
 /** `15s,1m,4m,15m` → [15, 60, 240, 900] (seconds; a bare number is seconds); `off` → []; undefined if invalid. */
 export function parseVisibilitySchedule(text: string): number[] | undefined {
@@ -105,7 +114,9 @@ export class ConfigError extends Error {
   constructor(given: readonly ConfigProblem[]) {
     // A value is quoted to say what was wrong, but never a URL's userinfo (`https://user:password@host`).
     const problems = given.map((p) => (p.given === undefined ? p : { ...p, given: redact(p.given) }));
-    const lines = problems.map((p) => `${p.variable} ${p.message}${p.given === undefined ? "" : ` (got ${JSON.stringify(p.given)})`}`);
+    const lines = problems.map(
+      (p) => `${p.variable} ${p.message}${p.given === undefined ? "" : ` (got ${JSON.stringify(p.given)})`}`,
+    );
     super(`Invalid configuration: ${lines.join("; ")}`);
     this.name = "ConfigError";
     this.problems = problems;
@@ -129,26 +140,32 @@ export function isAcceptableEndpoint(value: string): boolean {
 
 const integer = (min: number, max: number, fallback: number) =>
   z._default(
-    z.coerce.number({ error: `must be an integer from ${min} to ${max}` }).check(
-      z.int({ error: `must be an integer from ${min} to ${max}` }),
-      z.minimum(min, { error: `must be an integer from ${min} to ${max}` }),
-      z.maximum(max, { error: `must be an integer from ${min} to ${max}` }),
-    ),
+    z.coerce
+      .number({ error: `must be an integer from ${min} to ${max}` })
+      .check(
+        z.int({ error: `must be an integer from ${min} to ${max}` }),
+        z.minimum(min, { error: `must be an integer from ${min} to ${max}` }),
+        z.maximum(max, { error: `must be an integer from ${min} to ${max}` }),
+      ),
     fallback,
   );
 
 /** Huawei's global IAM endpoint; regional ones (`https://iam.{region}.myhuaweicloud.com`) work too. */
 export const DEFAULT_IAM_ENDPOINT = "https://iam.myhuaweicloud.com";
 
-const ENDPOINT_RULE = "must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment";
+const ENDPOINT_RULE =
+  "must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment";
 
 const EnvSchema = z.object({
-  SCM_ENDPOINT: z.string({ error: "is required" }).check(z.minLength(1, { error: "is required" })).check(
-    z.refine(isAcceptableEndpoint, { error: ENDPOINT_RULE }),
-  ),
+  SCM_ENDPOINT: z
+    .string({ error: "is required" })
+    .check(z.minLength(1, { error: "is required" }))
+    .check(z.refine(isAcceptableEndpoint, { error: ENDPOINT_RULE })),
   SCM_TOKEN_SECRET_ID: z.string({ error: "is required" }).check(z.minLength(1, { error: "is required" })),
   WITHDRAWAL_DLQ_URL: z.string({ error: "is required" }).check(
-    z.refine((v) => /^https?:\/\/[^/]+\/\d+\/[\w-]+(\.fifo)?$/.test(v), { error: "must be an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)" }),
+    z.refine((v) => /^https?:\/\/[^/]+\/\d+\/[\w-]+(\.fifo)?$/.test(v), {
+      error: "must be an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)",
+    }),
   ),
   MAX_ATTEMPTS: integer(1, 10, 3),
   RETRY_BASE_DELAY_MS: integer(1, 60_000, 200),
@@ -157,19 +174,31 @@ const EnvSchema = z.object({
   MAX_RECEIVE_COUNT: integer(1, 1000, 5),
   BATCH_CONCURRENCY: integer(1, 100, 10),
   TOKEN_CACHE_TTL_MS: integer(0, 86_400_000, 300_000),
-  SCM_RATE_LIMIT: z._default(z.enum(SCM_RATE_LIMIT_MODES, { error: `must be one of ${SCM_RATE_LIMIT_MODES.join(", ")}` }), "adaptive"),
+  SCM_RATE_LIMIT: z._default(
+    z.enum(SCM_RATE_LIMIT_MODES, { error: `must be one of ${SCM_RATE_LIMIT_MODES.join(", ")}` }),
+    "adaptive",
+  ),
   SCM_MAX_RPS: z.optional(
-    z.coerce.number({ error: "must be a positive number of calls per second, or unset for no limit" }).check(
-      z.positive({ error: "must be a positive number of calls per second, or unset for no limit" }),
-      z.maximum(10_000, { error: "must be a positive number of calls per second, or unset for no limit" }),
-    ),
+    z.coerce
+      .number({ error: "must be a positive number of calls per second, or unset for no limit" })
+      .check(
+        z.positive({ error: "must be a positive number of calls per second, or unset for no limit" }),
+        z.maximum(10_000, { error: "must be a positive number of calls per second, or unset for no limit" }),
+      ),
   ),
   LOG_LEVEL: LOG_LEVEL_SCHEMA,
   ALREADY_WITHDRAWN_STATUSES: z.optional(
-    z.string().check(z.regex(/^[A-Z_]+(,[A-Z_]+)*$/, { error: "must be a comma-separated list of SCM statuses, e.g. PAID,CANCELCHECKING" })),
+    z.string().check(
+      z.regex(/^[A-Z_]+(,[A-Z_]+)*$/, {
+        error: "must be a comma-separated list of SCM statuses, e.g. PAID,CANCELCHECKING",
+      }),
+    ),
   ),
   IAM_TOKEN_REFRESH_MARGIN_MS: integer(0, 82_800_000, 3_600_000),
-  IAM_ENDPOINT: z._default(z.string().check(z.refine(isAcceptableEndpoint, { error: ENDPOINT_RULE })), DEFAULT_IAM_ENDPOINT),
+  IAM_ENDPOINT: z._default(
+    z.string().check(z.refine(isAcceptableEndpoint, { error: ENDPOINT_RULE })),
+    DEFAULT_IAM_ENDPOINT,
+  ),
   IAM_TIMEOUT_MS: integer(100, 60_000, 5000),
   DEADLINE_MARGIN_MS: integer(0, 60_000, 1000),
   LEDGER_TABLE: z.optional(z.string()),
@@ -202,7 +231,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   const problems: ConfigProblem[] = [];
   if (e.RETRY_MAX_DELAY_MS < e.RETRY_BASE_DELAY_MS) {
-    problems.push({ variable: "RETRY_MAX_DELAY_MS", message: `must be at least RETRY_BASE_DELAY_MS (${e.RETRY_BASE_DELAY_MS})`, given: String(e.RETRY_MAX_DELAY_MS) });
+    problems.push({
+      variable: "RETRY_MAX_DELAY_MS",
+      message: `must be at least RETRY_BASE_DELAY_MS (${e.RETRY_BASE_DELAY_MS})`,
+      given: String(e.RETRY_MAX_DELAY_MS),
+    });
   }
   if (problems.length > 0) throw new ConfigError(problems);
 

@@ -35,7 +35,8 @@ export function deadLetterAttributes(letter: DeadLetter): Record<string, Message
     if (clean !== "") attributes[name] = { DataType: "String", StringValue: clean };
   };
   const number = (name: string, value: number | undefined) => {
-    if (value !== undefined && Number.isFinite(value)) attributes[name] = { DataType: "Number", StringValue: String(value) };
+    if (value !== undefined && Number.isFinite(value))
+      attributes[name] = { DataType: "Number", StringValue: String(value) };
   };
   string("failure_reason", letter.reason, 64);
   number("http_status", letter.httpStatus);
@@ -84,9 +85,16 @@ export type SqsClientSource = SQSClient | (() => Promise<SQSClient>);
  */
 export function createDeadLetterSender(sqs: SqsClientSource, queueUrl: string): DeadLetterSender {
   return async (letter, signal) => {
-    const [{ SendMessageCommand }, client] = await Promise.all([import("@aws-sdk/client-sqs"), typeof sqs === "function" ? sqs() : sqs]);
+    const [{ SendMessageCommand }, client] = await Promise.all([
+      import("@aws-sdk/client-sqs"),
+      typeof sqs === "function" ? sqs() : sqs,
+    ]);
     const attributes = deadLetterAttributes(letter);
-    const command = new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: letter.body, MessageAttributes: attributes });
+    const command = new SendMessageCommand({
+      QueueUrl: queueUrl,
+      MessageBody: letter.body,
+      MessageAttributes: attributes,
+    });
     await client.send(command, signal ? { abortSignal: signal } : {});
   };
 }

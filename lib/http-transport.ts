@@ -134,7 +134,9 @@ export function createHttpTransport(options: HttpTransportOptions): HttpTranspor
           size += chunk.length;
           if (size > options.maxBodyBytes) {
             // Enough: the status, the headers and the start of the body are in; the rest is not worth reading.
-            const head = Buffer.concat([...chunks, chunk]).subarray(0, HEAD_BYTES).toString("utf8");
+            const head = Buffer.concat([...chunks, chunk])
+              .subarray(0, HEAD_BYTES)
+              .toString("utf8");
             chunks.length = 0;
             finish(answer(undefined, head));
             response.destroy();

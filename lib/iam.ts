@@ -69,9 +69,14 @@ export function buildTokenRequest(credentials: IamCredentials): { auth: Record<s
     auth: {
       identity: {
         methods: ["password"],
-        password: { user: { name: credentials.user, password: credentials.password, domain: { name: credentials.domain } } },
+        password: {
+          user: { name: credentials.user, password: credentials.password, domain: { name: credentials.domain } },
+        },
       },
-      scope: credentials.scope === "domain" ? { domain: { name: credentials.domain } } : { project: { name: credentials.scope.project } },
+      scope:
+        credentials.scope === "domain"
+          ? { domain: { name: credentials.domain } }
+          : { project: { name: credentials.scope.project } },
     },
   };
 }
@@ -99,7 +104,11 @@ export function tokenUrl(endpoint: string, what = "the IAM endpoint"): URL {
 function describeEndpoint(value: string): string {
   try {
     const url = new URL(value);
-    const extras = [url.username || url.password ? "credentials" : "", url.search ? "a query" : "", url.hash ? "a fragment" : ""].filter(Boolean);
+    const extras = [
+      url.username || url.password ? "credentials" : "",
+      url.search ? "a query" : "",
+      url.hash ? "a fragment" : "",
+    ].filter(Boolean);
     return `${JSON.stringify(`${url.protocol}//${url.host}${url.pathname === "/" ? "" : url.pathname}`)}${extras.length > 0 ? ` with ${extras.join(" and ")}` : ""}`;
   } catch {
     return "something that is not a URL";
@@ -145,7 +154,10 @@ export function interpretTokenAnswer(result: IamHttpResult, context: AnswerConte
   const who = `user ${JSON.stringify(context.credentials.user)} in domain ${JSON.stringify(context.credentials.domain)}`;
 
   if (status === 401 || status === 403) {
-    return fail("iam_rejected", `IAM rejected the credentials stored in ${secret} (${httpStatus}, ${who}): fix the secret; the batch is left on the queue`);
+    return fail(
+      "iam_rejected",
+      `IAM rejected the credentials stored in ${secret} (${httpStatus}, ${who}): fix the secret; the batch is left on the queue`,
+    );
   }
   if (status === 408 || status === 429 || status >= 500) {
     return fail("iam_unreachable", `${where} answered ${httpStatus}`);
@@ -164,7 +176,8 @@ export function interpretTokenAnswer(result: IamHttpResult, context: AnswerConte
   const tokenBody = (result.body as { token?: { expires_at?: unknown } } | undefined)?.token;
   const expiresAt = parseIamTime(tokenBody?.expires_at);
   if (expiresAt === undefined) {
-    const got = typeof tokenBody?.expires_at === "string" ? ` (got ${JSON.stringify(tokenBody.expires_at.slice(0, 40))})` : "";
+    const got =
+      typeof tokenBody?.expires_at === "string" ? ` (got ${JSON.stringify(tokenBody.expires_at.slice(0, 40))})` : "";
     return fail("iam_unreachable", `${where} answered HTTP ${status} without a readable token.expires_at${got}`);
   }
   if (expiresAt <= context.now) {
@@ -186,7 +199,11 @@ function iamMessage(body: unknown, password: string): string | undefined {
   const record = body as { error?: { message?: unknown }; error_code?: unknown; error_msg?: unknown };
   const parts = [
     typeof record.error_code === "string" ? record.error_code : "",
-    typeof record.error?.message === "string" ? record.error.message : typeof record.error_msg === "string" ? record.error_msg : "",
+    typeof record.error?.message === "string"
+      ? record.error.message
+      : typeof record.error_msg === "string"
+        ? record.error_msg
+        : "",
   ].filter(Boolean);
   if (parts.length === 0) return undefined;
   // Nothing suggests IAM echoes a password, but its text is not ours: never let one through, in any form.
@@ -202,20 +219,32 @@ export function createIamExchange(options: IamExchangeOptions): IamExchanger {
   let rejected: { fingerprint: string; until: number; error: TokenUnavailableError } | undefined;
 
   const exchange: IamExchange = async (credentials) => {
-    const url = credentials.endpoint === undefined ? tokenUrl(options.endpoint, "IAM_ENDPOINT") : tokenUrl(credentials.endpoint, 'the "iam" secret\'s endpoint');
+    const url =
+      credentials.endpoint === undefined
+        ? tokenUrl(options.endpoint, "IAM_ENDPOINT")
+        : tokenUrl(credentials.endpoint, 'the "iam" secret\'s endpoint');
     // A hash, so the password is not kept in memory longer than the exchange needs it.
-    const fingerprint = createHash("sha256").update(JSON.stringify([credentials.domain, credentials.user, credentials.password, credentials.scope, url.href])).digest("hex");
+    const fingerprint = createHash("sha256")
+      .update(JSON.stringify([credentials.domain, credentials.user, credentials.password, credentials.scope, url.href]))
+      .digest("hex");
     if (rejected && rejected.fingerprint === fingerprint && now() < rejected.until) throw rejected.error;
 
     const body = JSON.stringify(buildTokenRequest(credentials));
     let result = await transport(url, body, options.timeoutMs);
-    if (result.kind === "network" && result.failure === "connection") result = await transport(url, body, options.timeoutMs);
+    if (result.kind === "network" && result.failure === "connection")
+      result = await transport(url, body, options.timeoutMs);
     try {
-      const issued = interpretTokenAnswer(result, { endpoint: url.origin, secretId: options.secretId, credentials, now: now() });
+      const issued = interpretTokenAnswer(result, {
+        endpoint: url.origin,
+        secretId: options.secretId,
+        credentials,
+        now: now(),
+      });
       rejected = undefined;
       return issued;
     } catch (error) {
-      if (error instanceof TokenUnavailableError && error.code === "iam_rejected") rejected = { fingerprint, until: now() + holdMs, error };
+      if (error instanceof TokenUnavailableError && error.code === "iam_rejected")
+        rejected = { fingerprint, until: now() + holdMs, error };
       throw error;
     }
   };

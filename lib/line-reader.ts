@@ -16,7 +16,10 @@ export interface LongLine {
   tooLong: number;
 }
 
-export async function* readLines(input: AsyncIterable<Buffer | string>, maxBytes = MAX_LINE_BYTES): AsyncGenerator<(string | LongLine)[]> {
+export async function* readLines(
+  input: AsyncIterable<Buffer | string>,
+  maxBytes = MAX_LINE_BYTES,
+): AsyncGenerator<(string | LongLine)[]> {
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   /** Bytes of the current line when it is already known to be too long (its bytes are dropped). */

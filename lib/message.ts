@@ -11,25 +11,46 @@ export const CERTIFICATE_ID_PATTERN = /^[A-Za-z0-9]{16}$/;
 export const SOURCES = ["manual", "bulk", "cleanup"] as const;
 export type Source = (typeof SOURCES)[number];
 
-export const CertificateId = z.string({ error: "certificate_id must be a string" }).check(
-  z.regex(CERTIFICATE_ID_PATTERN, { error: "certificate_id must be exactly 16 characters A-Z, a-z, 0-9" }),
-);
+export const CertificateId = z
+  .string({ error: "certificate_id must be a string" })
+  .check(z.regex(CERTIFICATE_ID_PATTERN, { error: "certificate_id must be exactly 16 characters A-Z, a-z, 0-9" }));
 
 export const WithdrawalRequest = z.looseObject({
   certificate_id: CertificateId,
   request_id: z.optional(
-    z.string({ error: "request_id must be a string" }).check(z.minLength(1, { error: "request_id must not be empty" }), z.maxLength(128, { error: "request_id must be at most 128 characters" })),
+    z
+      .string({ error: "request_id must be a string" })
+      .check(
+        z.minLength(1, { error: "request_id must not be empty" }),
+        z.maxLength(128, { error: "request_id must be at most 128 characters" }),
+      ),
   ),
   source: z._default(z.enum(SOURCES, { error: `source must be one of ${SOURCES.join(", ")}` }), "manual"),
   batch_id: z.optional(
-    z.string({ error: "batch_id must be a string" }).check(z.minLength(1, { error: "batch_id must not be empty" }), z.maxLength(128, { error: "batch_id must be at most 128 characters" })),
+    z
+      .string({ error: "batch_id must be a string" })
+      .check(
+        z.minLength(1, { error: "batch_id must not be empty" }),
+        z.maxLength(128, { error: "batch_id must be at most 128 characters" }),
+      ),
   ),
-  reason: z.optional(z.string({ error: "reason must be a string" }).check(z.maxLength(256, { error: "reason must be at most 256 characters" }))),
+  reason: z.optional(
+    z
+      .string({ error: "reason must be a string" })
+      .check(z.maxLength(256, { error: "reason must be at most 256 characters" })),
+  ),
   /** Who asked for the job (an AWS principal ARN, `local:<user>`, `lambda:<function>`), for the audit trail. Optional: older producers did not say. */
   requested_by: z.optional(
-    z.string({ error: "requested_by must be a string" }).check(z.minLength(1, { error: "requested_by must not be empty" }), z.maxLength(512, { error: "requested_by must be at most 512 characters" })),
+    z
+      .string({ error: "requested_by must be a string" })
+      .check(
+        z.minLength(1, { error: "requested_by must not be empty" }),
+        z.maxLength(512, { error: "requested_by must be at most 512 characters" }),
+      ),
   ),
-  requested_at: z.optional(z.iso.datetime({ offset: true, error: "requested_at must be an ISO-8601 date-time, e.g. 2026-11-27T10:00:00Z" })),
+  requested_at: z.optional(
+    z.iso.datetime({ offset: true, error: "requested_at must be an ISO-8601 date-time, e.g. 2026-11-27T10:00:00Z" }),
+  ),
 });
 export type WithdrawalRequest = z.infer<typeof WithdrawalRequest>;
 
@@ -49,7 +70,11 @@ export function parseWithdrawalBody(body: string): ParsedBody {
   if (!isRecord(json)) return { ok: false, problem: "body must be a JSON object", certificateId };
   const parsed = WithdrawalRequest.safeParse(json);
   if (!parsed.success) {
-    const problem = parsed.error.issues.map((i) => (i.path.length > 0 && !i.message.startsWith(String(i.path[0])) ? `${i.path.join(".")}: ${i.message}` : i.message)).join("; ");
+    const problem = parsed.error.issues
+      .map((i) =>
+        i.path.length > 0 && !i.message.startsWith(String(i.path[0])) ? `${i.path.join(".")}: ${i.message}` : i.message,
+      )
+      .join("; ");
     return { ok: false, problem, certificateId };
   }
   return { ok: true, request: parsed.data };

@@ -99,12 +99,19 @@ export function createMetricsRecorder(): MetricsRecorder {
 
 /** One EMF document (a plain object; serialise with `JSON.stringify`). */
 export type EmfDocument = Record<string, unknown> & {
-  _aws: { Timestamp: number; CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string; Unit: string }[] }[] };
+  _aws: {
+    Timestamp: number;
+    CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string; Unit: string }[] }[];
+  };
 };
 
 /** The EMF documents for one invocation's metrics (see the module comment for the layout). */
 export function toEmfDocuments(metrics: InvocationMetrics, timestamp: number): EmfDocument[] {
-  const document = (dimensions: Record<string, string>, values: Record<string, number | number[]>, units: Record<string, string>): EmfDocument => ({
+  const document = (
+    dimensions: Record<string, string>,
+    values: Record<string, number | number[]>,
+    units: Record<string, string>,
+  ): EmfDocument => ({
     _aws: {
       Timestamp: timestamp,
       CloudWatchMetrics: [
@@ -121,10 +128,17 @@ export function toEmfDocuments(metrics: InvocationMetrics, timestamp: number): E
   const service = { Service: METRICS_SERVICE };
   const latencyUnit = { [LATENCY_METRIC]: "Milliseconds" };
   const chunks: number[][] = [];
-  for (let i = 0; i < metrics.scmLatencyMs.length; i += MAX_VALUES_PER_METRIC) chunks.push(metrics.scmLatencyMs.slice(i, i + MAX_VALUES_PER_METRIC));
+  for (let i = 0; i < metrics.scmLatencyMs.length; i += MAX_VALUES_PER_METRIC)
+    chunks.push(metrics.scmLatencyMs.slice(i, i + MAX_VALUES_PER_METRIC));
 
   const [firstLatencies, ...moreLatencies] = chunks;
-  const documents = [document(service, { ...metrics.counts, ...(firstLatencies ? { [LATENCY_METRIC]: firstLatencies } : {}) }, latencyUnit)];
+  const documents = [
+    document(
+      service,
+      { ...metrics.counts, ...(firstLatencies ? { [LATENCY_METRIC]: firstLatencies } : {}) },
+      latencyUnit,
+    ),
+  ];
   for (const [reason, count] of Object.entries(metrics.deadLetteredByReason)) {
     if (count) documents.push(document({ ...service, FailureReason: reason }, { DeadLettered: count }, {}));
   }

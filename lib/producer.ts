@@ -86,7 +86,12 @@ export function createSender<K>(options: SenderOptions<K>): Sender<K> {
 }
 
 /** Sends up to 10 messages in one call; entries that fail for a retryable reason are sent again. */
-export async function sendWithRetries<K>(sqs: SQSClient, queueUrl: string, messages: OutgoingMessage<K>[], maxRetries: number): Promise<SendResult<K>[]> {
+export async function sendWithRetries<K>(
+  sqs: SQSClient,
+  queueUrl: string,
+  messages: OutgoingMessage<K>[],
+  maxRetries: number,
+): Promise<SendResult<K>[]> {
   const results: SendResult<K>[] = [];
   let pending = messages.map((message, index) => ({ id: String(index), message }));
   for (let attempt = 0; pending.length > 0; attempt++) {
@@ -95,15 +100,21 @@ export async function sendWithRetries<K>(sqs: SQSClient, queueUrl: string, messa
       const output = await sqs.send(
         new SendMessageBatchCommand({
           QueueUrl: queueUrl,
-          Entries: pending.map(({ id, message }) => ({ Id: id, MessageBody: message.body, ...(message.attributes ? { MessageAttributes: message.attributes } : {}) })),
+          Entries: pending.map(({ id, message }) => ({
+            Id: id,
+            MessageBody: message.body,
+            ...(message.attributes ? { MessageAttributes: message.attributes } : {}),
+          })),
         }),
       );
       const byId = new Map(pending.map((p) => [p.id, p.message]));
-      for (const ok of output.Successful ?? []) results.push({ key: byId.get(ok.Id!)!.key, ok: true, messageId: ok.MessageId! });
+      for (const ok of output.Successful ?? [])
+        results.push({ key: byId.get(ok.Id!)!.key, ok: true, messageId: ok.MessageId! });
       for (const failed of output.Failed ?? []) {
         const entry = pending.find((p) => p.id === failed.Id)!;
         // SenderFault: the entry itself is wrong (too big, bad characters): sending it again cannot help.
-        if (failed.SenderFault || attempt >= maxRetries) results.push({ key: entry.message.key, ok: false, error: `${failed.Code}: ${failed.Message ?? ""}`.trim() });
+        if (failed.SenderFault || attempt >= maxRetries)
+          results.push({ key: entry.message.key, ok: false, error: `${failed.Code}: ${failed.Message ?? ""}`.trim() });
         else retry.push(entry);
       }
     } catch (error) {
@@ -123,7 +134,8 @@ export async function sendWithRetries<K>(sqs: SQSClient, queueUrl: string, messa
 
 function messageBytes(message: OutgoingMessage<unknown>): number {
   let size = Buffer.byteLength(message.body);
-  for (const [name, value] of Object.entries(message.attributes ?? {})) size += name.length + (value.DataType?.length ?? 0) + Buffer.byteLength(value.StringValue ?? "");
+  for (const [name, value] of Object.entries(message.attributes ?? {}))
+    size += name.length + (value.DataType?.length ?? 0) + Buffer.byteLength(value.StringValue ?? "");
   return size;
 }
 

@@ -49,14 +49,27 @@ export interface RateLimiterOptions {
 }
 
 /** A fixed rate: `callsPerSecond`, less the headroom. */
-export function createRateLimiter(callsPerSecond: number, clock: Clock = systemClock, options: RateLimiterOptions = {}): RateLimiter {
+export function createRateLimiter(
+  callsPerSecond: number,
+  clock: Clock = systemClock,
+  options: RateLimiterOptions = {},
+): RateLimiter {
   const rate = callsPerSecond * (1 - (options.headroom ?? 0));
-  const spacer = createSpacer(() => 1000 / rate, () => -Infinity, clock);
+  const spacer = createSpacer(
+    () => 1000 / rate,
+    () => -Infinity,
+    clock,
+  );
   return { ...spacer, observe: () => {}, rate: () => rate };
 }
 
 /** The limiter for tests and tools that want none. */
-export const unlimited: RateLimiter = { take: async () => {}, waitTime: () => 0, observe: () => {}, rate: () => Infinity };
+export const unlimited: RateLimiter = {
+  take: async () => {},
+  waitTime: () => 0,
+  observe: () => {},
+  rate: () => Infinity,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Spacing
@@ -137,7 +150,9 @@ const UNIT_MS = { second: 1000, minute: 60_000, hour: 3_600_000, day: 86_400_000
  * (or `time:1 minute`). Undefined when the message states none.
  */
 export function parseStatedLimit(errorMsg: string | undefined): StatedLimit | undefined {
-  const match = /limit\s*:\s*(\d+(?:\.\d+)?)\s*,\s*time\s*:\s*(\d+(?:\.\d+)?)?\s*(second|minute|hour|day)s?\b/i.exec(errorMsg ?? "");
+  const match = /limit\s*:\s*(\d+(?:\.\d+)?)\s*,\s*time\s*:\s*(\d+(?:\.\d+)?)?\s*(second|minute|hour|day)s?\b/i.exec(
+    errorMsg ?? "",
+  );
   if (!match) return undefined;
   const calls = Number(match[1]);
   const windowMs = Number(match[2] ?? 1) * UNIT_MS[match[3]!.toLowerCase() as keyof typeof UNIT_MS];
@@ -147,7 +162,10 @@ export function parseStatedLimit(errorMsg: string | undefined): StatedLimit | un
 /** A throttling answer: HTTP 429, or the gateway's throttling code under any status. */
 export function isThrottling(result: ScmResult): boolean {
   if (result.kind !== "answer") return false;
-  return result.status === 429 || (result.errorCode !== undefined && (THROTTLING_CODES as readonly string[]).includes(result.errorCode));
+  return (
+    result.status === 429 ||
+    (result.errorCode !== undefined && (THROTTLING_CODES as readonly string[]).includes(result.errorCode))
+  );
 }
 
 /** The tuning. The defaults are the ones the bench (`bench/throttling.ts`) measured; see the README. */

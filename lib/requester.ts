@@ -29,7 +29,9 @@ export function localRequester(): string {
  * The caller's AWS principal ARN (STS GetCallerIdentity, which needs no IAM permission). The STS SDK
  * is imported here, on first use, so commands that never send anything do not load it.
  */
-export async function awsRequester(options: { region?: string | undefined; timeoutMs?: number; endpoint?: string; credentials?: AwsCredentials } = {}): Promise<string> {
+export async function awsRequester(
+  options: { region?: string | undefined; timeoutMs?: number; endpoint?: string; credentials?: AwsCredentials } = {},
+): Promise<string> {
   const { STSClient, GetCallerIdentityCommand } = await import("@aws-sdk/client-sts");
   const sts = new STSClient({
     ...(options.region ? { region: options.region } : {}),
@@ -38,7 +40,9 @@ export async function awsRequester(options: { region?: string | undefined; timeo
     requestHandler: { connectionTimeout: 3000, requestTimeout: 10_000 },
   });
   try {
-    const identity = await sts.send(new GetCallerIdentityCommand({}), { abortSignal: AbortSignal.timeout(options.timeoutMs ?? 15_000) });
+    const identity = await sts.send(new GetCallerIdentityCommand({}), {
+      abortSignal: AbortSignal.timeout(options.timeoutMs ?? 15_000),
+    });
     if (!identity.Arn) throw new Error("STS GetCallerIdentity answered without an Arn");
     return identity.Arn;
   } finally {

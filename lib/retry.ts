@@ -19,7 +19,12 @@ export function backoffDelay(retry: number, options: BackoffOptions, random: () 
 }
 
 /** The wait before the next call: the jittered backoff, but never less than what SCM asked for. */
-export function retryDelay(retry: number, retryAfterMs: number | undefined, options: BackoffOptions, random: () => number = Math.random): number {
+export function retryDelay(
+  retry: number,
+  retryAfterMs: number | undefined,
+  options: BackoffOptions,
+  random: () => number = Math.random,
+): number {
   const jittered = backoffDelay(retry, options, random);
   return retryAfterMs === undefined ? jittered : Math.max(retryAfterMs, jittered);
 }

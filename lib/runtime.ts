@@ -11,7 +11,14 @@ import type { Config } from "./config.ts";
 import { createDeadLetterSender } from "./dead-letter.ts";
 import { createIamExchange } from "./iam.ts";
 import { createLogger, type Logger } from "./logger.ts";
-import { createAdaptiveLimiter, createRateLimiter, GATEWAY_HEADROOM, systemClock, unlimited, type RateLimiter } from "./rate-limiter.ts";
+import {
+  createAdaptiveLimiter,
+  createRateLimiter,
+  GATEWAY_HEADROOM,
+  systemClock,
+  unlimited,
+  type RateLimiter,
+} from "./rate-limiter.ts";
 import { createScmClient } from "./scm-client.ts";
 import { createTokenProvider, secretsManagerReader } from "./token-provider.ts";
 import { createVisibilityChanger } from "./visibility.ts";
@@ -25,7 +32,11 @@ export interface Runtime {
 
 export function createRuntime(
   config: Config,
-  overrides: Partial<WorkerDependencies> & { sqs?: SQSClient; secretsManager?: SecretsManagerClient; dynamo?: DynamoDBClient } = {},
+  overrides: Partial<WorkerDependencies> & {
+    sqs?: SQSClient;
+    secretsManager?: SecretsManagerClient;
+    dynamo?: DynamoDBClient;
+  } = {},
 ): Runtime {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
   // The SQS client (for dead letters only) is made on the first dead letter: loading the SQS SDK is
@@ -38,9 +49,19 @@ export function createRuntime(
       return createdSqs;
     }));
   const secretsManager = overrides.secretsManager ?? new SecretsManagerClient({ requestHandler: AWS_REQUEST_HANDLER });
-  const scm = overrides.scm ?? createScmClient({ endpoint: config.scmEndpoint, timeoutMs: config.scmTimeoutMs, maxSockets: config.batchConcurrency });
+  const scm =
+    overrides.scm ??
+    createScmClient({
+      endpoint: config.scmEndpoint,
+      timeoutMs: config.scmTimeoutMs,
+      maxSockets: config.batchConcurrency,
+    });
   // Used only when the secret holds {"iam": ...}; it opens no connection until then.
-  const iam = createIamExchange({ endpoint: config.iamEndpoint, timeoutMs: config.iamTimeoutMs, secretId: config.tokenSecretId });
+  const iam = createIamExchange({
+    endpoint: config.iamEndpoint,
+    timeoutMs: config.iamTimeoutMs,
+    secretId: config.tokenSecretId,
+  });
   const tokens =
     overrides.tokens ??
     createTokenProvider({
@@ -90,12 +111,18 @@ export function createRuntime(
  */
 function limiterFor(config: Config, logger: Logger): RateLimiter {
   if (config.scmRateLimit === "fixed") {
-    return config.scmMaxRps ? createRateLimiter(config.scmMaxRps, systemClock, { headroom: GATEWAY_HEADROOM }) : unlimited;
+    return config.scmMaxRps
+      ? createRateLimiter(config.scmMaxRps, systemClock, { headroom: GATEWAY_HEADROOM })
+      : unlimited;
   }
   const round = (rps: number) => (Number.isFinite(rps) ? Math.round(rps * 100) / 100 : null);
   return createAdaptiveLimiter({
     initialRps: config.scmMaxRps,
     onCut: ({ rate, previous, statedLimit }) =>
-      logger.info("scm_rate_reduced", { rps: round(rate), previousRps: round(previous), statedLimit: statedLimit ?? null }),
+      logger.info("scm_rate_reduced", {
+        rps: round(rate),
+        previousRps: round(previous),
+        statedLimit: statedLimit ?? null,
+      }),
   });
 }

@@ -48,7 +48,11 @@ export interface CallOptions {
 export interface ScmClient {
   cancelCert(certificateId: string, token: ScmAuth, options?: CallOptions): Promise<ScmResult>;
   getCertificate(certificateId: string, token: ScmAuth, options?: CallOptions): Promise<ScmResult>;
-  listCertificates(query: Record<string, string | number | undefined>, token: ScmAuth, options?: CallOptions): Promise<ScmResult>;
+  listCertificates(
+    query: Record<string, string | number | undefined>,
+    token: ScmAuth,
+    options?: CallOptions,
+  ): Promise<ScmResult>;
   /** Closes idle keep-alive sockets. */
   close(): void;
 }
@@ -73,7 +77,12 @@ export function createScmClient(options: ScmClientOptions): ScmClient {
   });
 
   type Method = "GET" | "POST";
-  const send = async (method: Method, path: string, token: ScmAuth, callOptions: CallOptions = {}): Promise<ScmResult> => {
+  const send = async (
+    method: Method,
+    path: string,
+    token: ScmAuth,
+    callOptions: CallOptions = {},
+  ): Promise<ScmResult> => {
     const body = method === "POST" ? "{}" : undefined;
     const url = new URL(basePath + path, base);
     const headers = {
@@ -94,7 +103,8 @@ export function createScmClient(options: ScmClientOptions): ScmClient {
 
   const idPath = (certificateId: string) => {
     // The worker validates ids first; this guard keeps any other caller from building a path from junk.
-    if (!CERTIFICATE_ID_PATTERN.test(certificateId)) throw new TypeError("certificate_id must be exactly 16 characters A-Z, a-z, 0-9");
+    if (!CERTIFICATE_ID_PATTERN.test(certificateId))
+      throw new TypeError("certificate_id must be exactly 16 characters A-Z, a-z, 0-9");
     return `/v3/scm/certificates/${encodeURIComponent(certificateId)}`;
   };
 
@@ -137,7 +147,9 @@ export const EXCERPT_LENGTH = 200;
  * the whole text first, so no prefix of one survives the cut; then control characters become spaces.
  */
 export function excerptOf(text: string, token?: string): string {
-  const clean = redact(text, token).replace(/[\0-\x1f\x7f]+/g, " ").trim();
+  const clean = redact(text, token)
+    .replace(/[\0-\x1f\x7f]+/g, " ")
+    .trim();
   return clean.length > EXCERPT_LENGTH ? `${clean.slice(0, EXCERPT_LENGTH)}…` : clean;
 }
 

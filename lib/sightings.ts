@@ -69,7 +69,12 @@ export function createSightings(options: SightingsOptions): Sightings {
           "SET first_seen_at = if_not_exists(first_seen_at, :now), last_seen_at = :now, " +
           "certificate_id = :id, #st = :st, expires_at = :exp",
         ExpressionAttributeNames: { "#st": "status" },
-        ExpressionAttributeValues: { ":now": N(at), ":id": S(id), ":st": S(status), ":exp": N(Math.floor(at / 1000) + SIGHTING_TTL_DAYS * 86_400) },
+        ExpressionAttributeValues: {
+          ":now": N(at),
+          ":id": S(id),
+          ":st": S(status),
+          ":exp": N(Math.floor(at / 1000) + SIGHTING_TTL_DAYS * 86_400),
+        },
         ReturnValues: "ALL_OLD",
       }),
       signal(),
@@ -120,10 +125,14 @@ export function createSightings(options: SightingsOptions): Sightings {
     async record(certificates) {
       const at = now();
       const firstSeen = new Map<string, number>();
-      await forEach("cleanup_sighting_failed", certificates.map((c) => c.id), async (i) => {
-        const { id, status } = certificates[i]!;
-        firstSeen.set(id, await recordOne(id, status, at));
-      });
+      await forEach(
+        "cleanup_sighting_failed",
+        certificates.map((c) => c.id),
+        async (i) => {
+          const { id, status } = certificates[i]!;
+          firstSeen.set(id, await recordOne(id, status, at));
+        },
+      );
       return firstSeen;
     },
     forget: (ids) => forEach("cleanup_sighting_forget_failed", ids, (i) => forgetOne(ids[i]!)),

@@ -15,7 +15,11 @@
  * No value read here is ever logged or put in an error message, and every secret value is registered
  * with the scrubber (`redact.ts`) as it is read, so an echo of it from elsewhere is redacted too.
  */
-import { GetSecretValueCommand, type GetSecretValueCommandOutput, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import {
+  GetSecretValueCommand,
+  type GetSecretValueCommandOutput,
+  type SecretsManagerClient,
+} from "@aws-sdk/client-secrets-manager";
 import { createAkSkSigner, type AkSkCredentials, type RequestSigner } from "./aksk-signer.ts";
 import { withDeadline } from "./deadline.ts";
 import { TokenUnavailableError, type DeadlineSubject } from "./errors.ts";
@@ -94,7 +98,8 @@ export function parseSecret(secretString: string | undefined): StoredSecret {
     }
     const record = json as Record<string, unknown>;
     if (typeof record.token === "string") return { kind: "token", token: checkToken(record.token) };
-    if (typeof record.iam === "object" && record.iam !== null) return { kind: "iam", credentials: checkIam(record.iam as Record<string, unknown>) };
+    if (typeof record.iam === "object" && record.iam !== null)
+      return { kind: "iam", credentials: checkIam(record.iam as Record<string, unknown>) };
     if (typeof record.aksk === "object" && record.aksk !== null) {
       return { kind: "aksk", credentials: checkAkSk(record.aksk as Record<string, unknown>) };
     }
@@ -109,22 +114,36 @@ export function parseSecret(secretString: string | undefined): StoredSecret {
 function checkToken(token: string): string {
   const trimmed = token.trim();
   if (trimmed.length < MIN_TOKEN_LENGTH) {
-    throw new TokenUnavailableError("secret_unusable", `the stored token is shorter than ${MIN_TOKEN_LENGTH} characters, so it cannot be an IAM token`);
+    throw new TokenUnavailableError(
+      "secret_unusable",
+      `the stored token is shorter than ${MIN_TOKEN_LENGTH} characters, so it cannot be an IAM token`,
+    );
   }
   // IAM tokens are printable ASCII; anything else cannot travel in an HTTP header (Node refuses it).
   if (!/^[\x21-\x7E]+$/.test(trimmed)) {
-    throw new TokenUnavailableError("secret_unusable", "the stored token contains characters that cannot be sent in an HTTP header (spaces, control or non-ASCII characters)");
+    throw new TokenUnavailableError(
+      "secret_unusable",
+      "the stored token contains characters that cannot be sent in an HTTP header (spaces, control or non-ASCII characters)",
+    );
   }
   return trimmed;
 }
 
 function checkIam(iam: Record<string, unknown>): IamCredentials {
   const missing = ["domain", "user", "password"].filter((key) => typeof iam[key] !== "string" || iam[key] === "");
-  if (missing.length > 0) throw new TokenUnavailableError("secret_unusable", `the "iam" secret lacks ${missing.join(", ")}`);
+  if (missing.length > 0)
+    throw new TokenUnavailableError("secret_unusable", `the "iam" secret lacks ${missing.join(", ")}`);
   const scope = iam.scope ?? "domain";
-  const validScope = scope === "domain" || (typeof scope === "object" && scope !== null && typeof (scope as Record<string, unknown>).project === "string");
-  if (!validScope) throw new TokenUnavailableError("secret_unusable", 'the "iam" secret\'s scope must be "domain" or {"project": "NAME"}');
-  if (iam.endpoint !== undefined && typeof iam.endpoint !== "string") throw new TokenUnavailableError("secret_unusable", 'the "iam" secret\'s endpoint must be a URL string');
+  const validScope =
+    scope === "domain" ||
+    (typeof scope === "object" && scope !== null && typeof (scope as Record<string, unknown>).project === "string");
+  if (!validScope)
+    throw new TokenUnavailableError(
+      "secret_unusable",
+      'the "iam" secret\'s scope must be "domain" or {"project": "NAME"}',
+    );
+  if (iam.endpoint !== undefined && typeof iam.endpoint !== "string")
+    throw new TokenUnavailableError("secret_unusable", 'the "iam" secret\'s endpoint must be a URL string');
   return {
     domain: iam.domain as string,
     user: iam.user as string,
@@ -150,7 +169,8 @@ function checkAkSk(aksk: Record<string, unknown>): AkSkCredentials {
   }
   const bad = ["access_key", "secret_key"].filter((key) => !HEADER_SAFE.test(aksk[key] as string));
   const domainId = aksk.domain_id;
-  if (domainId !== undefined && (typeof domainId !== "string" || !/^[A-Za-z0-9-]+$/.test(domainId))) bad.push("domain_id");
+  if (domainId !== undefined && (typeof domainId !== "string" || !/^[A-Za-z0-9-]+$/.test(domainId)))
+    bad.push("domain_id");
   if (bad.length > 0) {
     const rule = "must be printable ASCII without spaces (domain_id: letters, digits, -)";
     throw new TokenUnavailableError("secret_unusable", `the "aksk" secret's ${bad.join(", ")} ${rule}`);
@@ -187,7 +207,11 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
       if (secret.kind === "aksk") {
         return { token: createAkSkSigner(secret.credentials), freshUntil: now() + options.ttlMs };
       }
-      if (!options.exchangeIam) throw new TokenUnavailableError("secret_unusable", 'the secret holds IAM credentials but no IAM exchange is configured');
+      if (!options.exchangeIam)
+        throw new TokenUnavailableError(
+          "secret_unusable",
+          "the secret holds IAM credentials but no IAM exchange is configured",
+        );
       step = "iam";
       const issued = await options.exchangeIam(secret.credentials);
       registerSecret(issued.token);
@@ -242,7 +266,8 @@ export function secretsManagerReader(
       const command = new GetSecretValueCommand({ SecretId: secretId });
       output = await client.send(command, { abortSignal: AbortSignal.timeout(timeoutMs) });
     } catch (error) {
-      const code = (error as { name?: string }).name === "ResourceNotFoundException" ? "secret_not_found" : "secret_fetch_failed";
+      const code =
+        (error as { name?: string }).name === "ResourceNotFoundException" ? "secret_not_found" : "secret_fetch_failed";
       throw new TokenUnavailableError(code, `could not read secret ${secretId}: ${describeSecretsError(error)}`);
     }
     if (output.SecretString !== undefined) return output.SecretString;
@@ -258,7 +283,13 @@ export function secretsManagerReader(
  * The error is not kept as `cause` for the same reason.
  */
 function describeSecretsError(error: unknown): string {
-  const e = error as { name?: string; message?: string; $fault?: string; $metadata?: { httpStatusCode?: number }; $response?: { statusCode?: number } };
+  const e = error as {
+    name?: string;
+    message?: string;
+    $fault?: string;
+    $metadata?: { httpStatusCode?: number };
+    $response?: { statusCode?: number };
+  };
   const status = e.$metadata?.httpStatusCode ?? e.$response?.statusCode;
   const name = e.name ?? "Error";
   if (e.$fault) return `${name}: ${e.message ?? ""}`.trim();

@@ -3,12 +3,7 @@
  * attempts run out, or the invocation's deadline comes. Every record that asked for the certificate
  * shares the result (one SCM call for several jobs of one certificate in a batch).
  */
-import {
-  cancelSucceeded,
-  classifyAnswer,
-  classifyStatusCheck,
-  type RetryReason,
-} from "./classify.ts";
+import { cancelSucceeded, classifyAnswer, classifyStatusCheck, type RetryReason } from "./classify.ts";
 import type { Config } from "./config.ts";
 import { DeadlineError, describeError, TokenUnavailableError } from "./errors.ts";
 import type { Invocation } from "./invocation.ts";

@@ -35,7 +35,14 @@ import { createContainerPool, KilledError, localHandlerEnv, type ContainerPool }
 import { LOCAL } from "../cli/local-defaults.ts";
 import { deadLetterReason, REDRIVE_POLICY_REASON, startLocalQueues, type InspectedMessage } from "./queues.ts";
 import { createEventSourceRunner, type EventSourceRunner, type InvocationReport, type RunnerStats } from "./runner.ts";
-import { faults, startScmSimulator, type CertificateInput, type CertificateStatus, type Fault, type ScmSimulator } from "./scm-simulator.ts";
+import {
+  faults,
+  startScmSimulator,
+  type CertificateInput,
+  type CertificateStatus,
+  type Fault,
+  type ScmSimulator,
+} from "./scm-simulator.ts";
 import type { AkSkCredentials } from "../lib/aksk-signer.ts";
 import { startSecretsManagerServer } from "./secrets-manager-server.ts";
 
@@ -232,19 +239,29 @@ export function planChaos(options: ChaosOptions = {}): ChaosPlan {
     drainTimeoutMs: options.drainTimeoutMs ?? CHAOS_DEFAULTS.drainTimeoutMs,
   };
   const { jobs: count, seed, maxAttempts, maxReceiveCount, scmTimeoutMs } = settings;
-  if (!Number.isInteger(count) || count < 1 || count > 1_000_000) throw new RangeError(`jobs must be an integer from 1 to 1000000 (got ${count})`);
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`seed must be an integer from 0 to 4294967295 (got ${seed})`);
-  if (!Number.isInteger(settings.kills) || settings.kills < 0 || settings.kills > 1000) throw new RangeError(`kills must be an integer from 0 to 1000 (got ${settings.kills})`);
-  if (!Number.isInteger(settings.maxConcurrency) || settings.maxConcurrency < 1 || settings.maxConcurrency > 32) throw new RangeError(`concurrency must be an integer from 1 to 32 (got ${settings.maxConcurrency})`);
-  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 10) throw new RangeError(`maxAttempts must be an integer from 1 to 10 (got ${maxAttempts})`);
+  if (!Number.isInteger(count) || count < 1 || count > 1_000_000)
+    throw new RangeError(`jobs must be an integer from 1 to 1000000 (got ${count})`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
+    throw new RangeError(`seed must be an integer from 0 to 4294967295 (got ${seed})`);
+  if (!Number.isInteger(settings.kills) || settings.kills < 0 || settings.kills > 1000)
+    throw new RangeError(`kills must be an integer from 0 to 1000 (got ${settings.kills})`);
+  if (!Number.isInteger(settings.maxConcurrency) || settings.maxConcurrency < 1 || settings.maxConcurrency > 32)
+    throw new RangeError(`concurrency must be an integer from 1 to 32 (got ${settings.maxConcurrency})`);
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 10)
+    throw new RangeError(`maxAttempts must be an integer from 1 to 10 (got ${maxAttempts})`);
   // A transient-only job may need 2 receives; at least 2 more must be left for kills to waste.
-  if (!Number.isInteger(maxReceiveCount) || maxReceiveCount < 4) throw new RangeError(`maxReceiveCount must be an integer of at least 4 (got ${maxReceiveCount})`);
+  if (!Number.isInteger(maxReceiveCount) || maxReceiveCount < 4)
+    throw new RangeError(`maxReceiveCount must be an integer of at least 4 (got ${maxReceiveCount})`);
 
   const random = seededRandom(seed);
   const maxTransient = 2 * maxAttempts - 1;
 
   // Transient faults on cancel-cert. Those marked `done` let SCM perform the withdrawal first.
-  const late = (): PlannedFault => ({ label: "late", call: "cancel", fault: faults.delay(scmTimeoutMs + random.int(100, 400)) });
+  const late = (): PlannedFault => ({
+    label: "late",
+    call: "cancel",
+    fault: faults.delay(scmTimeoutMs + random.int(100, 400)),
+  });
   const cancelFaults: readonly (readonly [() => PlannedFault, number])[] = [
     [() => ({ label: "500", call: "cancel", fault: faults.internalError() }), 14],
     [() => ({ label: "502", call: "cancel", fault: faults.badGateway(false) }), 6],
@@ -276,9 +293,11 @@ export function planChaos(options: ChaosOptions = {}): ChaosPlan {
     [() => ({ label: "always reset", call: "cancel", fault: faults.reset() }), 2],
     [() => ({ label: "always hang", call: "cancel", fault: faults.hang() }), 1],
   ];
-  const some = (menu: readonly (readonly [() => PlannedFault, number])[], n: number) => Array.from({ length: n }, () => random.weighted(menu)());
+  const some = (menu: readonly (readonly [() => PlannedFault, number])[], n: number) =>
+    Array.from({ length: n }, () => random.weighted(menu)());
   /** 0 to `max` faults, fewer more likely. */
-  const fewTransient = (max: number) => some(cancelFaults, random.weighted(Array.from({ length: max + 1 }, (_, k) => [k, max + 1 - k] as const)));
+  const fewTransient = (max: number) =>
+    some(cancelFaults, random.weighted(Array.from({ length: max + 1 }, (_, k) => [k, max + 1 - k] as const)));
 
   const profileMenu = PROFILES.map((p) => [p, PROFILE_WEIGHTS[p]] as const);
   const jobs: PlannedJob[] = [];
@@ -304,7 +323,10 @@ export function planChaos(options: ChaosOptions = {}): ChaosPlan {
       case "clean":
         break;
       case "transient":
-        planned = some(cancelFaults, random.weighted(Array.from({ length: maxTransient }, (_, k) => [k + 1, maxTransient - k] as const)));
+        planned = some(
+          cancelFaults,
+          random.weighted(Array.from({ length: maxTransient }, (_, k) => [k + 1, maxTransient - k] as const)),
+        );
         break;
       case "slow":
         planned = [
@@ -354,8 +376,15 @@ export function planChaos(options: ChaosOptions = {}): ChaosPlan {
         break;
     }
 
-    body ??= buildWithdrawalBody({ certificate_id: certificateId!, request_id: requestId, source: "bulk", batch_id: batchId, reason: `chaos: ${profile}` });
-    if (status !== undefined && certificateId !== undefined) certificates.push({ id: certificateId, status, forbidden, name: `chaos-${profile}` });
+    body ??= buildWithdrawalBody({
+      certificate_id: certificateId!,
+      request_id: requestId,
+      source: "bulk",
+      batch_id: batchId,
+      reason: `chaos: ${profile}`,
+    });
+    if (status !== undefined && certificateId !== undefined)
+      certificates.push({ id: certificateId, status, forbidden, name: `chaos-${profile}` });
     const labels = [...planned.map((f) => f.label), ...(persistent ? [persistent.label] : [])];
     const job: PlannedJob = {
       index,
@@ -415,7 +444,8 @@ export function applyPlan(sim: ScmSimulator, plan: ChaosPlan): void {
   for (const job of plan.jobs) {
     if (job.certificateId === undefined) continue;
     for (const { call, fault } of job.faults) sim.inject({ certificateId: job.certificateId, call }, fault);
-    if (job.persistent) sim.injectAlways({ certificateId: job.certificateId, call: job.persistent.call }, job.persistent.fault);
+    if (job.persistent)
+      sim.injectAlways({ certificateId: job.certificateId, call: job.persistent.call }, job.persistent.fault);
   }
 }
 
@@ -426,7 +456,17 @@ export function expectedCounts(plan: ChaosPlan): Record<ExpectedOutcome, number>
   return counts;
 }
 
-const OUTCOME_ORDER: readonly ExpectedOutcome[] = ["withdrawn", "already_withdrawn", "invalid_message", "unauthorized", "forbidden", "not_found", "rejected", "unexpected_answer", "retries_exhausted"];
+const OUTCOME_ORDER: readonly ExpectedOutcome[] = [
+  "withdrawn",
+  "already_withdrawn",
+  "invalid_message",
+  "unauthorized",
+  "forbidden",
+  "not_found",
+  "rejected",
+  "unexpected_answer",
+  "retries_exhausted",
+];
 
 // ---------------------------------------------------------------------------------------------
 // The run
@@ -480,7 +520,12 @@ export interface ChaosRunOptions {
    * Called once the jobs are on the queue, before the event source starts. For tests that tamper
    * with a run (delete a message, forge a dead letter) to prove the reconciliation notices.
    */
-  afterEnqueue?: (stack: { sqs: SQSClient; queueUrl: string; dlqUrl: string; sim: ScmSimulator }) => Promise<void> | void;
+  afterEnqueue?: (stack: {
+    sqs: SQSClient;
+    queueUrl: string;
+    dlqUrl: string;
+    sim: ScmSimulator;
+  }) => Promise<void> | void;
 }
 
 /** Where one job actually ended. */
@@ -488,7 +533,14 @@ export type ActualOutcome = ExpectedOutcome | typeof REDRIVE_POLICY_REASON | "st
 
 /** A job that did not end where the plan says, with what is known about it. */
 export interface Discrepancy {
-  kind: "lost" | "still_queued" | "wrongly_dead_lettered" | "wrong_reason" | "wrongly_acknowledged" | "double_withdrawal" | "unexpected_dead_letter";
+  kind:
+    | "lost"
+    | "still_queued"
+    | "wrongly_dead_lettered"
+    | "wrong_reason"
+    | "wrongly_acknowledged"
+    | "double_withdrawal"
+    | "unexpected_dead_letter";
   job: PlannedJob | undefined;
   actual: ActualOutcome | undefined;
   evidence: string;
@@ -553,7 +605,11 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
 
   try {
     // ---- SQS ----
-    const queues = await startLocalQueues({ region, visibilityTimeoutSeconds: settings.visibilityTimeoutSeconds, redriveMaxReceiveCount: settings.maxReceiveCount + REDRIVE_MARGIN });
+    const queues = await startLocalQueues({
+      region,
+      visibilityTimeoutSeconds: settings.visibilityTimeoutSeconds,
+      redriveMaxReceiveCount: settings.maxReceiveCount + REDRIVE_MARGIN,
+    });
     closers.push(() => queues.close());
     const { endpoint: sqsEndpoint, sqs, queueUrl, queueArn, dlqUrl } = queues;
 
@@ -580,7 +636,15 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
         handlerErrors[event] = (handlerErrors[event] ?? 0) + 1;
       }
       if (!line.includes('"event":"withdrawal_') && !line.includes('"event":"dead_letter_failed"')) return;
-      let entry: { event?: string; messageId?: string; receiveCount?: number; reason?: string; status?: number; errorCode?: string; attempt?: number };
+      let entry: {
+        event?: string;
+        messageId?: string;
+        receiveCount?: number;
+        reason?: string;
+        status?: number;
+        errorCode?: string;
+        attempt?: number;
+      };
       try {
         entry = JSON.parse(line) as typeof entry;
       } catch {
@@ -590,13 +654,23 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
       if (entry.event === "withdrawal_retrying") return; // one per retried call: too many to keep
       const detail = [entry.reason, entry.status, entry.errorCode].filter((x) => x !== undefined).join(" ");
       const list = events.get(entry.messageId) ?? [];
-      list.push(`${entry.event.replace("withdrawal_", "")}@receive${entry.receiveCount ?? "?"}${detail ? `(${detail})` : ""}`);
+      list.push(
+        `${entry.event.replace("withdrawal_", "")}@receive${entry.receiveCount ?? "?"}${detail ? `(${detail})` : ""}`,
+      );
       events.set(entry.messageId, list);
       if (FINAL.has(entry.event)) decidedIds.add(entry.messageId);
     };
 
     const handlerEnv: Record<string, string> = {
-      ...localHandlerEnv({ scmEndpoint: sim.url, secretsEndpoint: secrets.url, secretsCredentials: secrets.credentials, sqsEndpoint, dlqUrl, maxReceiveCount: settings.maxReceiveCount, region }),
+      ...localHandlerEnv({
+        scmEndpoint: sim.url,
+        secretsEndpoint: secrets.url,
+        secretsCredentials: secrets.credentials,
+        sqsEndpoint,
+        dlqUrl,
+        maxReceiveCount: settings.maxReceiveCount,
+        region,
+      }),
       MAX_ATTEMPTS: String(settings.maxAttempts),
       SCM_TIMEOUT_MS: String(settings.scmTimeoutMs),
       RETRY_BASE_DELAY_MS: String(settings.retryBaseDelayMs),
@@ -633,7 +707,12 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
       // Its own SQS client: once killed, every call it makes fails, including calls already on the
       // wire (their answers are dropped), so a delete that had not completed never happens.
       const generationSqs = queues.client();
-      const generation: Partial<Generation> & { killed: boolean; lostSqsCalls: number } = { number, killed: false, lostSqsCalls: 0, armed: undefined };
+      const generation: Partial<Generation> & { killed: boolean; lostSqsCalls: number } = {
+        number,
+        killed: false,
+        lostSqsCalls: 0,
+        armed: undefined,
+      };
       generationSqs.middlewareStack.add(
         (next) => async (args) => {
           if (generation.killed) {
@@ -693,7 +772,13 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
     const started = Date.now();
     const elapsed = () => Date.now() - started;
     const progress = (type: ChaosProgressEvent["type"], kill?: KillEvent) =>
-      options.onProgress?.({ type, elapsedMs: elapsed(), decided: decidedIds.size, total: plan.jobs.length, ...(kill ? { kill } : {}) });
+      options.onProgress?.({
+        type,
+        elapsedMs: elapsed(),
+        decided: decidedIds.size,
+        total: plan.jobs.length,
+        ...(kill ? { kill } : {}),
+      });
     const messageIdOf = new Map<number, string>();
     const sendFailures: SendResult<number>[] = [];
     const sender = createSender<number>({
@@ -706,7 +791,10 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
     });
     for (const job of plan.jobs) await sender.push({ key: job.index, body: job.body });
     await sender.flush();
-    if (sendFailures.length > 0) throw new Error(`could not enqueue ${sendFailures.length} of ${plan.jobs.length} jobs (first: ${sendFailures[0]!.ok ? "" : sendFailures[0]!.error})`);
+    if (sendFailures.length > 0)
+      throw new Error(
+        `could not enqueue ${sendFailures.length} of ${plan.jobs.length} jobs (first: ${sendFailures[0]!.ok ? "" : sendFailures[0]!.error})`,
+      );
     await options.afterEnqueue?.({ sqs, queueUrl, dlqUrl, sim });
     progress("enqueued");
     let current = await startGeneration(plan.killAt.length > 0);
@@ -770,7 +858,9 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
       await sleep(plan.downtimeMs[i] ?? 0);
       current = await startGeneration(i + 1 < plan.killAt.length);
       await victim.stopped;
-      const killedReports = reports.slice(reportsBefore).filter((r) => r.outcome === "error" && r.error?.includes("was killed"));
+      const killedReports = reports
+        .slice(reportsBefore)
+        .filter((r) => r.outcome === "error" && r.error?.includes("was killed"));
       const kill: KillEvent = {
         number: i + 1,
         mode,
@@ -831,14 +921,22 @@ export async function runChaos(plan: ChaosPlan, options: ChaosRunOptions = {}): 
 }
 
 function sumRunnerStats(all: RunnerStats[]): RunnerStats {
-  const total: RunnerStats = { invocations: 0, records: 0, redeliveries: 0, byOutcome: { success: 0, partial: 0, error: 0, timeout: 0, invalid_response: 0 }, inFlight: 0, queueErrors: 0 };
+  const total: RunnerStats = {
+    invocations: 0,
+    records: 0,
+    redeliveries: 0,
+    byOutcome: { success: 0, partial: 0, error: 0, timeout: 0, invalid_response: 0 },
+    inFlight: 0,
+    queueErrors: 0,
+  };
   for (const stats of all) {
     total.invocations += stats.invocations;
     total.records += stats.records;
     total.redeliveries += stats.redeliveries;
     total.inFlight += stats.inFlight;
     total.queueErrors += stats.queueErrors;
-    for (const key of Object.keys(total.byOutcome) as (keyof RunnerStats["byOutcome"])[]) total.byOutcome[key] += stats.byOutcome[key];
+    for (const key of Object.keys(total.byOutcome) as (keyof RunnerStats["byOutcome"])[])
+      total.byOutcome[key] += stats.byOutcome[key];
   }
   return total;
 }
@@ -882,7 +980,8 @@ function reconcile(input: ReconcileInput): ChaosReport {
   }
   const deliveries = new Map<string, number[]>();
   for (const r of input.reports) {
-    for (const [i, id] of r.messageIds.entries()) deliveries.set(id, [...(deliveries.get(id) ?? []), r.receiveCounts[i] ?? 0]);
+    for (const [i, id] of r.messageIds.entries())
+      deliveries.set(id, [...(deliveries.get(id) ?? []), r.receiveCounts[i] ?? 0]);
   }
 
   // The DLQ, by job.
@@ -891,7 +990,12 @@ function reconcile(input: ReconcileInput): ChaosReport {
   for (const letter of input.deadLetters) {
     const job = byBody.get(letter.body);
     if (!job) {
-      discrepancies.push({ kind: "unexpected_dead_letter", job: undefined, actual: undefined, evidence: `a DLQ message matching no job: ${letter.body.slice(0, 120)}` });
+      discrepancies.push({
+        kind: "unexpected_dead_letter",
+        job: undefined,
+        actual: undefined,
+        evidence: `a DLQ message matching no job: ${letter.body.slice(0, 120)}`,
+      });
       continue;
     }
     const list = lettersOf.get(job.index) ?? [];
@@ -909,7 +1013,9 @@ function reconcile(input: ReconcileInput): ChaosReport {
     return undefined;
   };
 
-  const actual = Object.fromEntries([...OUTCOME_ORDER, REDRIVE_POLICY_REASON, "still_queued", "lost"].map((o) => [o, 0])) as Record<ActualOutcome, number>;
+  const actual = Object.fromEntries(
+    [...OUTCOME_ORDER, REDRIVE_POLICY_REASON, "still_queued", "lost"].map((o) => [o, 0]),
+  ) as Record<ActualOutcome, number>;
   let recoveredAsAlreadyWithdrawn = 0;
   let redriveExplainedByKills = 0;
   const initialStatus = new Map(plan.certificates.map((c) => [c.id, c.status]));
@@ -921,8 +1027,8 @@ function reconcile(input: ReconcileInput): ChaosReport {
     const before = job.certificateId === undefined ? undefined : initialStatus.get(job.certificateId);
     const wasUnderReview = before === "CHECKING";
     const wasWithdrawnBefore = before === "PAID" || before === "CANCELCHECKING";
-    const jobEvents = messageId ? input.events.get(messageId) ?? [] : [];
-    const kills = messageId ? killedDeliveries.get(messageId) ?? 0 : 0;
+    const jobEvents = messageId ? (input.events.get(messageId) ?? []) : [];
+    const kills = messageId ? (killedDeliveries.get(messageId) ?? 0) : 0;
 
     // A message leaves the queue only when the runner deletes it after the handler acknowledged it
     // (its outcome line arrives before its result), or when it is dead-lettered: so a job is
@@ -938,7 +1044,8 @@ function reconcile(input: ReconcileInput): ChaosReport {
       outcome = "lost";
     } else if (wasUnderReview) {
       // Acknowledged, but an application SCM never withdrew is still under review: lost.
-      outcome = certificate?.status === "CANCELCHECKING" && sim.withdrawals(job.certificateId!) >= 1 ? "withdrawn" : "lost";
+      outcome =
+        certificate?.status === "CANCELCHECKING" && sim.withdrawals(job.certificateId!) >= 1 ? "withdrawn" : "lost";
     } else if (wasWithdrawnBefore) {
       outcome = certificate?.status === initialStatus.get(job.certificateId!) ? "already_withdrawn" : "lost";
     } else {
@@ -951,17 +1058,22 @@ function reconcile(input: ReconcileInput): ChaosReport {
         `request_id ${job.requestId}`,
         `message ${messageId ?? "?"}`,
         `plan: ${job.description}`,
-        job.certificateId ? `SCM: ${certificate ? `${certificate.status}, ${sim.withdrawals(job.certificateId)} withdrawal(s)` : "unknown certificate"}` : "",
+        job.certificateId
+          ? `SCM: ${certificate ? `${certificate.status}, ${sim.withdrawals(job.certificateId)} withdrawal(s)` : "unknown certificate"}`
+          : "",
         `receives: [${(messageId ? deliveries.get(messageId) : undefined)?.join(", ") ?? ""}]`,
         `killed in ${kills} batch(es)`,
         `handler: ${jobEvents.join(" → ") || "no outcome line"}`,
-        letters.length > 0 ? `DLQ: ${letters.map((l) => `${deadLetterReason(l)} (http ${l.messageAttributes?.["http_status"]?.StringValue ?? "-"}, ${l.messageAttributes?.["error_code"]?.StringValue ?? "-"}, receive ${l.messageAttributes?.["receive_count"]?.StringValue ?? "-"})`).join("; ")}` : "",
+        letters.length > 0
+          ? `DLQ: ${letters.map((l) => `${deadLetterReason(l)} (http ${l.messageAttributes?.http_status?.StringValue ?? "-"}, ${l.messageAttributes?.error_code?.StringValue ?? "-"}, receive ${l.messageAttributes?.receive_count?.StringValue ?? "-"})`).join("; ")}`
+          : "",
       ]
         .filter(Boolean)
         .join("; ");
 
     if (outcome === job.expected) {
-      if (outcome === "withdrawn" && jobEvents.some((e) => e.startsWith("already_withdrawn@"))) recoveredAsAlreadyWithdrawn += 1;
+      if (outcome === "withdrawn" && jobEvents.some((e) => e.startsWith("already_withdrawn@")))
+        recoveredAsAlreadyWithdrawn += 1;
       continue;
     }
     // The queue's own safety net may move a still-failing job whose last receives kills wasted.
@@ -989,7 +1101,12 @@ function reconcile(input: ReconcileInput): ChaosReport {
     const count = sim.withdrawals(id);
     if (count > 1) {
       doubleWithdrawals += 1;
-      discrepancies.push({ kind: "double_withdrawal", job: plan.jobs.find((j) => j.certificateId === id), actual: undefined, evidence: `${id} withdrawn ${count} times` });
+      discrepancies.push({
+        kind: "double_withdrawal",
+        job: plan.jobs.find((j) => j.certificateId === id),
+        actual: undefined,
+        evidence: `${id} withdrawn ${count} times`,
+      });
     }
   }
 
@@ -1030,8 +1147,13 @@ export function formatPlan(plan: ChaosPlan): string {
     for (const fault of job.faults) perFault.set(fault.label, (perFault.get(fault.label) ?? 0) + 1);
     if (job.persistent) perFault.set(job.persistent.label, (perFault.get(job.persistent.label) ?? 0) + 1);
   }
-  const profiles = PROFILES.filter((p) => perProfile.has(p)).map((p) => `${p} ${perProfile.get(p)}`).join(", ");
-  const faultList = [...perFault.entries()].sort((a, b) => b[1] - a[1]).map(([label, n]) => `${label} ${n}`).join(", ");
+  const profiles = PROFILES.filter((p) => perProfile.has(p))
+    .map((p) => `${p} ${perProfile.get(p)}`)
+    .join(", ");
+  const faultList = [...perFault.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .map(([label, n]) => `${label} ${n}`)
+    .join(", ");
   return `jobs by profile: ${profiles}\nfaults injected: ${faultList}`;
 }
 
@@ -1046,27 +1168,66 @@ export function formatAccounting(report: ChaosReport): string {
 
   const rows: [string, string, string, string][] = [
     ["outcome", "expected", "actual", ""],
-    ["withdrawn (SCM withdrew it)", `${expected.withdrawn}`, `${actual.withdrawn}`, expected.withdrawn === actual.withdrawn ? "ok" : "FAIL"],
-    ["  acknowledged as already withdrawn", "", `${report.recoveredAsAlreadyWithdrawn}`, "(answer lost, batch killed, or a duplicate job)"],
-    ["already withdrawn before the run", `${expected.already_withdrawn}`, `${actual.already_withdrawn}`, expected.already_withdrawn === actual.already_withdrawn ? "ok" : "FAIL"],
+    [
+      "withdrawn (SCM withdrew it)",
+      `${expected.withdrawn}`,
+      `${actual.withdrawn}`,
+      expected.withdrawn === actual.withdrawn ? "ok" : "FAIL",
+    ],
+    [
+      "  acknowledged as already withdrawn",
+      "",
+      `${report.recoveredAsAlreadyWithdrawn}`,
+      "(answer lost, batch killed, or a duplicate job)",
+    ],
+    [
+      "already withdrawn before the run",
+      `${expected.already_withdrawn}`,
+      `${actual.already_withdrawn}`,
+      expected.already_withdrawn === actual.already_withdrawn ? "ok" : "FAIL",
+    ],
     ["dead-lettered (jobs in the DLQ)", `${expectedDlq}`, `${actualDlq}`, expectedDlq === actualDlq ? "ok" : "FAIL"],
     ...deadLetterReasons
       .filter((r) => expected[r] > 0 || (actual[r] ?? 0) > 0)
-      .map((r): [string, string, string, string] => [`  ${r}`, `${expected[r]}`, `${actual[r] ?? 0}`, expected[r] === (actual[r] ?? 0) ? "ok" : "FAIL"]),
+      .map((r): [string, string, string, string] => [
+        `  ${r}`,
+        `${expected[r]}`,
+        `${actual[r] ?? 0}`,
+        expected[r] === (actual[r] ?? 0) ? "ok" : "FAIL",
+      ]),
     ...(actual[REDRIVE_POLICY_REASON] > 0
-      ? [[`  moved by the redrive policy`, "0", `${actual[REDRIVE_POLICY_REASON]}`, `${report.redriveExplainedByKills} explained by kills`] as [string, string, string, string]]
+      ? [
+          [
+            `  moved by the redrive policy`,
+            "0",
+            `${actual[REDRIVE_POLICY_REASON]}`,
+            `${report.redriveExplainedByKills} explained by kills`,
+          ] as [string, string, string, string],
+        ]
       : []),
     ["lost", "0", `${count("lost")}`, check(count("lost"))],
     ["still on the queue", "0", `${count("still_queued")}`, check(count("still_queued"))],
     ["wrongly dead-lettered", "0", `${count("wrongly_dead_lettered")}`, check(count("wrongly_dead_lettered"))],
     ["dead-lettered with a wrong reason", "0", `${count("wrong_reason")}`, check(count("wrong_reason"))],
-    ["acknowledged instead of dead-lettered", "0", `${count("wrongly_acknowledged")}`, check(count("wrongly_acknowledged"))],
+    [
+      "acknowledged instead of dead-lettered",
+      "0",
+      `${count("wrongly_acknowledged")}`,
+      check(count("wrongly_acknowledged")),
+    ],
     ["DLQ messages matching no job", "0", `${count("unexpected_dead_letter")}`, check(count("unexpected_dead_letter"))],
     ["double withdrawals", "0", `${report.doubleWithdrawals}`, check(report.doubleWithdrawals)],
-    ["duplicate DLQ copies of one job", "", `${report.duplicateDeadLetters}`, "(killed after its DLQ send: at-least-once)"],
+    [
+      "duplicate DLQ copies of one job",
+      "",
+      `${report.duplicateDeadLetters}`,
+      "(killed after its DLQ send: at-least-once)",
+    ],
   ];
   const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const table = rows.map(([label, exp, act, note]) => `  ${label.padEnd(widths[0]!)}  ${exp.padStart(widths[1]!)}  ${act.padStart(widths[2]!)}  ${note}`.trimEnd());
+  const table = rows.map(([label, exp, act, note]) =>
+    `  ${label.padEnd(widths[0]!)}  ${exp.padStart(widths[1]!)}  ${act.padStart(widths[2]!)}  ${note}`.trimEnd(),
+  );
 
   const { runner, kills } = report;
   const killed = kills.reduce((sum, k) => sum + k.invocationsKilled, 0);
@@ -1074,22 +1235,37 @@ export function formatAccounting(report: ChaosReport): string {
   const lostCalls = kills.reduce((sum, k) => sum + k.sqsCallsLost, 0);
   const dropped = kills.reduce((sum, k) => sum + k.deletesDropped, 0);
   const midway = kills.filter((k) => k.mode === "mid_invocation").length;
-  const restart = kills.length > 0 ? `; restarts took ${Math.min(...kills.map((k) => k.restartMs))} to ${Math.max(...kills.map((k) => k.restartMs))} ms` : "";
+  const restart =
+    kills.length > 0
+      ? `; restarts took ${Math.min(...kills.map((k) => k.restartMs))} to ${Math.max(...kills.map((k) => k.restartMs))} ms`
+      : "";
   const figures = [
     `  kills / restarts            ${kills.length} / ${kills.length} (planned ${plan.killAt.length}; ${midway} mid-invocation, ${kills.length - midway} between an answer and its delete)`,
     `  lost to the kills           ${killed} batches terminated in their containers (${killedRecords} records), ${dropped} acknowledged records whose delete never happened, ${lostCalls} SQS calls dropped${restart}`,
     `  deliveries                  ${runner.records} in ${runner.invocations} batches (${runner.redeliveries} redeliveries); batches: ${runner.byOutcome.success} success, ${runner.byOutcome.partial} partial, ${runner.byOutcome.error} killed/failed, ${runner.byOutcome.timeout} timed out`,
     `  SCM                         ${report.scmCalls} calls, ${report.faultsUsed} answered with an injected fault (${report.faultsPlanned} one-shot faults planned, ${report.faultsUnused} never reached; the rest persistent)`,
-    `  handler error lines         ${Object.entries(report.handlerErrors).map(([event, n]) => `${event} ${n}`).join(", ") || "none"}`,
+    `  handler error lines         ${
+      Object.entries(report.handlerErrors)
+        .map(([event, n]) => `${event} ${n}`)
+        .join(", ") || "none"
+    }`,
     `  elapsed                     ${(report.elapsedMs / 1000).toFixed(1)} s from the first enqueue to an empty queue: ${report.jobsPerSecond.toFixed(0)} jobs/s`,
     `  event-loop delay            p99 ${report.eventLoopDelayMs.p99.toFixed(0)} ms, max ${report.eventLoopDelayMs.max.toFixed(0)} ms (SQS, simulator and runner share one thread)`,
   ];
-  return [...table, "", ...figures, "", report.ok ? "RESULT: every job accounted for" : `RESULT: FAILED (${report.discrepancies.length} discrepancies)`].join("\n");
+  return [
+    ...table,
+    "",
+    ...figures,
+    "",
+    report.ok ? "RESULT: every job accounted for" : `RESULT: FAILED (${report.discrepancies.length} discrepancies)`,
+  ].join("\n");
 }
 
 /** The discrepancies, one line each with their evidence (at most `limit`). */
 export function formatDiscrepancies(report: ChaosReport, limit = 20): string {
-  const lines = report.discrepancies.slice(0, limit).map((d) => `  ${d.kind}: expected ${d.job?.expected ?? "-"}, got ${d.actual ?? "-"}; ${d.evidence}`);
+  const lines = report.discrepancies
+    .slice(0, limit)
+    .map((d) => `  ${d.kind}: expected ${d.job?.expected ?? "-"}, got ${d.actual ?? "-"}; ${d.evidence}`);
   if (report.discrepancies.length > limit) lines.push(`  ... and ${report.discrepancies.length - limit} more`);
   return lines.join("\n");
 }

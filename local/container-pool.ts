@@ -116,7 +116,13 @@ export function createContainerPool(env: Record<string, string>, onLogLine: (lin
   const refused = () => (killed ? new KilledError("the container") : new Error("the containers are closed"));
 
   const spawn = (): Container => {
-    const worker = new Worker(BOOTSTRAP, { eval: true, env, workerData: { tsxApi, entry }, stdout: true, stderr: true });
+    const worker = new Worker(BOOTSTRAP, {
+      eval: true,
+      env,
+      workerData: { tsxApi, entry },
+      stdout: true,
+      stderr: true,
+    });
     let startupError: Error | undefined;
     const container: Container = { worker, ready: Promise.resolve(), current: undefined, dead: false };
     all.add(container);
@@ -145,7 +151,9 @@ export function createContainerPool(env: Record<string, string>, onLogLine: (lin
         reject(new ContainerStartError(`the handler's container exited (code ${code}) before it was ready`));
         const reason = killed
           ? new KilledError("the container")
-          : new Error(startupError ? `the container crashed: ${startupError.message}` : `the container exited (code ${code})`);
+          : new Error(
+              startupError ? `the container crashed: ${startupError.message}` : `the container exited (code ${code})`,
+            );
         container.current?.reject(reason);
         container.current = undefined;
       });
@@ -175,10 +183,14 @@ export function createContainerPool(env: Record<string, string>, onLogLine: (lin
         return await new Promise<unknown>((resolve, reject) => {
           container.current = { id, resolve, reject };
           // Lambda stops a timed-out invocation by discarding its execution environment: so do we.
-          signal.addEventListener("abort", () => {
-            reject(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
-            void container.worker.terminate();
-          }, { once: true });
+          signal.addEventListener(
+            "abort",
+            () => {
+              reject(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
+              void container.worker.terminate();
+            },
+            { once: true },
+          );
           const message: InvokeMessage = {
             type: "invoke",
             id,

@@ -6,7 +6,12 @@
  * (`ConditionalCheckFailedException`), but not `UpdateTimeToLive` (it answers `UnknownOperationException`)
  * nor transactions: TTL is declared on AWS only (serverless.yml), and nothing expires locally.
  */
-import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, UpdateTimeToLiveCommand } from "@aws-sdk/client-dynamodb";
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  UpdateTimeToLiveCommand,
+} from "@aws-sdk/client-dynamodb";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createRequire } from "node:module";
@@ -31,7 +36,12 @@ export interface LocalDynamo {
   close(): Promise<void>;
 }
 
-type DynaliteFactory = (options: { createTableMs?: number; deleteTableMs?: number; updateTableMs?: number; path?: string }) => Server;
+type DynaliteFactory = (options: {
+  createTableMs?: number;
+  deleteTableMs?: number;
+  updateTableMs?: number;
+  path?: string;
+}) => Server;
 
 const LOOPBACK = /^(127(?:\.\d{1,3}){3}|::1|localhost)$/;
 
@@ -39,13 +49,23 @@ const LOOPBACK = /^(127(?:\.\d{1,3}){3}|::1|localhost)$/;
 export async function startLocalDynamo(options: LocalDynamoOptions = {}): Promise<LocalDynamo> {
   const host = options.host ?? LOCAL.host;
   const port = options.port ?? 0;
-  if (!LOOPBACK.test(host)) throw new Error(`local DynamoDB host must be a loopback address (127.0.0.1), got ${JSON.stringify(host)}`);
+  if (!LOOPBACK.test(host))
+    throw new Error(`local DynamoDB host must be a loopback address (127.0.0.1), got ${JSON.stringify(host)}`);
   // dynalite is CommonJS without type declarations; a devDependency, never in the Lambda bundle.
   const dynalite = createRequire(import.meta.url)("dynalite") as DynaliteFactory;
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, ...(options.path ? { path: options.path } : {}) });
+  const server = dynalite({
+    createTableMs: 0,
+    deleteTableMs: 0,
+    updateTableMs: 0,
+    ...(options.path ? { path: options.path } : {}),
+  });
   await new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) =>
-      reject(error.code === "EADDRINUSE" ? new Error(`local DynamoDB: port ${port} on ${host} is already in use`, { cause: error }) : error);
+      reject(
+        error.code === "EADDRINUSE"
+          ? new Error(`local DynamoDB: port ${port} on ${host} is already in use`, { cause: error })
+          : error,
+      );
     server.once("error", onError);
     server.listen(port, host, () => {
       server.off("error", onError);
@@ -98,7 +118,10 @@ export async function createLedgerTable(client: DynamoDBClient, tableName: strin
         AttributeDefinitions: [
           { AttributeName: partitionKey, AttributeType: "S" },
           { AttributeName: sortKey, AttributeType: "S" },
-          ...Object.values(indexes).map((index) => ({ AttributeName: index.partitionKey, AttributeType: "S" as const })),
+          ...Object.values(indexes).map((index) => ({
+            AttributeName: index.partitionKey,
+            AttributeType: "S" as const,
+          })),
         ],
         KeySchema: [
           { AttributeName: partitionKey, KeyType: "HASH" },
@@ -122,17 +145,24 @@ export async function createLedgerTable(client: DynamoDBClient, tableName: strin
   for (let wait = 10; ; wait = Math.min(1000, wait * 2)) {
     const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
     if (Table?.TableStatus === "ACTIVE") break;
-    if (Date.now() - started > 120_000) throw new Error(`table ${tableName} is still ${Table?.TableStatus ?? "unknown"} after 120 s`);
+    if (Date.now() - started > 120_000)
+      throw new Error(`table ${tableName} is still ${Table?.TableStatus ?? "unknown"} after 120 s`);
     await new Promise((resolve) => setTimeout(resolve, wait));
   }
   try {
-    await client.send(new UpdateTimeToLiveCommand({ TableName: tableName, TimeToLiveSpecification: { AttributeName: ttlAttribute, Enabled: true } }));
+    await client.send(
+      new UpdateTimeToLiveCommand({
+        TableName: tableName,
+        TimeToLiveSpecification: { AttributeName: ttlAttribute, Enabled: true },
+      }),
+    );
     return { created, ttl: "enabled" };
   } catch (error) {
     const name = error instanceof Error ? error.name : "";
     if (name === "UnknownOperationException") return { created, ttl: "unsupported" };
     // AWS refuses to enable TTL twice ("TimeToLive is already enabled"): that is the state we want.
-    if (name === "ValidationException" && /already enabled/i.test((error as Error).message)) return { created, ttl: "enabled" };
+    if (name === "ValidationException" && /already enabled/i.test((error as Error).message))
+      return { created, ttl: "enabled" };
     throw error;
   }
 }

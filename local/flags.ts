@@ -26,10 +26,16 @@ export type FlagValues<O extends Record<string, FlagOption>> = {
 export function parseFlagValues<const O extends Record<string, FlagOption>>(argv: string[], options: O): FlagValues<O> {
   const spec: OptionSpec = {};
   for (const [name, option] of Object.entries(options)) {
-    spec[name] = { type: option.type, description: "", ...(option.short ? { short: option.short } : {}), ...(option.multiple ? { multiple: true } : {}) };
+    spec[name] = {
+      type: option.type,
+      description: "",
+      ...(option.short ? { short: option.short } : {}),
+      ...(option.multiple ? { multiple: true } : {}),
+    };
   }
   const { values, positionals } = parseArgs(argv, spec);
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]} (flags only)`);
-  for (const [name, option] of Object.entries(options)) if (option.default !== undefined && values[name] === undefined) values[name] = option.default;
+  for (const [name, option] of Object.entries(options))
+    if (option.default !== undefined && values[name] === undefined) values[name] = option.default;
   return values as FlagValues<O>;
 }

@@ -22,18 +22,25 @@ export async function readJobsFile(path: string, batchId: string): Promise<JobsF
   const seen = new CertificateIdSet();
   let duplicates = 0;
   try {
-    for await (const entry of readBulkFile(path, { format: formatFromPath(path) ?? "txt", set: { source: "bulk", batch_id: batchId } })) {
+    for await (const entry of readBulkFile(path, {
+      format: formatFromPath(path) ?? "txt",
+      set: { source: "bulk", batch_id: batchId },
+    })) {
       if ("error" in entry) invalid.push(`line ${entry.line}: ${entry.error}`);
       else if (seen.firstSeen(entry.certificateId, entry.line) !== undefined) duplicates++;
       else bodies.push(entry.body);
     }
   } catch (error) {
     if (error instanceof BulkFileError) throw new UsageError(`--jobs ${path}: ${error.message}`);
-    throw new UsageError(`--jobs: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? describeError(error)})`);
+    throw new UsageError(
+      `--jobs: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? describeError(error)})`,
+    );
   }
   if (invalid.length > 0) {
     const shown = invalid.slice(0, 3).join("; ");
-    throw new UsageError(`--jobs ${path}: ${invalid.length} invalid line(s), nothing was sent: ${shown}${invalid.length > 3 ? "; ..." : ""}`);
+    throw new UsageError(
+      `--jobs ${path}: ${invalid.length} invalid line(s), nothing was sent: ${shown}${invalid.length > 3 ? "; ..." : ""}`,
+    );
   }
   return { bodies, duplicates };
 }

@@ -40,8 +40,13 @@ if (!port) throw new Error("lambda-container.ts runs inside a worker thread star
 // Like Lambda's runtime, the container captures what the function writes to stdout (its JSON log
 // lines) and ships it to the pipeline, on the same port as the results: so every log line of an
 // invocation has arrived before its result, and the outcome counts are never behind the queue.
-process.stdout.write = ((chunk: string | Uint8Array, encoding?: BufferEncoding | ((error?: Error | null) => void), callback?: (error?: Error | null) => void) => {
-  const text = typeof chunk === "string" ? chunk : Buffer.from(chunk).toString(typeof encoding === "string" ? encoding : "utf8");
+process.stdout.write = ((
+  chunk: string | Uint8Array,
+  encoding?: BufferEncoding | ((error?: Error | null) => void),
+  callback?: (error?: Error | null) => void,
+) => {
+  const text =
+    typeof chunk === "string" ? chunk : Buffer.from(chunk).toString(typeof encoding === "string" ? encoding : "utf8");
   port.postMessage({ type: "log", text } satisfies ContainerMessage);
   const done = typeof encoding === "function" ? encoding : callback;
   done?.();
@@ -53,10 +58,16 @@ const { handler } = (await import("../handlers/withdraw.ts")) as unknown as { ha
 
 port.on("message", (message: InvokeMessage) => {
   if (message.type !== "invoke") return;
-  const context = lambdaContext({ functionName: message.functionName, region: message.region, requestId: message.requestId, deadline: message.deadline });
+  const context = lambdaContext({
+    functionName: message.functionName,
+    region: message.region,
+    requestId: message.requestId,
+    deadline: message.deadline,
+  });
   handler(message.event, context).then(
     (response) => port.postMessage({ type: "result", id: message.id, response } satisfies ContainerMessage),
-    (error: unknown) => port.postMessage({ type: "result", id: message.id, error: describeError(error) } satisfies ContainerMessage),
+    (error: unknown) =>
+      port.postMessage({ type: "result", id: message.id, error: describeError(error) } satisfies ContainerMessage),
   );
 });
 port.postMessage({ type: "ready" } satisfies ContainerMessage);

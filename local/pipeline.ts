@@ -184,7 +184,17 @@ export interface Pipeline {
   /** The ledger, when started with `ledger`. */
   readonly ledger: PipelineLedger | undefined;
   /** The settings in force (defaults applied). */
-  readonly settings: Required<Pick<PipelineOptions, "visibilityTimeoutSeconds" | "maxReceiveCount" | "batchSize" | "batchingWindowMs" | "maxConcurrency" | "functionTimeoutMs">> & {
+  readonly settings: Required<
+    Pick<
+      PipelineOptions,
+      | "visibilityTimeoutSeconds"
+      | "maxReceiveCount"
+      | "batchSize"
+      | "batchingWindowMs"
+      | "maxConcurrency"
+      | "functionTimeoutMs"
+    >
+  > & {
     redriveMaxReceiveCount: number;
   };
   /**
@@ -193,7 +203,10 @@ export interface Pipeline {
    * their ledger entry from the worker, keyed by their SQS message id), and `batch` records a batch's
    * expected total once they are sent.
    */
-  enqueue(bodies: readonly string[], options?: { batch?: { id: string; expectedTotal: number } }): Promise<SendResult<number>[]>;
+  enqueue(
+    bodies: readonly string[],
+    options?: { batch?: { id: string; expectedTotal: number } },
+  ): Promise<SendResult<number>[]>;
   /** Counters, the DLQ by reason (read from the DLQ's messages) and the queue's depth. */
   stats(): Promise<PipelineStats>;
   /** The same without the DLQ's breakdown: cheap, for a live progress line. */
@@ -212,7 +225,10 @@ export class PortInUseError extends Error {
   readonly taken: readonly { service: string; port: number }[];
   constructor(taken: readonly { service: string; port: number }[], options?: ErrorOptions) {
     const list = taken.map((t) => `${t.port} (${t.service})`).join(", ");
-    super(`${taken.length === 1 ? "port" : "ports"} ${list} on ${LOCAL.host} ${taken.length === 1 ? "is" : "are"} already in use`, options);
+    super(
+      `${taken.length === 1 ? "port" : "ports"} ${list} on ${LOCAL.host} ${taken.length === 1 ? "is" : "are"} already in use`,
+      options,
+    );
     this.name = "PortInUseError";
     this.taken = taken;
   }
@@ -307,7 +323,9 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
         redriveMaxReceiveCount: settings.redriveMaxReceiveCount,
       });
     } catch (error) {
-      throw isAddressInUse(error) ? new PortInUseError([{ service: "SQS", port: options.sqsPort ?? 0 }], { cause: error }) : error;
+      throw isAddressInUse(error)
+        ? new PortInUseError([{ service: "SQS", port: options.sqsPort ?? 0 }], { cause: error })
+        : error;
     }
     closers.push(() => queues.close());
     const { endpoint: sqsEndpoint, sqs, queueUrl, queueArn, dlqUrl } = queues;
@@ -318,12 +336,19 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     if (!scmEndpoint) {
       const simOptions: ScmSimulatorOptions = { ...options.simulator, port: options.scmPort ?? 0 };
       if (stored.kind === "token") simOptions.tokens = [...(options.simulator?.tokens ?? []), stored.token];
-      else if (stored.kind === "aksk") simOptions.accessKeys = [...(options.simulator?.accessKeys ?? []), stored.credentials];
-      else simOptions.iamUsers = [...(options.simulator?.iamUsers ?? []), { domain: stored.credentials.domain, user: stored.credentials.user, password: stored.credentials.password }];
+      else if (stored.kind === "aksk")
+        simOptions.accessKeys = [...(options.simulator?.accessKeys ?? []), stored.credentials];
+      else
+        simOptions.iamUsers = [
+          ...(options.simulator?.iamUsers ?? []),
+          { domain: stored.credentials.domain, user: stored.credentials.user, password: stored.credentials.password },
+        ];
       try {
         sim = await startScmSimulator(simOptions);
       } catch (error) {
-        throw isAddressInUse(error) ? new PortInUseError([{ service: "SCM simulator", port: options.scmPort ?? 0 }], { cause: error }) : error;
+        throw isAddressInUse(error)
+          ? new PortInUseError([{ service: "SCM simulator", port: options.scmPort ?? 0 }], { cause: error })
+          : error;
       }
       closers.push(() => sim!.close());
       if (options.seedDemo ?? true) seedDemoScenario(sim);
@@ -335,7 +360,9 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     try {
       secrets = await startSecretsManagerServer({ [LOCAL.secretId]: secret }, options.secretsPort ?? 0);
     } catch (error) {
-      throw isAddressInUse(error) ? new PortInUseError([{ service: "Secrets Manager", port: options.secretsPort ?? 0 }], { cause: error }) : error;
+      throw isAddressInUse(error)
+        ? new PortInUseError([{ service: "Secrets Manager", port: options.secretsPort ?? 0 }], { cause: error })
+        : error;
     }
     closers.push(() => secrets.close());
 
@@ -349,7 +376,9 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
         try {
           dynamo = await startLocalDynamo({ port: options.dynamoDbPort ?? 0 });
         } catch (error) {
-          throw /already in use/.test((error as Error).message) ? new PortInUseError([{ service: "DynamoDB", port: options.dynamoDbPort ?? 0 }], { cause: error }) : error;
+          throw /already in use/.test((error as Error).message)
+            ? new PortInUseError([{ service: "DynamoDB", port: options.dynamoDbPort ?? 0 }], { cause: error })
+            : error;
         }
         // Once only: a test may stop it (an outage) before the pipeline stops.
         const close = dynamo.close;
@@ -410,7 +439,15 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     const handlerEnv: Record<string, string> = {
       RETRY_VISIBILITY_SCHEDULE: LOCAL_PIPELINE_DEFAULTS.retryVisibilitySchedule,
       ...definedOnly(options.env ?? {}),
-      ...localHandlerEnv({ scmEndpoint, secretsEndpoint: secrets.url, secretsCredentials: secrets.credentials, sqsEndpoint, dlqUrl, maxReceiveCount: settings.maxReceiveCount, region }),
+      ...localHandlerEnv({
+        scmEndpoint,
+        secretsEndpoint: secrets.url,
+        secretsCredentials: secrets.credentials,
+        sqsEndpoint,
+        dlqUrl,
+        maxReceiveCount: settings.maxReceiveCount,
+        region,
+      }),
       // As deployed: the table's name, and (the SDK's standard variable) where DynamoDB is.
       ...(ledger ? { LEDGER_TABLE: ledger.tableName, AWS_ENDPOINT_URL_DYNAMODB: ledger.endpoint } : {}),
     };
@@ -447,7 +484,10 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     /** Message counts of both queues, without reading the messages (cheap enough for a live progress line). */
     const queueCounts = async () => {
       const { queue, dlq } = await queues.counts();
-      return { pending: { inQueue: queue.waiting, inFlight: queue.inFlight }, deadLetteredTotal: dlq.waiting + dlq.inFlight };
+      return {
+        pending: { inQueue: queue.waiting, inFlight: queue.inFlight },
+        deadLetteredTotal: dlq.waiting + dlq.inFlight,
+      };
     };
 
     const progress = async (): Promise<PipelineProgress> => {
@@ -485,7 +525,9 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
         messageId: m.messageId,
         body: m.body,
         receiveCount: m.approximateReceiveCount,
-        attributes: Object.fromEntries(Object.entries(m.messageAttributes ?? {}).map(([k, v]) => [k, v.StringValue ?? ""])),
+        attributes: Object.fromEntries(
+          Object.entries(m.messageAttributes ?? {}).map(([k, v]) => [k, v.StringValue ?? ""]),
+        ),
       }));
 
     let stopping: Promise<StopReport> | undefined;
@@ -512,7 +554,8 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
           if (ledger) {
             for (const [index, body] of bodies.entries()) {
               const parsed = parseWithdrawalBody(body);
-              if (parsed.ok && parsed.request.request_id !== undefined) refs.set(index, jobRefFromBody(body, parsed.request.request_id));
+              if (parsed.ok && parsed.request.request_id !== undefined)
+                refs.set(index, jobRefFromBody(body, parsed.request.request_id));
             }
             if (refs.size > 0) await ledger.ledger.recordQueued([...refs.values()]);
           }
@@ -548,7 +591,11 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
         stopping ??= (async () => {
           try {
             await runner.stop();
-            const [finalStats, unfinished, deadLetters] = await Promise.all([stats(), leftovers("queue"), leftovers("dlq")]);
+            const [finalStats, unfinished, deadLetters] = await Promise.all([
+              stats(),
+              leftovers("queue"),
+              leftovers("dlq"),
+            ]);
             return { stats: finalStats, unfinished, deadLetters };
           } finally {
             await closeAll();
@@ -574,7 +621,10 @@ export function formatSummary(stats: PipelineStats): string {
     ["dead-lettered (in the DLQ)", stats.deadLetteredTotal],
     ...Object.entries(stats.deadLettered)
       .sort(([a], [b]) => reasonRank(a) - reasonRank(b) || a.localeCompare(b))
-      .map(([reason, count]): [string, number] => [`  ${reason === REDRIVE_POLICY_REASON ? "moved by the redrive policy" : reason}`, count]),
+      .map(([reason, count]): [string, number] => [
+        `  ${reason === REDRIVE_POLICY_REASON ? "moved by the redrive policy" : reason}`,
+        count,
+      ]),
     ["still pending", stats.pending.inQueue + stats.pending.inFlight],
     ["  in queue", stats.pending.inQueue],
     ["  in flight", stats.pending.inFlight],
@@ -600,7 +650,8 @@ export function summaryChanged(shown: PipelineStats | undefined, now: PipelineSt
 
 /** The outcome table's order (docs/contract.md), then anything else, then the redrive policy's moves. */
 const REASON_ORDER: readonly string[] = FAILURE_REASONS;
-const reasonRank = (reason: string) => (reason === REDRIVE_POLICY_REASON ? 1000 : REASON_ORDER.indexOf(reason) === -1 ? 999 : REASON_ORDER.indexOf(reason));
+const reasonRank = (reason: string) =>
+  reason === REDRIVE_POLICY_REASON ? 1000 : REASON_ORDER.indexOf(reason) === -1 ? 999 : REASON_ORDER.indexOf(reason);
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -626,7 +677,9 @@ async function assertPortsFree(ports: readonly { service: string; port: number }
 }
 
 function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== ""));
+  return Object.fromEntries(
+    Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== ""),
+  );
 }
 
 /** A random id for a run (used in file names of leftovers). */

@@ -32,7 +32,8 @@ export interface LocalQueuesOptions {
 export const REDRIVE_POLICY_REASON = "redrive_policy";
 
 /** Why a DLQ message is there: the worker's `failure_reason` attribute, or {@link REDRIVE_POLICY_REASON}. */
-export const deadLetterReason = (message: InspectedMessage): string => message.messageAttributes?.["failure_reason"]?.StringValue ?? REDRIVE_POLICY_REASON;
+export const deadLetterReason = (message: InspectedMessage): string =>
+  message.messageAttributes?.failure_reason?.StringValue ?? REDRIVE_POLICY_REASON;
 
 /** A message as fauxqs shows it, without receiving it. */
 export interface InspectedMessage {
@@ -79,7 +80,8 @@ export async function startLocalQueues(options: LocalQueuesOptions): Promise<Loc
   }
   const endpoint = `http://${LOCAL.host}:${(app.server.address() as AddressInfo).port}`;
   // fauxqs's queue URLs name sqs.<region>.localhost, which may not resolve: the explicit endpoint wins.
-  const client = () => new SQSClient({ endpoint, region, credentials: { accessKeyId: "local", secretAccessKey: "local" } });
+  const client = () =>
+    new SQSClient({ endpoint, region, credentials: { accessKeyId: "local", secretAccessKey: "local" } });
   const sqs = client();
   const close = async () => {
     sqs.destroy();
@@ -87,14 +89,21 @@ export async function startLocalQueues(options: LocalQueuesOptions): Promise<Loc
   };
 
   try {
-    const dlqUrl = (await sqs.send(new CreateQueueCommand({ QueueName: LOCAL.dlqName, Attributes: { MessageRetentionPeriod: "1209600" } }))).QueueUrl!;
+    const dlqUrl = (
+      await sqs.send(
+        new CreateQueueCommand({ QueueName: LOCAL.dlqName, Attributes: { MessageRetentionPeriod: "1209600" } }),
+      )
+    ).QueueUrl!;
     const queueUrl = (
       await sqs.send(
         new CreateQueueCommand({
           QueueName: LOCAL.queueName,
           Attributes: {
             VisibilityTimeout: String(options.visibilityTimeoutSeconds),
-            RedrivePolicy: JSON.stringify({ deadLetterTargetArn: await queueArnOf(sqs, dlqUrl), maxReceiveCount: options.redriveMaxReceiveCount }),
+            RedrivePolicy: JSON.stringify({
+              deadLetterTargetArn: await queueArnOf(sqs, dlqUrl),
+              maxReceiveCount: options.redriveMaxReceiveCount,
+            }),
           },
         }),
       )
@@ -112,19 +121,31 @@ export async function startLocalQueues(options: LocalQueuesOptions): Promise<Loc
       client,
       async counts() {
         const response = await app.inject({ method: "GET", url: "/_fauxqs/queues" });
-        const queues = response.json() as { name: string; approximateMessageCount: number; approximateInflightCount: number; approximateDelayedCount: number }[];
+        const queues = response.json() as {
+          name: string;
+          approximateMessageCount: number;
+          approximateInflightCount: number;
+          approximateDelayedCount: number;
+        }[];
         const countsOf = (name: string): QueueCounts => {
           const q = queues.find((entry) => entry.name === name);
-          return q ? { waiting: q.approximateMessageCount + q.approximateDelayedCount, inFlight: q.approximateInflightCount } : { waiting: 0, inFlight: 0 };
+          return q
+            ? { waiting: q.approximateMessageCount + q.approximateDelayedCount, inFlight: q.approximateInflightCount }
+            : { waiting: 0, inFlight: 0 };
         };
         return { queue: countsOf(LOCAL.queueName), dlq: countsOf(LOCAL.dlqName) };
       },
       async messages(which) {
         const name = nameOf[which];
         const response = await app.inject({ method: "GET", url: `/_fauxqs/queues/${encodeURIComponent(name)}` });
-        if (response.statusCode !== 200) throw new Error(`fauxqs: cannot inspect queue ${name} (HTTP ${response.statusCode})`);
+        if (response.statusCode !== 200)
+          throw new Error(`fauxqs: cannot inspect queue ${name} (HTTP ${response.statusCode})`);
         const { messages } = response.json() as {
-          messages: { ready: InspectedMessage[]; delayed: InspectedMessage[]; inflight: { message: InspectedMessage; visibilityDeadline: number }[] };
+          messages: {
+            ready: InspectedMessage[];
+            delayed: InspectedMessage[];
+            inflight: { message: InspectedMessage; visibilityDeadline: number }[];
+          };
         };
         return [...messages.ready, ...messages.delayed, ...messages.inflight.map((entry) => entry.message)];
       },
@@ -137,6 +158,8 @@ export async function startLocalQueues(options: LocalQueuesOptions): Promise<Loc
 }
 
 async function queueArnOf(sqs: SQSClient, queueUrl: string): Promise<string> {
-  const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] }));
+  const { Attributes } = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] }),
+  );
   return Attributes!.QueueArn!;
 }

@@ -130,7 +130,13 @@ export interface EventSourceRunner {
 }
 
 /** The system attributes Lambda puts in `record.attributes` for a standard queue. */
-const SYSTEM_ATTRIBUTES: MessageSystemAttributeName[] = ["ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp", "AWSTraceHeader"];
+const SYSTEM_ATTRIBUTES: MessageSystemAttributeName[] = [
+  "ApproximateReceiveCount",
+  "SentTimestamp",
+  "SenderId",
+  "ApproximateFirstReceiveTimestamp",
+  "AWSTraceHeader",
+];
 
 export function createEventSourceRunner(options: RunnerOptions): EventSourceRunner {
   const batchSize = options.batchSize ?? 10;
@@ -139,10 +145,14 @@ export function createEventSourceRunner(options: RunnerOptions): EventSourceRunn
   const functionTimeoutMs = options.functionTimeoutMs ?? 60_000;
   const waitTimeSeconds = options.waitTimeSeconds ?? 1;
   const functionName = options.functionName ?? "scm-withdraw-local-withdraw";
-  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10) throw new RangeError(`batchSize must be an integer from 1 to 10 (got ${batchSize})`);
-  if (!Number.isInteger(maxConcurrency) || maxConcurrency < 1) throw new RangeError(`maxConcurrency must be a positive integer (got ${maxConcurrency})`);
-  if (!Number.isInteger(waitTimeSeconds) || waitTimeSeconds < 1 || waitTimeSeconds > 20) throw new RangeError(`waitTimeSeconds must be an integer from 1 to 20 (got ${waitTimeSeconds})`);
-  if (!(options.visibilityTimeoutSeconds >= 1)) throw new RangeError(`visibilityTimeoutSeconds must be at least 1 (got ${options.visibilityTimeoutSeconds})`);
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10)
+    throw new RangeError(`batchSize must be an integer from 1 to 10 (got ${batchSize})`);
+  if (!Number.isInteger(maxConcurrency) || maxConcurrency < 1)
+    throw new RangeError(`maxConcurrency must be a positive integer (got ${maxConcurrency})`);
+  if (!Number.isInteger(waitTimeSeconds) || waitTimeSeconds < 1 || waitTimeSeconds > 20)
+    throw new RangeError(`waitTimeSeconds must be an integer from 1 to 20 (got ${waitTimeSeconds})`);
+  if (!(options.visibilityTimeoutSeconds >= 1))
+    throw new RangeError(`visibilityTimeoutSeconds must be at least 1 (got ${options.visibilityTimeoutSeconds})`);
 
   const onError = (error: unknown, where: string) => {
     stats.queueErrors += 1;
@@ -168,10 +178,16 @@ export function createEventSourceRunner(options: RunnerOptions): EventSourceRunn
     const everyMs = Math.max(500, (options.visibilityTimeoutSeconds * 1000) / 2);
     const pending = new Set<Promise<unknown>>();
     const timer = setInterval(() => {
-      const entries = batch.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle!, VisibilityTimeout: options.visibilityTimeoutSeconds }));
+      const entries = batch.map((m, i) => ({
+        Id: String(i),
+        ReceiptHandle: m.ReceiptHandle!,
+        VisibilityTimeout: options.visibilityTimeoutSeconds,
+      }));
       for (let i = 0; i < entries.length; i += 10) {
         const sent = options.sqs
-          .send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: options.queueUrl, Entries: entries.slice(i, i + 10) }))
+          .send(
+            new ChangeMessageVisibilityBatchCommand({ QueueUrl: options.queueUrl, Entries: entries.slice(i, i + 10) }),
+          )
           .catch((error: unknown) => onError(error, "extend_visibility"))
           .finally(() => pending.delete(sent));
         pending.add(sent);
@@ -241,7 +257,12 @@ export function createEventSourceRunner(options: RunnerOptions): EventSourceRunn
     const event: SQSEvent = { Records: batch.map((m) => toLambdaRecord(m, options.queueArn, options.region)) };
     const messageIds = event.Records.map((r) => r.messageId);
     const receiveCounts = event.Records.map((r) => Number(r.attributes.ApproximateReceiveCount) || 1);
-    const context = lambdaContext({ functionName, region: options.region, requestId, deadline: started + functionTimeoutMs });
+    const context = lambdaContext({
+      functionName,
+      region: options.region,
+      requestId,
+      deadline: started + functionTimeoutMs,
+    });
     const abort = new AbortController();
     const report = (outcome: InvocationOutcome, failed: string[], error?: string): InvocationReport => {
       const failedSet = new Set(failed);
@@ -262,13 +283,17 @@ export function createEventSourceRunner(options: RunnerOptions): EventSourceRunn
       timer = setTimeout(() => resolve("timeout"), functionTimeoutMs);
     });
     try {
-      const result = await Promise.race([options.invoke(event, context, abort.signal).then((response) => ({ response })), timeout]);
+      const result = await Promise.race([
+        options.invoke(event, context, abort.signal).then((response) => ({ response })),
+        timeout,
+      ]);
       if (result === "timeout") {
         abort.abort(new Error(`Task timed out after ${(functionTimeoutMs / 1000).toFixed(2)} seconds`));
         return report("timeout", messageIds, `timed out after ${functionTimeoutMs} ms`);
       }
       const failures = batchItemFailures(result.response, new Set(messageIds));
-      if (failures === "invalid") return report("invalid_response", messageIds, "the response is not a valid partial batch response");
+      if (failures === "invalid")
+        return report("invalid_response", messageIds, "the response is not a valid partial batch response");
       return report(failures.length > 0 ? "partial" : "success", failures);
     } catch (error) {
       onError(error, "invoke");

@@ -84,10 +84,15 @@ seedDemoScenario(sim);
 
 console.log(`SCM simulator listening on ${sim.url}`);
 if (generated) console.log(`accepting a generated simulator-only token: ${tokens[0]}`);
-if (iamUsers.length > 0) console.log(`IAM: POST ${sim.url}/v3/auth/tokens?nocatalog=true for ${iamUsers.map((u) => `${u.domain}/${u.user}`).join(", ")}`);
+if (iamUsers.length > 0)
+  console.log(
+    `IAM: POST ${sim.url}/v3/auth/tokens?nocatalog=true for ${iamUsers.map((u) => `${u.domain}/${u.user}`).join(", ")}`,
+  );
 console.log("demo certificates:");
 for (const [name, id] of Object.entries(DEMO)) console.log(`  ${id}  ${name}`);
-console.log(`try: curl -i -X POST -H "X-Auth-Token: $TOKEN" ${sim.url}/v3/scm/certificates/${DEMO.withdrawn}/cancel-cert`);
+console.log(
+  `try: curl -i -X POST -H "X-Auth-Token: $TOKEN" ${sim.url}/v3/scm/certificates/${DEMO.withdrawn}/cancel-cert`,
+);
 
 const stop = () => {
   void sim.close().then(() => process.exit(0));

@@ -107,7 +107,9 @@ const CERTIFICATE_ID = /^[A-Za-z0-9]{16}$/;
 
 function makeCertificate(input: CertificateInput): SimCertificate {
   if (!CERTIFICATE_ID.test(input.id)) {
-    throw new Error(`scm-simulator: certificate id must be exactly 16 characters [A-Za-z0-9], got ${JSON.stringify(input.id)}`);
+    throw new Error(
+      `scm-simulator: certificate id must be exactly 16 characters [A-Za-z0-9], got ${JSON.stringify(input.id)}`,
+    );
   }
   assertStatus(input.status);
   return {
@@ -558,7 +560,7 @@ function stableId(name: string): string {
 
 /** An SCM business error: a 4xx other than 401 (credentials are the gateway's, `APIGW.*`) with an `SCM.*` code. */
 function isBusinessError(answer: Answer): boolean {
-  const code = isRecord(answer.body) ? answer.body["error_code"] : undefined;
+  const code = isRecord(answer.body) ? answer.body.error_code : undefined;
   const clientError = answer.status >= 400 && answer.status < 500 && answer.status !== 401;
   return clientError && typeof code === "string" && code.startsWith("SCM.");
 }
@@ -701,7 +703,9 @@ export class ScmSimulator {
   /** Adds a static token SCM accepts (at least 32 characters); returns its `tokenRef` for {@link SimCall}. */
   acceptToken(token: string): string {
     if (token.length < MIN_TOKEN_LENGTH) {
-      throw new Error(`scm-simulator: static tokens must be at least ${MIN_TOKEN_LENGTH} characters (the API's minimum)`);
+      throw new Error(
+        `scm-simulator: static tokens must be at least ${MIN_TOKEN_LENGTH} characters (the API's minimum)`,
+      );
     }
     const existing = this.#staticTokens.get(token);
     if (existing) return existing;
@@ -813,7 +817,11 @@ export class ScmSimulator {
 
     const body = await readBody(req);
     if (kind === "other") {
-      this.#send(res, call, scmError(404, "APIG.0101", "The API does not exist or has not been published in the environment"));
+      this.#send(
+        res,
+        call,
+        scmError(404, "APIG.0101", "The API does not exist or has not been published in the environment"),
+      );
       return;
     }
 
@@ -884,7 +892,8 @@ export class ScmSimulator {
     const now = Date.now();
     const keepMs = this.rateLimitPerMinute > 0 ? 60_000 : 1000;
     while (this.#window.length > 0 && (this.#window[0] ?? 0) <= now - keepMs) this.#window.shift();
-    if (this.rateLimitPerMinute > 0 && this.#window.length >= this.rateLimitPerMinute) return { limit: this.rateLimitPerMinute, time: "1 minute" };
+    if (this.rateLimitPerMinute > 0 && this.#window.length >= this.rateLimitPerMinute)
+      return { limit: this.rateLimitPerMinute, time: "1 minute" };
     if (this.rateLimitPerSecond > 0) {
       let lastSecond = 0;
       for (let i = this.#window.length - 1; i >= 0 && (this.#window[i] ?? 0) > now - 1000; i--) lastSecond++;
@@ -997,34 +1006,35 @@ export class ScmSimulator {
     } catch {
       return iamError(400, "Bad Request", "The request body is not valid JSON.");
     }
-    const auth = isRecord(request) ? request["auth"] : undefined;
-    const identity = isRecord(auth) ? auth["identity"] : undefined;
-    const methods = isRecord(identity) ? identity["methods"] : undefined;
-    const password = isRecord(identity) ? identity["password"] : undefined;
-    const user = isRecord(password) ? password["user"] : undefined;
-    const userDomain = isRecord(user) ? user["domain"] : undefined;
+    const auth = isRecord(request) ? request.auth : undefined;
+    const identity = isRecord(auth) ? auth.identity : undefined;
+    const methods = isRecord(identity) ? identity.methods : undefined;
+    const password = isRecord(identity) ? identity.password : undefined;
+    const user = isRecord(password) ? password.user : undefined;
+    const userDomain = isRecord(user) ? user.domain : undefined;
     if (
       !Array.isArray(methods) ||
       !methods.includes("password") ||
       !isRecord(user) ||
-      typeof user["name"] !== "string" ||
-      typeof user["password"] !== "string" ||
+      typeof user.name !== "string" ||
+      typeof user.password !== "string" ||
       !isRecord(userDomain) ||
-      typeof userDomain["name"] !== "string"
+      typeof userDomain.name !== "string"
     ) {
       return iamError(400, "Bad Request", "Invalid input for field 'identity'.");
     }
-    const scope = isRecord(auth) ? auth["scope"] : undefined;
-    const scopeDomain = isRecord(scope) ? scope["domain"] : undefined;
-    const scopeProject = isRecord(scope) ? scope["project"] : undefined;
+    const scope = isRecord(auth) ? auth.scope : undefined;
+    const scopeDomain = isRecord(scope) ? scope.domain : undefined;
+    const scopeProject = isRecord(scope) ? scope.project : undefined;
     if (scope !== undefined && !isRecord(scopeDomain) && !isRecord(scopeProject)) {
       return iamError(400, "Bad Request", "Invalid input for field 'scope'.");
     }
 
     const account = this.#iamUsers.find(
-      (u) => u.domain === userDomain["name"] && u.user === user["name"] && u.password === user["password"],
+      (u) => u.domain === userDomain.name && u.user === user.name && u.password === user.password,
     );
-    const domainMismatch = isRecord(scopeDomain) && scopeDomain["name"] !== undefined && scopeDomain["name"] !== account?.domain;
+    const domainMismatch =
+      isRecord(scopeDomain) && scopeDomain.name !== undefined && scopeDomain.name !== account?.domain;
     if (!account || domainMismatch) return iamError(401, "Unauthorized", "The username or password is wrong.");
 
     const issuedAt = Date.now();
@@ -1040,14 +1050,19 @@ export class ScmSimulator {
       expires_at: iamTime(expiresAt),
       issued_at: iamTime(issuedAt),
       methods: ["password"],
-      user: { domain, id: stableId(`user:${account.domain}/${account.user}`), name: account.user, password_expires_at: "" },
+      user: {
+        domain,
+        id: stableId(`user:${account.domain}/${account.user}`),
+        name: account.user,
+        password_expires_at: "",
+      },
       roles: [{ id: "0", name: "te_admin" }],
     };
     if (isRecord(scopeProject)) {
-      const project = String(scopeProject["name"] ?? scopeProject["id"] ?? "");
-      body["project"] = { domain, id: stableId(`project:${account.domain}/${project}`), name: project };
+      const project = String(scopeProject.name ?? scopeProject.id ?? "");
+      body.project = { domain, id: stableId(`project:${account.domain}/${project}`), name: project };
     } else {
-      body["domain"] = domain;
+      body.domain = domain;
     }
     return { status: 201, headers: { "x-subject-token": token }, body: { token: body } };
   }
@@ -1063,10 +1078,17 @@ export class ScmSimulator {
     res.end(payload);
   }
 
-  async #drip(res: ServerResponse, call: SimCall, answer: Answer, bytesPerSecond: number, padTo?: number): Promise<void> {
+  async #drip(
+    res: ServerResponse,
+    call: SimCall,
+    answer: Answer,
+    bytesPerSecond: number,
+    padTo?: number,
+  ): Promise<void> {
     if (res.destroyed) return;
     const { headers, payload: body } = serialize(answer);
-    const payload = padTo !== undefined && padTo > body.length ? Buffer.concat([body, Buffer.alloc(padTo - body.length, " ")]) : body;
+    const payload =
+      padTo !== undefined && padTo > body.length ? Buffer.concat([body, Buffer.alloc(padTo - body.length, " ")]) : body;
     call.status = answer.status;
     if (answer.status === 429) this.#stats.throttled++;
     res.writeHead(answer.status, { ...headers, "content-length": String(payload.length) });
@@ -1081,7 +1103,14 @@ export class ScmSimulator {
     res.end();
   }
 
-  async #huge(res: ServerResponse, call: SimCall, bytes: number, status: number, chunked: boolean, id: string): Promise<void> {
+  async #huge(
+    res: ServerResponse,
+    call: SimCall,
+    bytes: number,
+    status: number,
+    chunked: boolean,
+    id: string,
+  ): Promise<void> {
     if (res.destroyed) return;
     const [prefix, suffix] =
       status < 300
@@ -1137,11 +1166,33 @@ export function startScmSimulator(options: ScmSimulatorOptions = {}): Promise<Sc
  * - `throttledThenWithdrawn`: CHECKING, first call 429 APIG.0308 with `Retry-After: 1`, then 200.
  */
 export function seedDemoScenario(sim: ScmSimulator): void {
-  const review = (id: string, name: string) => sim.addCertificate({ id, status: "CHECKING", name: `demo-${name}`, domain: `${name.toLowerCase()}.demo.example.com` });
+  const review = (id: string, name: string) =>
+    sim.addCertificate({
+      id,
+      status: "CHECKING",
+      name: `demo-${name}`,
+      domain: `${name.toLowerCase()}.demo.example.com`,
+    });
   review(DEMO.withdrawn, "withdrawn");
-  sim.addCertificate({ id: DEMO.alreadyWithdrawn, status: "PAID", name: "demo-alreadyWithdrawn", domain: "alreadywithdrawn.demo.example.com" });
-  sim.addCertificate({ id: DEMO.rejected, status: "ISSUED", name: "demo-rejected", domain: "rejected.demo.example.com" });
-  sim.addCertificate({ id: DEMO.forbidden, status: "CHECKING", name: "demo-forbidden", domain: "forbidden.demo.example.com", forbidden: true });
+  sim.addCertificate({
+    id: DEMO.alreadyWithdrawn,
+    status: "PAID",
+    name: "demo-alreadyWithdrawn",
+    domain: "alreadywithdrawn.demo.example.com",
+  });
+  sim.addCertificate({
+    id: DEMO.rejected,
+    status: "ISSUED",
+    name: "demo-rejected",
+    domain: "rejected.demo.example.com",
+  });
+  sim.addCertificate({
+    id: DEMO.forbidden,
+    status: "CHECKING",
+    name: "demo-forbidden",
+    domain: "forbidden.demo.example.com",
+    forbidden: true,
+  });
   review(DEMO.transientThenWithdrawn, "transientThenWithdrawn");
   sim.inject(DEMO.transientThenWithdrawn, faults.unavailable(), faults.unavailable());
   review(DEMO.alwaysFailing, "alwaysFailing");

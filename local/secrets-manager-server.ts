@@ -31,7 +31,10 @@ export interface SecretsManagerServer {
   close(): Promise<void>;
 }
 
-export async function startSecretsManagerServer(secrets: Record<string, string> = {}, port = 0): Promise<SecretsManagerServer> {
+export async function startSecretsManagerServer(
+  secrets: Record<string, string> = {},
+  port = 0,
+): Promise<SecretsManagerServer> {
   const store = new Map(Object.entries(secrets));
   const readCounts = new Map<string, number>();
   let failures = 0;
@@ -69,7 +72,11 @@ export async function startSecretsManagerServer(secrets: Record<string, string> 
         return reply(500, { __type: "InternalServiceError", message: "injected failure" });
       }
       const value = store.get(id);
-      if (value === undefined) return reply(400, { __type: "ResourceNotFoundException", message: "Secrets Manager can't find the specified secret." });
+      if (value === undefined)
+        return reply(400, {
+          __type: "ResourceNotFoundException",
+          message: "Secrets Manager can't find the specified secret.",
+        });
       const name = id.startsWith("arn:") ? (id.split(":")[6] ?? id) : id;
       reply(200, {
         ARN: id.startsWith("arn:") ? id : `arn:aws:secretsmanager:eu-west-1:000000000000:secret:${id}-AbCdEf`,

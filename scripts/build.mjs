@@ -120,8 +120,13 @@ async function main() {
     await import("esbuild");
   } catch {
     // `prepare` also runs in a production-only install (`npm ci --omit=dev`), which has no esbuild.
-    const built = await access(CLI_OUTFILE).then(() => true, () => false);
-    console.error(`esbuild is not installed (a production-only install?): ${built ? "keeping the dist/ that is there" : "run `npm ci && npm run build`, then `npm prune --omit=dev`"}`);
+    const built = await access(CLI_OUTFILE).then(
+      () => true,
+      () => false,
+    );
+    console.error(
+      `esbuild is not installed (a production-only install?): ${built ? "keeping the dist/ that is there" : "run `npm ci && npm run build`, then `npm prune --omit=dev`"}`,
+    );
     process.exit(built ? 0 : 1);
   }
   const cliOnly = process.argv.includes("--cli");
@@ -129,9 +134,13 @@ async function main() {
   const [cli, ...results] = await Promise.all([buildCli(), ...entries.map((e) => buildEntry(e))]);
   if (cliOnly) return;
   for (const r of results) {
-    console.log(`${path.relative(PROJECT_ROOT, r.outfile).padEnd(28)} ${kib(r.bytes).padStart(10)}  (map ${kib(r.mapBytes)})`);
+    console.log(
+      `${path.relative(PROJECT_ROOT, r.outfile).padEnd(28)} ${kib(r.bytes).padStart(10)}  (map ${kib(r.mapBytes)})`,
+    );
   }
-  console.log(`${path.relative(PROJECT_ROOT, cli.outfile).padEnd(28)} ${kib(cli.bytes).padStart(10)}  (the scm-withdraw CLI and its chunks)`);
+  console.log(
+    `${path.relative(PROJECT_ROOT, cli.outfile).padEnd(28)} ${kib(cli.bytes).padStart(10)}  (the scm-withdraw CLI and its chunks)`,
+  );
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

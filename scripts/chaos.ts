@@ -10,7 +10,15 @@ import { createWriteStream, mkdirSync } from "node:fs";
 import { dirname, relative } from "node:path";
 import { describeError } from "../lib/errors.ts";
 import { LOCAL } from "../cli/local-defaults.ts";
-import { CHAOS_DEFAULTS, formatAccounting, formatDiscrepancies, formatPlan, planChaos, runChaos, type ChaosPlan } from "../local/chaos.ts";
+import {
+  CHAOS_DEFAULTS,
+  formatAccounting,
+  formatDiscrepancies,
+  formatPlan,
+  planChaos,
+  runChaos,
+  type ChaosPlan,
+} from "../local/chaos.ts";
 import { UsageError } from "../lib/errors.ts";
 import { integerFlag, parseFlagValues } from "../local/flags.ts";
 
@@ -86,7 +94,9 @@ async function main(): Promise<number> {
   const log = createWriteStream(flags.logFile);
   const out = (line: string) => process.stdout.write(`${line}\n`);
 
-  out(`chaos run: seed ${settings.seed}, ${settings.jobs} jobs, ${settings.kills} kills (reproduce: ${NAME} -- --seed ${settings.seed} --jobs ${settings.jobs} --kills ${settings.kills})`);
+  out(
+    `chaos run: seed ${settings.seed}, ${settings.jobs} jobs, ${settings.kills} kills (reproduce: ${NAME} -- --seed ${settings.seed} --jobs ${settings.jobs} --kills ${settings.kills})`,
+  );
   out(
     `  ${settings.maxConcurrency} containers, batches of ${settings.batchSize}, visibility timeout ${settings.visibilityTimeoutSeconds} s, ` +
       `MAX_RECEIVE_COUNT ${settings.maxReceiveCount} (redrive after ${settings.maxReceiveCount + 2}), MAX_ATTEMPTS ${settings.maxAttempts}, SCM_TIMEOUT_MS ${settings.scmTimeoutMs}`,
@@ -107,8 +117,13 @@ async function main(): Promise<number> {
         else if (event.type === "tick") out(where);
         else if (event.type === "kill" && event.kill) {
           const k = event.kill;
-          const moment = k.mode === "before_delete" ? `after a batch's answer, before its delete (${k.deletesDropped} acknowledged records not deleted); ` : "";
-          out(`${where}; KILL ${k.number}: ${moment}${k.invocationsKilled} batch(es) terminated in their containers (${k.recordsKilled} records); restarted after ${k.restartMs} ms`);
+          const moment =
+            k.mode === "before_delete"
+              ? `after a batch's answer, before its delete (${k.deletesDropped} acknowledged records not deleted); `
+              : "";
+          out(
+            `${where}; KILL ${k.number}: ${moment}${k.invocationsKilled} batch(es) terminated in their containers (${k.recordsKilled} records); restarted after ${k.restartMs} ms`,
+          );
         } else if (event.type === "drained") out(`${where}; queue empty`);
       },
     });

@@ -62,7 +62,9 @@ function toRecord(file: string, index: number, spec: RecordSpec): SQSRecord {
   const body = typeof spec.body === "string" ? spec.body : JSON.stringify(spec.body);
   const parsed = parseWithdrawalBody(body);
   if (parsed.ok !== spec.valid) {
-    throw new Error(`${file} record ${index}: body is ${parsed.ok ? "valid" : "invalid"} but should be ${spec.valid ? "valid" : "invalid"}: ${body}`);
+    throw new Error(
+      `${file} record ${index}: body is ${parsed.ok ? "valid" : "invalid"} but should be ${spec.valid ? "valid" : "invalid"}: ${body}`,
+    );
   }
   const sentAt = SENT_AT + index;
   const messageId = stableUuid(`${file}#${index}`);
@@ -97,8 +99,17 @@ const HOSTILE_CERTIFICATE_IDS: readonly unknown[] = [
   1000000000000001, // a number, not a string
 ];
 
-const single = (certificateId: string, name: string, extra: Record<string, unknown> = {}, receiveCount?: number): RecordSpec[] => [
-  { body: job(certificateId, `sample-${name}`, extra), valid: true, ...(receiveCount === undefined ? {} : { receiveCount }) },
+const single = (
+  certificateId: string,
+  name: string,
+  extra: Record<string, unknown> = {},
+  receiveCount?: number,
+): RecordSpec[] => [
+  {
+    body: job(certificateId, `sample-${name}`, extra),
+    valid: true,
+    ...(receiveCount === undefined ? {} : { receiveCount }),
+  },
 ];
 
 /** file name → records. */
@@ -110,7 +121,16 @@ const EVENTS: Record<string, RecordSpec[]> = {
   "not-found.json": single(DEMO.notFound, "not-found"),
   "transient.json": single(DEMO.transientThenWithdrawn, "transient"),
   // The fifth receive: at MAX_RECEIVE_COUNT (5) a still-failing record is dead-lettered.
-  "retries-exhausted.json": single(DEMO.alwaysFailing, "retries-exhausted", { source: "cleanup", batch_id: "cleanup-2026-11-27", reason: "sample event: stale application found by the cleanup sweep" }, 5),
+  "retries-exhausted.json": single(
+    DEMO.alwaysFailing,
+    "retries-exhausted",
+    {
+      source: "cleanup",
+      batch_id: "cleanup-2026-11-27",
+      reason: "sample event: stale application found by the cleanup sweep",
+    },
+    5,
+  ),
   // The first receive of a record that keeps failing: retried in the invocation, then reported in
   // batchItemFailures so SQS redelivers it after the visibility timeout.
   "still-failing.json": single(DEMO.alwaysFailing, "still-failing"),
@@ -122,11 +142,13 @@ const EVENTS: Record<string, RecordSpec[]> = {
   })),
   // One of each outcome in a full batch (10, the batchSize): what a real invocation looks like.
   "mixed-batch.json": [
-    ...Object.entries(DEMO).map(([name, id]): RecordSpec => ({
-      body: job(id, `sample-mixed-${name}`, { source: "bulk", batch_id: "bulk-sample-mixed" }),
-      valid: true,
-      ...(id === DEMO.alwaysFailing ? { receiveCount: 5 } : {}),
-    })),
+    ...Object.entries(DEMO).map(
+      ([name, id]): RecordSpec => ({
+        body: job(id, `sample-mixed-${name}`, { source: "bulk", batch_id: "bulk-sample-mixed" }),
+        valid: true,
+        ...(id === DEMO.alwaysFailing ? { receiveCount: 5 } : {}),
+      }),
+    ),
     { body: DEMO_INVALID_BODIES[0], valid: false },
     { body: DEMO_INVALID_BODIES[1], valid: false },
   ],
@@ -136,7 +158,8 @@ export function renderEvents(): Map<string, string> {
   const files = new Map<string, string>();
   for (const [file, specs] of Object.entries(EVENTS)) {
     const event: SQSEvent = { Records: specs.map((spec, i) => toRecord(file, i, spec)) };
-    if (event.Records.length > 10) throw new Error(`${file}: ${event.Records.length} records, but an SQS batch holds at most 10`);
+    if (event.Records.length > 10)
+      throw new Error(`${file}: ${event.Records.length} records, but an SQS batch holds at most 10`);
     files.set(file, `${JSON.stringify(event, null, 2)}\n`);
   }
   return files;

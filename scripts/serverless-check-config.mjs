@@ -54,7 +54,9 @@ export default class CheckConfigPlugin {
     for (const [name, fn] of Object.entries(service.functions ?? {})) {
       const loader = LOADERS[fn.handler];
       if (!loader) {
-        lines.push(`${name}: no configuration check for handler ${fn.handler} (add it to scripts/serverless-check-config.mjs)`);
+        lines.push(
+          `${name}: no configuration check for handler ${fn.handler} (add it to scripts/serverless-check-config.mjs)`,
+        );
         continue;
       }
       const module = await import(new URL(loader.module, import.meta.url).href);
@@ -62,7 +64,9 @@ export default class CheckConfigPlugin {
       for (const problem of configProblems(module[loader.load], environment)) lines.push(`${name}: ${problem}`);
     }
     if (lines.length > 0) {
-      throw new this.serverless.classes.Error(`The functions' configuration would fail at cold start:\n  ${lines.join("\n  ")}`);
+      throw new this.serverless.classes.Error(
+        `The functions' configuration would fail at cold start:\n  ${lines.join("\n  ")}`,
+      );
     }
   }
 }

@@ -153,7 +153,8 @@ function parseFlags(argv: string[]): Settings | "help" {
   if (v.help) return "help";
   if (v.demo && v["no-demo"]) throw new UsageError("--demo and --no-demo contradict each other");
 
-  const integer = (name: string, fallback: number, min: number, max: number): number => integerFlag(v, name, { min, max }) ?? fallback;
+  const integer = (name: string, fallback: number, min: number, max: number): number =>
+    integerFlag(v, name, { min, max }) ?? fallback;
 
   // SCM_ENDPOINT in the environment is honoured as the worker and `scm-withdraw cleanup` honour it (the flag wins).
   const fromEnv = process.env.SCM_ENDPOINT?.trim() || undefined;
@@ -161,29 +162,41 @@ function parseFlags(argv: string[]): Settings | "help" {
   const scmEndpoint = v["scm-endpoint"] ?? fromEnv;
   const scmName = scmEndpointFromEnv ? "SCM_ENDPOINT (from the environment)" : "--scm-endpoint";
   if (scmEndpoint !== undefined && !isAcceptableEndpoint(scmEndpoint)) {
-    throw new UsageError(`${scmName} must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment (got ${JSON.stringify(scmEndpoint)})`);
+    throw new UsageError(
+      `${scmName} must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment (got ${JSON.stringify(scmEndpoint)})`,
+    );
   }
   if (scmEndpoint !== undefined && v["business-errors-as-500"]) {
-    throw new UsageError("--business-errors-as-500 shapes the simulator's answers: it cannot be used with --scm-endpoint");
+    throw new UsageError(
+      "--business-errors-as-500 shapes the simulator's answers: it cannot be used with --scm-endpoint",
+    );
   }
   const tokenFile = v["token-file"];
   if (scmEndpoint !== undefined && tokenFile === undefined) {
-    throw new UsageError(`${scmName} needs --token-file: the demo token only opens the simulator${scmEndpointFromEnv ? "; unset SCM_ENDPOINT to use the simulator" : ""}`);
+    throw new UsageError(
+      `${scmName} needs --token-file: the demo token only opens the simulator${scmEndpointFromEnv ? "; unset SCM_ENDPOINT to use the simulator" : ""}`,
+    );
   }
   if (v.aksk && (tokenFile !== undefined || scmEndpoint !== undefined)) {
-    throw new UsageError(`--aksk signs with the simulator's demo key pair: for a real SCM, put {"aksk": {...}} in --token-file${scmEndpointFromEnv ? " (SCM_ENDPOINT is set in the environment)" : ""}`);
+    throw new UsageError(
+      `--aksk signs with the simulator's demo key pair: for a real SCM, put {"aksk": {...}} in --token-file${scmEndpointFromEnv ? " (SCM_ENDPOINT is set in the environment)" : ""}`,
+    );
   }
   let secret: string | undefined = v.aksk ? JSON.stringify({ aksk: LOCAL.demoAkSk }) : undefined;
   if (tokenFile !== undefined) {
     try {
       secret = readFileSync(tokenFile, "utf8");
     } catch (error) {
-      throw new UsageError(`--token-file: cannot read ${tokenFile} (${(error as NodeJS.ErrnoException).code ?? describeError(error)})`);
+      throw new UsageError(
+        `--token-file: cannot read ${tokenFile} (${(error as NodeJS.ErrnoException).code ?? describeError(error)})`,
+      );
     }
     try {
       const stored = parseSecret(secret);
       if (stored.kind === "iam") {
-        throw new Error('IAM credentials ({"iam": ...}) are not supported by the local pipeline yet; put a token or {"aksk": ...} in the file');
+        throw new Error(
+          'IAM credentials ({"iam": ...}) are not supported by the local pipeline yet; put a token or {"aksk": ...} in the file',
+        );
       }
     } catch (error) {
       // The parser's messages describe the problem, never the content.
@@ -209,7 +222,12 @@ function parseFlags(argv: string[]): Settings | "help" {
     sqsPort: integer("sqs-port", LOCAL.sqsPort, 0, 65535),
     scmPort: integer("scm-port", LOCAL.scmPort, 0, 65535),
     secretsPort: integer("secrets-port", LOCAL.secretsManagerPort, 0, 65535),
-    visibilityTimeoutSeconds: integer("visibility-timeout", LOCAL_PIPELINE_DEFAULTS.visibilityTimeoutSeconds, 1, 43_200),
+    visibilityTimeoutSeconds: integer(
+      "visibility-timeout",
+      LOCAL_PIPELINE_DEFAULTS.visibilityTimeoutSeconds,
+      1,
+      43_200,
+    ),
     maxReceiveCount: integer("max-receive-count", LOCAL_PIPELINE_DEFAULTS.maxReceiveCount, 1, 998),
     batchSize: integer("batch-size", LOCAL_PIPELINE_DEFAULTS.batchSize, 1, 10),
     batchingWindowMs: integer("batching-window", LOCAL_PIPELINE_DEFAULTS.batchingWindowMs / 1000, 0, 300) * 1000,
@@ -292,11 +310,19 @@ function runDir(sqsPort: number): string {
 function cliCommand(p: Pipeline, defaultPorts: boolean): (args: string) => string {
   const ledgerLocal = p.ledger !== undefined && defaultPorts && p.ledger.endpoint === localDynamoEndpoint();
   const env = p.ledger && !ledgerLocal ? `AWS_ENDPOINT_URL_DYNAMODB=${p.ledger.endpoint} ` : "";
-  const flags = [...(defaultPorts ? [] : [`--queue-url ${p.queueUrl}`, `--dlq-url ${p.dlqUrl}`]), ...(p.ledger && !ledgerLocal ? [`--ledger-table ${p.ledger.tableName}`] : [])];
+  const flags = [
+    ...(defaultPorts ? [] : [`--queue-url ${p.queueUrl}`, `--dlq-url ${p.dlqUrl}`]),
+    ...(p.ledger && !ledgerLocal ? [`--ledger-table ${p.ledger.tableName}`] : []),
+  ];
   return (args) => `${env}npx scm-withdraw ${args}${flags.length > 0 ? ` ${flags.join(" ")}` : ""}`;
 }
 
-function saveLeftovers(kind: "unfinished" | "dead-letters", messages: LeftoverMessage[], dir: string, id: string): string | undefined {
+function saveLeftovers(
+  kind: "unfinished" | "dead-letters",
+  messages: LeftoverMessage[],
+  dir: string,
+  id: string,
+): string | undefined {
   if (messages.length === 0) return undefined;
   const path = `${dir}/${kind}-${id}.jsonl`;
   const lines =
@@ -350,7 +376,11 @@ async function main(): Promise<number> {
     // The backoff across deliveries (RETRY_VISIBILITY_SCHEDULE): when each job left for retry comes back.
     if (running && line.includes('"event":"retry_delayed"')) {
       try {
-        const entry = JSON.parse(line) as { certificateId?: string; receiveCount?: number; visibilityTimeoutS?: number };
+        const entry = JSON.parse(line) as {
+          certificateId?: string;
+          receiveCount?: number;
+          visibilityTimeoutS?: number;
+        };
         const who = entry.certificateId ?? "a job";
         say(`retry: ${who} (receive ${entry.receiveCount ?? "?"}) comes back in ${entry.visibilityTimeoutS ?? "?"} s`);
       } catch {
@@ -366,7 +396,9 @@ async function main(): Promise<number> {
         const key = entry.event ?? "error";
         if (shownErrors.has(key)) return;
         shownErrors.add(key);
-        say(`handler error: ${key}${entry.code ? ` (${entry.code})` : ""}${entry.error ? `: ${entry.error}` : ""} — more in ${logFile}`);
+        say(
+          `handler error: ${key}${entry.code ? ` (${entry.code})` : ""}${entry.error ? `: ${entry.error}` : ""} — more in ${logFile}`,
+        );
       } catch {
         // not JSON: it is in the log file
       }
@@ -395,13 +427,22 @@ async function main(): Promise<number> {
       functionTimeoutMs: s.functionTimeoutMs,
       env,
       onLogLine,
-      onError: (error, where) => onLogLine(JSON.stringify({ level: "warn", event: "runner_error", where, error: describeError(error) })),
+      onError: (error, where) =>
+        onLogLine(JSON.stringify({ level: "warn", event: "runner_error", where, error: describeError(error) })),
     });
   } catch (error) {
     if (error instanceof PortInUseError) {
-      const flagOf = { SQS: "--sqs-port", "SCM simulator": "--scm-port", "Secrets Manager": "--secrets-port", DynamoDB: "--dynamodb-port (or --no-ledger)" } as Record<string, string>;
+      const flagOf = {
+        SQS: "--sqs-port",
+        "SCM simulator": "--scm-port",
+        "Secrets Manager": "--secrets-port",
+        DynamoDB: "--dynamodb-port (or --no-ledger)",
+      } as Record<string, string>;
       const flags = error.taken.map((t) => flagOf[t.service] ?? "the port flags").join(", ");
-      write(process.stderr, `${NAME}: ${error.message}: is another npm start running? Stop it, or choose other ports with ${flags} (or --sqs-port 0 for free ones)\n`);
+      write(
+        process.stderr,
+        `${NAME}: ${error.message}: is another npm start running? Stop it, or choose other ports with ${flags} (or --sqs-port 0 for free ones)\n`,
+      );
     } else if (error instanceof ContainerStartError) {
       openLog(logFile);
       await new Promise<void>((resolve) => log!.end(resolve));
@@ -421,31 +462,49 @@ async function main(): Promise<number> {
   say("scm-withdraw local pipeline");
   say(`  queue     ${p.queueUrl}`);
   say(`  DLQ       ${p.dlqUrl}`);
-  say(`            SQS endpoint ${p.sqsEndpoint} (fauxqs, in memory); visibility timeout ${set.visibilityTimeoutSeconds} s;`);
-  say(`            the worker dead-letters a still-failing job on receive ${set.maxReceiveCount}, the redrive policy after ${set.redriveMaxReceiveCount}`);
-  say(`  SCM       ${p.sim ? `simulator on ${p.scmEndpoint} (demo certificates ${DEMO.withdrawn} to ${DEMO.throttledThenWithdrawn})` : `${p.scmEndpoint}${s.scmEndpointFromEnv ? " (from SCM_ENDPOINT in the environment)" : ""}`}`);
+  say(
+    `            SQS endpoint ${p.sqsEndpoint} (fauxqs, in memory); visibility timeout ${set.visibilityTimeoutSeconds} s;`,
+  );
+  say(
+    `            the worker dead-letters a still-failing job on receive ${set.maxReceiveCount}, the redrive policy after ${set.redriveMaxReceiveCount}`,
+  );
+  say(
+    `  SCM       ${p.sim ? `simulator on ${p.scmEndpoint} (demo certificates ${DEMO.withdrawn} to ${DEMO.throttledThenWithdrawn})` : `${p.scmEndpoint}${s.scmEndpointFromEnv ? " (from SCM_ENDPOINT in the environment)" : ""}`}`,
+  );
   const demo = s.secret ? "the simulator's demo AK/SK pair (every SCM call signed)" : "the simulator's demo token";
   const credential = s.tokenFile ? `from ${s.tokenFile}` : demo;
-  say(`  token     ${credential}, served as secret ${p.secretId} by ${p.secretsEndpoint} (to the handler's random access key only)`);
+  say(
+    `  token     ${credential}, served as secret ${p.secretId} by ${p.secretsEndpoint} (to the handler's random access key only)`,
+  );
   say(
     p.ledger
       ? `  ledger    table ${p.ledger.tableName} on ${p.ledger.endpoint} (dynalite, in memory; --no-ledger turns it off)`
       : "  ledger    off (--no-ledger): jobs are not recorded; `scm-withdraw batch` has nothing to read",
   );
-  say(`  handler   handlers/withdraw.ts in ${set.maxConcurrency} container(s): batches of ${set.batchSize}, window ${set.batchingWindowMs / 1000} s, timeout ${set.functionTimeoutMs / 1000} s`);
-  say(`  log       ${logFile} (the handler's JSON lines${s.verbose ? ", also shown here" : "; --verbose shows them here"})`);
+  say(
+    `  handler   handlers/withdraw.ts in ${set.maxConcurrency} container(s): batches of ${set.batchSize}, window ${set.batchingWindowMs / 1000} s, timeout ${set.functionTimeoutMs / 1000} s`,
+  );
+  say(
+    `  log       ${logFile} (the handler's JSON lines${s.verbose ? ", also shown here" : "; --verbose shows them here"})`,
+  );
   say();
 
   const hint = () => {
     const cli = cliCommand(p, defaultPorts);
     say("Still running. To add jobs, from another terminal:");
     say(`  ${cli(`enqueue ${DEMO.withdrawn}`)}`);
-    if (p.ledger) say(`  ${cli("bulk ids.txt --reason TEXT --wait")}   (records the batch in the ledger and follows it to the end)`);
+    if (p.ledger)
+      say(
+        `  ${cli("bulk ids.txt --reason TEXT --wait")}   (records the batch in the ledger and follows it to the end)`,
+      );
     say(`  ${cli("status")}   (both queues)`);
     // The sweep by hand finds the demo token by itself on 127.0.0.1, but not the simulator's port.
-    const sweepEndpoint = p.scmEndpoint === `http://${LOCAL.host}:${LOCAL.scmPort}` ? "" : ` --scm-endpoint ${p.scmEndpoint}`;
+    const sweepEndpoint =
+      p.scmEndpoint === `http://${LOCAL.host}:${LOCAL.scmPort}` ? "" : ` --scm-endpoint ${p.scmEndpoint}`;
     if (p.sim && !s.secret) say(`  ${cli(`cleanup --dry-run${sweepEndpoint}`)}   (the sweep: what it would withdraw)`);
-    say(`  or any SQS client with AWS_ENDPOINT_URL_SQS=${p.sqsEndpoint} AWS_REGION=${p.region} (any credentials) and the queue URL above`);
+    say(
+      `  or any SQS client with AWS_ENDPOINT_URL_SQS=${p.sqsEndpoint} AWS_REGION=${p.region} (any credentials) and the queue URL above`,
+    );
     say("Ctrl-C stops (batches in flight finish first).");
   };
 
@@ -465,7 +524,9 @@ async function main(): Promise<number> {
     stopRequested = true;
     firstSignalAt = Date.now();
     if (tty) say();
-    say(`${signal}: stopping: no new batches; waiting for ${p.settings.maxConcurrency > 1 ? "the batches" : "the batch"} in flight (Ctrl-C again forces)...`);
+    say(
+      `${signal}: stopping: no new batches; waiting for ${p.settings.maxConcurrency > 1 ? "the batches" : "the batch"} in flight (Ctrl-C again forces)...`,
+    );
     resolveStop();
   };
   process.on("SIGINT", onSignal);
@@ -474,17 +535,28 @@ async function main(): Promise<number> {
   if (s.jobs.length > 0 || s.jobsFile !== undefined) {
     const results = await p.enqueue(s.jobs);
     const failed = results.filter((r) => !r.ok);
-    say(`Enqueued ${plural(results.length - failed.length, "job")} from ${s.jobsFile}${s.duplicateJobs > 0 ? ` (${plural(s.duplicateJobs, "duplicate id")} dropped)` : ""}.`);
-    if (failed.length > 0) say(`  ${failed.length} could not be sent: ${failed.map((r) => (r.ok ? "" : r.error)).join("; ")}`);
+    say(
+      `Enqueued ${plural(results.length - failed.length, "job")} from ${s.jobsFile}${s.duplicateJobs > 0 ? ` (${plural(s.duplicateJobs, "duplicate id")} dropped)` : ""}.`,
+    );
+    if (failed.length > 0)
+      say(`  ${failed.length} could not be sent: ${failed.map((r) => (r.ok ? "" : r.error)).join("; ")}`);
   }
   // With the ledger, the demo's valid jobs form one batch (the invalid bodies cannot carry a batch id).
-  const demoBatch = p.ledger ? `demo-${new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15)}-${runId().slice(-4)}` : undefined;
+  const demoBatch = p.ledger
+    ? `demo-${new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15)}-${runId().slice(-4)}`
+    : undefined;
   const demoBatchSize = Object.keys(DEMO).length;
   if (s.demo) {
-    const results = await p.enqueue(demoJobs(demoBatch), demoBatch ? { batch: { id: demoBatch, expectedTotal: demoBatchSize } } : {});
+    const results = await p.enqueue(
+      demoJobs(demoBatch),
+      demoBatch ? { batch: { id: demoBatch, expectedTotal: demoBatchSize } } : {},
+    );
     const failed = results.filter((r) => !r.ok);
-    say(`Enqueued ${results.length - failed.length} demo jobs: one per outcome (3 withdrawn, 1 already withdrawn, 6 dead-lettered, one of them after ${set.maxReceiveCount} receives).`);
-    if (failed.length > 0) say(`  ${failed.length} could not be sent: ${failed.map((r) => (r.ok ? "" : r.error)).join("; ")}`);
+    say(
+      `Enqueued ${results.length - failed.length} demo jobs: one per outcome (3 withdrawn, 1 already withdrawn, 6 dead-lettered, one of them after ${set.maxReceiveCount} receives).`,
+    );
+    if (failed.length > 0)
+      say(`  ${failed.length} could not be sent: ${failed.map((r) => (r.ok ? "" : r.error)).join("; ")}`);
   } else if (s.jobsFile === undefined) {
     say("No jobs enqueued (the demo jobs are for the simulator; add --demo to send them anyway, or --jobs FILE).");
   }
@@ -517,7 +589,10 @@ async function main(): Promise<number> {
       const line = progressLine(current);
       if (tty) {
         // Cut to the terminal's width: a wrapped line could not be redrawn in place.
-        write(out, `\r\x1b[2K${`${spinner[frame++ % spinner.length]} ${line}`.slice(0, Math.max(20, (out.columns || 120) - 1))}`);
+        write(
+          out,
+          `\r\x1b[2K${`${spinner[frame++ % spinner.length]} ${line}`.slice(0, Math.max(20, (out.columns || 120) - 1))}`,
+        );
         liveShown = true;
       } else if (line.replace(/^\s*[\d.]+ s/, "") !== lastPlain && Date.now() - lastPlainAt >= 2000) {
         say(line);
@@ -556,11 +631,21 @@ async function main(): Promise<number> {
   const deadLetters = saveLeftovers("dead-letters", report.deadLetters, dir, id);
   clearLive();
   if (stopRequested) {
-    say(summaryChanged(lastShown, report.stats) ? `\nSummary ${formatSummary(report.stats)}\n` : "Stopped; nothing changed since the summary above.");
+    say(
+      summaryChanged(lastShown, report.stats)
+        ? `\nSummary ${formatSummary(report.stats)}\n`
+        : "Stopped; nothing changed since the summary above.",
+    );
   }
   // The embedded queues live in memory: what is left on them is written down, not lost.
-  if (unfinished) say(`${plural(report.unfinished.length, "job")} had not finished; saved to ${relativePath(unfinished)}: re-enqueue with npx scm-withdraw bulk ${relativePath(unfinished)}`);
-  if (deadLetters) say(`The DLQ's ${plural(report.deadLetters.length, "message")} (body and failure_reason) are saved to ${relativePath(deadLetters)}.`);
+  if (unfinished)
+    say(
+      `${plural(report.unfinished.length, "job")} had not finished; saved to ${relativePath(unfinished)}: re-enqueue with npx scm-withdraw bulk ${relativePath(unfinished)}`,
+    );
+  if (deadLetters)
+    say(
+      `The DLQ's ${plural(report.deadLetters.length, "message")} (body and failure_reason) are saved to ${relativePath(deadLetters)}.`,
+    );
   say(`Handler log: ${logFile}`);
   await new Promise<void>((resolve) => log!.end(resolve));
   // Ctrl-C (or SIGTERM) ends a run with 130, as the shell reports for npm itself; 0 only when --drain drained.

@@ -49,7 +49,8 @@ export const batchReportCommand: Command = {
     const out = stringFlag(values, "out");
     // --json means JSON on stdout: without --out the report itself is one JSON document (rows streamed in it).
     const jsonOnStdout = context.json && (out === undefined || out === "-");
-    if (jsonOnStdout && values.format !== undefined) throw new UsageError("--json prints the report as JSON on stdout: use --out FILE for --format", NAME);
+    if (jsonOnStdout && values.format !== undefined)
+      throw new UsageError("--json prints the report as JSON on stdout: use --out FILE for --format", NAME);
     const format = jsonOnStdout ? "json" : reportFormat(out, stringFlag(values, "format"));
     const ledger = await context.requireLedger();
     const status = await readStatus(context, ledger, batchId);
@@ -79,7 +80,15 @@ export const batchReportCommand: Command = {
     const summary = `batch ${batchId}: ${statusHeadline(status)}`;
     if (context.json) {
       // The report itself is on stdout without --out: the summary then goes to stderr, as text.
-      if (out !== undefined) context.printJson({ batch_id: batchId, out, format, jobs: written, by_state: Object.fromEntries(byState), done: status.done });
+      if (out !== undefined)
+        context.printJson({
+          batch_id: batchId,
+          out,
+          format,
+          jobs: written,
+          by_state: Object.fromEntries(byState),
+          done: status.done,
+        });
       else context.note(`${summary}; ${plural(written, "job")} reported`);
     } else if (out !== undefined) {
       context.print(summary);
@@ -112,18 +121,25 @@ function reportRow(job: LedgerJob): ReportRow {
 
 function reportFormat(out: string | undefined, given: string | undefined): "csv" | "jsonl" {
   if (given !== undefined) {
-    if (given !== "csv" && given !== "jsonl") throw new UsageError(`--format must be csv or jsonl (got ${JSON.stringify(given)})`, NAME);
+    if (given !== "csv" && given !== "jsonl")
+      throw new UsageError(`--format must be csv or jsonl (got ${JSON.stringify(given)})`, NAME);
     return given;
   }
   if (out === undefined || out === "-") return "csv";
   const ext = /\.([A-Za-z0-9]+)$/.exec(out)?.[1]?.toLowerCase();
   if (ext === "csv") return "csv";
   if (ext === "jsonl" || ext === "ndjson") return "jsonl";
-  throw new UsageError(`cannot tell the report format from ${JSON.stringify(out)}: name it .csv or .jsonl, or pass --format`, NAME);
+  throw new UsageError(
+    `cannot tell the report format from ${JSON.stringify(out)}: name it .csv or .jsonl, or pass --format`,
+    NAME,
+  );
 }
 
 /** The report's destination: a file (buffered), or stdout. */
-function openSink(out: string | undefined, stdout: (chunk: string) => void): { write(chunk: string): void; close(): void } {
+function openSink(
+  out: string | undefined,
+  stdout: (chunk: string) => void,
+): { write(chunk: string): void; close(): void } {
   if (out === undefined || out === "-") return { write: stdout, close() {} };
   let fd: number;
   try {

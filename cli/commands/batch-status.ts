@@ -38,15 +38,22 @@ export const batchStatusCommand: Command = {
   async run(context, { values, positionals }) {
     const batchId = batchIdArgument(positionals, NAME);
     const watch = values.watch === true;
-    const intervalMs = durationFlag(values, "interval", { minMs: 100, maxMs: 3_600_000 }, NAME) ?? DEFAULT_WATCH_INTERVAL_MS;
-    const stallTimeoutMs = durationFlag(values, "stall-timeout", { minMs: 1000, maxMs: 7 * 86_400_000 }, NAME) ?? DEFAULT_STALL_TIMEOUT_MS;
+    const intervalMs =
+      durationFlag(values, "interval", { minMs: 100, maxMs: 3_600_000 }, NAME) ?? DEFAULT_WATCH_INTERVAL_MS;
+    const stallTimeoutMs =
+      durationFlag(values, "stall-timeout", { minMs: 1000, maxMs: 7 * 86_400_000 }, NAME) ?? DEFAULT_STALL_TIMEOUT_MS;
     const ledger = await context.requireLedger();
 
     let status = await readStatus(context, ledger, batchId);
     let end: "done" | "stalled" | "interrupted" | undefined;
-    if (watch && !status.done) ({ status, end } = await watchBatch(context, ledger, batchId, { intervalMs, stallTimeoutMs }));
+    if (watch && !status.done)
+      ({ status, end } = await watchBatch(context, ledger, batchId, { intervalMs, stallTimeoutMs }));
 
-    if (context.json) context.printJson({ ...statusJson(status, context.ledgerTarget?.tableName), ...(watch ? { watch: end ?? "done" } : {}) });
+    if (context.json)
+      context.printJson({
+        ...statusJson(status, context.ledgerTarget?.tableName),
+        ...(watch ? { watch: end ?? "done" } : {}),
+      });
     else {
       for (const line of formatStatus(status)) context.print(line);
       if (end === "stalled" || end === "interrupted") context.note(watchVerdict(batchId, status, end, stallTimeoutMs));

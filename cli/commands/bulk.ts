@@ -7,10 +7,26 @@ import { BulkFileError, CliError, UsageError } from "../../lib/errors.ts";
 import { randomBytes } from "node:crypto";
 import { closeSync } from "node:fs";
 import { resolve } from "node:path";
-import { BULK_FORMATS, CertificateIdSet, formatFromPath, readBulkFile, type BulkFormat, type BulkReadOptions } from "../../lib/bulk-file.ts";
+import {
+  BULK_FORMATS,
+  CertificateIdSet,
+  formatFromPath,
+  readBulkFile,
+  type BulkFormat,
+  type BulkReadOptions,
+} from "../../lib/bulk-file.ts";
 import { parseWithdrawalBody } from "../../lib/message.ts";
 import { integerFlag, stringFlag, type ParsedArgs } from "../args.ts";
-import { DEFAULT_STALL_TIMEOUT_MS, DEFAULT_WATCH_INTERVAL_MS, durationFlag, formatStatus, statusJson, WATCH_OPTIONS, watchBatch, watchVerdict } from "../batch.ts";
+import {
+  DEFAULT_STALL_TIMEOUT_MS,
+  DEFAULT_WATCH_INTERVAL_MS,
+  durationFlag,
+  formatStatus,
+  statusJson,
+  WATCH_OPTIONS,
+  watchBatch,
+  watchVerdict,
+} from "../batch.ts";
 import { openInput, openResults, type InputFile, type ResultsFile } from "../bulk-files.ts";
 import { BulkRun, readAndSend, type BulkPlan } from "../bulk-run.ts";
 import { confirm, mustAsk, YES_OPTION } from "../confirm.ts";
@@ -51,14 +67,28 @@ export const bulkCommand: Command = {
     "or the batch stalled.",
   ].join("\n"),
   options: {
-    "batch-id": { type: "string", valueName: "ID", description: "the batch id stamped on every job (default: bulk-YYYYMMDD-HHMMSS-xxxx, printed at the start)" },
+    "batch-id": {
+      type: "string",
+      valueName: "ID",
+      description: "the batch id stamped on every job (default: bulk-YYYYMMDD-HHMMSS-xxxx, printed at the start)",
+    },
     reason: { type: "string", valueName: "TEXT", description: "reason for jobs whose line has none" },
     "dry-run": { type: "boolean", description: "validate and count only; send nothing" },
-    results: { type: "string", valueName: "PATH", description: "where to write the results CSV (default: <file>.results.csv)" },
+    results: {
+      type: "string",
+      valueName: "PATH",
+      description: "where to write the results CSV (default: <file>.results.csv)",
+    },
     format: { type: "string", valueName: "FORMAT", description: "txt, csv or jsonl, when the extension does not say" },
     concurrency: { type: "string", valueName: "N", description: "SendMessageBatch calls in flight (default 8)" },
-    wait: { type: "boolean", description: "follow the batch in the ledger until every job is final; exit 1 if any was dead-lettered" },
-    "resend-queued": { type: "boolean", description: "with the ledger, also send jobs it holds as queued (after a run was killed outright)" },
+    wait: {
+      type: "boolean",
+      description: "follow the batch in the ledger until every job is final; exit 1 if any was dead-lettered",
+    },
+    "resend-queued": {
+      type: "boolean",
+      description: "with the ledger, also send jobs it holds as queued (after a run was killed outright)",
+    },
     ...WATCH_OPTIONS,
     ...YES_OPTION,
   },
@@ -86,7 +116,10 @@ export const bulkCommand: Command = {
 /** Reads the flags, then checks the queue and the ledger: every mistake is reported before anything is sent. */
 async function planBulk(context: CommandContext, { values, positionals }: ParsedArgs): Promise<BulkPlan> {
   if (positionals.length !== 1) {
-    throw new UsageError(positionals.length === 0 ? "bulk needs a file" : `bulk takes one file (got ${positionals.length})`, "bulk");
+    throw new UsageError(
+      positionals.length === 0 ? "bulk needs a file" : `bulk takes one file (got ${positionals.length})`,
+      "bulk",
+    );
   }
   const file = positionals[0]!;
   const dryRun = values["dry-run"] === true;
@@ -100,18 +133,26 @@ async function planBulk(context: CommandContext, { values, positionals }: Parsed
   const flags = parseWithdrawalBody(JSON.stringify({ certificate_id: "0000000000000000", ...stamp, ...withReason }));
   if (!flags.ok) throw new UsageError(flags.problem, "bulk");
   const requestedResults = stringFlag(values, "results") ?? `${file}.results.csv`;
-  if (resolve(requestedResults) === resolve(file)) throw new UsageError(`--results would overwrite the input file ${file}`, "bulk");
+  if (resolve(requestedResults) === resolve(file))
+    throw new UsageError(`--results would overwrite the input file ${file}`, "bulk");
   closeSync(openInput(file).fd); // a missing or unreadable file is a usage error, before anything else
   const wait = values.wait === true;
-  if (wait && dryRun) throw new UsageError("--wait follows a batch that was sent: it cannot be used with --dry-run", "bulk");
-  const ask = !dryRun && mustAsk(context, values, "bulk sends a withdrawal for every id in the file (--dry-run checks the file)");
+  if (wait && dryRun)
+    throw new UsageError("--wait follows a batch that was sent: it cannot be used with --dry-run", "bulk");
+  const ask =
+    !dryRun && mustAsk(context, values, "bulk sends a withdrawal for every id in the file (--dry-run checks the file)");
   // The audit trail: every job says why; a .txt line cannot, so --reason is required for it.
   const reasonRequired = !dryRun && reason === undefined;
   if (reasonRequired && format === "txt") {
-    throw new UsageError("bulk needs --reason TEXT: why these certificates are withdrawn (kept in every job for the audit trail)", "bulk");
+    throw new UsageError(
+      "bulk needs --reason TEXT: why these certificates are withdrawn (kept in every job for the audit trail)",
+      "bulk",
+    );
   }
-  const intervalMs = durationFlag(values, "interval", { minMs: 100, maxMs: 3_600_000 }, "bulk") ?? DEFAULT_WATCH_INTERVAL_MS;
-  const stallTimeoutMs = durationFlag(values, "stall-timeout", { minMs: 1000, maxMs: 7 * 86_400_000 }, "bulk") ?? DEFAULT_STALL_TIMEOUT_MS;
+  const intervalMs =
+    durationFlag(values, "interval", { minMs: 100, maxMs: 3_600_000 }, "bulk") ?? DEFAULT_WATCH_INTERVAL_MS;
+  const stallTimeoutMs =
+    durationFlag(values, "stall-timeout", { minMs: 1000, maxMs: 7 * 86_400_000 }, "bulk") ?? DEFAULT_STALL_TIMEOUT_MS;
   const { queueUrl } = context.target;
   if (!dryRun) await context.checkQueue(queueUrl);
   // Before reading the file: --wait without a ledger fails here, having sent nothing.
@@ -126,8 +167,22 @@ async function planBulk(context: CommandContext, { values, positionals }: Parsed
   }
   const readOptions = { format, set: stamp, defaults: { requested_at: requestedAt, ...withReason } };
   return {
-    file, format, dryRun, concurrency, batchId, reason, reasonRequired, readOptions, requestedResults,
-    wait, ask, intervalMs, stallTimeoutMs, queueUrl, ledger, resendQueued: values["resend-queued"] === true,
+    file,
+    format,
+    dryRun,
+    concurrency,
+    batchId,
+    reason,
+    reasonRequired,
+    readOptions,
+    requestedResults,
+    wait,
+    ask,
+    intervalMs,
+    stallTimeoutMs,
+    queueUrl,
+    ledger,
+    resendQueued: values["resend-queued"] === true,
     given: values,
   };
 }
@@ -182,7 +237,8 @@ async function closeBatch(run: BulkRun): Promise<BulkEnd> {
     if (run.notSent.length > 0) await plan.ledger.recordNotSent(run.notSent);
     // Not after Ctrl-C: the rest of the file is not in the batch yet, and it must not look done before it is resumed.
     if (!run.interrupted) {
-      batchRecorded = (await plan.ledger.recordBatch(plan.batchId, { expectedTotal: inBatch, source: "bulk" })) === "written";
+      batchRecorded =
+        (await plan.ledger.recordBatch(plan.batchId, { expectedTotal: inBatch, source: "bulk" })) === "written";
     }
   }
   return { noJobs, batchRecorded, inBatch, elapsedMs: performance.now() - run.started };
@@ -196,25 +252,34 @@ function reportText(run: BulkRun, end: BulkEnd): void {
   if (run.problemsHidden > 0) context.note(`... and ${run.problemsHidden} more problems: see ${resultsPath}`);
   if (context.json) return;
   const duplicates = plural(counts.duplicates, "duplicate");
-  context.print(`read ${plural(counts.read, "record")}: ${counts.valid} valid, ${counts.invalid} invalid (not sent), ${duplicates} (skipped)`);
-  if (end.noJobs) context.print(`no valid job in ${file}: nothing was sent${ledger ? " and no batch was created" : ""}`);
+  context.print(
+    `read ${plural(counts.read, "record")}: ${counts.valid} valid, ${counts.invalid} invalid (not sent), ${duplicates} (skipped)`,
+  );
+  if (end.noJobs)
+    context.print(`no valid job in ${file}: nothing was sent${ledger ? " and no batch was created" : ""}`);
   else if (plan.dryRun) context.print(`dry run: ${counts.valid} would be sent, nothing was sent`);
   else {
     const done = counts.already_done ? `, ${counts.already_done} already withdrawn` : "";
     const skipped = `${done}${counts.already_queued ? `, ${counts.already_queued} already queued` : ""}`;
     const notAgain = skipped ? `${skipped} (not sent again)` : "";
-    context.print(`sent ${counts.sent}, failed ${counts.failed}${notAgain} in ${formatDuration(end.elapsedMs)} (${run.rate(end.elapsedMs)} messages/s)`);
+    context.print(
+      `sent ${counts.sent}, failed ${counts.failed}${notAgain} in ${formatDuration(end.elapsedMs)} (${run.rate(end.elapsedMs)} messages/s)`,
+    );
   }
   if (run.interrupted) context.print("interrupted: the rest of the file was not read");
   if (run.interrupted && ledger) {
-    context.print(`resume with: ${resumeCommand(file, batchId, plan.reason, plan.given)} (jobs already queued or withdrawn are not sent again)`);
+    context.print(
+      `resume with: ${resumeCommand(file, batchId, plan.reason, plan.given)} (jobs already queued or withdrawn are not sent again)`,
+    );
   }
-  if (run.interrupted && !ledger) context.print(`without the ledger a re-run sends every line again (${resultsPath} lists what was sent)`);
+  if (run.interrupted && !ledger)
+    context.print(`without the ledger a re-run sends every line again (${resultsPath} lists what was sent)`);
   if (ledger && !end.noJobs) {
     const totalMissing = !end.batchRecorded && !run.interrupted;
     const missing = `${plural(run.ledgerFailed, "job")}${totalMissing ? " and the batch's total" : ""}`;
     const trouble = run.ledgerFailed > 0 || totalMissing ? ` (${missing} could not be recorded)` : "";
-    const follow = plan.wait || !end.batchRecorded ? "" : `; follow with \`scm-withdraw batch status ${batchId} --watch\``;
+    const follow =
+      plan.wait || !end.batchRecorded ? "" : `; follow with \`scm-withdraw batch status ${batchId} --watch\``;
     context.print(`ledger: ${plural(end.inBatch, "job")} in batch ${batchId}${trouble}${follow}`);
   }
   if (counts.read > 0) {
@@ -231,9 +296,12 @@ async function followBatch(run: BulkRun, end: BulkEnd): Promise<Followed | undef
   const { ledger, batchId } = plan;
   if (!plan.wait || !ledger || run.interrupted || end.noJobs) return undefined;
   if (!end.batchRecorded) {
-    throw new CliError(`cannot follow batch ${batchId}: the ledger could not record its total (see the warnings above); the jobs that were sent stay sent`);
+    throw new CliError(
+      `cannot follow batch ${batchId}: the ledger could not record its total (see the warnings above); the jobs that were sent stay sent`,
+    );
   }
-  if (!context.json) context.print(`following batch ${batchId} until every job is final (Ctrl-C stops following; the jobs go on)`);
+  if (!context.json)
+    context.print(`following batch ${batchId} until every job is final (Ctrl-C stops following; the jobs go on)`);
   const { intervalMs, stallTimeoutMs } = plan;
   const followed = await watchBatch(context, ledger, batchId, { intervalMs, stallTimeoutMs });
   if (!context.json) {
@@ -257,7 +325,9 @@ function reportJson(run: BulkRun, end: BulkEnd, followed: Followed | undefined):
     elapsed_ms: Math.round(end.elapsedMs),
     rate_per_second: run.rate(end.elapsedMs), // the send's rate: --wait's following is not in it
     results_file: counts.read > 0 ? run.results.path : null,
-    ...(plan.ledger ? { ledger: { table, jobs: end.inBatch, not_recorded: run.ledgerFailed, batch_recorded: end.batchRecorded } } : {}),
+    ...(plan.ledger
+      ? { ledger: { table, jobs: end.inBatch, not_recorded: run.ledgerFailed, batch_recorded: end.batchRecorded } }
+      : {}),
     ...(followed ? { wait: { end: followed.end, ...statusJson(followed.status, table) } } : {}),
   });
 }
@@ -270,7 +340,10 @@ function exitCode(run: BulkRun, end: BulkEnd, followed: Followed | undefined): n
   return EXIT.ok;
 }
 /** A first pass over the file before asking: how many jobs it holds (valid, first of their id). */
-async function checkFile(file: string, options: BulkReadOptions): Promise<{ valid: number; invalid: number; duplicates: number }> {
+async function checkFile(
+  file: string,
+  options: BulkReadOptions,
+): Promise<{ valid: number; invalid: number; duplicates: number }> {
   const counts = { valid: 0, invalid: 0, duplicates: 0 };
   const seen = new CertificateIdSet();
   try {
@@ -288,11 +361,16 @@ async function checkFile(file: string, options: BulkReadOptions): Promise<{ vali
 
 function bulkFormat(file: string, given: string | undefined): BulkFormat {
   if (given !== undefined) {
-    if (!(BULK_FORMATS as readonly string[]).includes(given)) throw new UsageError(`--format must be one of ${BULK_FORMATS.join(", ")} (got ${JSON.stringify(given)})`, "bulk");
+    if (!(BULK_FORMATS as readonly string[]).includes(given))
+      throw new UsageError(`--format must be one of ${BULK_FORMATS.join(", ")} (got ${JSON.stringify(given)})`, "bulk");
     return given as BulkFormat;
   }
   const format = formatFromPath(file);
-  if (!format) throw new UsageError(`cannot tell the format of ${file} from its name: use .txt, .csv or .jsonl, or pass --format`, "bulk");
+  if (!format)
+    throw new UsageError(
+      `cannot tell the format of ${file} from its name: use .txt, .csv or .jsonl, or pass --format`,
+      "bulk",
+    );
   return format;
 }
 

@@ -5,7 +5,14 @@
  */
 import { readFileSync } from "node:fs";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { MIN_AGE_FORMAT, parseCleanupFilters, parseMinAge, OFFSET_MODES, REVIEW_STATUSES, type OffsetMode } from "../../lib/cleanup-config.ts";
+import {
+  MIN_AGE_FORMAT,
+  parseCleanupFilters,
+  parseMinAge,
+  OFFSET_MODES,
+  REVIEW_STATUSES,
+  type OffsetMode,
+} from "../../lib/cleanup-config.ts";
 import { makeRunId, runCleanup } from "../../lib/cleanup.ts";
 import { MAX_OFFSET, type CleanupDependencies, type CleanupJob, type CleanupReport } from "../../lib/cleanup-types.ts";
 import { DEFAULT_IAM_ENDPOINT, isAcceptableEndpoint } from "../../lib/config.ts";
@@ -15,7 +22,13 @@ import { LOCAL } from "../local-defaults.ts";
 import { silentLogger } from "../../lib/logger.ts";
 import { createSender } from "../../lib/producer.ts";
 import { createScmClient } from "../../lib/scm-client.ts";
-import { createTokenProvider, parseSecret, secretsManagerReader, type IamExchange, type SecretReader } from "../../lib/token-provider.ts";
+import {
+  createTokenProvider,
+  parseSecret,
+  secretsManagerReader,
+  type IamExchange,
+  type SecretReader,
+} from "../../lib/token-provider.ts";
 import { stringFlag, type ParsedValues } from "../args.ts";
 import { confirm, mustAsk, YES_OPTION } from "../confirm.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
@@ -54,34 +67,84 @@ export const cleanupCommand: Command = {
     "Exit 0 when the run finished and every selected job was enqueued; 1 when the listing or a send failed.",
   ].join("\n"),
   options: {
-    status: { type: "string", valueName: "LIST", description: `comma-separated statuses to sweep (default: ${REVIEW_STATUSES.join(",")})` },
-    content: { type: "string", valueName: "TEXT", description: "only certificates whose name or domain matches (SCM's own search)" },
+    status: {
+      type: "string",
+      valueName: "LIST",
+      description: `comma-separated statuses to sweep (default: ${REVIEW_STATUSES.join(",")})`,
+    },
+    content: {
+      type: "string",
+      valueName: "TEXT",
+      description: "only certificates whose name or domain matches (SCM's own search)",
+    },
     exclude: { type: "string", valueName: "IDS", description: "comma-separated certificate ids never to enqueue" },
-    "exclude-file": { type: "string", valueName: "PATH", description: "file of certificate ids never to enqueue (one or more per line, # comments)" },
-    max: { type: "string", valueName: "N", description: "enqueue at most N jobs; the rest are reported as over_cap (default 100)" },
-    "min-age": { type: "string", valueName: "AGE", description: `only certificates first seen under review at least AGE ago: ${MIN_AGE_FORMAT}; needs the ledger` },
+    "exclude-file": {
+      type: "string",
+      valueName: "PATH",
+      description: "file of certificate ids never to enqueue (one or more per line, # comments)",
+    },
+    max: {
+      type: "string",
+      valueName: "N",
+      description: "enqueue at most N jobs; the rest are reported as over_cap (default 100)",
+    },
+    "min-age": {
+      type: "string",
+      valueName: "AGE",
+      description: `only certificates first seen under review at least AGE ago: ${MIN_AGE_FORMAT}; needs the ledger`,
+    },
     reason: { type: "string", valueName: "TEXT", description: "reason put in every job (at most 256 characters)" },
     "dry-run": { type: "boolean", description: "list and report what would be enqueued; enqueue nothing" },
-    "scm-endpoint": { type: "string", valueName: "URL", description: `SCM endpoint (default: $SCM_ENDPOINT, else the local simulator ${LOCAL_SCM_ENDPOINT})` },
-    "token-file": { type: "string", valueName: "PATH", description: "file holding the SCM token (or {\"iam\": {...}} or {\"aksk\": {...}} credentials)" },
-    "offset-mode": { type: "string", valueName: "MODE", description: "whether the listing's offset counts records or pages: auto (probe once, default), records, pages" },
+    "scm-endpoint": {
+      type: "string",
+      valueName: "URL",
+      description: `SCM endpoint (default: $SCM_ENDPOINT, else the local simulator ${LOCAL_SCM_ENDPOINT})`,
+    },
+    "token-file": {
+      type: "string",
+      valueName: "PATH",
+      description: 'file holding the SCM token (or {"iam": {...}} or {"aksk": {...}} credentials)',
+    },
+    "offset-mode": {
+      type: "string",
+      valueName: "MODE",
+      description: "whether the listing's offset counts records or pages: auto (probe once, default), records, pages",
+    },
     ...YES_OPTION,
   },
   async run(context, { values, positionals }) {
-    if (positionals.length > 0) throw new UsageError(`cleanup takes no arguments (got ${JSON.stringify(positionals[0])}); use --status, --content or --exclude`, NAME);
+    if (positionals.length > 0)
+      throw new UsageError(
+        `cleanup takes no arguments (got ${JSON.stringify(positionals[0])}); use --status, --content or --exclude`,
+        NAME,
+      );
     const dryRun = values["dry-run"] === true;
     const filters = readFilters(values);
-    const ask = !dryRun && mustAsk(context, values, "cleanup enqueues a withdrawal for every application it finds (--dry-run shows which)");
+    const ask =
+      !dryRun &&
+      mustAsk(context, values, "cleanup enqueues a withdrawal for every application it finds (--dry-run shows which)");
     const offsetMode = readOffsetMode(stringFlag(values, "offset-mode"));
     const minAgeText = stringFlag(values, "min-age");
     const minAgeMs = minAgeText === undefined ? undefined : parseMinAge(minAgeText);
-    if (minAgeText !== undefined && minAgeMs === undefined) throw new UsageError(`--min-age must be ${MIN_AGE_FORMAT} (got ${JSON.stringify(minAgeText)})`, NAME);
-    const scmEndpoint = (stringFlag(values, "scm-endpoint") ?? nonEmpty(context.env.SCM_ENDPOINT) ?? LOCAL_SCM_ENDPOINT).replace(/\/+$/, "");
+    if (minAgeText !== undefined && minAgeMs === undefined)
+      throw new UsageError(`--min-age must be ${MIN_AGE_FORMAT} (got ${JSON.stringify(minAgeText)})`, NAME);
+    const scmEndpoint = (
+      stringFlag(values, "scm-endpoint") ??
+      nonEmpty(context.env.SCM_ENDPOINT) ??
+      LOCAL_SCM_ENDPOINT
+    ).replace(/\/+$/, "");
     if (!isAcceptableEndpoint(scmEndpoint)) {
-      throw new UsageError(`--scm-endpoint must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment (got ${JSON.stringify(scmEndpoint)})`, NAME);
+      throw new UsageError(
+        `--scm-endpoint must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment (got ${JSON.stringify(scmEndpoint)})`,
+        NAME,
+      );
     }
     const source = tokenSource(context, stringFlag(values, "token-file"), scmEndpoint);
-    const tokens = createTokenProvider({ readSecret: source.readSecret, ...(source.exchangeIam ? { exchangeIam: source.exchangeIam } : {}), ttlMs: 60_000 });
+    const tokens = createTokenProvider({
+      readSecret: source.readSecret,
+      ...(source.exchangeIam ? { exchangeIam: source.exchangeIam } : {}),
+      ttlMs: 60_000,
+    });
     const { queueUrl } = context.target;
     const scm = createScmClient({ endpoint: scmEndpoint, timeoutMs: 10_000, maxSockets: 2 });
     const deps: CleanupDependencies = {
@@ -110,8 +173,15 @@ export const cleanupCommand: Command = {
         context.note(error.message);
         return context.signal?.aborted ? EXIT.interrupted : EXIT.failed;
       }
-      if (error instanceof CleanupError && error.code === "listing_unavailable" && scmEndpoint === LOCAL_SCM_ENDPOINT && /ECONNREFUSED/.test(error.message)) {
-        throw new CliError(`no SCM simulator at ${LOCAL_SCM_ENDPOINT}: start the local pipeline with \`npm start\`, or pass --scm-endpoint; nothing was enqueued`);
+      if (
+        error instanceof CleanupError &&
+        error.code === "listing_unavailable" &&
+        scmEndpoint === LOCAL_SCM_ENDPOINT &&
+        /ECONNREFUSED/.test(error.message)
+      ) {
+        throw new CliError(
+          `no SCM simulator at ${LOCAL_SCM_ENDPOINT}: start the local pipeline with \`npm start\`, or pass --scm-endpoint; nothing was enqueued`,
+        );
       }
       if (error instanceof CleanupError) throw new CliError(error.message);
       throw error;
@@ -123,7 +193,8 @@ export const cleanupCommand: Command = {
     if (context.json) context.printJson(report);
     else {
       printReport(context, report, queueUrl);
-      if (deps.ledger && report.counts.enqueued > 0) context.print(`follow with \`scm-withdraw batch status ${report.runId} --watch\``);
+      if (deps.ledger && report.counts.enqueued > 0)
+        context.print(`follow with \`scm-withdraw batch status ${report.runId} --watch\``);
     }
     // Last, so they are the last thing on the terminal (and on stderr, so --json stays parseable).
     for (const warning of report.warnings) context.note(`warning: ${warning}`);
@@ -132,15 +203,27 @@ export const cleanupCommand: Command = {
 };
 
 /** Shows the selected jobs' count by status (and the reason) and asks the operator. */
-function confirmJobs(context: CommandContext, jobs: readonly CleanupJob[], reason: string | undefined, queueUrl: string): Promise<boolean> {
+function confirmJobs(
+  context: CommandContext,
+  jobs: readonly CleanupJob[],
+  reason: string | undefined,
+  queueUrl: string,
+): Promise<boolean> {
   const byStatus = new Map<string, number>();
   for (const job of jobs) byStatus.set(job.status, (byStatus.get(job.status) ?? 0) + 1);
-  const table = formatTable([...byStatus], [
-    { header: "status", value: ([status]) => status },
-    { header: "to enqueue", value: ([, n]) => n, align: "right" },
-  ]);
+  const table = formatTable(
+    [...byStatus],
+    [
+      { header: "status", value: ([status]) => status },
+      { header: "to enqueue", value: ([, n]) => n, align: "right" },
+    ],
+  );
   const why = reason === undefined ? "no reason" : `reason ${JSON.stringify(reason)}`;
-  return confirm(context, table, `enqueue ${jobs.length} withdrawal${jobs.length === 1 ? "" : "s"} (${why}) to ${queueName(queueUrl)}?`);
+  return confirm(
+    context,
+    table,
+    `enqueue ${jobs.length} withdrawal${jobs.length === 1 ? "" : "s"} (${why}) to ${queueName(queueUrl)}?`,
+  );
 }
 
 function readFilters(values: ParsedValues) {
@@ -150,16 +233,35 @@ function readFilters(values: ParsedValues) {
     try {
       fileText = readFileSync(excludeFile, "utf8");
     } catch (error) {
-      throw new UsageError(`--exclude-file: cannot read ${excludeFile} (${(error as NodeJS.ErrnoException).code ?? describeError(error)})`, NAME);
+      throw new UsageError(
+        `--exclude-file: cannot read ${excludeFile} (${(error as NodeJS.ErrnoException).code ?? describeError(error)})`,
+        NAME,
+      );
     }
   }
   const exclude = [stringFlag(values, "exclude"), fileText].filter(Boolean).join("\n");
   const { filters, problems } = parseCleanupFilters(
-    { statuses: stringFlag(values, "status"), content: stringFlag(values, "content"), exclude, maxJobs: stringFlag(values, "max"), reason: stringFlag(values, "reason") },
-    { statuses: "--status", content: "--content", exclude: excludeFile === undefined ? "--exclude" : "--exclude/--exclude-file", maxJobs: "--max", reason: "--reason" },
+    {
+      statuses: stringFlag(values, "status"),
+      content: stringFlag(values, "content"),
+      exclude,
+      maxJobs: stringFlag(values, "max"),
+      reason: stringFlag(values, "reason"),
+    },
+    {
+      statuses: "--status",
+      content: "--content",
+      exclude: excludeFile === undefined ? "--exclude" : "--exclude/--exclude-file",
+      maxJobs: "--max",
+      reason: "--reason",
+    },
   );
   const [first] = problems;
-  if (first) throw new UsageError(`${first.variable} ${first.message}${first.given === undefined ? "" : ` (got ${JSON.stringify(first.given)})`}`, NAME);
+  if (first)
+    throw new UsageError(
+      `${first.variable} ${first.message}${first.given === undefined ? "" : ` (got ${JSON.stringify(first.given)})`}`,
+      NAME,
+    );
   return filters;
 }
 
@@ -170,15 +272,27 @@ function readOffsetMode(value: string | undefined): OffsetMode {
 }
 
 /** Where the token comes from; a file is checked now, so a bad one is one line before any call. */
-function tokenSource(context: CommandContext, tokenFile: string | undefined, scmEndpoint: string): { readSecret: SecretReader; exchangeIam?: IamExchange; close(): void } {
+function tokenSource(
+  context: CommandContext,
+  tokenFile: string | undefined,
+  scmEndpoint: string,
+): { readSecret: SecretReader; exchangeIam?: IamExchange; close(): void } {
   // Only used when the token source holds {"iam": ...}; it opens no connection until then.
-  const iam = () => createIamExchange({ endpoint: nonEmpty(context.env.IAM_ENDPOINT) ?? DEFAULT_IAM_ENDPOINT, timeoutMs: 5000, ...(tokenFile ? { secretId: tokenFile } : {}) });
+  const iam = () =>
+    createIamExchange({
+      endpoint: nonEmpty(context.env.IAM_ENDPOINT) ?? DEFAULT_IAM_ENDPOINT,
+      timeoutMs: 5000,
+      ...(tokenFile ? { secretId: tokenFile } : {}),
+    });
   if (tokenFile !== undefined) {
     const read = () => {
       try {
         return readFileSync(tokenFile, "utf8");
       } catch (error) {
-        throw new UsageError(`--token-file: cannot read ${tokenFile} (${(error as NodeJS.ErrnoException).code ?? describeError(error)})`, NAME);
+        throw new UsageError(
+          `--token-file: cannot read ${tokenFile} (${(error as NodeJS.ErrnoException).code ?? describeError(error)})`,
+          NAME,
+        );
       }
     };
     try {
@@ -195,7 +309,10 @@ function tokenSource(context: CommandContext, tokenFile: string | undefined, scm
   const secretId = nonEmpty(context.env.SCM_TOKEN_SECRET_ID);
   if (secretId !== undefined) {
     const region = context.target.region;
-    const client = new SecretsManagerClient({ ...(region ? { region } : {}), requestHandler: { connectionTimeout: 3000, requestTimeout: 5000 } });
+    const client = new SecretsManagerClient({
+      ...(region ? { region } : {}),
+      requestHandler: { connectionTimeout: 3000, requestTimeout: 5000 },
+    });
     const exchanger = iam();
     return {
       readSecret: secretsManagerReader(client, secretId),
@@ -208,7 +325,10 @@ function tokenSource(context: CommandContext, tokenFile: string | undefined, scm
   }
   // The local simulator on any port (`npm start -- --scm-port N`): its demo token is public, in this repository.
   if (isLocalSimulator(scmEndpoint)) return { readSecret: async () => LOCAL.demoToken, close: () => {} };
-  throw new UsageError("no SCM token: pass --token-file PATH, or set SCM_TOKEN_SECRET_ID to the Secrets Manager secret that holds it", NAME);
+  throw new UsageError(
+    "no SCM token: pass --token-file PATH, or set SCM_TOKEN_SECRET_ID to the Secrets Manager secret that holds it",
+    NAME,
+  );
 }
 
 /** http:// on the address the local pipeline binds (127.0.0.1), whatever the port. */
@@ -238,8 +358,20 @@ function printReport(context: CommandContext, report: CleanupReport, queueUrl: s
   if (jobs.length > 0 || report.failed.length > 0) {
     context.print();
     const rows = [
-      ...jobs.map((j) => ({ id: j.certificateId, status: j.status, name: j.name ?? "", domain: j.domain ?? "", outcome: j.messageId ?? "would enqueue" })),
-      ...report.failed.map((f) => ({ id: f.certificateId, status: "", name: "", domain: "", outcome: `FAILED: ${f.error}` })),
+      ...jobs.map((j) => ({
+        id: j.certificateId,
+        status: j.status,
+        name: j.name ?? "",
+        domain: j.domain ?? "",
+        outcome: j.messageId ?? "would enqueue",
+      })),
+      ...report.failed.map((f) => ({
+        id: f.certificateId,
+        status: "",
+        name: "",
+        domain: "",
+        outcome: `FAILED: ${f.error}`,
+      })),
     ];
     for (const line of formatTable(rows, [
       { header: "certificate_id", value: (r) => r.id },
@@ -263,27 +395,36 @@ function printReport(context: CommandContext, report: CleanupReport, queueUrl: s
   }
   const overCap = report.skipped.filter((s) => s.reason === "over_cap");
   if (overCap.length > 0) {
-    const sample = overCap.slice(0, SAMPLE).map((s) => s.certificateId).join(", ");
+    const sample = overCap
+      .slice(0, SAMPLE)
+      .map((s) => s.certificateId)
+      .join(", ");
     context.print();
-    context.print(`over the cap (--max ${report.filters.maxJobs}): ${overCap.length} not enqueued: ${sample}${overCap.length > SAMPLE ? `, ... (${overCap.length - SAMPLE} more; --json lists all)` : ""}`);
+    context.print(
+      `over the cap (--max ${report.filters.maxJobs}): ${overCap.length} not enqueued: ${sample}${overCap.length > SAMPLE ? `, ... (${overCap.length - SAMPLE} more; --json lists all)` : ""}`,
+    );
   }
 
   if (!report.ages.tracked) {
     context.print();
-    context.print("ages: unknown without the ledger (SCM's listing has none): every application under review is selected, however recent");
+    context.print(
+      "ages: unknown without the ledger (SCM's listing has none): every application under review is selected, however recent",
+    );
   }
 
   const c = report.counts;
-  const skippedParts = Object.entries(c.skipped).filter(([, n]) => n > 0).map(([reason, n]) => `${reason} ${n}`);
+  const skippedParts = Object.entries(c.skipped)
+    .filter(([, n]) => n > 0)
+    .map(([reason, n]) => `${reason} ${n}`);
   context.print();
   context.print(
-    [
+    `${[
       `found ${c.found}`,
       report.mode === "dry-run" ? `would enqueue ${c.selected}` : `enqueued ${c.enqueued}`,
       ...(c.failed > 0 ? [`failed ${c.failed}`] : []),
       `skipped ${Object.values(c.skipped).reduce((sum, n) => sum + n, 0)}${skippedParts.length > 0 ? ` (${skippedParts.join(", ")})` : ""}`,
       `not reachable ${c.unreachable}`,
-    ].join(", ") + ` in ${formatDuration(report.durationMs)}`,
+    ].join(", ")} in ${formatDuration(report.durationMs)}`,
   );
   if (report.mode === "enqueue" && c.enqueued > 0) context.print(`batch_id: ${report.runId}`);
 }

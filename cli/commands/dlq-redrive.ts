@@ -16,7 +16,15 @@ import { createSender, type SendResult } from "../../lib/producer.ts";
 import { integerFlag, stringFlag } from "../args.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
 import { HEADS } from "./index.ts";
-import { createDlqScanner, describeUnseen, dlqDepth, DLQ_REASONS, unseen, type DlqMessage, type DlqScanner } from "../dlq.ts";
+import {
+  createDlqScanner,
+  describeUnseen,
+  dlqDepth,
+  DLQ_REASONS,
+  unseen,
+  type DlqMessage,
+  type DlqScanner,
+} from "../dlq.ts";
 import { confirm, mustAsk, YES_OPTION } from "../confirm.ts";
 import { createMovePipeline } from "../move-pipeline.ts";
 import { displayId, formatTable, plural, queueName } from "../output.ts";
@@ -71,36 +79,57 @@ export const dlqRedriveCommand: Command = {
     "messages this run could therefore not see.",
   ].join("\n"),
   options: {
-    reason: { type: "string", valueName: "R", description: "move only these failure reasons (comma-separated; default: all but invalid_message)" },
+    reason: {
+      type: "string",
+      valueName: "R",
+      description: "move only these failure reasons (comma-separated; default: all but invalid_message)",
+    },
     max: { type: "string", valueName: "N", description: "move at most N messages" },
     "dry-run": { type: "boolean", description: "show what would move; move nothing" },
     ...YES_OPTION,
   },
   async run(context, { values, positionals }) {
-    if (positionals.length > 0) throw new UsageError(`dlq redrive takes no arguments (got ${JSON.stringify(positionals[0])})`, "dlq redrive");
+    if (positionals.length > 0)
+      throw new UsageError(`dlq redrive takes no arguments (got ${JSON.stringify(positionals[0])})`, "dlq redrive");
     const reasons = reasonFilter(stringFlag(values, "reason"), "dlq redrive");
     const max = integerFlag(values, "max", { min: 1, max: 1_000_000 }, "dlq redrive");
     const dryRun = values["dry-run"] === true;
-    const ask = !dryRun && mustAsk(context, values, "dlq redrive moves messages back to the withdrawals queue (--dry-run shows which)");
+    const ask =
+      !dryRun &&
+      mustAsk(context, values, "dlq redrive moves messages back to the withdrawals queue (--dry-run shows which)");
     const dlqUrl = await context.dlqUrl();
     const { queueUrl } = context.target;
     if (!dryRun) await context.checkQueue(queueUrl);
-    const options: RedriveOptions = { dlqUrl, queueUrl, selected: reasons ?? new Set(DEFAULT_REDRIVE_REASONS), max, dryRun };
+    const options: RedriveOptions = {
+      dlqUrl,
+      queueUrl,
+      selected: reasons ?? new Set(DEFAULT_REDRIVE_REASONS),
+      max,
+      dryRun,
+    };
 
     if (ask) {
       const preview = await redrive(context, { ...options, dryRun: true });
       if (preview.interrupted) return EXIT.interrupted;
       if (preview.wouldMove.length === 0) return report(context, options, preview, reasons);
-      const table = formatTable([...countByReason(preview.wouldMove.map((m) => m.reason))], [
-        { header: "failure_reason", value: ([r]) => r },
-        { header: "to move", value: ([, n]) => n, align: "right" },
-      ]);
+      const table = formatTable(
+        [...countByReason(preview.wouldMove.map((m) => m.reason))],
+        [
+          { header: "failure_reason", value: ([r]) => r },
+          { header: "to move", value: ([, n]) => n, align: "right" },
+        ],
+      );
       const question = `move ${plural(preview.wouldMove.length, "message")} from ${queueName(dlqUrl)} to ${queueName(queueUrl)}?`;
       if (!(await confirm(context, table, question))) {
         context.note("not confirmed: nothing was moved");
         return context.signal?.aborted ? EXIT.interrupted : EXIT.failed;
       }
-      return report(context, options, await redrive(context, { ...options, arrivedBefore: preview.startedAt }), reasons);
+      return report(
+        context,
+        options,
+        await redrive(context, { ...options, arrivedBefore: preview.startedAt }),
+        reasons,
+      );
     }
     return report(context, options, await redrive(context, options), reasons);
   },
@@ -113,7 +142,12 @@ async function redrive(context: CommandContext, options: RedriveOptions) {
   const { dlqUrl, queueUrl, selected, max, dryRun } = options;
   const ledger = dryRun ? undefined : await context.ledger();
   const startedAt = Date.now();
-  const scanner = createDlqScanner({ sqs: context.sqs, url: dlqUrl, waitSeconds: context.io.dlqWaitSeconds ?? 1, arrivedBefore: options.arrivedBefore ?? startedAt });
+  const scanner = createDlqScanner({
+    sqs: context.sqs,
+    url: dlqUrl,
+    waitSeconds: context.io.dlqWaitSeconds ?? 1,
+    arrivedBefore: options.arrivedBefore ?? startedAt,
+  });
   const start = await context.call(dlqUrl, () => dlqDepth(context.sqs, dlqUrl));
   const progress = scanProgress(context);
   const moved: { message: DlqMessage; messageId: string }[] = [];
@@ -140,7 +174,8 @@ async function redrive(context: CommandContext, options: RedriveOptions) {
     },
     { groupSize: MOVE_GROUP, inFlight: MOVES_IN_FLIGHT },
   );
-  const matched = () => moved.length + wouldMove.length + failures.filter((f) => f.stage !== "copy").length + pipeline.pending;
+  const matched = () =>
+    moved.length + wouldMove.length + failures.filter((f) => f.stage !== "copy").length + pipeline.pending;
 
   try {
     while (!stoppedAtMax) {
@@ -179,7 +214,10 @@ async function redrive(context: CommandContext, options: RedriveOptions) {
         copies.deleted += extra.length - failed.length;
         for (const f of failed) failures.push({ message: f.message, stage: "copy", error: f.error });
       }
-      progress.update(seen / Math.max(1, start.visible), `${seen} read, ${dryRun ? `${wouldMove.length} to move` : `${moved.length} moved`}`);
+      progress.update(
+        seen / Math.max(1, start.visible),
+        `${seen} read, ${dryRun ? `${wouldMove.length} to move` : `${moved.length} moved`}`,
+      );
       if (context.signal?.aborted) {
         interrupted = true;
         break;
@@ -194,23 +232,56 @@ async function redrive(context: CommandContext, options: RedriveOptions) {
   }
   const end = await context.call(dlqUrl, () => dlqDepth(context.sqs, dlqUrl));
   // Stopped early on purpose (--max, Ctrl-C): the rest was not asked for, but messages held elsewhere still count.
-  const notSeen = stoppedAtMax || interrupted ? { inFlightElsewhere: Math.max(start.inFlight, end.inFlight), missed: 0 } : unseen(start, end, seen);
+  const notSeen =
+    stoppedAtMax || interrupted
+      ? { inFlightElsewhere: Math.max(start.inFlight, end.inFlight), missed: 0 }
+      : unseen(start, end, seen);
   const incomplete = !stoppedAtMax && (notSeen.inFlightElsewhere > 0 || notSeen.missed > 0);
-  return { startedAt, moved, wouldMove, failures, copies, notMatching, notRecorded, scanned, stoppedAtMax, interrupted, releaseFailed, arrivedLater: scanner.arrivedLater, notSeen, incomplete };
+  return {
+    startedAt,
+    moved,
+    wouldMove,
+    failures,
+    copies,
+    notMatching,
+    notRecorded,
+    scanned,
+    stoppedAtMax,
+    interrupted,
+    releaseFailed,
+    arrivedLater: scanner.arrivedLater,
+    notSeen,
+    incomplete,
+  };
 }
 
 /** Prints what a pass did (text or --json) and returns the exit code. */
-function report(context: CommandContext, options: RedriveOptions, r: RedriveResult, reasons: Set<string> | undefined): number {
+function report(
+  context: CommandContext,
+  options: RedriveOptions,
+  r: RedriveResult,
+  reasons: Set<string> | undefined,
+): number {
   const { dlqUrl, queueUrl, dryRun, max } = options;
   const dlqName = queueName(dlqUrl);
   for (const f of r.failures) {
     const what = `${displayId(f.message.certificateId)} (DLQ message ${f.message.messageId}, ${f.message.reason})`;
     if (f.stage === "send") context.note(`not moved: ${what}: ${f.error}; it stays in ${dlqName}`);
-    else if (f.stage === "delete") context.note(`sent ${what} as ${f.newMessageId} but could not delete it from ${dlqName}: ${f.error}; a later redrive would send it again`);
-    else context.note(`could not delete the duplicate copy ${what} of a job that was sent: ${f.error}; a later redrive would send it again`);
+    else if (f.stage === "delete")
+      context.note(
+        `sent ${what} as ${f.newMessageId} but could not delete it from ${dlqName}: ${f.error}; a later redrive would send it again`,
+      );
+    else
+      context.note(
+        `could not delete the duplicate copy ${what} of a job that was sent: ${f.error}; a later redrive would send it again`,
+      );
   }
-  if (r.releaseFailed > 0) context.note(`${r.releaseFailed} messages could not be made visible again at once; they reappear within 60 s`);
-  if (r.notRecorded > 0) context.note(`the ledger could not record ${plural(r.notRecorded, "job")} as requeued (they were moved all the same)`);
+  if (r.releaseFailed > 0)
+    context.note(`${r.releaseFailed} messages could not be made visible again at once; they reappear within 60 s`);
+  if (r.notRecorded > 0)
+    context.note(
+      `the ledger could not record ${plural(r.notRecorded, "job")} as requeued (they were moved all the same)`,
+    );
   const partial = describeUnseen(r.notSeen, dlqName);
   if (partial) context.note(partial);
 
@@ -225,9 +296,29 @@ function report(context: CommandContext, options: RedriveOptions, r: RedriveResu
       [dryRun ? "would_move" : "moved"]: dryRun ? r.wouldMove.length : r.moved.length,
       by_reason: Object.fromEntries(byReason),
       ...(dryRun
-        ? { messages: r.wouldMove.map((m) => ({ dlq_message_id: m.messageId, certificate_id: m.certificateId ?? null, failure_reason: m.reason })) }
-        : { messages: r.moved.map((m) => ({ dlq_message_id: m.message.messageId, message_id: m.messageId, certificate_id: m.message.certificateId ?? null, failure_reason: m.message.reason })) }),
-      failed: r.failures.map((f) => ({ dlq_message_id: f.message.messageId, certificate_id: f.message.certificateId ?? null, failure_reason: f.message.reason, stage: f.stage, error: f.error, ...(f.newMessageId ? { message_id: f.newMessageId } : {}) })),
+        ? {
+            messages: r.wouldMove.map((m) => ({
+              dlq_message_id: m.messageId,
+              certificate_id: m.certificateId ?? null,
+              failure_reason: m.reason,
+            })),
+          }
+        : {
+            messages: r.moved.map((m) => ({
+              dlq_message_id: m.message.messageId,
+              message_id: m.messageId,
+              certificate_id: m.message.certificateId ?? null,
+              failure_reason: m.message.reason,
+            })),
+          }),
+      failed: r.failures.map((f) => ({
+        dlq_message_id: f.message.messageId,
+        certificate_id: f.message.certificateId ?? null,
+        failure_reason: f.message.reason,
+        stage: f.stage,
+        error: f.error,
+        ...(f.newMessageId ? { message_id: f.newMessageId } : {}),
+      })),
       not_matching: notMatching,
       not_matching_by_reason: Object.fromEntries(r.notMatching),
       duplicate_copies: { [dryRun ? "would_delete" : "deleted"]: r.copies.deleted, left: r.copies.left },
@@ -240,13 +331,31 @@ function report(context: CommandContext, options: RedriveOptions, r: RedriveResu
     });
   } else {
     const count = dryRun ? r.wouldMove.length : r.moved.length;
-    context.print(`${dryRun ? "dry run: would move" : "moved"} ${count} message${count === 1 ? "" : "s"} from ${dlqName} to ${queueName(queueUrl)}${count > 0 ? ":" : ""}`);
-    if (count > 0) for (const line of formatTable([...byReason], [{ header: "failure_reason", value: ([reason]) => reason }, { header: dryRun ? "would move" : "moved", value: ([, n]) => n, align: "right" }])) context.print(line);
-    if (r.copies.deleted > 0) context.print(`${dryRun ? "would delete" : "deleted"} ${plural(r.copies.deleted, "duplicate copy", "duplicate copies")} of jobs ${dryRun ? "it would send" : "sent"} (same source_message_id)`);
+    context.print(
+      `${dryRun ? "dry run: would move" : "moved"} ${count} message${count === 1 ? "" : "s"} from ${dlqName} to ${queueName(queueUrl)}${count > 0 ? ":" : ""}`,
+    );
+    if (count > 0)
+      for (const line of formatTable(
+        [...byReason],
+        [
+          { header: "failure_reason", value: ([reason]) => reason },
+          { header: dryRun ? "would move" : "moved", value: ([, n]) => n, align: "right" },
+        ],
+      ))
+        context.print(line);
+    if (r.copies.deleted > 0)
+      context.print(
+        `${dryRun ? "would delete" : "deleted"} ${plural(r.copies.deleted, "duplicate copy", "duplicate copies")} of jobs ${dryRun ? "it would send" : "sent"} (same source_message_id)`,
+      );
     if (r.failures.length > 0) context.print(`failed: ${r.failures.length} (see above)`);
-    if (reasons && notMatching > 0) context.print(`left in ${dlqName}: ${notMatching} not matching --reason ${[...reasons].join(",")}`);
-    for (const [reason, n] of reasons ? [] : r.notMatching) context.print(`left in ${dlqName}: ${n} ${reason} (moved only when named: --reason ${reason})`);
-    if (r.arrivedLater > 0) context.print(`left in ${dlqName}: ${plural(r.arrivedLater, "message")} that arrived during this run (redrive again once the cause is fixed)`);
+    if (reasons && notMatching > 0)
+      context.print(`left in ${dlqName}: ${notMatching} not matching --reason ${[...reasons].join(",")}`);
+    for (const [reason, n] of reasons ? [] : r.notMatching)
+      context.print(`left in ${dlqName}: ${n} ${reason} (moved only when named: --reason ${reason})`);
+    if (r.arrivedLater > 0)
+      context.print(
+        `left in ${dlqName}: ${plural(r.arrivedLater, "message")} that arrived during this run (redrive again once the cause is fixed)`,
+      );
     if (r.stoppedAtMax) context.print(`stopped at --max ${max}; there may be more`);
     if (r.interrupted) context.print("interrupted: the rest of the DLQ was not read");
   }
@@ -273,8 +382,16 @@ async function moveBack(context: CommandContext, scanner: DlqScanner, queueUrl: 
   const newIds = new Map(ok.map((r) => [r.key.messageId, r.messageId]));
   const { failed } = await scanner.remove(ok.map((r) => r.key));
   const notDeleted = new Set(failed.map((f) => f.message.messageId));
-  for (const f of failed) failures.push({ message: f.message, stage: "delete", error: f.error, newMessageId: newIds.get(f.message.messageId)! });
-  const moved = ok.filter((r) => !notDeleted.has(r.key.messageId)).map((r) => ({ message: r.key, messageId: r.messageId }));
+  for (const f of failed)
+    failures.push({
+      message: f.message,
+      stage: "delete",
+      error: f.error,
+      newMessageId: newIds.get(f.message.messageId)!,
+    });
+  const moved = ok
+    .filter((r) => !notDeleted.has(r.key.messageId))
+    .map((r) => ({ message: r.key, messageId: r.messageId }));
   return { moved, failures, sentIds: ok.map((r) => r.key.messageId) };
 }
 

@@ -22,16 +22,28 @@ export const enqueueCommand: Command = {
     "printed; a request_id the ledger already holds as withdrawn is not sent again.",
   ].join("\n"),
   options: {
-    reason: { type: "string", valueName: "TEXT", description: "why (at most 256 characters), kept in the job for the audit trail" },
-    "request-id": { type: "string", valueName: "ID", description: "your correlation id (only with a single certificate id)" },
+    reason: {
+      type: "string",
+      valueName: "TEXT",
+      description: "why (at most 256 characters), kept in the job for the audit trail",
+    },
+    "request-id": {
+      type: "string",
+      valueName: "ID",
+      description: "your correlation id (only with a single certificate id)",
+    },
     "batch-id": { type: "string", valueName: "ID", description: "group the jobs under this batch id" },
   },
   async run(context, { values, positionals }) {
     const { invalid, duplicates, jobs } = readJobs(values, positionals);
-    for (const { certificate_id, error } of invalid) context.note(`invalid certificate id ${JSON.stringify(certificate_id)}: ${error}; not sent`);
+    for (const { certificate_id, error } of invalid)
+      context.note(`invalid certificate id ${JSON.stringify(certificate_id)}: ${error}; not sent`);
     for (const id of duplicates) context.note(`${id} given more than once: sent once`);
     const sent = await sendJobs(context, jobs);
-    for (const { certificate_id, request_id } of sent.alreadyDone) context.note(`${certificate_id}: request ${request_id} is already withdrawn according to the ledger; not sent again`);
+    for (const { certificate_id, request_id } of sent.alreadyDone)
+      context.note(
+        `${certificate_id}: request ${request_id} is already withdrawn according to the ledger; not sent again`,
+      );
     // Results arrive in completion order; print them in the order the ids were given.
     const order = new Map(jobs.map((j, i) => [j.id, i]));
     sent.results.sort((a, b) => order.get(a.key)! - order.get(b.key)!);
@@ -50,7 +62,10 @@ function readJobs(values: ParsedValues, positionals: readonly string[]) {
   if (positionals.length === 0) throw new UsageError("enqueue needs at least one certificate id", "enqueue");
   const requestId = stringFlag(values, "request-id");
   if (requestId !== undefined && positionals.length > 1) {
-    throw new UsageError(`--request-id applies to one job, but ${positionals.length} certificate ids were given`, "enqueue");
+    throw new UsageError(
+      `--request-id applies to one job, but ${positionals.length} certificate ids were given`,
+      "enqueue",
+    );
   }
   const extra = {
     source: "manual",
@@ -110,16 +125,21 @@ async function sendJobs(context: CommandContext, jobs: Job[]) {
       const done = new Set(queued.alreadyDone.map(jobKeyString));
       const isDone = (job: Job) => done.has(jobKeyString(jobRef(job.request)));
       toSend = jobs.filter((job) => !isDone(job));
-      for (const job of jobs) if (isDone(job)) alreadyDone.push({ certificate_id: job.id, request_id: job.request.request_id! });
+      for (const job of jobs)
+        if (isDone(job)) alreadyDone.push({ certificate_id: job.id, request_id: job.request.request_id! });
     }
     const sender = createSender<string>({ sqs: context.sqs, queueUrl, onResult: (r) => results.push(r) });
     for (const job of toSend) await sender.push({ key: job.id, body: JSON.stringify(job.request) });
     await sender.flush();
     const notSent = new Set(results.filter((r) => !r.ok).map((r) => r.key));
-    if (ledger && notSent.size > 0) recorded -= (await ledger.recordNotSent(jobs.filter((j) => notSent.has(j.id)).map(({ request }) => jobRef(request)))).written;
+    if (ledger && notSent.size > 0)
+      recorded -= (
+        await ledger.recordNotSent(jobs.filter((j) => notSent.has(j.id)).map(({ request }) => jobRef(request)))
+      ).written;
     // A manual batch grows with each enqueue: add the new jobs to its total, so `batch status` can say "done".
     const batchId = jobs[0]!.request.batch_id;
-    if (ledger && batchId !== undefined && recorded > 0) await ledger.recordBatch(batchId, { addToTotal: recorded, source: "manual" });
+    if (ledger && batchId !== undefined && recorded > 0)
+      await ledger.recordBatch(batchId, { addToTotal: recorded, source: "manual" });
   }
   return { results, alreadyDone, ledgerOn, requestIds };
 }
@@ -136,7 +156,11 @@ function report(context: CommandContext, { invalid, duplicates }: Rejected, sent
   if (context.json) {
     context.printJson({
       queue_url: context.target.queueUrl,
-      sent: sent.map((r) => ({ certificate_id: r.key, ...(ledgerOn ? { request_id: requestIds.get(r.key) } : {}), message_id: r.messageId })),
+      sent: sent.map((r) => ({
+        certificate_id: r.key,
+        ...(ledgerOn ? { request_id: requestIds.get(r.key) } : {}),
+        message_id: r.messageId,
+      })),
       failed: failed.map((r) => ({ certificate_id: r.key, error: r.error })),
       invalid,
       duplicates,

@@ -17,7 +17,8 @@ export const HEADS = {
   bulk: {
     name: "bulk",
     summary: "send every certificate id in a .txt, .csv or .jsonl file (streamed, de-duplicated)",
-    usage: "bulk <file> [--batch-id ID] [--reason TEXT] [--dry-run] [--yes] [--wait] [--results PATH] [--format txt|csv|jsonl] [--concurrency N]",
+    usage:
+      "bulk <file> [--batch-id ID] [--reason TEXT] [--dry-run] [--yes] [--wait] [--results PATH] [--format txt|csv|jsonl] [--concurrency N]",
   },
   batchStatus: {
     name: "batch status",
@@ -36,7 +37,8 @@ export const HEADS = {
   },
   dlqList: {
     name: "dlq list",
-    summary: "count dead-lettered jobs by failure_reason and error_code, with sample ids and who asked (removes nothing)",
+    summary:
+      "count dead-lettered jobs by failure_reason and error_code, with sample ids and who asked (removes nothing)",
     usage: "dlq list [--reason R[,R...]] [--max N]",
   },
   dlqRedrive: {

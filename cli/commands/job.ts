@@ -25,16 +25,29 @@ export const jobCommand: Command = {
     "no-dlq": { type: "boolean", description: "do not scan the dead-letter queue" },
   },
   async run(context, { values, positionals }) {
-    if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? "job needs a certificate id or a request_id" : `job takes one id (got ${positionals.length})`, NAME);
+    if (positionals.length !== 1)
+      throw new UsageError(
+        positionals.length === 0
+          ? "job needs a certificate id or a request_id"
+          : `job takes one id (got ${positionals.length})`,
+        NAME,
+      );
     const id = positionals[0]!.trim();
-    if (id === "" || id.length > 128) throw new UsageError("the id must be 1 to 128 characters (a certificate id or a request_id)", NAME);
+    if (id === "" || id.length > 128)
+      throw new UsageError("the id must be 1 to 128 characters (a certificate id or a request_id)", NAME);
     const ledger = await context.requireLedger();
     const jobs = await ledgerRead(context, () => ledger.findJobs(id));
-    if (jobs.length === 0) throw new CliError(`no job for ${JSON.stringify(id)} in the ledger (table ${context.ledgerTarget?.tableName}): check the id (enqueue and bulk print request ids)`);
+    if (jobs.length === 0)
+      throw new CliError(
+        `no job for ${JSON.stringify(id)} in the ledger (table ${context.ledgerTarget?.tableName}): check the id (enqueue and bulk print request ids)`,
+      );
     const inDlq = values["no-dlq"] === true ? undefined : await dlqMatches(context, jobs);
 
     if (context.json) {
-      context.printJson({ id, jobs: jobs.map((job) => ({ ...jobJson(job), ...(inDlq ? { in_dlq: inDlq.has(keyOf(job)) } : {}) })) });
+      context.printJson({
+        id,
+        jobs: jobs.map((job) => ({ ...jobJson(job), ...(inDlq ? { in_dlq: inDlq.has(keyOf(job)) } : {}) })),
+      });
       return EXIT.ok;
     }
     context.print(`${plural(jobs.length, "job")} for ${id}:`);
@@ -62,7 +75,11 @@ export const jobCommand: Command = {
 
 function lastAnswer(job: LedgerJob): string {
   if (job.httpStatus === undefined && job.errorCode === undefined && job.errorMsg === undefined) return "-";
-  const parts = [job.httpStatus === undefined ? "" : `HTTP ${job.httpStatus}`, job.errorCode ?? "", job.errorMsg ? JSON.stringify(job.errorMsg.slice(0, 60)) : ""];
+  const parts = [
+    job.httpStatus === undefined ? "" : `HTTP ${job.httpStatus}`,
+    job.errorCode ?? "",
+    job.errorMsg ? JSON.stringify(job.errorMsg.slice(0, 60)) : "",
+  ];
   return parts.filter(Boolean).join(" ");
 }
 
@@ -88,18 +105,24 @@ function jobJson(job: LedgerJob) {
   };
 }
 
-const keyOf = (job: { certificateId: string | undefined; requestId: string | undefined }) => `${job.certificateId ?? ""}\n${job.requestId ?? ""}`;
+const keyOf = (job: { certificateId: string | undefined; requestId: string | undefined }) =>
+  `${job.certificateId ?? ""}\n${job.requestId ?? ""}`;
 
 /** The jobs whose message is in the DLQ now (by certificate and request_id), from one scan that leaves every message there. */
 async function dlqMatches(context: CommandContext, jobs: readonly LedgerJob[]): Promise<Set<string>> {
   const wanted = new Set(jobs.map(keyOf));
   const found = new Set<string>();
   const dlqUrl = await context.dlqUrl();
-  await scanDlq(context, dlqUrl, (message: DlqMessage) => {
-    const key = keyOf(message);
-    if (!wanted.has(key)) return "skip";
-    found.add(key);
-    return "counted";
-  }, undefined);
+  await scanDlq(
+    context,
+    dlqUrl,
+    (message: DlqMessage) => {
+      const key = keyOf(message);
+      if (!wanted.has(key)) return "skip";
+      found.add(key);
+      return "counted";
+    },
+    undefined,
+  );
   return found;
 }

@@ -22,19 +22,23 @@ export const statusCommand: Command = {
   ].join("\n"),
   options: {},
   async run(context, { positionals }) {
-    if (positionals.length > 0) throw new UsageError(`status takes no arguments (got ${JSON.stringify(positionals[0])})`, "status");
+    if (positionals.length > 0)
+      throw new UsageError(`status takes no arguments (got ${JSON.stringify(positionals[0])})`, "status");
     const queue = await depth(context, context.target.queueUrl);
     const dlq = await depth(context, await context.dlqUrl());
     if (context.json) {
       context.printJson({ queue, dlq });
     } else {
-      for (const line of formatTable([queue, dlq], [
-        { header: "queue", value: (d) => d.queue },
-        { header: "visible", value: (d) => d.visible, align: "right" },
-        { header: "in flight", value: (d) => d.in_flight, align: "right" },
-        { header: "delayed", value: (d) => d.delayed, align: "right" },
-        { header: "url", value: (d) => d.url },
-      ]))
+      for (const line of formatTable(
+        [queue, dlq],
+        [
+          { header: "queue", value: (d) => d.queue },
+          { header: "visible", value: (d) => d.visible, align: "right" },
+          { header: "in flight", value: (d) => d.in_flight, align: "right" },
+          { header: "delayed", value: (d) => d.delayed, align: "right" },
+          { header: "url", value: (d) => d.url },
+        ],
+      ))
         context.print(line);
     }
     return EXIT.ok;
@@ -44,9 +48,22 @@ export const statusCommand: Command = {
 async function depth(context: CommandContext, url: string): Promise<Depth> {
   const { Attributes = {} } = await context.call(url, () =>
     context.sqs.send(
-      new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"] }),
+      new GetQueueAttributesCommand({
+        QueueUrl: url,
+        AttributeNames: [
+          "ApproximateNumberOfMessages",
+          "ApproximateNumberOfMessagesNotVisible",
+          "ApproximateNumberOfMessagesDelayed",
+        ],
+      }),
     ),
   );
   const n = (name: string) => Number(Attributes[name as keyof typeof Attributes] ?? 0);
-  return { queue: queueName(url), url, visible: n("ApproximateNumberOfMessages"), in_flight: n("ApproximateNumberOfMessagesNotVisible"), delayed: n("ApproximateNumberOfMessagesDelayed") };
+  return {
+    queue: queueName(url),
+    url,
+    visible: n("ApproximateNumberOfMessages"),
+    in_flight: n("ApproximateNumberOfMessagesNotVisible"),
+    delayed: n("ApproximateNumberOfMessagesDelayed"),
+  };
 }

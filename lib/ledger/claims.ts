@@ -5,7 +5,14 @@
  */
 import { N, optionalS, S, UpdateBuilder } from "./marshal.ts";
 import { keyOf, notSucceeded, type Store } from "./store.ts";
-import { FINAL_STATES, MAX_ERROR_MSG_LENGTH, type ClaimResult, type JobRef, type LedgerOutcome, type WriteResult } from "./types.ts";
+import {
+  FINAL_STATES,
+  MAX_ERROR_MSG_LENGTH,
+  type ClaimResult,
+  type JobRef,
+  type LedgerOutcome,
+  type WriteResult,
+} from "./types.ts";
 
 export async function claim(store: Store, job: JobRef): Promise<ClaimResult> {
   const update = new UpdateBuilder();
@@ -16,7 +23,13 @@ export async function claim(store: Store, job: JobRef): Promise<ClaimResult> {
   update.set("claimed_at", S(store.isoNow()));
   update.add("deliveries", N(1));
   const fields = { requestId: job.requestId, batchId: job.batchId, certificateId: job.certificateId };
-  const result = await store.update("claim", keyOf(job), update.build(notSucceeded(update)), store.limits.workerTimeoutMs, fields);
+  const result = await store.update(
+    "claim",
+    keyOf(job),
+    update.build(notSucceeded(update)),
+    store.limits.workerTimeoutMs,
+    fields,
+  );
   return result === "unchanged" ? "already_withdrawn_in_ledger" : "proceed";
 }
 

@@ -14,7 +14,10 @@ export const batchPk = (batchId: string) => `BATCH#${batchId}`;
  * taken as done because another certificate's job with the same request_id was.
  */
 export function jobKey(job: JobIdentity): { pk: string; sk: string } {
-  return { pk: job.batchId ? batchPk(job.batchId) : `REQ#${job.requestId}`, sk: `${JOB_SK_PREFIX}${job.certificateId ?? ""}#${job.requestId}` };
+  return {
+    pk: job.batchId ? batchPk(job.batchId) : `REQ#${job.requestId}`,
+    sk: `${JOB_SK_PREFIX}${job.certificateId ?? ""}#${job.requestId}`,
+  };
 }
 
 /** One string per job key, for maps and sets (producers match `alreadyDone` against their jobs with it). */

@@ -6,7 +6,6 @@ import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { JOB_SK_PREFIX } from "./keys.ts";
 import { JOB_STATES, type JobState, type LedgerJob } from "./types.ts";
 
-
 export const S = (value: string): AttributeValue => ({ S: value });
 export const N = (value: number): AttributeValue => ({ N: String(value) });
 /** Empty strings are treated as absent (they say nothing, and key attributes refuse them). */
@@ -95,7 +94,9 @@ export class UpdateBuilder {
 }
 
 export function asState(value: unknown): JobState {
-  return typeof value === "string" && (JOB_STATES as readonly string[]).includes(value) ? (value as JobState) : "queued";
+  return typeof value === "string" && (JOB_STATES as readonly string[]).includes(value)
+    ? (value as JobState)
+    : "queued";
 }
 
 export function toJob(item: Record<string, unknown>): LedgerJob {
@@ -127,4 +128,3 @@ export function toJob(item: Record<string, unknown>): LedgerJob {
     expiresAt: num("expires_at"),
   };
 }
-

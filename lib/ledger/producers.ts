@@ -7,9 +7,23 @@ import type { AttributeValue, WriteRequest } from "@aws-sdk/client-dynamodb";
 import { batchPk, jobKey, jobKeyString, META_SK } from "./keys.ts";
 import { asState, N, optionalS, S, UpdateBuilder } from "./marshal.ts";
 import { chunk, ddb, forEachConcurrently, keyOf, notSucceeded, type Store } from "./store.ts";
-import { MAX_BATCH_GET, MAX_BATCH_WRITE, SUCCESS_STATES, type BatchTotal, type BulkWriteResult, type JobRef, type JobState, type QueuedResult, type WriteResult } from "./types.ts";
+import {
+  MAX_BATCH_GET,
+  MAX_BATCH_WRITE,
+  SUCCESS_STATES,
+  type BatchTotal,
+  type BulkWriteResult,
+  type JobRef,
+  type JobState,
+  type QueuedResult,
+  type WriteResult,
+} from "./types.ts";
 
-export async function recordBatch(store: Store, batchId: string, total: BatchTotal & { source?: string }): Promise<WriteResult> {
+export async function recordBatch(
+  store: Store,
+  batchId: string,
+  total: BatchTotal & { source?: string },
+): Promise<WriteResult> {
   const { source } = total;
   const update = new UpdateBuilder();
   update.set("batch_id", S(batchId));
@@ -25,8 +39,20 @@ export async function recordBatch(store: Store, batchId: string, total: BatchTot
 
 export type QueuedOptions = { batchId?: string; expectedTotal?: number; source?: string };
 
-export async function recordQueued(store: Store, jobs: readonly JobRef[], opts: QueuedOptions = {}): Promise<QueuedResult> {
-  const result: QueuedResult = { written: 0, alreadyQueued: 0, queuedBefore: [], reset: 0, alreadyDone: [], failed: [], batchRecorded: false };
+export async function recordQueued(
+  store: Store,
+  jobs: readonly JobRef[],
+  opts: QueuedOptions = {},
+): Promise<QueuedResult> {
+  const result: QueuedResult = {
+    written: 0,
+    alreadyQueued: 0,
+    queuedBefore: [],
+    reset: 0,
+    alreadyDone: [],
+    failed: [],
+    batchRecorded: false,
+  };
   if (opts.batchId && opts.expectedTotal !== undefined) {
     const batch = { expectedTotal: opts.expectedTotal, ...(opts.source ? { source: opts.source } : {}) };
     result.batchRecorded = (await recordBatch(store, opts.batchId, batch)) === "written";
@@ -49,12 +75,14 @@ export async function recordQueued(store: Store, jobs: readonly JobRef[], opts: 
     else if (state === "queued") {
       result.alreadyQueued += 1;
       result.queuedBefore.push(job);
-    }
-    else if (SUCCESS_STATES.includes(state)) result.alreadyDone.push(job);
+    } else if (SUCCESS_STATES.includes(state)) result.alreadyDone.push(job);
     else toReset.push(job);
   }
   await forEachConcurrently(chunk(fresh, MAX_BATCH_WRITE), store.limits.concurrency, async (group) => {
-    const failedIds = await store.batchWrite("queued", group.map((job) => ({ PutRequest: { Item: newJobItem(store, job) } }) satisfies WriteRequest));
+    const failedIds = await store.batchWrite(
+      "queued",
+      group.map((job) => ({ PutRequest: { Item: newJobItem(store, job) } }) satisfies WriteRequest),
+    );
     result.written += group.length - failedIds.length;
     result.failed.push(...failedIds);
   });
@@ -117,7 +145,11 @@ export async function recordNotSent(store: Store, jobs: readonly JobRef[]): Prom
     const update = new UpdateBuilder();
     const state = update.name("state");
     const condition = `${state} = ${update.value(S("queued"))} AND attribute_not_exists(${update.name("deliveries")})`;
-    const command = new (await ddb()).DeleteItemCommand({ TableName: store.tableName, Key: keyOf(job), ...update.build(condition) });
+    const command = new (await ddb()).DeleteItemCommand({
+      TableName: store.tableName,
+      Key: keyOf(job),
+      ...update.build(condition),
+    });
     const call = (abortSignal: AbortSignal) => store.client.send(command, { abortSignal });
     const fields = { requestId: job.requestId, batchId: job.batchId };
     tally(result, job, await store.conditionalWrite("not_sent", call, store.limits.requestTimeoutMs, fields));
@@ -147,7 +179,10 @@ export async function recordRequeued(store: Store, jobs: readonly JobRef[]): Pro
     }
   });
   await forEachConcurrently(chunk(puts, MAX_BATCH_WRITE), store.limits.concurrency, async (group) => {
-    const failedIds = await store.batchWrite("requeued", group.map(({ item }) => ({ PutRequest: { Item: item } })));
+    const failedIds = await store.batchWrite(
+      "requeued",
+      group.map(({ item }) => ({ PutRequest: { Item: item } })),
+    );
     result.written += group.length - failedIds.length;
     result.failed.push(...failedIds);
   });
@@ -155,13 +190,25 @@ export async function recordRequeued(store: Store, jobs: readonly JobRef[]): Pro
 }
 
 /** A job's item as `requeued`: what it had (or a new one), pending again. */
-function requeuedItem(store: Store, job: JobRef, existing: Record<string, AttributeValue> | undefined): Record<string, AttributeValue> {
+function requeuedItem(
+  store: Store,
+  job: JobRef,
+  existing: Record<string, AttributeValue> | undefined,
+): Record<string, AttributeValue> {
   const at = store.isoNow();
   const audit = newJobItem(store, job);
   const kept = { ...(existing ?? audit) };
   delete kept.finished_at;
   // What the job already says wins (first writer, as `identity` does); the state and times are new.
-  return { ...audit, ...kept, request_id: S(job.requestId), state: S("requeued"), requeued_at: S(at), updated_at: S(at), expires_at: N(store.expiresAt()) };
+  return {
+    ...audit,
+    ...kept,
+    request_id: S(job.requestId),
+    state: S("requeued"),
+    requeued_at: S(at),
+    updated_at: S(at),
+    expires_at: N(store.expiresAt()),
+  };
 }
 
 function tally(result: BulkWriteResult, job: JobRef, outcome: WriteResult) {

@@ -7,7 +7,17 @@ import { batchPk, JOB_SK_PREFIX, META_SK } from "./keys.ts";
 import { asState, S, toJob, unmarshal } from "./marshal.ts";
 import { chunk, ddb, keyOf, type Store } from "./store.ts";
 import { CERTIFICATE_ID_PATTERN } from "../message.ts";
-import { FINAL_STATES, JOB_STATES, LEDGER_TABLE_SCHEMA, LedgerError, MAX_BATCH_GET, type BatchStatus, type JobIdentity, type JobState, type LedgerJob } from "./types.ts";
+import {
+  FINAL_STATES,
+  JOB_STATES,
+  LEDGER_TABLE_SCHEMA,
+  LedgerError,
+  MAX_BATCH_GET,
+  type BatchStatus,
+  type JobIdentity,
+  type JobState,
+  type LedgerJob,
+} from "./types.ts";
 
 interface QueryInput {
   /** The partition (or, with `index`, the index's key) to read. */
@@ -47,13 +57,19 @@ async function* query(store: Store, operation: string, input: QueryInput): Async
       ...(input.consistent ? { ConsistentRead: true } : {}),
       ...(startKey ? { ExclusiveStartKey: startKey } : {}),
     });
-    const page: QueryCommandOutput = await store.read(operation, (abortSignal) => store.client.send(command, { abortSignal }));
+    const page: QueryCommandOutput = await store.read(operation, (abortSignal) =>
+      store.client.send(command, { abortSignal }),
+    );
     for (const item of page.Items ?? []) yield unmarshal(item);
     startKey = page.LastEvaluatedKey;
   } while (startKey);
 }
 
-export async function batchStatus(store: Store, batchId: string, opts: { consistent?: boolean } = {}): Promise<BatchStatus> {
+export async function batchStatus(
+  store: Store,
+  batchId: string,
+  opts: { consistent?: boolean } = {},
+): Promise<BatchStatus> {
   const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
   const deadLetteredByReason: Record<string, number> = {};
   let expectedTotal: number | undefined;
@@ -66,7 +82,8 @@ export async function batchStatus(store: Store, batchId: string, opts: { consist
   });
   for await (const item of items) {
     const updatedAt = item.updated_at;
-    if (typeof updatedAt === "string" && (lastUpdatedAt === undefined || updatedAt > lastUpdatedAt)) lastUpdatedAt = updatedAt;
+    if (typeof updatedAt === "string" && (lastUpdatedAt === undefined || updatedAt > lastUpdatedAt))
+      lastUpdatedAt = updatedAt;
     if (item.sk === META_SK) {
       expectedTotal = typeof item.expected_total === "number" ? item.expected_total : undefined;
       continue;
@@ -85,13 +102,32 @@ export async function batchStatus(store: Store, batchId: string, opts: { consist
   return { batchId, expectedTotal, recorded, counts, deadLetteredByReason, final, pending, done, lastUpdatedAt };
 }
 
-export async function* batchJobs(store: Store, batchId: string, opts: { pageSize?: number; consistent?: boolean } = {}): AsyncGenerator<LedgerJob> {
-  for await (const item of query(store, "batch_jobs", { key: { name: "pk", value: batchPk(batchId) }, jobsOnly: true, ...opts })) yield toJob(item);
+export async function* batchJobs(
+  store: Store,
+  batchId: string,
+  opts: { pageSize?: number; consistent?: boolean } = {},
+): AsyncGenerator<LedgerJob> {
+  for await (const item of query(store, "batch_jobs", {
+    key: { name: "pk", value: batchPk(batchId) },
+    jobsOnly: true,
+    ...opts,
+  }))
+    yield toJob(item);
 }
 
-export async function getJob(store: Store, job: JobIdentity, opts: { consistent?: boolean } = {}): Promise<LedgerJob | undefined> {
-  const command = new (await ddb()).GetItemCommand({ TableName: store.tableName, Key: keyOf(job), ConsistentRead: opts.consistent ?? false });
-  const output: GetItemCommandOutput = await store.read("get_job", (abortSignal) => store.client.send(command, { abortSignal }));
+export async function getJob(
+  store: Store,
+  job: JobIdentity,
+  opts: { consistent?: boolean } = {},
+): Promise<LedgerJob | undefined> {
+  const command = new (await ddb()).GetItemCommand({
+    TableName: store.tableName,
+    Key: keyOf(job),
+    ConsistentRead: opts.consistent ?? false,
+  });
+  const output: GetItemCommandOutput = await store.read("get_job", (abortSignal) =>
+    store.client.send(command, { abortSignal }),
+  );
   return output.Item ? toJob(unmarshal(output.Item)) : undefined;
 }
 
@@ -107,12 +143,19 @@ export async function findJobs(store: Store, id: string): Promise<LedgerJob[]> {
   for (const index of indexes) {
     const items = query(store, "find_jobs", { index: index.name, key: { name: index.partitionKey, value: id } });
     // The certificate index also holds the sweep's sightings (lib/sightings.ts): jobs only.
-    for await (const item of items) if (String(item.sk).startsWith(JOB_SK_PREFIX)) keys.set(`${String(item.pk)}\n${String(item.sk)}`, { pk: S(String(item.pk)), sk: S(String(item.sk)) });
+    for await (const item of items)
+      if (String(item.sk).startsWith(JOB_SK_PREFIX))
+        keys.set(`${String(item.pk)}\n${String(item.sk)}`, { pk: S(String(item.pk)), sk: S(String(item.sk)) });
   }
   const found: LedgerJob[] = [];
   for (const group of chunk([...keys.values()], MAX_BATCH_GET)) {
     const items = await store.batchGet("find_jobs", group, true);
-    if (items === undefined) throw new LedgerError("find_jobs", store.tableName, `ledger find_jobs on table ${store.tableName} failed (see the warning above)`);
+    if (items === undefined)
+      throw new LedgerError(
+        "find_jobs",
+        store.tableName,
+        `ledger find_jobs on table ${store.tableName} failed (see the warning above)`,
+      );
     for (const item of items.values()) found.push(toJob(unmarshal(item)));
   }
   const when = (job: LedgerJob) => job.queuedAt ?? job.updatedAt ?? "";

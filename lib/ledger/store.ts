@@ -17,7 +17,7 @@ import { silentLogger, type Logger } from "../logger.ts";
 import { backoffDelay, sleep as defaultSleep } from "../retry.ts";
 export { forEachConcurrently } from "../concurrency.ts";
 import { jobKey } from "./keys.ts";
-import { asState, N, optionalS, S, UpdateBuilder } from "./marshal.ts";
+import { asState, N, optionalS, S, type UpdateBuilder } from "./marshal.ts";
 import {
   DEFAULT_TTL_DAYS,
   LedgerError,
@@ -57,7 +57,12 @@ export function createStore(options: LedgerOptions) {
   const { stats, breakerOpen, succeeded, failed, skipped } = createHealth(options, logger, now);
 
   /** Runs one conditional write. `unchanged` when its condition failed; `failed`/`skipped` never throw. */
-  async function conditionalWrite(operation: LedgerOperation, call: Call<unknown>, timeoutMs: number, fields: Record<string, unknown>): Promise<WriteResult> {
+  async function conditionalWrite(
+    operation: LedgerOperation,
+    call: Call<unknown>,
+    timeoutMs: number,
+    fields: Record<string, unknown>,
+  ): Promise<WriteResult> {
     if (breakerOpen()) {
       skipped(operation);
       return "skipped";
@@ -79,7 +84,13 @@ export function createStore(options: LedgerOptions) {
   }
 
   /** Runs one UpdateItem on a key as a conditional write. */
-  async function update(operation: LedgerOperation, key: Record<string, AttributeValue>, expression: ReturnType<UpdateBuilder["build"]>, timeoutMs: number, fields: Record<string, unknown>) {
+  async function update(
+    operation: LedgerOperation,
+    key: Record<string, AttributeValue>,
+    expression: ReturnType<UpdateBuilder["build"]>,
+    timeoutMs: number,
+    fields: Record<string, unknown>,
+  ) {
     const command = new (await ddb()).UpdateItemCommand({ TableName: tableName, Key: key, ...expression });
     return conditionalWrite(operation, (abortSignal) => client.send(command, { abortSignal }), timeoutMs, fields);
   }
@@ -89,12 +100,31 @@ export function createStore(options: LedgerOptions) {
     try {
       return await send(call, limits.requestTimeoutMs);
     } catch (error) {
-      throw new LedgerError(operation, tableName, `ledger ${operation} on table ${tableName} failed: ${describeError(error)}`, { cause: error });
+      throw new LedgerError(
+        operation,
+        tableName,
+        `ledger ${operation} on table ${tableName} failed: ${describeError(error)}`,
+        { cause: error },
+      );
     }
   }
 
-  const retries = { max: options.maxBatchRetries ?? 8, sleep: options.sleep ?? ((ms: number) => defaultSleep(ms)), random: options.random ?? Math.random };
-  const batched = { tableName, client, retries, breakerOpen, succeeded, failed, skipped, stats, timeoutMs: limits.requestTimeoutMs };
+  const retries = {
+    max: options.maxBatchRetries ?? 8,
+    sleep: options.sleep ?? ((ms: number) => defaultSleep(ms)),
+    random: options.random ?? Math.random,
+  };
+  const batched = {
+    tableName,
+    client,
+    retries,
+    breakerOpen,
+    succeeded,
+    failed,
+    skipped,
+    stats,
+    timeoutMs: limits.requestTimeoutMs,
+  };
   const isoNow = () => new Date(now()).toISOString();
   const expiresAt = () => Math.floor(now() / 1000) + ttlSeconds;
 
@@ -115,7 +145,8 @@ export function createStore(options: LedgerOptions) {
      * Up to 100 jobs' items (only `pk`, `sk` and `state` unless `whole`), by `jobKeyString`; missing
      * items are absent; undefined when the read failed.
      */
-    batchGet: (operation: LedgerOperation, group: readonly (JobIdentity | Item)[], whole = false) => batchGet(batched, operation, group, whole),
+    batchGet: (operation: LedgerOperation, group: readonly (JobIdentity | Item)[], whole = false) =>
+      batchGet(batched, operation, group, whole),
     /** The attributes every write of a job sets when it knows them, without overwriting what is there. */
     identity(update: UpdateBuilder, job: JobRef) {
       update.set("request_id", S(job.requestId));
@@ -137,7 +168,12 @@ export function createStore(options: LedgerOptions) {
  */
 function createHealth(options: LedgerOptions, logger: Logger, now: () => number) {
   const tableName = options.tableName;
-  const breaker = { threshold: options.breakerThreshold ?? 5, cooldownMs: options.breakerCooldownMs ?? 30_000, inARow: 0, openUntil: 0 };
+  const breaker = {
+    threshold: options.breakerThreshold ?? 5,
+    cooldownMs: options.breakerCooldownMs ?? 30_000,
+    inARow: 0,
+    openUntil: 0,
+  };
   const stats: LedgerStats = {
     writes: 0,
     unchanged: 0,
@@ -160,7 +196,12 @@ function createHealth(options: LedgerOptions, logger: Logger, now: () => number)
     logger.warn("ledger_write_failed", { operation, table: tableName, ...fields, error: describeError(error) });
     if (breaker.inARow >= breaker.threshold) {
       // (Re)open: while open, calls are skipped; the first call after the cooldown probes again.
-      if (now() >= breaker.openUntil) logger.error("ledger_unavailable", { table: tableName, failuresInARow: breaker.inARow, skipForMs: breaker.cooldownMs });
+      if (now() >= breaker.openUntil)
+        logger.error("ledger_unavailable", {
+          table: tableName,
+          failuresInARow: breaker.inARow,
+          skipForMs: breaker.cooldownMs,
+        });
       breaker.openUntil = now() + breaker.cooldownMs;
     }
     options.onFailure?.(operation, "failed");
@@ -207,7 +248,9 @@ async function batchWrite(store: Batched, operation: LedgerOperation, requests: 
     store.stats.writes += pending.length - unprocessed.length;
     if (unprocessed.length === 0) return [];
     if (attempt >= store.retries.max) {
-      store.failed(operation, new Error(`${unprocessed.length} items still unprocessed after ${attempt + 1} writes`), { step: "write" });
+      store.failed(operation, new Error(`${unprocessed.length} items still unprocessed after ${attempt + 1} writes`), {
+        step: "write",
+      });
       return unprocessed.map(requestIdOf);
     }
     // Unprocessed items mean throttling: back off before resending only those (AWS guidance).
@@ -218,13 +261,23 @@ async function batchWrite(store: Batched, operation: LedgerOperation, requests: 
 
 type Item = Record<string, AttributeValue>;
 
-async function batchGet(store: Batched, operation: LedgerOperation, group: readonly (JobIdentity | Item)[], whole: boolean): Promise<Map<string, Item> | undefined> {
+async function batchGet(
+  store: Batched,
+  operation: LedgerOperation,
+  group: readonly (JobIdentity | Item)[],
+  whole: boolean,
+): Promise<Map<string, Item> | undefined> {
   const { tableName, client } = store;
   const found = new Map<string, Item>();
-  const projection = { ProjectionExpression: "#pk, #sk, #st", ExpressionAttributeNames: { "#pk": "pk", "#sk": "sk", "#st": "state" } };
+  const projection = {
+    ProjectionExpression: "#pk, #sk, #st",
+    ExpressionAttributeNames: { "#pk": "pk", "#sk": "sk", "#st": "state" },
+  };
   // A whole item is read to be written back (recordRequeued): consistently, to keep the window short.
   // A job (its key is worked out) or an item's key as read from an index.
-  const keys = group.map((job) => ("pk" in job && typeof job.pk === "object" ? { pk: job.pk, sk: job.sk! } : keyOf(job as JobIdentity)));
+  const keys = group.map((job) =>
+    "pk" in job && typeof job.pk === "object" ? { pk: job.pk, sk: job.sk! } : keyOf(job as JobIdentity),
+  );
   let pending: KeysAndAttributes | undefined = { Keys: keys, ...(whole ? { ConsistentRead: true } : projection) };
   for (let attempt = 0; pending?.Keys?.length; attempt++) {
     if (store.breakerOpen()) {
@@ -244,7 +297,9 @@ async function batchGet(store: Batched, operation: LedgerOperation, group: reado
     pending = output.UnprocessedKeys?.[tableName];
     if (pending?.Keys?.length) {
       if (attempt >= store.retries.max) {
-        store.failed(operation, new Error(`${pending.Keys.length} keys still unprocessed after ${attempt + 1} reads`), { step: "read_existing" });
+        store.failed(operation, new Error(`${pending.Keys.length} keys still unprocessed after ${attempt + 1} reads`), {
+          step: "read_existing",
+        });
         return undefined;
       }
       await store.retries.sleep(batchBackoff(store, attempt));

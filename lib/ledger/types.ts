@@ -6,7 +6,14 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { Logger } from "../logger.ts";
 
 /** Every state a job can be in. */
-export const JOB_STATES = ["queued", "retrying", "requeued", "withdrawn", "already_withdrawn", "dead_lettered"] as const;
+export const JOB_STATES = [
+  "queued",
+  "retrying",
+  "requeued",
+  "withdrawn",
+  "already_withdrawn",
+  "dead_lettered",
+] as const;
 export type JobState = (typeof JOB_STATES)[number];
 /** States after which nothing more happens to a job unless an operator redrives it. */
 export const FINAL_STATES: readonly JobState[] = ["withdrawn", "already_withdrawn", "dead_lettered"];
@@ -107,7 +114,13 @@ export interface LedgerOutcome {
   certificateId: string | undefined;
   /** The parsed message (undefined for an invalid one). */
   request:
-    | { batch_id?: string | undefined; source?: string | undefined; requested_by?: string | undefined; reason?: string | undefined; requested_at?: string | undefined }
+    | {
+        batch_id?: string | undefined;
+        source?: string | undefined;
+        requested_by?: string | undefined;
+        reason?: string | undefined;
+        requested_at?: string | undefined;
+      }
     | undefined;
   receiveCount: number;
   state: "withdrawn" | "already_withdrawn" | "dead_lettered" | "retrying";
@@ -190,7 +203,10 @@ export interface Ledger {
    * and the batch's expected total when given. Jobs already recorded are not overwritten: a success
    * is reported in `alreadyDone`, a failed or retrying job is set back to `queued`. Never throws.
    */
-  recordQueued(jobs: readonly JobRef[], options?: { batchId?: string; expectedTotal?: number; source?: string }): Promise<QueuedResult>;
+  recordQueued(
+    jobs: readonly JobRef[],
+    options?: { batchId?: string; expectedTotal?: number; source?: string },
+  ): Promise<QueuedResult>;
   /**
    * Sets a batch's expected total (distinct jobs), e.g. at the end of a streamed file; or adds to it
    * (`addToTotal`: each `enqueue --batch-id` adds the jobs it sent). Never throws.
@@ -248,4 +264,3 @@ export const MAX_BATCH_WRITE = 25;
 export const MAX_BATCH_GET = 100;
 /** Error text kept per job: enough to read in a report, small enough to keep an item near 300 bytes. */
 export const MAX_ERROR_MSG_LENGTH = 256;
-

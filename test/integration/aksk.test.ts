@@ -17,7 +17,9 @@ import { SECRET_ID, startStack, type Stack } from "../support/stack.ts";
 
 type Handler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 
-const SECRET = JSON.stringify({ aksk: { access_key: TEST_AKSK.accessKey, secret_key: TEST_AKSK.secretKey, domain_id: TEST_AKSK.domainId } });
+const SECRET = JSON.stringify({
+  aksk: { access_key: TEST_AKSK.accessKey, secret_key: TEST_AKSK.secretKey, domain_id: TEST_AKSK.domainId },
+});
 const MINUTE = 60_000;
 
 let stack: Stack;
@@ -39,7 +41,8 @@ beforeEach(() => {
   stack.secrets.setSecret(SECRET_ID, SECRET);
 });
 
-const signer = (overrides: Partial<AkSkCredentials> = {}, skewMs = 0) => createAkSkSigner({ ...TEST_AKSK, ...overrides }, () => Date.now() + skewMs);
+const signer = (overrides: Partial<AkSkCredentials> = {}, skewMs = 0) =>
+  createAkSkSigner({ ...TEST_AKSK, ...overrides }, () => Date.now() + skewMs);
 const errorOf = (result: Awaited<ReturnType<ScmClient["cancelCert"]>>) => {
   expect(result.kind).toBe("answer");
   const answer = result as ScmAnswer;
@@ -50,7 +53,10 @@ describe("the simulator's signature check", () => {
   it("accepts signed cancel-cert, details and listing calls (no X-Auth-Token sent)", async () => {
     expect(errorOf(await scm.cancelCert(DEMO.withdrawn, signer())).status).toBe(200);
     expect(errorOf(await scm.getCertificate(DEMO.withdrawn, signer())).status).toBe(200);
-    const list = await scm.listCertificates({ status: "CHECKING", limit: 50, offset: 0, content: "demo example" }, signer());
+    const list = await scm.listCertificates(
+      { status: "CHECKING", limit: 50, offset: 0, content: "demo example" },
+      signer(),
+    );
     expect(errorOf(list).status).toBe(200);
     expect(stack.sim.withdrawals(DEMO.withdrawn)).toBe(1);
     expect(stack.sim.calls.map((c) => c.tokenRef)).toEqual(Array(3).fill(`aksk#${TEST_AKSK.accessKey}`));
@@ -75,17 +81,35 @@ describe("the simulator's signature check", () => {
   });
 
   it.each([
-    ["path", "/v3/scm/certificates/scs1000000000001/cancel-cert", "/v3/scm/certificates/scs1000000000002/cancel-cert", "{}"],
+    [
+      "path",
+      "/v3/scm/certificates/scs1000000000001/cancel-cert",
+      "/v3/scm/certificates/scs1000000000002/cancel-cert",
+      "{}",
+    ],
     ["query", "/v3/scm/certificates?limit=10", "/v3/scm/certificates?limit=50", ""],
-    ["body", "/v3/scm/certificates/scs1000000000001/cancel-cert", "/v3/scm/certificates/scs1000000000001/cancel-cert", '{"x":1}'],
+    [
+      "body",
+      "/v3/scm/certificates/scs1000000000001/cancel-cert",
+      "/v3/scm/certificates/scs1000000000001/cancel-cert",
+      '{"x":1}',
+    ],
   ])("refuses a request whose %s was changed after signing", async (_name, signedPath, sentPath, sentBody) => {
     const method = sentBody === "" ? "GET" : "POST";
     const url = new URL(signedPath, stack.sim.url);
-    const headers: Record<string, string> = method === "POST" ? { "Content-Type": "application/json;charset=UTF-8" } : {};
-    const signed = signRequest({ method, url, headers, body: method === "POST" ? "{}" : undefined }, TEST_AKSK, new Date());
+    const headers: Record<string, string> =
+      method === "POST" ? { "Content-Type": "application/json;charset=UTF-8" } : {};
+    const signed = signRequest(
+      { method, url, headers, body: method === "POST" ? "{}" : undefined },
+      TEST_AKSK,
+      new Date(),
+    );
     const answer = await send(new URL(sentPath, stack.sim.url), method, { ...headers, ...signed }, sentBody);
     expect(answer.status).toBe(401);
-    expect(JSON.parse(answer.body)).toMatchObject({ error_code: "APIGW.0301", error_msg: expect.stringContaining("verify aksk signature fail") });
+    expect(JSON.parse(answer.body)).toMatchObject({
+      error_code: "APIGW.0301",
+      error_msg: expect.stringContaining("verify aksk signature fail"),
+    });
   });
 });
 
@@ -94,7 +118,10 @@ describe("the handler with an AK/SK secret", () => {
     process.env = { ...savedEnv, ...stack.env, LOG_LEVEL: "debug" };
     vi.resetModules();
     const { handler } = (await import("../../handlers/withdraw.ts")) as unknown as { handler: Handler };
-    const records = [sqsRecord({ certificate_id: DEMO.withdrawn }), sqsRecord({ certificate_id: DEMO.alreadyWithdrawn })];
+    const records = [
+      sqsRecord({ certificate_id: DEMO.withdrawn }),
+      sqsRecord({ certificate_id: DEMO.alreadyWithdrawn }),
+    ];
     const response = await handler(sqsEvent(...records), lambdaContext());
     expect(response.batchItemFailures).toEqual([]);
     expect(stack.sim.withdrawals(DEMO.withdrawn)).toBe(1);
@@ -113,7 +140,12 @@ describe("the handler with an AK/SK secret", () => {
     const rotated = { ...TEST_AKSK, accessKey: "HPUAROTATEDACCESSKEY", secretKey: `${TEST_AKSK.secretKey}-rotated` };
     stack.sim.rejectAccessKey(TEST_AKSK.accessKey);
     stack.sim.acceptAccessKey(rotated);
-    stack.secrets.setSecret(SECRET_ID, JSON.stringify({ aksk: { access_key: rotated.accessKey, secret_key: rotated.secretKey, domain_id: rotated.domainId } }));
+    stack.secrets.setSecret(
+      SECRET_ID,
+      JSON.stringify({
+        aksk: { access_key: rotated.accessKey, secret_key: rotated.secretKey, domain_id: rotated.domainId },
+      }),
+    );
     try {
       const response = await handler(sqsEvent(sqsRecord({ certificate_id: DEMO.alreadyWithdrawn })), lambdaContext());
       expect(response.batchItemFailures).toEqual([]);
@@ -129,13 +161,24 @@ describe("the handler with an AK/SK secret", () => {
   });
 });
 
-function send(url: URL, method: string, headers: Record<string, string>, body: string): Promise<{ status: number; body: string }> {
+function send(
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  body: string,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const request = http.request(url, { method, headers: { ...headers, ...(body ? { "Content-Length": Buffer.byteLength(body) } : {}) } }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on("data", (c: Buffer) => chunks.push(c));
-      response.on("end", () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
-    });
+    const request = http.request(
+      url,
+      { method, headers: { ...headers, ...(body ? { "Content-Length": Buffer.byteLength(body) } : {}) } },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (c: Buffer) => chunks.push(c));
+        response.on("end", () =>
+          resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }),
+        );
+      },
+    );
     request.on("error", reject);
     request.end(body || undefined);
   });

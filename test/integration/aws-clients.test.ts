@@ -19,7 +19,9 @@ describe("the deployed functions' AWS clients", () => {
       credentials: { accessKeyId: "test", secretAccessKey: "test" },
     });
     const started = Date.now();
-    const call = sqs.send(new GetQueueAttributesCommand({ QueueUrl: `${server.url}/000000000000/q`, AttributeNames: ["All"] }));
+    const call = sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: `${server.url}/000000000000/q`, AttributeNames: ["All"] }),
+    );
     await expect(call).rejects.toThrow(/requestTimeout|timed? ?out/i);
     expect(Date.now() - started).toBeLessThan(AWS_REQUEST_HANDLER.requestTimeout + 2000);
     expect(server.requests).toBe(1);

@@ -8,7 +8,14 @@
 import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand, type Message } from "@aws-sdk/client-sqs";
 import { execFile } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { CHAOS_DEFAULTS, formatAccounting, formatDiscrepancies, planChaos, runChaos, type ChaosPlan } from "../../local/chaos.ts";
+import {
+  CHAOS_DEFAULTS,
+  formatAccounting,
+  formatDiscrepancies,
+  planChaos,
+  runChaos,
+  type ChaosPlan,
+} from "../../local/chaos.ts";
 import { parseWithdrawalBody } from "../../lib/message.ts";
 import { TEST_TOKEN } from "../support/secrets.ts";
 
@@ -26,7 +33,8 @@ describe("the chaos run", () => {
     const explain = `${formatAccounting(report)}\n${formatDiscrepancies(report)}`;
     expect(report.discrepancies, explain).toEqual([]);
     expect(report.ok, explain).toBe(true);
-    for (const [outcome, count] of Object.entries(report.expected)) expect(report.actual[outcome as keyof typeof report.actual], `${outcome}\n${explain}`).toBe(count);
+    for (const [outcome, count] of Object.entries(report.expected))
+      expect(report.actual[outcome as keyof typeof report.actual], `${outcome}\n${explain}`).toBe(count);
     expect(report.actual.lost).toBe(0);
     expect(report.doubleWithdrawals).toBe(0);
 
@@ -55,19 +63,35 @@ describe("the chaos run", () => {
         // A job vanishes from the queue (as a bug that deletes without processing would do)...
         let message: Message | undefined;
         do {
-          message = (await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 1, VisibilityTimeout: 30 }))).Messages?.[0];
+          message = (
+            await sqs.send(
+              new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 1, VisibilityTimeout: 30 }),
+            )
+          ).Messages?.[0];
         } while (message?.Body === clean.body);
         lostBody = message!.Body!;
         await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: message!.ReceiptHandle! }));
         // ...a clean job is also found in the DLQ, and the DLQ holds something no job sent.
         const attributes = { failure_reason: { DataType: "String", StringValue: "retries_exhausted" } };
-        await sqs.send(new SendMessageCommand({ QueueUrl: dlqUrl, MessageBody: clean.body, MessageAttributes: attributes }));
-        await sqs.send(new SendMessageCommand({ QueueUrl: dlqUrl, MessageBody: '{"certificate_id":"forged0000000000"}', MessageAttributes: attributes }));
+        await sqs.send(
+          new SendMessageCommand({ QueueUrl: dlqUrl, MessageBody: clean.body, MessageAttributes: attributes }),
+        );
+        await sqs.send(
+          new SendMessageCommand({
+            QueueUrl: dlqUrl,
+            MessageBody: '{"certificate_id":"forged0000000000"}',
+            MessageAttributes: attributes,
+          }),
+        );
       },
     });
 
     expect(report.ok).toBe(false);
-    expect(report.discrepancies.map((d) => d.kind).sort(), formatDiscrepancies(report)).toEqual(["lost", "unexpected_dead_letter", "wrongly_dead_lettered"]);
+    expect(report.discrepancies.map((d) => d.kind).sort(), formatDiscrepancies(report)).toEqual([
+      "lost",
+      "unexpected_dead_letter",
+      "wrongly_dead_lettered",
+    ]);
     expect(report.discrepancies.find((d) => d.kind === "lost")!.job!.body).toBe(lostBody);
     expect(report.discrepancies.find((d) => d.kind === "wrongly_dead_lettered")!.job).toBe(clean);
     expect(formatAccounting(report)).toMatch(/^\s+lost\s+0\s+1\s+FAIL$/m);
@@ -90,20 +114,38 @@ describe("the chaos run", () => {
     // A certificate that should be withdrawn has at most 2·MAX_ATTEMPTS − 1 transient faults: at most
     // two receives, leaving MAX_RECEIVE_COUNT − 2 for kills to waste.
     const faultsPerCertificate = new Map<string, number>();
-    for (const job of a.jobs) if (job.certificateId) faultsPerCertificate.set(job.certificateId, (faultsPerCertificate.get(job.certificateId) ?? 0) + job.faults.length);
+    for (const job of a.jobs)
+      if (job.certificateId)
+        faultsPerCertificate.set(
+          job.certificateId,
+          (faultsPerCertificate.get(job.certificateId) ?? 0) + job.faults.length,
+        );
     const withdrawable = a.jobs.filter((j) => j.expected === "withdrawn" || j.expected === "already_withdrawn");
-    expect(Math.max(...withdrawable.map((j) => faultsPerCertificate.get(j.certificateId!)!))).toBeLessThanOrEqual(2 * CHAOS_DEFAULTS.maxAttempts - 1);
+    expect(Math.max(...withdrawable.map((j) => faultsPerCertificate.get(j.certificateId!)!))).toBeLessThanOrEqual(
+      2 * CHAOS_DEFAULTS.maxAttempts - 1,
+    );
     expect(() => planChaos({ maxReceiveCount: 3 })).toThrow("maxReceiveCount must be an integer of at least 4 (got 3)");
   });
 
   it("npm run chaos refuses a bad flag with one line and exit code 2", async () => {
     const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile("npx", ["tsx", "scripts/chaos.ts", "--jobs", "lots"], { cwd: REPO, timeout: 30_000 }, (error, stdout, stderr) =>
-        resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr }),
+      execFile(
+        "npx",
+        ["tsx", "scripts/chaos.ts", "--jobs", "lots"],
+        { cwd: REPO, timeout: 30_000 },
+        (error, stdout, stderr) =>
+          resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr }),
       );
     });
     expect(code).toBe(2);
     expect(stdout).toBe("");
-    expect(stderr.trim().split("\n").filter((l) => l.startsWith("npm run chaos:"))).toEqual(['npm run chaos: --jobs must be a whole number from 1 to 1000000 (got "lots") (see `npm run chaos -- --help`)']);
+    expect(
+      stderr
+        .trim()
+        .split("\n")
+        .filter((l) => l.startsWith("npm run chaos:")),
+    ).toEqual([
+      'npm run chaos: --jobs must be a whole number from 1 to 1000000 (got "lots") (see `npm run chaos -- --help`)',
+    ]);
   }, 30_000);
 });

@@ -55,7 +55,9 @@ async function freshTable(): Promise<string> {
 async function drainQueue(): Promise<Message[]> {
   const all: Message[] = [];
   for (;;) {
-    const { Messages = [] } = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.queueUrl, MaxNumberOfMessages: 10 }));
+    const { Messages = [] } = await stack.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: stack.queueUrl, MaxNumberOfMessages: 10 }),
+    );
     if (Messages.length === 0) return all;
     all.push(...Messages);
     const entries = Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! }));
@@ -77,21 +79,41 @@ function sweep(at: number, table: string | undefined, options: Partial<CleanupRu
     ...(table ? { sightings: createSightings({ client, tableName: table, logger, now: () => at }) } : {}),
   };
   const { filters } = parseCleanupFilters({});
-  const run = runCleanup(deps, { runId: "cleanup-20261127T101500Z-ab12", mode: "enqueue", filters, offsetMode: "auto", ...options });
+  const run = runCleanup(deps, {
+    runId: "cleanup-20261127T101500Z-ab12",
+    mode: "enqueue",
+    filters,
+    offsetMode: "auto",
+    ...options,
+  });
   return { run, lines };
 }
 
-const enqueuedIds = async () => (await drainQueue()).map((m) => (JSON.parse(m.Body!) as { certificate_id: string }).certificate_id).sort();
+const enqueuedIds = async () =>
+  (await drainQueue()).map((m) => (JSON.parse(m.Body!) as { certificate_id: string }).certificate_id).sort();
 
 describe("first sightings", () => {
   it("stick: a later sighting returns the first one's time, and updates only last_seen_at", async () => {
     const table = await freshTable();
-    const at = (t: number) => createSightings({ client, tableName: table, logger: createLogger({ write: () => {} }), now: () => t });
-    expect(await at(T0).record([{ id: "scs1000000000001", status: "CHECKING" }])).toEqual(new Map([["scs1000000000001", T0]]));
-    const later = await at(T0 + DAY).record([{ id: "scs1000000000001", status: "CHECKING_ORG" }, { id: "scs1000000000002", status: "CHECKING" }]);
-    expect(later).toEqual(new Map([["scs1000000000001", T0], ["scs1000000000002", T0 + DAY]]));
+    const at = (t: number) =>
+      createSightings({ client, tableName: table, logger: createLogger({ write: () => {} }), now: () => t });
+    expect(await at(T0).record([{ id: "scs1000000000001", status: "CHECKING" }])).toEqual(
+      new Map([["scs1000000000001", T0]]),
+    );
+    const later = await at(T0 + DAY).record([
+      { id: "scs1000000000001", status: "CHECKING_ORG" },
+      { id: "scs1000000000002", status: "CHECKING" },
+    ]);
+    expect(later).toEqual(
+      new Map([
+        ["scs1000000000001", T0],
+        ["scs1000000000002", T0 + DAY],
+      ]),
+    );
     const key = sightingKey("scs1000000000001");
-    const { Item } = await client.send(new GetItemCommand({ TableName: table, Key: { pk: { S: key.pk }, sk: { S: key.sk } } }));
+    const { Item } = await client.send(
+      new GetItemCommand({ TableName: table, Key: { pk: { S: key.pk }, sk: { S: key.sk } } }),
+    );
     expect(Item).toMatchObject({
       first_seen_at: { N: String(T0) },
       last_seen_at: { N: String(T0 + DAY) },
@@ -102,8 +124,12 @@ describe("first sightings", () => {
 
   it("two sweeps racing agree on one first sighting", async () => {
     const table = await freshTable();
-    const at = (t: number) => createSightings({ client, tableName: table, logger: createLogger({ write: () => {} }), now: () => t });
-    const certificates = Array.from({ length: 20 }, (_, i) => ({ id: `scs20000000000${String(i).padStart(2, "0")}`, status: "CHECKING" }));
+    const at = (t: number) =>
+      createSightings({ client, tableName: table, logger: createLogger({ write: () => {} }), now: () => t });
+    const certificates = Array.from({ length: 20 }, (_, i) => ({
+      id: `scs20000000000${String(i).padStart(2, "0")}`,
+      status: "CHECKING",
+    }));
     const [a, b] = await Promise.all([at(T0).record(certificates), at(T0 + 1000).record(certificates)]);
     for (const { id } of certificates) {
       expect([T0, T0 + 1000]).toContain(a.get(id));
@@ -113,11 +139,16 @@ describe("first sightings", () => {
 
   it("start over after a gap: the certificate left review in between", async () => {
     const table = await freshTable();
-    const at = (t: number) => createSightings({ client, tableName: table, logger: createLogger({ write: () => {} }), now: () => t });
+    const at = (t: number) =>
+      createSightings({ client, tableName: table, logger: createLogger({ write: () => {} }), now: () => t });
     await at(T0).record([{ id: "scs3000000000001", status: "CHECKING" }]);
     const back = T0 + SIGHTING_GAP_MS + DAY;
-    expect((await at(back).record([{ id: "scs3000000000001", status: "CHECKING" }])).get("scs3000000000001")).toBe(back);
-    expect((await at(back + DAY).record([{ id: "scs3000000000001", status: "CHECKING" }])).get("scs3000000000001")).toBe(back);
+    expect((await at(back).record([{ id: "scs3000000000001", status: "CHECKING" }])).get("scs3000000000001")).toBe(
+      back,
+    );
+    expect(
+      (await at(back + DAY).record([{ id: "scs3000000000001", status: "CHECKING" }])).get("scs3000000000001"),
+    ).toBe(back);
   });
 });
 
@@ -139,7 +170,9 @@ describe("CLEANUP_MIN_AGE", () => {
     expect(today.ages).toEqual({ tracked: true, minAgeMs: 7 * DAY });
     const eightDaysAgo = new Date(T0 - 8 * DAY).toISOString();
     expect(today.enqueued.map((j) => j.firstSeenAt)).toEqual([eightDaysAgo, eightDaysAgo]);
-    expect(today.skipped).toEqual([{ certificateId: "scs4000000000003", status: "SUPPLEMENTCHECKING", reason: "too_recent" }]);
+    expect(today.skipped).toEqual([
+      { certificateId: "scs4000000000003", status: "SUPPLEMENTCHECKING", reason: "too_recent" },
+    ]);
   });
 
   it("forgets what it enqueued: seen under review again (applied for again), its clock starts over", async () => {
@@ -157,7 +190,9 @@ describe("CLEANUP_MIN_AGE", () => {
     stack.sim.addCertificate({ id: "scs5000000000001", status: "CHECKING" });
     const report = await sweep(T0, table).run;
     expect(report.ages).toEqual({ tracked: true, minAgeMs: undefined });
-    expect(report.enqueued.map((j) => [j.certificateId, j.firstSeenAt])).toEqual([["scs5000000000001", new Date(T0).toISOString()]]);
+    expect(report.enqueued.map((j) => [j.certificateId, j.firstSeenAt])).toEqual([
+      ["scs5000000000001", new Date(T0).toISOString()],
+    ]);
   });
 
   it("enqueues nothing whose sighting could not be written (age_unknown)", async () => {
@@ -166,7 +201,10 @@ describe("CLEANUP_MIN_AGE", () => {
     const report = await run;
     expect(report.counts).toMatchObject({ selected: 0, skipped: { age_unknown: 1 } });
     expect(await enqueuedIds()).toEqual([]);
-    expect(lines.find((l) => l.event === "cleanup_sighting_failed")).toMatchObject({ level: "warn", certificateId: "scs6000000000001" });
+    expect(lines.find((l) => l.event === "cleanup_sighting_failed")).toMatchObject({
+      level: "warn",
+      certificateId: "scs6000000000001",
+    });
   });
 
   it("without the ledger: says it cannot age-filter; with a minimum age, refuses to run and enqueues nothing", async () => {

@@ -38,7 +38,11 @@ const savedEnv = { ...process.env };
 
 beforeAll(async () => {
   stack = await startStack();
-  secretsManager = new SecretsManagerClient({ endpoint: stack.secrets.url, region: "eu-west-1", credentials: stack.secrets.credentials });
+  secretsManager = new SecretsManagerClient({
+    endpoint: stack.secrets.url,
+    region: "eu-west-1",
+    credentials: stack.secrets.credentials,
+  });
   scm = createScmClient({ endpoint: stack.sim.url, timeoutMs: 2000 });
 });
 afterAll(async () => {
@@ -64,7 +68,12 @@ beforeEach(async () => {
 const certId = (prefix: string, n: number) => `${prefix}${String(n).padStart(16 - prefix.length, "0")}`;
 
 /** Adds `count` certificates in `status`, oldest first (their listing order), and returns their ids. */
-function addCertificates(prefix: string, count: number, status: CertificateStatus, extra: { name?: string; domain?: string } = {}): string[] {
+function addCertificates(
+  prefix: string,
+  count: number,
+  status: CertificateStatus,
+  extra: { name?: string; domain?: string } = {},
+): string[] {
   const ids: string[] = [];
   for (let i = 1; i <= count; i++) {
     const id = certId(prefix, i);
@@ -78,15 +87,25 @@ function addCertificates(prefix: string, count: number, status: CertificateStatu
 async function drainQueue(): Promise<Message[]> {
   const all: Message[] = [];
   for (;;) {
-    const { Messages = [] } = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
+    const { Messages = [] } = await stack.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: stack.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
+    );
     if (Messages.length === 0) return all;
     all.push(...Messages);
-    await stack.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: stack.queueUrl, Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
+    await stack.sqs.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: stack.queueUrl,
+        Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
+      }),
+    );
   }
 }
 
 const jobsOf = (messages: Message[]) => messages.map((m) => WithdrawalRequest.parse(JSON.parse(m.Body!)));
-const listCalls = () => stack.sim.calls.filter((c) => c.kind === "list").map((c) => Object.fromEntries(new URL(c.path, "http://x").searchParams));
+const listCalls = () =>
+  stack.sim.calls
+    .filter((c) => c.kind === "list")
+    .map((c) => Object.fromEntries(new URL(c.path, "http://x").searchParams));
 
 function filters(raw: RawFilters = {}) {
   const { filters, problems } = parseCleanupFilters(raw);
@@ -109,10 +128,19 @@ function dependencies(overrides: Partial<CleanupDependencies> = {}) {
   return { deps, lines, tokens };
 }
 
-function sweep(options: Partial<CleanupRunOptions> & { raw?: RawFilters } = {}, overrides: Partial<CleanupDependencies> = {}) {
+function sweep(
+  options: Partial<CleanupRunOptions> & { raw?: RawFilters } = {},
+  overrides: Partial<CleanupDependencies> = {},
+) {
   const { deps, lines } = dependencies(overrides);
   const { raw, ...rest } = options;
-  const run = runCleanup(deps, { runId: "cleanup-20261127T101500Z-ab12", mode: "enqueue", filters: filters(raw), offsetMode: "auto", ...rest });
+  const run = runCleanup(deps, {
+    runId: "cleanup-20261127T101500Z-ab12",
+    mode: "enqueue",
+    filters: filters(raw),
+    offsetMode: "auto",
+    ...rest,
+  });
   return { run, lines };
 }
 
@@ -143,9 +171,17 @@ describe("filters", () => {
     const report = await sweep().run;
 
     expect(listCalls().map((q) => q.status)).toEqual(["CHECKING", "CHECKING_ORG", "SUPPLEMENTCHECKING"]);
-    expect(listCalls().every((q) => q.limit === "50" && q.offset === "0" && q.sort_key === "certUpdateTime" && q.sort_dir === "ASC")).toBe(true);
+    expect(
+      listCalls().every(
+        (q) => q.limit === "50" && q.offset === "0" && q.sort_key === "certUpdateTime" && q.sort_dir === "ASC",
+      ),
+    ).toBe(true);
     expect(report.enqueued.map((j) => j.certificateId)).toEqual([...checking, ...org, ...supplement]);
-    expect(jobsOf(await drainQueue()).map((j) => j.certificate_id).sort()).toEqual([...checking, ...org, ...supplement].sort());
+    expect(
+      jobsOf(await drainQueue())
+        .map((j) => j.certificate_id)
+        .sort(),
+    ).toEqual([...checking, ...org, ...supplement].sort());
     expect(report.offsetMode).toBe("not_needed");
   });
 
@@ -168,13 +204,20 @@ describe("filters", () => {
 
   it("enqueues jobs that validate against WithdrawalRequest, with source cleanup, the run's batch_id and the reason", async () => {
     const ids = addCertificates("chk", 12, "CHECKING");
-    const report = await sweep({ runId: "cleanup-20261127T101500Z-ab12", raw: { reason: "stale application (ticket OPS-7)" } }).run;
+    const report = await sweep({
+      runId: "cleanup-20261127T101500Z-ab12",
+      raw: { reason: "stale application (ticket OPS-7)" },
+    }).run;
     const messages = await drainQueue();
     expect(messages).toHaveLength(12);
     for (const message of messages) {
       const body = JSON.parse(message.Body!);
       expect(WithdrawalRequest.safeParse(body).success).toBe(true);
-      expect(body).toMatchObject({ source: "cleanup", batch_id: "cleanup-20261127T101500Z-ab12", reason: "stale application (ticket OPS-7)" });
+      expect(body).toMatchObject({
+        source: "cleanup",
+        batch_id: "cleanup-20261127T101500Z-ab12",
+        reason: "stale application (ticket OPS-7)",
+      });
       expect(body.request_id).toBe(`cleanup-20261127T101500Z-ab12-${body.certificate_id}`);
       expect(Date.parse(body.requested_at)).toBeGreaterThan(Date.now() - 60_000);
     }
@@ -190,7 +233,11 @@ describe("filters", () => {
       { certificateId: ids[1], status: "CHECKING", reason: "excluded" },
       { certificateId: ids[3], status: "CHECKING", reason: "excluded" },
     ]);
-    expect(jobsOf(await drainQueue()).map((j) => j.certificate_id).sort()).toEqual([ids[0], ids[2], ids[4]].sort());
+    expect(
+      jobsOf(await drainQueue())
+        .map((j) => j.certificate_id)
+        .sort(),
+    ).toEqual([ids[0], ids[2], ids[4]].sort());
   });
 
   it("enqueues at most the cap, oldest first, and reports the rest as over_cap", async () => {
@@ -206,8 +253,15 @@ describe("filters", () => {
 
   it("in a dry run lists and reports, and enqueues nothing", async () => {
     const ids = addCertificates("chk", 4, "CHECKING");
-    const { deps, lines } = dependencies({ createSender: () => expect.unreachable("a dry run must not build a sender") });
-    const report = await runCleanup(deps, { runId: "cleanup-dry", mode: "dry-run", filters: filters(), offsetMode: "auto" });
+    const { deps, lines } = dependencies({
+      createSender: () => expect.unreachable("a dry run must not build a sender"),
+    });
+    const report = await runCleanup(deps, {
+      runId: "cleanup-dry",
+      mode: "dry-run",
+      filters: filters(),
+      offsetMode: "auto",
+    });
     expect(report.selected.map((j) => j.certificateId)).toEqual(ids);
     expect(report.enqueued).toEqual([]);
     expect(await drainQueue()).toEqual([]);
@@ -224,7 +278,9 @@ describe("paging", () => {
     expect(listCalls().map((q) => q.offset)).toEqual(["0", "1", "50", "100"]);
     expect(report.offsetMode).toBe("records");
     expect(report.enqueued.map((j) => j.certificateId)).toEqual(ids);
-    expect(report.passes).toEqual([{ status: "CHECKING", totalCount: 130, listed: 130, calls: 4, unreachable: 0, truncatedBy: undefined }]);
+    expect(report.passes).toEqual([
+      { status: "CHECKING", totalCount: 130, listed: 130, calls: 4, unreachable: 0, truncatedBy: undefined },
+    ]);
     expect(report.warnings).toEqual([]);
     expect(lines.find((l) => l.event === "cleanup_offset_mode_detected")).toMatchObject({ offsetMode: "records" });
     expect(await drainQueue()).toHaveLength(130);
@@ -252,12 +308,23 @@ describe("paging", () => {
     const { run, lines } = sweep({ raw: { statuses: "CHECKING", maxJobs: "500" } });
     const report = await run;
     expect(report.enqueued.map((j) => j.certificateId)).toEqual(ids.slice(0, 150));
-    expect(report.passes[0]).toMatchObject({ totalCount: 180, listed: 150, unreachable: 30, truncatedBy: "offset_cap" });
+    expect(report.passes[0]).toMatchObject({
+      totalCount: 180,
+      listed: 150,
+      unreachable: 30,
+      truncatedBy: "offset_cap",
+    });
     expect(report.counts.unreachable).toBe(30);
     expect(report.warnings).toEqual([
       "CHECKING: SCM reports 180 matching certificates but the listing's offset cap (offset ≤ 100, counting records) reaches only the first 150; 30 were not seen. Narrow with the content filter, or run again once these are withdrawn.",
     ]);
-    expect(lines.find((l) => l.event === "cleanup_offset_cap_reached")).toMatchObject({ level: "warn", status: "CHECKING", totalCount: 180, reachable: 150, unreachable: 30 });
+    expect(lines.find((l) => l.event === "cleanup_offset_cap_reached")).toMatchObject({
+      level: "warn",
+      status: "CHECKING",
+      totalCount: 180,
+      reachable: 150,
+      unreachable: 30,
+    });
   });
 
   it("reports certificates past the offset cap (offset counts pages: 101 pages reachable)", async () => {
@@ -311,7 +378,12 @@ describe("listing errors", () => {
     stack.secrets.setSecret(SECRET_ID, ROTATED_TOKEN);
     const readsBefore = stack.secrets.reads(SECRET_ID);
 
-    const report = await runCleanup(deps, { runId: "cleanup-rotated", mode: "enqueue", filters: filters(), offsetMode: "auto" });
+    const report = await runCleanup(deps, {
+      runId: "cleanup-rotated",
+      mode: "enqueue",
+      filters: filters(),
+      offsetMode: "auto",
+    });
     expect(report.enqueued.map((j) => j.certificateId)).toEqual(ids);
     expect(stack.secrets.reads(SECRET_ID) - readsBefore).toBe(1);
     expect(stack.sim.calls.filter((c) => c.kind === "list").map((c) => c.status)).toEqual([401, 200, 200, 200]);
@@ -323,7 +395,9 @@ describe("listing errors", () => {
     const error = await sweep().run.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CleanupError);
     expect(error).toMatchObject({ code: "listing_unauthorized", httpStatus: 401 });
-    expect((error as Error).message).toMatch(/^listing CHECKING certificates \(offset 0\): SCM answered HTTP 401 APIGW\.0301 .* \(the token was refreshed once and still refused\); nothing was enqueued$/);
+    expect((error as Error).message).toMatch(
+      /^listing CHECKING certificates \(offset 0\): SCM answered HTTP 401 APIGW\.0301 .* \(the token was refreshed once and still refused\); nothing was enqueued$/,
+    );
     expect((error as Error).message).not.toContain("\n");
     expect(await drainQueue()).toEqual([]);
   });
@@ -335,7 +409,10 @@ describe("listing errors", () => {
     const report = await run;
     expect(report.enqueued.map((j) => j.certificateId)).toEqual(ids);
     expect(stack.sim.calls.map((c) => c.status)).toEqual([503, 429, 200]);
-    expect(lines.filter((l) => l.event === "cleanup_listing_retrying").map((l) => l.reason)).toEqual(["server_error", "throttled"]);
+    expect(lines.filter((l) => l.event === "cleanup_listing_retrying").map((l) => l.reason)).toEqual([
+      "server_error",
+      "throttled",
+    ]);
   });
 
   it("fails after MAX_ATTEMPTS transient answers, and enqueues nothing", async () => {
@@ -343,7 +420,9 @@ describe("listing errors", () => {
     stack.sim.injectAlways({ call: "list" }, faults.gatewayTimeout());
     const error = await sweep().run.catch((e: unknown) => e);
     expect(error).toMatchObject({ code: "listing_unavailable", httpStatus: 504, errorCode: "APIG.0203" });
-    expect((error as Error).message).toBe("listing CHECKING certificates (offset 0) failed 3 times, last: HTTP 504 APIG.0203 Backend timeout.; nothing was enqueued");
+    expect((error as Error).message).toBe(
+      "listing CHECKING certificates (offset 0) failed 3 times, last: HTTP 504 APIG.0203 Backend timeout.; nothing was enqueued",
+    );
     expect(stack.sim.calls).toHaveLength(3);
     expect(await drainQueue()).toEqual([]);
   });
@@ -355,18 +434,23 @@ describe("listing errors", () => {
     });
     const error = await sweep({ offsetMode: "records" }, { scm: hooked }).run.catch((e: unknown) => e);
     expect(error).toMatchObject({ code: "listing_rejected", httpStatus: 403, errorCode: "SCM.0003" });
-    expect((error as Error).message).toBe("listing CHECKING certificates (offset 50): SCM answered HTTP 403 SCM.0003 tenant has no privilege; nothing was enqueued");
+    expect((error as Error).message).toBe(
+      "listing CHECKING certificates (offset 50): SCM answered HTTP 403 SCM.0003 tenant has no privilege; nothing was enqueued",
+    );
     expect(await drainQueue()).toEqual([]);
   });
 
-  it.each([400, 500])("decides the listing by error_code first: SCM.0003 under %i fails at once, without retrying", async (status) => {
-    addCertificates("chk", 2, "CHECKING");
-    stack.sim.inject({ call: "list" }, faults.scmError(status, "SCM.0003", "tenant has no privilege"));
-    const error = await sweep().run.catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: "listing_rejected", httpStatus: status, errorCode: "SCM.0003" });
-    expect(stack.sim.calls).toHaveLength(1);
-    expect(await drainQueue()).toEqual([]);
-  });
+  it.each([400, 500])(
+    "decides the listing by error_code first: SCM.0003 under %i fails at once, without retrying",
+    async (status) => {
+      addCertificates("chk", 2, "CHECKING");
+      stack.sim.inject({ call: "list" }, faults.scmError(status, "SCM.0003", "tenant has no privilege"));
+      const error = await sweep().run.catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: "listing_rejected", httpStatus: status, errorCode: "SCM.0003" });
+      expect(stack.sim.calls).toHaveLength(1);
+      expect(await drainQueue()).toEqual([]);
+    },
+  );
 
   it("retries a listing answered 400 SCM.0016 (a transient business code), then lists", async () => {
     addCertificates("chk", 2, "CHECKING");
@@ -389,7 +473,9 @@ describe("listing errors", () => {
     stack.sim.inject({ call: "list" }, faults.answer(200, { items: [] }));
     const error = await sweep().run.catch((e: unknown) => e);
     expect(error).toMatchObject({ code: "listing_unexpected" });
-    expect((error as Error).message).toBe("listing CHECKING certificates (offset 0): SCM answered HTTP 200 without a usable {certificates, total_count} body");
+    expect((error as Error).message).toBe(
+      "listing CHECKING certificates (offset 0): SCM answered HTTP 200 without a usable {certificates, total_count} body",
+    );
   });
 });
 
@@ -420,7 +506,11 @@ describe("the scheduled handler", () => {
     const report = (await handler(event, lambdaContext(60_000))) as Awaited<ReturnType<typeof runCleanup>>;
     const runId = runIdForEvent(event, new Date());
     expect(runId).toMatch(/^cleanup-20261127T101500Z-[0-9a-f]{4}$/);
-    expect(report).toMatchObject({ runId, mode: "enqueue", counts: { found: 6, enqueued: 5, skipped: { excluded: 1 } } });
+    expect(report).toMatchObject({
+      runId,
+      mode: "enqueue",
+      counts: { found: 6, enqueued: 5, skipped: { excluded: 1 } },
+    });
     const jobs = jobsOf(await drainQueue());
     expect(jobs.map((j) => j.certificate_id).sort()).toEqual(ids.slice(0, 5).sort());
     expect(jobs.every((j) => j.source === "cleanup" && j.batch_id === runId)).toBe(true);
@@ -448,12 +538,22 @@ describe("the scheduled handler", () => {
   it("fails the invocation with one logged line when the listing fails", async () => {
     stack.sim.injectAlways({ call: "list" }, faults.scmError(403, "SCM.0003", "tenant has no privilege"));
     const handler = await coldStart({ CLEANUP_MODE: "enqueue" });
-    await expect(handler(event, lambdaContext(60_000))).rejects.toMatchObject({ name: "CleanupError", code: "listing_rejected" });
+    await expect(handler(event, lambdaContext(60_000))).rejects.toMatchObject({
+      name: "CleanupError",
+      code: "listing_rejected",
+    });
     expect(capturedOutput()).toMatch(/"event":"cleanup_failed".*"code":"listing_rejected"/);
   });
 
   it("refuses to start with a bad configuration, naming every bad variable", async () => {
-    await expect(coldStart({ CLEANUP_MODE: "yes", CLEANUP_STATUSES: "CHECKING,ISSUED", CLEANUP_EXCLUDE: "scs1, ../x", CLEANUP_MAX_JOBS: "0" })).rejects.toThrow(
+    await expect(
+      coldStart({
+        CLEANUP_MODE: "yes",
+        CLEANUP_STATUSES: "CHECKING,ISSUED",
+        CLEANUP_EXCLUDE: "scs1, ../x",
+        CLEANUP_MAX_JOBS: "0",
+      }),
+    ).rejects.toThrow(
       /^Invalid configuration: CLEANUP_MODE must be one of off, dry-run, enqueue \(got "yes"\); CLEANUP_STATUSES must list statuses with an application under review .*ISSUED cannot be withdrawn.*; CLEANUP_EXCLUDE has ids that are not 16 characters A-Z, a-z, 0-9: "scs1", "..\/x"; CLEANUP_MAX_JOBS must be an integer from 1 to 10000 \(got "0"\)$/,
     );
   });
@@ -467,7 +567,12 @@ describe("a sweep and the worker, round trip", () => {
     process.env = { ...savedEnv, ...stack.env };
     vi.resetModules();
     const withdraw = (await import("../../handlers/withdraw.ts")).handler as unknown as WithdrawHandler;
-    const config = loadCleanupConfig({ ...stack.env, WITHDRAWAL_QUEUE_URL: stack.queueUrl, CLEANUP_MODE: "enqueue", LOG_LEVEL: "warn" });
+    const config = loadCleanupConfig({
+      ...stack.env,
+      WITHDRAWAL_QUEUE_URL: stack.queueUrl,
+      CLEANUP_MODE: "enqueue",
+      LOG_LEVEL: "warn",
+    });
     const runtime = createCleanupRuntime(config, { sqs: stack.sqs, secretsManager, scm });
 
     // Two sweeps run before the worker catches up: both enqueue the same three applications.
@@ -476,7 +581,10 @@ describe("a sweep and the worker, round trip", () => {
     expect(first.counts.enqueued).toBe(3);
     expect(second.counts.enqueued).toBe(3);
     const messages = await drainQueue();
-    const batch = (runId: string) => messages.filter((m) => JSON.parse(m.Body!).batch_id === runId).map((m) => sqsRecord(m.Body!, { messageId: m.MessageId! }));
+    const batch = (runId: string) =>
+      messages
+        .filter((m) => JSON.parse(m.Body!).batch_id === runId)
+        .map((m) => sqsRecord(m.Body!, { messageId: m.MessageId! }));
 
     const firstResponse = await withdraw(sqsEvent(...batch(first.runId)), lambdaContext());
     expect(firstResponse.batchItemFailures).toEqual([]);
@@ -517,8 +625,15 @@ describe("scm-withdraw cleanup (the CLI)", () => {
   async function cliWith(io: Partial<CliIo>, ...argv: string[]) {
     const out: string[] = [];
     const err: string[] = [];
-    const base = { "--queue-url": stack.queueUrl, "--endpoint-url": stack.sqsEndpoint, "--scm-endpoint": stack.sim.url, "--token-file": tokenFile };
-    const connection = Object.entries(base).filter(([flag]) => !argv.includes(flag)).flat();
+    const base = {
+      "--queue-url": stack.queueUrl,
+      "--endpoint-url": stack.sqsEndpoint,
+      "--scm-endpoint": stack.sim.url,
+      "--token-file": tokenFile,
+    };
+    const connection = Object.entries(base)
+      .filter(([flag]) => !argv.includes(flag))
+      .flat();
     const code = await main(
       ["cleanup", ...connection, ...argv],
       { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) }, env: {}, ...io },
@@ -552,7 +667,11 @@ describe("scm-withdraw cleanup (the CLI)", () => {
     expect(await drainQueue()).toEqual([]);
     const accepted = await cliWith({ ask: ask("y") }, "--status", "CHECKING", "--reason", "stale");
     expect(accepted.code).toBe(0);
-    expect(jobsOf(await drainQueue()).map((j) => j.certificate_id).sort()).toEqual([...ids].sort());
+    expect(
+      jobsOf(await drainQueue())
+        .map((j) => j.certificate_id)
+        .sort(),
+    ).toEqual([...ids].sort());
   });
 
   it("--dry-run prints what it would enqueue and enqueues nothing", async () => {
@@ -564,7 +683,9 @@ describe("scm-withdraw cleanup (the CLI)", () => {
     expect(stdout).toContain(`${ids[0]}  CHECKING  shop  shop.example.com  would enqueue`);
     expect(stdout).toMatch(new RegExp(`${ids[2]}\\s+CHECKING\\s+excluded`));
     expect(stdout).toMatch(/found 3, would enqueue 2, skipped 1 \(excluded 1\), not reachable 0 in \d+ ms\n$/);
-    expect(stdout).toContain("ages: unknown without the ledger (SCM's listing has none): every application under review is selected");
+    expect(stdout).toContain(
+      "ages: unknown without the ledger (SCM's listing has none): every application under review is selected",
+    );
     expect(await drainQueue()).toEqual([]);
   });
 
@@ -583,14 +704,25 @@ describe("scm-withdraw cleanup (the CLI)", () => {
     const ids = addCertificates("chk", 6, "CHECKING");
     const excludeFile = path.join(dir, "keep.txt");
     writeFileSync(excludeFile, `# customers who asked to keep theirs\n${ids[0]}\n`);
-    const { code, stdout } = await cli("--exclude-file", excludeFile, "--max", "3", "--reason", "stale (OPS-9)", "--status", "CHECKING");
+    const { code, stdout } = await cli(
+      "--exclude-file",
+      excludeFile,
+      "--max",
+      "3",
+      "--reason",
+      "stale (OPS-9)",
+      "--status",
+      "CHECKING",
+    );
     expect(code).toBe(0);
     const batchId = /^batch_id: (cleanup-\S+)$/m.exec(stdout)?.[1];
     expect(batchId).toBeDefined();
     expect(stdout).toContain("over the cap (--max 3): 2 not enqueued: ");
     const jobs = jobsOf(await drainQueue());
     expect(jobs.map((j) => j.certificate_id).sort()).toEqual(ids.slice(1, 4).sort());
-    expect(jobs.every((j) => j.source === "cleanup" && j.batch_id === batchId && j.reason === "stale (OPS-9)")).toBe(true);
+    expect(jobs.every((j) => j.source === "cleanup" && j.batch_id === batchId && j.reason === "stale (OPS-9)")).toBe(
+      true,
+    );
   });
 
   it("--json prints the whole report, and the offset-cap warning goes to stderr", async () => {
@@ -598,13 +730,20 @@ describe("scm-withdraw cleanup (the CLI)", () => {
     const { code, stdout, stderr } = await cli("--json", "--dry-run", "--status", "CHECKING", "--max", "500");
     expect(code).toBe(0);
     const report = JSON.parse(stdout);
-    expect(report).toMatchObject({ mode: "dry-run", offsetMode: "records", counts: { selected: 150, unreachable: 10 } });
+    expect(report).toMatchObject({
+      mode: "dry-run",
+      offsetMode: "records",
+      counts: { selected: 150, unreachable: 10 },
+    });
     expect(stderr).toBe(`warning: ${report.warnings[0]}\n`);
     expect(stderr).toContain("10 were not seen");
   });
 
   it.each([
-    [["--status", "ISSUED"], "--status must list statuses with an application under review (CHECKING, CHECKING_ORG, SUPPLEMENTCHECKING); ISSUED cannot be withdrawn"],
+    [
+      ["--status", "ISSUED"],
+      "--status must list statuses with an application under review (CHECKING, CHECKING_ORG, SUPPLEMENTCHECKING); ISSUED cannot be withdrawn",
+    ],
     [["--exclude", "scs1,scs1481110651012"], '--exclude has ids that are not 16 characters A-Z, a-z, 0-9: "scs1"'],
     [["--max", "0"], "--max must be an integer from 1 to 10000"],
     [["--offset-mode", "rows"], "--offset-mode must be one of auto, records, pages"],
@@ -620,11 +759,16 @@ describe("scm-withdraw cleanup (the CLI)", () => {
     expect(stack.sim.calls).toEqual([]);
   });
 
-  it("lists with AK/SK-signed calls when the token file holds {\"aksk\": ...}", async () => {
+  it('lists with AK/SK-signed calls when the token file holds {"aksk": ...}', async () => {
     const ids = addCertificates("chk", 2, "CHECKING");
     stack.sim.acceptAccessKey(TEST_AKSK);
     const akskFile = path.join(dir, "aksk.json");
-    writeFileSync(akskFile, JSON.stringify({ aksk: { access_key: TEST_AKSK.accessKey, secret_key: TEST_AKSK.secretKey, domain_id: TEST_AKSK.domainId } }));
+    writeFileSync(
+      akskFile,
+      JSON.stringify({
+        aksk: { access_key: TEST_AKSK.accessKey, secret_key: TEST_AKSK.secretKey, domain_id: TEST_AKSK.domainId },
+      }),
+    );
     const { code, stdout, stderr } = await cli("--dry-run", "--token-file", akskFile);
     expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
     for (const id of ids) expect(stdout).toContain(`${id}  CHECKING`);
@@ -639,19 +783,30 @@ describe("scm-withdraw cleanup (the CLI)", () => {
     writeFileSync(bad, "too-short");
     const { code, stderr } = await cli("--token-file", bad);
     expect(code).toBe(2);
-    expect(stderr).toBe(`scm-withdraw: error: --token-file ${bad}: the stored token is shorter than 32 characters, so it cannot be an IAM token (see \`scm-withdraw cleanup --help\`)\n`);
+    expect(stderr).toBe(
+      `scm-withdraw: error: --token-file ${bad}: the stored token is shorter than 32 characters, so it cannot be an IAM token (see \`scm-withdraw cleanup --help\`)\n`,
+    );
     expect(stack.sim.calls).toEqual([]);
   });
 
   it("reads the token from the Secrets Manager secret in SCM_TOKEN_SECRET_ID when no --token-file is given", async () => {
     const ids = addCertificates("chk", 2, "CHECKING");
     // The SDK takes its endpoint and credentials from the process environment, as on a laptop.
-    process.env = { ...savedEnv, AWS_ENDPOINT_URL_SECRETS_MANAGER: stack.secrets.url, AWS_ACCESS_KEY_ID: stack.secrets.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: stack.secrets.credentials.secretAccessKey };
+    process.env = {
+      ...savedEnv,
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: stack.secrets.url,
+      AWS_ACCESS_KEY_ID: stack.secrets.credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: stack.secrets.credentials.secretAccessKey,
+    };
     const reads = stack.secrets.reads(SECRET_ID);
     const out: string[] = [];
     const code = await main(
       ["cleanup", "--dry-run", "--queue-url", stack.queueUrl, "--scm-endpoint", stack.sim.url, "--json"],
-      { stdout: { write: (s: string) => out.push(s) }, stderr: { write: () => {} }, env: { SCM_TOKEN_SECRET_ID: SECRET_ID } },
+      {
+        stdout: { write: (s: string) => out.push(s) },
+        stderr: { write: () => {} },
+        env: { SCM_TOKEN_SECRET_ID: SECRET_ID },
+      },
       [cleanupCommand],
     );
     process.env = savedEnv;
@@ -681,7 +836,9 @@ describe("scm-withdraw cleanup (the CLI)", () => {
     const { code, stdout, stderr } = await cli();
     expect(code).toBe(1);
     expect(stdout).toBe("");
-    expect(stderr).toBe("scm-withdraw: error: listing CHECKING certificates (offset 0): SCM answered HTTP 403 SCM.0003 tenant has no privilege; nothing was enqueued\n");
+    expect(stderr).toBe(
+      "scm-withdraw: error: listing CHECKING certificates (offset 0): SCM answered HTTP 403 SCM.0003 tenant has no privilege; nothing was enqueued\n",
+    );
     expect(await drainQueue()).toEqual([]);
   });
 });

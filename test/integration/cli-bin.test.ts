@@ -24,7 +24,11 @@ interface Run {
   stderr: string;
 }
 
-function run(command: string, args: string[], options: { onStdout?: (text: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Run> {
+function run(
+  command: string,
+  args: string[],
+  options: { onStdout?: (text: string, child: ReturnType<typeof spawn>) => void } = {},
+): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd: ROOT, env: ENV, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -61,7 +65,9 @@ describe("bin/scm-withdraw.mjs", () => {
     const result = await run(process.execPath, [BIN, "enqueue", "scs1000000000001", ...queues.flags]);
     expect(result.stderr).toBe("");
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/^certificate_id\s+message_id\nscs1000000000001\s+[0-9a-f-]{36}\nsent 1 to withdrawals\n$/);
+    expect(result.stdout).toMatch(
+      /^certificate_id\s+message_id\nscs1000000000001\s+[0-9a-f-]{36}\nsent 1 to withdrawals\n$/,
+    );
     await queues.drain(queues.queueUrl);
   });
 
@@ -70,16 +76,25 @@ describe("bin/scm-withdraw.mjs", () => {
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const { port } = server.address() as { port: number };
     await new Promise((resolve) => server.close(resolve));
-    const result = await run(process.execPath, [BIN, "status", "--queue-url", `http://sqs.eu-west-1.localhost:${port}/000000000000/withdrawals`]);
+    const result = await run(process.execPath, [
+      BIN,
+      "status",
+      "--queue-url",
+      `http://sqs.eu-west-1.localhost:${port}/000000000000/withdrawals`,
+    ]);
     expect(result.code).toBe(1);
     expect(result.stdout).toBe("");
-    expect(result.stderr).toBe(`scm-withdraw: error: no queue at http://127.0.0.1:${port}: start the local pipeline with \`npm start\`, or pass --queue-url\n`);
+    expect(result.stderr).toBe(
+      `scm-withdraw: error: no queue at http://127.0.0.1:${port}: start the local pipeline with \`npm start\`, or pass --queue-url\n`,
+    );
   });
 
   it("exits 2 with one line for a usage error", async () => {
     const result = await run(process.execPath, [BIN, "bulk", "--dry-rn", "x.txt"]);
     expect(result.code).toBe(2);
-    expect(result.stderr).toBe("scm-withdraw: error: unknown option --dry-rn (did you mean --dry-run?) (see `scm-withdraw bulk --help`)\n");
+    expect(result.stderr).toBe(
+      "scm-withdraw: error: unknown option --dry-rn (did you mean --dry-run?) (see `scm-withdraw bulk --help`)\n",
+    );
   });
 
   it("runs as `npx scm-withdraw` in the project directory", async () => {
@@ -93,7 +108,9 @@ describe("bin/scm-withdraw.mjs", () => {
     const path = join(dir, "many.txt");
     writeFileSync(path, Array.from({ length: 200_000 }, (_, i) => `scs${String(i).padStart(13, "0")}`).join("\n"));
     const depth = async () => {
-      const { Attributes } = await queues.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queues.queueUrl, AttributeNames: ["ApproximateNumberOfMessages"] }));
+      const { Attributes } = await queues.sqs.send(
+        new GetQueueAttributesCommand({ QueueUrl: queues.queueUrl, AttributeNames: ["ApproximateNumberOfMessages"] }),
+      );
       return Number(Attributes!.ApproximateNumberOfMessages);
     };
     let started = false;

@@ -2,7 +2,14 @@
  * `scm-withdraw dlq list` and `dlq redrive`, in-process against fauxqs, with dead letters carrying the
  * worker's attributes (`lib/dead-letter.ts`); and a redrive round trip through the real handler.
  */
-import { ChangeMessageVisibilityBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient, type SendMessageBatchCommandInput } from "@aws-sdk/client-sqs";
+import {
+  ChangeMessageVisibilityBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  SQSClient,
+  type SendMessageBatchCommandInput,
+} from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { DEMO } from "../../local/demo-certificates.ts";
@@ -25,7 +32,9 @@ const ALICE = "arn:aws:iam::123456789012:user/alice";
 
 /** Bodies as producers wrote them: odd spacing and non-ASCII must survive a redrive byte for byte. */
 const SEEDED = {
-  notFound: [1, 2, 3, 4].map((n) => `{"certificate_id": "${id(n)}",  "reason":"kündigung ✓", "source":"bulk", "requested_by":"${ALICE}"}`),
+  notFound: [1, 2, 3, 4].map(
+    (n) => `{"certificate_id": "${id(n)}",  "reason":"kündigung ✓", "source":"bulk", "requested_by":"${ALICE}"}`,
+  ),
   rejected: [5, 6].map((n) => JSON.stringify({ certificate_id: id(n), source: "manual" })),
   invalid: "withdraw scs1000000000001 please",
   unlabelled: JSON.stringify({ certificate_id: id(8) }),
@@ -34,16 +43,38 @@ const SEEDED = {
 async function seedDlq() {
   await queues.drain(queues.dlqUrl);
   await queues.drain(queues.queueUrl);
-  for (const [i, body] of SEEDED.notFound.entries()) await queues.deadLetter({ body, reason: "not_found", httpStatus: 404, errorCode: "SCM.0020", certificateId: id(i + 1) });
-  for (const [i, body] of SEEDED.rejected.entries()) await queues.deadLetter({ body, reason: "rejected", httpStatus: 400, errorCode: "SCM.0010", certificateId: id(i + 5) });
+  for (const [i, body] of SEEDED.notFound.entries())
+    await queues.deadLetter({
+      body,
+      reason: "not_found",
+      httpStatus: 404,
+      errorCode: "SCM.0020",
+      certificateId: id(i + 1),
+    });
+  for (const [i, body] of SEEDED.rejected.entries())
+    await queues.deadLetter({
+      body,
+      reason: "rejected",
+      httpStatus: 400,
+      errorCode: "SCM.0010",
+      certificateId: id(i + 5),
+    });
   await queues.deadLetter({ body: SEEDED.invalid, reason: "invalid_message", errorMsg: "body is not JSON" });
   // What SQS's own redrive policy moves: the original message, none of the worker's attributes.
   await queues.sqs.send(new SendMessageCommand({ QueueUrl: queues.dlqUrl, MessageBody: SEEDED.unlabelled }));
 }
 
 async function depth(url: string) {
-  const { Attributes = {} } = await queues.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] }));
-  return { visible: Number(Attributes.ApproximateNumberOfMessages), inFlight: Number(Attributes.ApproximateNumberOfMessagesNotVisible) };
+  const { Attributes = {} } = await queues.sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: url,
+      AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    }),
+  );
+  return {
+    visible: Number(Attributes.ApproximateNumberOfMessages),
+    inFlight: Number(Attributes.ApproximateNumberOfMessagesNotVisible),
+  };
 }
 
 describe("dlq list", () => {
@@ -56,10 +87,38 @@ describe("dlq list", () => {
     expect(out).toMatchObject({ dlq_url: queues.dlqUrl, scanned: 8, matching: 8, stopped_at_max: false });
     expect(out.groups).toEqual([
       // Who asked and why come from each body: older producers' jobs have no requested_by ("unknown").
-      { failure_reason: "not_found", error_code: "SCM.0020", count: 4, sample_certificate_ids: expect.any(Array), requested_by: { [ALICE]: 4 }, sample_reasons: ["kündigung ✓"] },
-      { failure_reason: "rejected", error_code: "SCM.0010", count: 2, sample_certificate_ids: expect.arrayContaining([id(5), id(6)]), requested_by: { unknown: 2 }, sample_reasons: [] },
-      { failure_reason: "invalid_message", error_code: null, count: 1, sample_certificate_ids: [], requested_by: { unknown: 1 }, sample_reasons: [] },
-      { failure_reason: "unlabelled", error_code: null, count: 1, sample_certificate_ids: [id(8)], requested_by: { unknown: 1 }, sample_reasons: [] },
+      {
+        failure_reason: "not_found",
+        error_code: "SCM.0020",
+        count: 4,
+        sample_certificate_ids: expect.any(Array),
+        requested_by: { [ALICE]: 4 },
+        sample_reasons: ["kündigung ✓"],
+      },
+      {
+        failure_reason: "rejected",
+        error_code: "SCM.0010",
+        count: 2,
+        sample_certificate_ids: expect.arrayContaining([id(5), id(6)]),
+        requested_by: { unknown: 2 },
+        sample_reasons: [],
+      },
+      {
+        failure_reason: "invalid_message",
+        error_code: null,
+        count: 1,
+        sample_certificate_ids: [],
+        requested_by: { unknown: 1 },
+        sample_reasons: [],
+      },
+      {
+        failure_reason: "unlabelled",
+        error_code: null,
+        count: 1,
+        sample_certificate_ids: [id(8)],
+        requested_by: { unknown: 1 },
+        sample_reasons: [],
+      },
     ]);
     const samples = out.groups[0].sample_certificate_ids as string[];
     expect(samples).toHaveLength(3);
@@ -75,7 +134,9 @@ describe("dlq list", () => {
     const counts = (text: string) => text.split("\n").map((l) => l.replace(/\s{2,}scs.*$/, ""));
     expect(counts(second.stdout)).toEqual(counts(first.stdout));
     expect(first.stdout).toMatch(/^withdrawals-dlq: 8 messages \(all left in the queue\)\n/);
-    expect(first.stdout).toMatch(/\nfailure_reason\s+error_code\s+count\s+sample certificate ids\s+requested by\s+sample reasons\n/);
+    expect(first.stdout).toMatch(
+      /\nfailure_reason\s+error_code\s+count\s+sample certificate ids\s+requested by\s+sample reasons\n/,
+    );
     expect(first.stdout).toContain(`${ALICE} (4)  "kündigung ✓"`);
     expect(first.stdout).toMatch(/\nnot_found\s+SCM\.0020\s+4\s+scs/);
     expect(first.stdout).toMatch(/\ninvalid_message\s+-\s+1\s+unknown \(1\)\n/);
@@ -84,7 +145,9 @@ describe("dlq list", () => {
   });
 
   it("filters by --reason and stops at --max", async () => {
-    const filtered = JSON.parse((await cli(["dlq", "list", "--reason", "rejected,invalid_message", "--json", ...queues.flags])).stdout);
+    const filtered = JSON.parse(
+      (await cli(["dlq", "list", "--reason", "rejected,invalid_message", "--json", ...queues.flags])).stdout,
+    );
     expect(filtered.groups.map((g: { failure_reason: string; count: number }) => [g.failure_reason, g.count])).toEqual([
       ["rejected", 2],
       ["invalid_message", 1],
@@ -112,7 +175,10 @@ describe("dlq list", () => {
       return sqs;
     };
     let stderr = "";
-    const run = await cli(["dlq", "list", ...queues.flags], { createSqsClient, stderr: { write: (c: string) => (stderr += c), isTTY: true } });
+    const run = await cli(["dlq", "list", ...queues.flags], {
+      createSqsClient,
+      stderr: { write: (c: string) => (stderr += c), isTTY: true },
+    });
     expect(run.code).toBe(0);
     expect(stderr).toMatch(/\r\x1b\[K\[#*-*\] +\d+% \d+ read/);
     expect(stderr.endsWith("\r\x1b[K")).toBe(true);
@@ -134,27 +200,44 @@ describe("dlq redrive", () => {
     const run = await cli(["dlq", "redrive", "--yes", "--reason", "not_found", ...queues.flags]);
     expect(run.code).toBe(0);
     expect(run.stderr).toBe("");
-    expect(run.stdout).toMatch(/^moved 4 messages from withdrawals-dlq to withdrawals:\nfailure_reason\s+moved\nnot_found\s+4\nleft in withdrawals-dlq: 4 not matching --reason not_found\n$/);
+    expect(run.stdout).toMatch(
+      /^moved 4 messages from withdrawals-dlq to withdrawals:\nfailure_reason\s+moved\nnot_found\s+4\nleft in withdrawals-dlq: 4 not matching --reason not_found\n$/,
+    );
     const moved = await drain(queues.sqs, queues.queueUrl);
     expect(moved.map((m) => m.Body).sort()).toEqual([...SEEDED.notFound].sort());
     for (const m of moved) expect(m.MessageAttributes).toBeUndefined();
     // The rest stays in the DLQ, visible at once, with its attributes.
     expect(await depth(queues.dlqUrl)).toEqual({ visible: 4, inFlight: 0 });
     const left = await queues.drain(queues.dlqUrl);
-    expect(left.map((m) => attributesOf(m).failure_reason ?? "unlabelled").sort()).toEqual(["invalid_message", "rejected", "rejected", "unlabelled"]);
+    expect(left.map((m) => attributesOf(m).failure_reason ?? "unlabelled").sort()).toEqual([
+      "invalid_message",
+      "rejected",
+      "rejected",
+      "unlabelled",
+    ]);
   });
 
   it("moves every reason but invalid_message without --reason, and reports the new message ids with --json", async () => {
     const run = await cli(["dlq", "redrive", "--yes", "--json", ...queues.flags]);
     expect(run.code).toBe(0);
     const out = JSON.parse(run.stdout);
-    expect(out).toMatchObject({ moved: 7, by_reason: { not_found: 4, rejected: 2, unlabelled: 1 }, failed: [], not_matching: 1, not_matching_by_reason: { invalid_message: 1 } });
+    expect(out).toMatchObject({
+      moved: 7,
+      by_reason: { not_found: 4, rejected: 2, unlabelled: 1 },
+      failed: [],
+      not_matching: 1,
+      not_matching_by_reason: { invalid_message: 1 },
+    });
     const moved = await drain(queues.sqs, queues.queueUrl);
-    expect(moved.map((m) => m.MessageId).sort()).toEqual(out.messages.map((m: { message_id: string }) => m.message_id).sort());
+    expect(moved.map((m) => m.MessageId).sort()).toEqual(
+      out.messages.map((m: { message_id: string }) => m.message_id).sort(),
+    );
     expect(moved.map((m) => m.Body).sort()).toEqual([...SEEDED.notFound, ...SEEDED.rejected, SEEDED.unlabelled].sort());
     expect(await depth(queues.dlqUrl)).toEqual({ visible: 1, inFlight: 0 });
     const text = await cli(["dlq", "redrive", "--yes", ...queues.flags]);
-    expect(text.stdout).toBe("moved 0 messages from withdrawals-dlq to withdrawals\nleft in withdrawals-dlq: 1 invalid_message (moved only when named: --reason invalid_message)\n");
+    expect(text.stdout).toBe(
+      "moved 0 messages from withdrawals-dlq to withdrawals\nleft in withdrawals-dlq: 1 invalid_message (moved only when named: --reason invalid_message)\n",
+    );
   });
 
   it("moves invalid_message when it is named", async () => {
@@ -168,7 +251,8 @@ describe("dlq redrive", () => {
     expect(run).toEqual({
       code: 2,
       stdout: "",
-      stderr: "scm-withdraw: error: dlq redrive moves messages back to the withdrawals queue (--dry-run shows which): pass --yes to confirm (there is no terminal to ask on) (see `scm-withdraw dlq redrive --help`)\n",
+      stderr:
+        "scm-withdraw: error: dlq redrive moves messages back to the withdrawals queue (--dry-run shows which): pass --yes to confirm (there is no terminal to ask on) (see `scm-withdraw dlq redrive --help`)\n",
     });
     expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
   });
@@ -181,7 +265,9 @@ describe("dlq redrive", () => {
     };
     const declined = await cli(["dlq", "redrive", ...queues.flags], { ask: answer("n") });
     expect(declined.code).toBe(1);
-    expect(declined.stderr).toMatch(/^failure_reason\s+to move\nnot_found\s+4\nrejected\s+2\nunlabelled\s+1\nnot confirmed: nothing was moved\n$/);
+    expect(declined.stderr).toMatch(
+      /^failure_reason\s+to move\nnot_found\s+4\nrejected\s+2\nunlabelled\s+1\nnot confirmed: nothing was moved\n$/,
+    );
     expect(questions).toEqual(["move 7 messages from withdrawals-dlq to withdrawals? [y/N] "]);
     expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
 
@@ -195,11 +281,23 @@ describe("dlq redrive", () => {
   it("--max moves at most N; --dry-run moves nothing", async () => {
     const dry = await cli(["dlq", "redrive", "--reason", "rejected", "--dry-run", ...queues.flags]);
     expect(dry.code).toBe(0);
-    expect(dry.stdout).toMatch(/^dry run: would move 2 messages from withdrawals-dlq to withdrawals:\nfailure_reason\s+would move\nrejected\s+2\n/);
+    expect(dry.stdout).toMatch(
+      /^dry run: would move 2 messages from withdrawals-dlq to withdrawals:\nfailure_reason\s+would move\nrejected\s+2\n/,
+    );
     expect(await depth(queues.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
     expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
 
-    const capped = await cli(["dlq", "redrive", "--yes", "--reason", "not_found", "--max", "3", "--json", ...queues.flags]);
+    const capped = await cli([
+      "dlq",
+      "redrive",
+      "--yes",
+      "--reason",
+      "not_found",
+      "--max",
+      "3",
+      "--json",
+      ...queues.flags,
+    ]);
     expect(JSON.parse(capped.stdout)).toMatchObject({ moved: 3, stopped_at_max: true });
     expect(await depth(queues.queueUrl)).toEqual({ visible: 3, inFlight: 0 });
     expect(await depth(queues.dlqUrl)).toEqual({ visible: 5, inFlight: 0 });
@@ -210,7 +308,8 @@ describe("dlq redrive", () => {
       const sqs = new SQSClient(config!);
       sqs.middlewareStack.add(
         (next, context) => async (args) => {
-          if (context.commandName === "SendMessageBatchCommand") throw Object.assign(new Error("send refused"), { name: "ServiceUnavailable" });
+          if (context.commandName === "SendMessageBatchCommand")
+            throw Object.assign(new Error("send refused"), { name: "ServiceUnavailable" });
           return next(args);
         },
         { step: "initialize", name: "failSends" },
@@ -221,7 +320,10 @@ describe("dlq redrive", () => {
     expect(run.code).toBe(1);
     const lines = run.stderr.trim().split("\n");
     expect(lines).toHaveLength(2);
-    for (const line of lines) expect(line).toMatch(/^not moved: scs000000000000[56] \(DLQ message [\w-]+, rejected\): ServiceUnavailable: send refused; it stays in withdrawals-dlq$/);
+    for (const line of lines)
+      expect(line).toMatch(
+        /^not moved: scs000000000000[56] \(DLQ message [\w-]+, rejected\): ServiceUnavailable: send refused; it stays in withdrawals-dlq$/,
+      );
     expect(run.stdout).toContain("moved 0 messages");
     expect(run.stdout).toContain("failed: 2");
     expect(await depth(queues.queueUrl)).toEqual({ visible: 0, inFlight: 0 });
@@ -246,7 +348,9 @@ describe("dlq redrive", () => {
       );
       return sqs;
     };
-    const run = await cli(["dlq", "redrive", "--yes", "--reason", "not_found", "--json", ...queues.flags], { createSqsClient });
+    const run = await cli(["dlq", "redrive", "--yes", "--reason", "not_found", "--json", ...queues.flags], {
+      createSqsClient,
+    });
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ moved: 4, arrived_during_run: 4, not_matching: 4 });
     expect(await depth(queues.queueUrl)).toEqual({ visible: 4, inFlight: 0 });
@@ -255,9 +359,19 @@ describe("dlq redrive", () => {
   });
 
   it("touches nothing when the withdrawals queue does not exist", async () => {
-    const run = await cli(["dlq", "redrive", "--yes", "--queue-url", queues.queueUrl.replace(/withdrawals$/, "withdrawalz"), "--dlq-url", queues.dlqUrl]);
+    const run = await cli([
+      "dlq",
+      "redrive",
+      "--yes",
+      "--queue-url",
+      queues.queueUrl.replace(/withdrawals$/, "withdrawalz"),
+      "--dlq-url",
+      queues.dlqUrl,
+    ]);
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/^scm-withdraw: error: no queue http:\/\/sqs\.eu-west-1\.localhost:\d+\/000000000000\/withdrawalz on /);
+    expect(run.stderr).toMatch(
+      /^scm-withdraw: error: no queue http:\/\/sqs\.eu-west-1\.localhost:\d+\/000000000000\/withdrawalz on /,
+    );
     expect(await depth(queues.dlqUrl)).toEqual({ visible: 8, inFlight: 0 });
   });
 });
@@ -269,16 +383,31 @@ describe("duplicate DLQ copies and other readers", () => {
     await queues.drain(queues.queueUrl);
     for (const n of [1, 2]) {
       const body = JSON.stringify({ certificate_id: id(20 + n) });
-      for (let copy = 0; copy < 2; copy++) await queues.deadLetter({ body, reason: "retries_exhausted", certificateId: id(20 + n), sourceMessageId: `src-copy-${n}` });
+      for (let copy = 0; copy < 2; copy++)
+        await queues.deadLetter({
+          body,
+          reason: "retries_exhausted",
+          certificateId: id(20 + n),
+          sourceMessageId: `src-copy-${n}`,
+        });
     }
-    await queues.deadLetter({ body: JSON.stringify({ certificate_id: id(23) }), reason: "retries_exhausted", certificateId: id(23) });
+    await queues.deadLetter({
+      body: JSON.stringify({ certificate_id: id(23) }),
+      reason: "retries_exhausted",
+      certificateId: id(23),
+    });
   }
 
   it("dlq list counts each source_message_id once and says how many copies it saw", async () => {
     await seedCopies();
     const run = await cli(["dlq", "list", "--json", ...queues.flags]);
     expect(run.code).toBe(0);
-    expect(JSON.parse(run.stdout)).toMatchObject({ scanned: 3, matching: 3, duplicate_copies: 2, groups: [{ failure_reason: "retries_exhausted", count: 3 }] });
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      scanned: 3,
+      matching: 3,
+      duplicate_copies: 2,
+      groups: [{ failure_reason: "retries_exhausted", count: 3 }],
+    });
     const text = await cli(["dlq", "list", ...queues.flags]);
     expect(text.stdout).toContain("2 duplicate copies of these (same source_message_id): counted once\n");
     expect(await depth(queues.dlqUrl)).toEqual({ visible: 5, inFlight: 0 });
@@ -288,7 +417,11 @@ describe("duplicate DLQ copies and other readers", () => {
     await seedCopies();
     const run = await cli(["dlq", "redrive", "--yes", "--json", ...queues.flags]);
     expect(run.code).toBe(0);
-    expect(JSON.parse(run.stdout)).toMatchObject({ moved: 3, duplicate_copies: { deleted: 2, left: 0 }, complete: true });
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      moved: 3,
+      duplicate_copies: { deleted: 2, left: 0 },
+      complete: true,
+    });
     const sent = await drain(queues.sqs, queues.queueUrl);
     expect(sent.map((m) => JSON.parse(m.Body!).certificate_id).sort()).toEqual([id(21), id(22), id(23)]);
     expect(await depth(queues.dlqUrl)).toEqual({ visible: 0, inFlight: 0 });
@@ -297,18 +430,37 @@ describe("duplicate DLQ copies and other readers", () => {
   it("reports messages another reader holds, and a redrive that could not see them all exits 1", async () => {
     await seedDlq();
     // Another reader (a second redrive, a list) holds 3 of the 8 messages while this one runs.
-    const other = await queues.sqs.send(new ReceiveMessageCommand({ QueueUrl: queues.dlqUrl, MaxNumberOfMessages: 3, VisibilityTimeout: 60 }));
+    const other = await queues.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queues.dlqUrl, MaxNumberOfMessages: 3, VisibilityTimeout: 60 }),
+    );
     expect(other.Messages).toHaveLength(3);
     const listed = await cli(["dlq", "list", "--json", ...queues.flags]);
     expect(JSON.parse(listed.stdout)).toMatchObject({ scanned: 5, in_flight_elsewhere: 3 });
-    expect(listed.stderr).toBe("withdrawals-dlq: not everything was seen (3 messages were in flight elsewhere): another reader (dlq list, dlq redrive) holds them; run again when it is done\n");
+    expect(listed.stderr).toBe(
+      "withdrawals-dlq: not everything was seen (3 messages were in flight elsewhere): another reader (dlq list, dlq redrive) holds them; run again when it is done\n",
+    );
 
-    const run = await cli(["dlq", "redrive", "--yes", "--reason", "not_found,rejected,invalid_message,unlabelled", "--json", ...queues.flags]);
+    const run = await cli([
+      "dlq",
+      "redrive",
+      "--yes",
+      "--reason",
+      "not_found,rejected,invalid_message,unlabelled",
+      "--json",
+      ...queues.flags,
+    ]);
     expect(run.code).toBe(1);
     expect(JSON.parse(run.stdout)).toMatchObject({ moved: 5, in_flight_elsewhere: 3, complete: false });
     expect(run.stderr).toContain("3 messages were in flight elsewhere");
     await queues.sqs.send(
-      new ChangeMessageVisibilityBatchCommand({ QueueUrl: queues.dlqUrl, Entries: other.Messages!.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle!, VisibilityTimeout: 0 })) }),
+      new ChangeMessageVisibilityBatchCommand({
+        QueueUrl: queues.dlqUrl,
+        Entries: other.Messages!.map((m, i) => ({
+          Id: String(i),
+          ReceiptHandle: m.ReceiptHandle!,
+          VisibilityTimeout: 0,
+        })),
+      }),
     );
     expect(await depth(queues.dlqUrl)).toEqual({ visible: 3, inFlight: 0 });
   });
@@ -329,10 +481,19 @@ describe("a redrive round trip through the real handler", () => {
 
       // SCM answers 500 every time and this is the last receive: the worker dead-letters it.
       const body = JSON.stringify({ certificate_id: DEMO.alwaysFailing, source: "bulk", batch_id: "b-round-trip" });
-      expect((await handler(sqsEvent(sqsRecord(body, { receiveCount: 5 })), lambdaContext())).batchItemFailures).toEqual([]);
+      expect(
+        (await handler(sqsEvent(sqsRecord(body, { receiveCount: 5 })), lambdaContext())).batchItemFailures,
+      ).toEqual([]);
       const listed = JSON.parse((await cli(["dlq", "list", "--json", ...flags])).stdout);
       expect(listed.groups).toEqual([
-        { failure_reason: "retries_exhausted", error_code: "SCM.0500", count: 1, sample_certificate_ids: [DEMO.alwaysFailing], requested_by: { unknown: 1 }, sample_reasons: [] },
+        {
+          failure_reason: "retries_exhausted",
+          error_code: "SCM.0500",
+          count: 1,
+          sample_certificate_ids: [DEMO.alwaysFailing],
+          requested_by: { unknown: 1 },
+          sample_reasons: [],
+        },
       ]);
 
       // The outage is over: redrive that reason, then the worker gets the job again.
@@ -342,7 +503,10 @@ describe("a redrive round trip through the real handler", () => {
       const [requeued, ...rest] = await drain(stack.sqs, stack.queueUrl);
       expect(rest).toEqual([]);
       expect(requeued!.Body).toBe(body);
-      expect((await handler(sqsEvent(sqsRecord(requeued!.Body!, { messageId: requeued!.MessageId! })), lambdaContext())).batchItemFailures).toEqual([]);
+      expect(
+        (await handler(sqsEvent(sqsRecord(requeued!.Body!, { messageId: requeued!.MessageId! })), lambdaContext()))
+          .batchItemFailures,
+      ).toEqual([]);
       expect(stack.sim.withdrawals(DEMO.alwaysFailing)).toBe(1);
       expect(await stack.drainDlq()).toEqual([]);
     } finally {

@@ -2,7 +2,13 @@
  * `scm-withdraw enqueue`, `bulk` and `status`, run in-process (`main(argv, io)`) against fauxqs on
  * 127.0.0.1 with the real SDK. What reaches the queue is read back and checked.
  */
-import { GetQueueAttributesCommand, PurgeQueueCommand, SQSClient, type SendMessageBatchCommandInput, type SendMessageBatchCommandOutput } from "@aws-sdk/client-sqs";
+import {
+  GetQueueAttributesCommand,
+  PurgeQueueCommand,
+  SQSClient,
+  type SendMessageBatchCommandInput,
+  type SendMessageBatchCommandOutput,
+} from "@aws-sdk/client-sqs";
 import { existsSync, linkSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -58,8 +64,20 @@ describe("enqueue", () => {
     for (const m of messages) expect(run.stdout).toContain(`${JSON.parse(m.Body!).certificate_id}  ${m.MessageId}`);
     expect(lines.at(-1)).toBe("sent 2 to withdrawals");
     expect(bodies(messages).sort((a, b) => String(a.certificate_id).localeCompare(String(b.certificate_id)))).toEqual([
-      { certificate_id: id(1), source: "manual", reason: "duplicate order", requested_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), requested_by: LOCAL_USER },
-      { certificate_id: id(2), source: "manual", reason: "duplicate order", requested_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), requested_by: LOCAL_USER },
+      {
+        certificate_id: id(1),
+        source: "manual",
+        reason: "duplicate order",
+        requested_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        requested_by: LOCAL_USER,
+      },
+      {
+        certificate_id: id(2),
+        source: "manual",
+        reason: "duplicate order",
+        requested_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        requested_by: LOCAL_USER,
+      },
     ]);
   });
 
@@ -81,16 +99,39 @@ describe("enqueue", () => {
   });
 
   it("takes --request-id and --batch-id for a single job, and prints JSON with --json", async () => {
-    const run = await cli(["enqueue", id(4), "--request-id", "OPS-4411", "--batch-id", "b-7", "--json", ...queues.flags]);
+    const run = await cli([
+      "enqueue",
+      id(4),
+      "--request-id",
+      "OPS-4411",
+      "--batch-id",
+      "b-7",
+      "--json",
+      ...queues.flags,
+    ]);
     expect(run.code).toBe(0);
     const out = JSON.parse(run.stdout);
     const [message] = await queues.drain(queues.queueUrl);
-    expect(out).toEqual({ queue_url: queues.queueUrl, sent: [{ certificate_id: id(4), message_id: message!.MessageId }], failed: [], invalid: [], duplicates: [] });
-    expect(JSON.parse(message!.Body!)).toMatchObject({ certificate_id: id(4), request_id: "OPS-4411", batch_id: "b-7", source: "manual" });
+    expect(out).toEqual({
+      queue_url: queues.queueUrl,
+      sent: [{ certificate_id: id(4), message_id: message!.MessageId }],
+      failed: [],
+      invalid: [],
+      duplicates: [],
+    });
+    expect(JSON.parse(message!.Body!)).toMatchObject({
+      certificate_id: id(4),
+      request_id: "OPS-4411",
+      batch_id: "b-7",
+      source: "manual",
+    });
   });
 
   it.each([
-    [["enqueue", id(1), id(2), "--request-id", "r"], "--request-id applies to one job, but 2 certificate ids were given"],
+    [
+      ["enqueue", id(1), id(2), "--request-id", "r"],
+      "--request-id applies to one job, but 2 certificate ids were given",
+    ],
     [["enqueue", id(1), "--reason", "x".repeat(300)], "reason must be at most 256 characters"],
     [["enqueue"], "enqueue needs at least one certificate id"],
   ])("refuses %j with one line and exit 2, sending nothing", async (argv, message) => {
@@ -103,7 +144,10 @@ describe("enqueue", () => {
 
 describe("bulk", () => {
   it("sends a .txt file: invalid lines reported by line number and not sent, duplicates dropped, batch stamped", async () => {
-    const path = file("ids.txt", ["# to withdraw", id(10), "", "scs123", id(11), `${id(10)}  # again`, "../../etc/passwd", id(12), ""].join("\n"));
+    const path = file(
+      "ids.txt",
+      ["# to withdraw", id(10), "", "scs123", id(11), `${id(10)}  # again`, "../../etc/passwd", id(12), ""].join("\n"),
+    );
     const run = await cli(["bulk", "--yes", path, "--batch-id", "bulk-test-1", "--reason", "cleanup", ...queues.flags]);
     expect(run.code).toBe(1);
     expect(run.stderr.trim().split("\n")).toEqual([
@@ -143,7 +187,9 @@ describe("bulk", () => {
     expect(run.code).toBe(0);
     const messages = await queues.drain(queues.queueUrl);
     const rows = csvRows(results).slice(1);
-    expect(rows.map((r) => [r[1], r[2], r[3]]).sort()).toEqual(messages.map((m) => [JSON.parse(m.Body!).certificate_id, "sent", m.MessageId]).sort());
+    expect(rows.map((r) => [r[1], r[2], r[3]]).sort()).toEqual(
+      messages.map((m) => [JSON.parse(m.Body!).certificate_id, "sent", m.MessageId]).sort(),
+    );
     // a generated batch id, printed first and stamped on every job
     const batchId = /^batch (bulk-\d{8}-\d{6}-[0-9a-f]{4}):/.exec(run.stdout)?.[1];
     expect(batchId).toBeDefined();
@@ -151,11 +197,23 @@ describe("bulk", () => {
   });
 
   it("reads a .csv by its certificate_id column, with quoted fields and a reason column", async () => {
-    const path = file("ids.csv", ['name,certificate_id,reason', `"shop, main",${id(30)},"moved to ""new"" account"`, `blog,${id(31)},`, `dup,${id(30)},x`, "bad,scs1,", `api,"${id(32)}",late`].join("\r\n"));
+    const path = file(
+      "ids.csv",
+      [
+        "name,certificate_id,reason",
+        `"shop, main",${id(30)},"moved to ""new"" account"`,
+        `blog,${id(31)},`,
+        `dup,${id(30)},x`,
+        "bad,scs1,",
+        `api,"${id(32)}",late`,
+      ].join("\r\n"),
+    );
     const run = await cli(["bulk", "--yes", path, "--reason", "default reason", ...queues.flags]);
     expect(run.code).toBe(1);
     expect(run.stderr).toContain(`${path}:4: ${id(30)} is a duplicate of line 2; skipped`);
-    expect(run.stderr).toContain(`${path}:5: "scs1": certificate_id must be exactly 16 characters A-Z, a-z, 0-9; not sent`);
+    expect(run.stderr).toContain(
+      `${path}:5: "scs1": certificate_id must be exactly 16 characters A-Z, a-z, 0-9; not sent`,
+    );
     const jobs = (await received()).sort((a, b) => String(a.certificate_id).localeCompare(String(b.certificate_id)));
     expect(jobs.map((j) => [j.certificate_id, j.reason, j.source])).toEqual([
       [id(30), 'moved to "new" account', "bulk"],
@@ -165,13 +223,16 @@ describe("bulk", () => {
   });
 
   it("validates .jsonl lines against the full schema and keeps their extra fields", async () => {
-    const path = file("jobs.jsonl", [
-      JSON.stringify({ certificate_id: id(40), request_id: "R-40", ticket: "T-1" }),
-      JSON.stringify({ certificate_id: id(41), requested_at: "last tuesday" }),
-      "{not json",
-      JSON.stringify({ certificate_id: id(40), request_id: "R-40b" }),
-      JSON.stringify({ certificate_id: id(42), source: "cleanup", batch_id: "other" }),
-    ].join("\n"));
+    const path = file(
+      "jobs.jsonl",
+      [
+        JSON.stringify({ certificate_id: id(40), request_id: "R-40", ticket: "T-1" }),
+        JSON.stringify({ certificate_id: id(41), requested_at: "last tuesday" }),
+        "{not json",
+        JSON.stringify({ certificate_id: id(40), request_id: "R-40b" }),
+        JSON.stringify({ certificate_id: id(42), source: "cleanup", batch_id: "other" }),
+      ].join("\n"),
+    );
     const run = await cli(["bulk", "--yes", "--reason", "CHG-1", path, "--batch-id", "b-json", ...queues.flags]);
     expect(run.code).toBe(1);
     expect(run.stderr.trim().split("\n")).toEqual([
@@ -181,8 +242,24 @@ describe("bulk", () => {
     ]);
     const jobs = (await received()).sort((a, b) => String(a.certificate_id).localeCompare(String(b.certificate_id)));
     expect(jobs).toEqual([
-      { certificate_id: id(40), request_id: "R-40", ticket: "T-1", source: "bulk", batch_id: "b-json", requested_at: expect.any(String), requested_by: LOCAL_USER, reason: "CHG-1" },
-      { certificate_id: id(42), source: "bulk", batch_id: "b-json", requested_at: expect.any(String), requested_by: LOCAL_USER, reason: "CHG-1" },
+      {
+        certificate_id: id(40),
+        request_id: "R-40",
+        ticket: "T-1",
+        source: "bulk",
+        batch_id: "b-json",
+        requested_at: expect.any(String),
+        requested_by: LOCAL_USER,
+        reason: "CHG-1",
+      },
+      {
+        certificate_id: id(42),
+        source: "bulk",
+        batch_id: "b-json",
+        requested_at: expect.any(String),
+        requested_by: LOCAL_USER,
+        reason: "CHG-1",
+      },
     ]);
     const rows = csvRows(`${path}.results.csv`);
     expect(rows.find((r) => r[0] === "2")!.slice(0, 3)).toEqual(["2", id(41), "invalid"]);
@@ -197,9 +274,14 @@ describe("bulk", () => {
     const run = await cli(["bulk", "--yes", csv, ...queues.flags]);
     expect(run.code).toBe(1);
     expect(run.stderr).toContain(`${csv}:3: no reason: pass --reason TEXT or give the line a reason; not sent`);
-    expect(await received()).toEqual([expect.objectContaining({ certificate_id: id(71), reason: "CHG-9", requested_by: LOCAL_USER })]);
+    expect(await received()).toEqual([
+      expect.objectContaining({ certificate_id: id(71), reason: "CHG-9", requested_by: LOCAL_USER }),
+    ]);
     // A line cannot speak for someone else: requested_by is always the sender's.
-    const jsonl = file("spoof.jsonl", JSON.stringify({ certificate_id: id(73), reason: "r", requested_by: "arn:aws:iam::1:user/someone-else" }));
+    const jsonl = file(
+      "spoof.jsonl",
+      JSON.stringify({ certificate_id: id(73), reason: "r", requested_by: "arn:aws:iam::1:user/someone-else" }),
+    );
     expect((await cli(["bulk", "--yes", jsonl, ...queues.flags])).code).toBe(0);
     expect(await received()).toEqual([expect.objectContaining({ certificate_id: id(73), requested_by: LOCAL_USER })]);
   });
@@ -207,12 +289,22 @@ describe("bulk", () => {
   it("--dry-run validates and counts, sends nothing, and needs no queue", async () => {
     const path = file("dry.txt", `${id(50)}\n${id(51)}\nnope\n${id(50)}\n`);
     const port = await closedPort();
-    const run = await cli(["bulk", path, "--dry-run", "--queue-url", `http://sqs.eu-west-1.localhost:${port}/000000000000/withdrawals`]);
+    const run = await cli([
+      "bulk",
+      path,
+      "--dry-run",
+      "--queue-url",
+      `http://sqs.eu-west-1.localhost:${port}/000000000000/withdrawals`,
+    ]);
     expect(run.code).toBe(1);
     expect(run.stdout).toContain("dry run, nothing will be sent");
     expect(run.stdout).toContain("read 4 records: 2 valid, 1 invalid (not sent), 1 duplicate (skipped)");
     expect(run.stdout).toContain("dry run: 2 would be sent, nothing was sent");
-    expect(csvRows(`${path}.results.csv`).filter((r) => r[2] === "valid").map((r) => r[1])).toEqual([id(50), id(51)]);
+    expect(
+      csvRows(`${path}.results.csv`)
+        .filter((r) => r[2] === "valid")
+        .map((r) => r[1]),
+    ).toEqual([id(50), id(51)]);
 
     const clean = file("dry-clean.txt", `${id(52)}\n`);
     expect((await cli(["bulk", clean, "--dry-run", ...queues.flags])).code).toBe(0);
@@ -233,9 +325,15 @@ describe("bulk", () => {
           if (failedOnce) retried.push(input.Entries!.map((e) => JSON.parse(e.MessageBody!).certificate_id));
           if (!victim) return next(args);
           failedOnce = true;
-          const result = await next({ ...args, input: { ...input, Entries: input.Entries!.filter((e) => e !== victim) } });
+          const result = await next({
+            ...args,
+            input: { ...input, Entries: input.Entries!.filter((e) => e !== victim) },
+          });
           const output = result.output as SendMessageBatchCommandOutput;
-          output.Failed = [...(output.Failed ?? []), { Id: victim.Id!, SenderFault: false, Code: "InternalError", Message: "try again" }];
+          output.Failed = [
+            ...(output.Failed ?? []),
+            { Id: victim.Id!, SenderFault: false, Code: "InternalError", Message: "try again" },
+          ];
           return result;
         },
         { step: "initialize", name: "failOnce" },
@@ -243,14 +341,36 @@ describe("bulk", () => {
       return sqs;
     };
     // U+FFFF passes the schema but SQS refuses it: a SenderFault, reported and not retried.
-    const path = file("retry.jsonl", [id(60), id(61), id(62)].map((c) => JSON.stringify({ certificate_id: c })).concat(JSON.stringify({ certificate_id: id(63), reason: "bad \uFFFF" })).join("\n"));
+    const path = file(
+      "retry.jsonl",
+      [id(60), id(61), id(62)]
+        .map((c) => JSON.stringify({ certificate_id: c }))
+        .concat(JSON.stringify({ certificate_id: id(63), reason: "bad \uFFFF" }))
+        .join("\n"),
+    );
     const run = await cli(["bulk", "--yes", "--reason", "test", path, "--json", ...queues.flags], { createSqsClient });
     expect(run.code).toBe(1);
     expect(retried).toEqual([[id(61)]]);
     expect((await received()).map((j) => j.certificate_id).sort()).toEqual([id(60), id(61), id(62)]);
-    expect(run.stderr).toMatch(new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:4: ${id(63)} not sent: InvalidMessageContents: Invalid characters found`));
-    expect(JSON.parse(run.stdout)).toMatchObject({ read: 4, valid: 4, invalid: 0, duplicates: 0, sent: 3, failed: 1, results_file: `${path}.results.csv` });
-    expect(csvRows(`${path}.results.csv`).find((r) => r[0] === "4")!.slice(0, 3)).toEqual(["4", id(63), "failed"]);
+    expect(run.stderr).toMatch(
+      new RegExp(
+        `^${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:4: ${id(63)} not sent: InvalidMessageContents: Invalid characters found`,
+      ),
+    );
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      read: 4,
+      valid: 4,
+      invalid: 0,
+      duplicates: 0,
+      sent: 3,
+      failed: 1,
+      results_file: `${path}.results.csv`,
+    });
+    expect(
+      csvRows(`${path}.results.csv`)
+        .find((r) => r[0] === "4")!
+        .slice(0, 3),
+    ).toEqual(["4", id(63), "failed"]);
   });
 
   it("sends 10,000 ids in seconds", async () => {
@@ -260,7 +380,9 @@ describe("bulk", () => {
     const elapsed = performance.now() - started;
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ valid: 10_000, sent: 10_000, failed: 0 });
-    const { Attributes } = await queues.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queues.queueUrl, AttributeNames: ["ApproximateNumberOfMessages"] }));
+    const { Attributes } = await queues.sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: queues.queueUrl, AttributeNames: ["ApproximateNumberOfMessages"] }),
+    );
     expect(Number(Attributes!.ApproximateNumberOfMessages)).toBe(10_000);
     console.info(`bulk: 10,000 ids sent to fauxqs in ${Math.round(elapsed)} ms`);
     // Generous: it takes about 1 s here; the point is "seconds", not minutes.
@@ -270,7 +392,10 @@ describe("bulk", () => {
 
   it.each([
     [["bulk", "--yes", "missing.txt"], "cannot read missing.txt: no such file"],
-    [["bulk", "--yes", "ids.xlsx"], "cannot tell the format of ids.xlsx from its name: use .txt, .csv or .jsonl, or pass --format"],
+    [
+      ["bulk", "--yes", "ids.xlsx"],
+      "cannot tell the format of ids.xlsx from its name: use .txt, .csv or .jsonl, or pass --format",
+    ],
     [["bulk"], "bulk needs a file"],
     [["bulk", "--yes", "a.txt", "--concurrency", "0"], '--concurrency must be a whole number from 1 to 64 (got "0")'],
     [["bulk", "--yes", "a.txt", "--format", "xml"], '--format must be one of txt, csv, jsonl (got "xml")'],
@@ -284,7 +409,9 @@ describe("bulk", () => {
     const path = file("self.txt", `${id(71)}\n`);
     const run = await cli(["bulk", "--yes", "--reason", "test", path, "--results", path, ...queues.flags]);
     expect(run.code).toBe(2);
-    expect(run.stderr).toBe(`scm-withdraw: error: --results would overwrite the input file ${path} (see \`scm-withdraw bulk --help\`)\n`);
+    expect(run.stderr).toBe(
+      `scm-withdraw: error: --results would overwrite the input file ${path} (see \`scm-withdraw bulk --help\`)\n`,
+    );
     expect(readFileSync(path, "utf8")).toBe(`${id(71)}\n`);
     expect(await received()).toEqual([]);
   });
@@ -298,7 +425,9 @@ describe("bulk", () => {
     makeLink(path, link);
     const run = await cli(["bulk", "--yes", "--reason", "test", path, "--results", link, ...queues.flags]);
     expect(run.code).toBe(2);
-    expect(run.stderr).toBe(`scm-withdraw: error: --results ${link} is the input file ${path} (through a link); choose another path (see \`scm-withdraw bulk --help\`)\n`);
+    expect(run.stderr).toBe(
+      `scm-withdraw: error: --results ${link} is the input file ${path} (through a link); choose another path (see \`scm-withdraw bulk --help\`)\n`,
+    );
     expect(readFileSync(path, "utf8")).toBe(`${id(72)}\n${id(73)}\n`);
     expect(await received()).toEqual([]);
   });
@@ -309,7 +438,14 @@ describe("bulk", () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toContain("results: /dev/null\n");
     expect(existsSync("/dev/null-2")).toBe(false);
-    const empty = await cli(["bulk", file("empty-to-dev-null.txt", ""), "--dry-run", "--results", "/dev/null", ...queues.flags]);
+    const empty = await cli([
+      "bulk",
+      file("empty-to-dev-null.txt", ""),
+      "--dry-run",
+      "--results",
+      "/dev/null",
+      ...queues.flags,
+    ]);
     expect(empty.code).toBe(1);
     expect(existsSync("/dev/null")).toBe(true);
   });
@@ -318,7 +454,9 @@ describe("bulk", () => {
     const path = file("to-dir.txt", `${id(78)}\n`);
     const run = await cli(["bulk", path, "--dry-run", "--results", dir, ...queues.flags]);
     expect(run.code).toBe(2);
-    expect(run.stderr).toBe(`scm-withdraw: error: --results ${dir} is a directory; give a file path (see \`scm-withdraw bulk --help\`)\n`);
+    expect(run.stderr).toBe(
+      `scm-withdraw: error: --results ${dir} is a directory; give a file path (see \`scm-withdraw bulk --help\`)\n`,
+    );
     expect(existsSync(`${dir}-2`)).toBe(false);
   });
 
@@ -327,14 +465,24 @@ describe("bulk", () => {
     const run = await cli(["bulk", path, "--dry-run", ...queues.flags]);
     expect(run.code).toBe(1);
     expect(run.stderr).toContain(`${path}:2: the line is longer than 65536 bytes (5000000 bytes); not sent`);
-    expect(csvRows(`${path}.results.csv`).slice(1).map((r) => r.slice(0, 3))).toEqual([["1", id(74), "valid"], ["2", "", "invalid"], ["3", id(75), "valid"]]);
+    expect(
+      csvRows(`${path}.results.csv`)
+        .slice(1)
+        .map((r) => r.slice(0, 3)),
+    ).toEqual([
+      ["1", id(74), "valid"],
+      ["2", "", "invalid"],
+      ["3", id(75), "valid"],
+    ]);
   });
 
   it("refuses to send without a terminal and without --yes, before reading or sending anything", async () => {
     const path = file("unasked.txt", `${id(76)}\n`);
     const run = await cli(["bulk", path, ...queues.flags]);
     expect(run.code).toBe(2);
-    expect(run.stderr).toBe("scm-withdraw: error: bulk sends a withdrawal for every id in the file (--dry-run checks the file): pass --yes to confirm (there is no terminal to ask on) (see `scm-withdraw bulk --help`)\n");
+    expect(run.stderr).toBe(
+      "scm-withdraw: error: bulk sends a withdrawal for every id in the file (--dry-run checks the file): pass --yes to confirm (there is no terminal to ask on) (see `scm-withdraw bulk --help`)\n",
+    );
     expect(existsSync(`${path}.results.csv`)).toBe(false);
     expect(await received()).toEqual([]);
   });
@@ -346,13 +494,19 @@ describe("bulk", () => {
       questions.push(question);
       return reply;
     };
-    const declined = await cli(["bulk", path, "--batch-id", "b-ask", "--reason", "moved", ...queues.flags], { ask: ask("no") });
+    const declined = await cli(["bulk", path, "--batch-id", "b-ask", "--reason", "moved", ...queues.flags], {
+      ask: ask("no"),
+    });
     expect(declined.code).toBe(1);
-    expect(declined.stderr).toBe(`${path}: 2 jobs to send, 1 invalid (not sent), 1 duplicate (skipped)\nnot confirmed: nothing was sent\n`);
+    expect(declined.stderr).toBe(
+      `${path}: 2 jobs to send, 1 invalid (not sent), 1 duplicate (skipped)\nnot confirmed: nothing was sent\n`,
+    );
     expect(questions).toEqual(['send 2 withdrawals as batch b-ask (reason "moved") to withdrawals? [y/N] ']);
     expect(existsSync(`${path}.results.csv`)).toBe(false);
     expect(await received()).toEqual([]);
-    const accepted = await cli(["bulk", path, "--batch-id", "b-ask", "--reason", "moved", ...queues.flags], { ask: ask("y") });
+    const accepted = await cli(["bulk", path, "--batch-id", "b-ask", "--reason", "moved", ...queues.flags], {
+      ask: ask("y"),
+    });
     expect(accepted.code).toBe(1); // the invalid line
     expect((await received()).map((b) => b.certificate_id).sort()).toEqual([id(77), id(78)]);
   });
@@ -397,11 +551,15 @@ describe("bulk", () => {
       return sqs;
     };
     let stderr = "";
-    const run = await cli(["bulk", "--yes", "--reason", "test", path, "--concurrency", "1", ...queues.flags], { createSqsClient, stderr: { write: (c: string) => (stderr += c), isTTY: true } });
+    const run = await cli(["bulk", "--yes", "--reason", "test", path, "--concurrency", "1", ...queues.flags], {
+      createSqsClient,
+      stderr: { write: (c: string) => (stderr += c), isTTY: true },
+    });
     expect(run.code).toBe(0);
     const bars = [...stderr.matchAll(/(\d+)% (\d+) of (\d+) read sent/g)].map((m) => m.slice(1).map(Number));
     expect(bars.length).toBeGreaterThan(1);
-    for (const [percent, sent, read] of bars) expect(percent).toBeLessThanOrEqual(Math.floor((100 * sent!) / read!) + 1);
+    for (const [percent, sent, read] of bars)
+      expect(percent).toBeLessThanOrEqual(Math.floor((100 * sent!) / read!) + 1);
     expect(await received()).toHaveLength(50);
   });
 
@@ -409,7 +567,9 @@ describe("bulk", () => {
     const path = file("wrong.csv", `id,reason\n${id(70)},x\n`);
     const run = await cli(["bulk", "--yes", "--reason", "test", path, ...queues.flags]);
     expect(run.code).toBe(2);
-    expect(run.stderr).toBe(`scm-withdraw: error: ${path}: no certificate_id column in the header row on line 1 (found: id, reason) (see \`scm-withdraw bulk --help\`)\n`);
+    expect(run.stderr).toBe(
+      `scm-withdraw: error: ${path}: no certificate_id column in the header row on line 1 (found: id, reason) (see \`scm-withdraw bulk --help\`)\n`,
+    );
     expect(await received()).toEqual([]);
     expect(existsSync(`${path}.results.csv`)).toBe(false);
   });
@@ -437,28 +597,44 @@ describe("when the queue is not there", () => {
     const port = await closedPort();
     const run = await cli(["status", "--queue-url", `http://sqs.eu-west-1.localhost:${port}/000000000000/withdrawals`]);
     expect(run.code).toBe(1);
-    expect(run.stderr).toBe(`scm-withdraw: error: no queue at http://127.0.0.1:${port}: start the local pipeline with \`npm start\`, or pass --queue-url\n`);
+    expect(run.stderr).toBe(
+      `scm-withdraw: error: no queue at http://127.0.0.1:${port}: start the local pipeline with \`npm start\`, or pass --queue-url\n`,
+    );
   });
 
   it("names a queue that does not exist", async () => {
     const url = queues.queueUrl.replace(/withdrawals$/, "nope");
     const run = await cli(["enqueue", id(90), "--queue-url", url]);
     expect(run.code).toBe(1);
-    expect(run.stderr).toBe(`scm-withdraw: error: no queue ${url} on ${queues.endpoint}: is the local pipeline running (\`npm start\`)? otherwise pass --queue-url/--dlq-url\n`);
+    expect(run.stderr).toBe(
+      `scm-withdraw: error: no queue ${url} on ${queues.endpoint}: is the local pipeline running (\`npm start\`)? otherwise pass --queue-url/--dlq-url\n`,
+    );
   });
 });
 
 describe("usage errors", () => {
   it.each([
-    [["enqueue", id(1), "--reasn", "x"], "unknown option --reasn (did you mean --reason?) (see `scm-withdraw enqueue --help`)"],
-    [["dlq", "list", "--max", "many"], '--max must be a whole number from 1 to 1000000 (got "many") (see `scm-withdraw dlq list --help`)'],
-    [["dlq", "list", "--reason", "gone"], '--reason "gone" is not a failure reason; use one of invalid_message, unauthorized, forbidden, not_found, rejected, unexpected_answer, retries_exhausted, unlabelled (see `scm-withdraw dlq list --help`)'],
+    [
+      ["enqueue", id(1), "--reasn", "x"],
+      "unknown option --reasn (did you mean --reason?) (see `scm-withdraw enqueue --help`)",
+    ],
+    [
+      ["dlq", "list", "--max", "many"],
+      '--max must be a whole number from 1 to 1000000 (got "many") (see `scm-withdraw dlq list --help`)',
+    ],
+    [
+      ["dlq", "list", "--reason", "gone"],
+      '--reason "gone" is not a failure reason; use one of invalid_message, unauthorized, forbidden, not_found, rejected, unexpected_answer, retries_exhausted, unlabelled (see `scm-withdraw dlq list --help`)',
+    ],
     [["enqueue", id(1), "--reason"], "--reason needs a value (TEXT) (see `scm-withdraw enqueue --help`)"],
     [["status", "--json=yes"], '--json takes no value (got "yes") (see `scm-withdraw status --help`)'],
     [["frobnicate"], 'unknown command "frobnicate" (see `scm-withdraw --help`)'],
     [["dlq"], "dlq needs a subcommand: list, redrive (see `scm-withdraw --help`)"],
     [["dlq", "purge"], 'unknown dlq subcommand "purge": use list, redrive (see `scm-withdraw --help`)'],
-    [["status", "--queue-url", "withdrawals"], '--queue-url must be an SQS queue URL like https://sqs.eu-west-1.amazonaws.com/123456789012/withdrawals (got "withdrawals") (see `scm-withdraw status --help`)'],
+    [
+      ["status", "--queue-url", "withdrawals"],
+      '--queue-url must be an SQS queue URL like https://sqs.eu-west-1.amazonaws.com/123456789012/withdrawals (got "withdrawals") (see `scm-withdraw status --help`)',
+    ],
   ])("%j exits 2 with one line", async (argv, message) => {
     const run = await cli(argv);
     expect(run.code).toBe(2);
@@ -469,7 +645,8 @@ describe("usage errors", () => {
   it("prints help on stdout with exit 0, per command too", async () => {
     const index = await cli(["--help"]);
     expect(index.code).toBe(0);
-    for (const name of ["enqueue", "bulk", "dlq list", "dlq redrive", "status"]) expect(index.stdout).toContain(`\n  ${name}`);
+    for (const name of ["enqueue", "bulk", "dlq list", "dlq redrive", "status"])
+      expect(index.stdout).toContain(`\n  ${name}`);
     expect(index.stdout).toContain("exit codes: 0 everything done, 1 some work failed, 2 usage error");
     const bulk = await cli(["bulk", "--yes", "--help"]);
     expect(bulk.code).toBe(0);

@@ -24,9 +24,15 @@ let dir: string;
 let queues: Queues;
 let dynamo: LocalDynamo;
 
-function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(dir, "bin", "scm-withdraw.mjs"), ...args], { cwd: dir, env: { ...ENV, ...env } });
+    const child = spawn(process.execPath, [path.join(dir, "bin", "scm-withdraw.mjs"), ...args], {
+      cwd: dir,
+      env: { ...ENV, ...env },
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
@@ -40,9 +46,14 @@ beforeAll(async () => {
   // Inside the project (.vitest/ is ignored by git), so that hard links never cross file systems.
   mkdirSync(path.join(ROOT, ".vitest"), { recursive: true });
   dir = mkdtempSync(path.join(ROOT, ".vitest", "production-"));
-  for (const name of ["package.json", "package-lock.json", "bin", "dist"]) cpSync(path.join(ROOT, name), path.join(dir, name), { recursive: true });
+  for (const name of ["package.json", "package-lock.json", "bin", "dist"])
+    cpSync(path.join(ROOT, name), path.join(dir, name), { recursive: true });
   await promisify(execFile)("cp", ["-al", path.join(ROOT, "node_modules"), path.join(dir, "node_modules")]);
-  await promisify(execFile)("npm", ["prune", "--omit=dev", "--offline", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: dir, timeout: 60_000 });
+  await promisify(execFile)(
+    "npm",
+    ["prune", "--omit=dev", "--offline", "--no-audit", "--no-fund", "--loglevel=error"],
+    { cwd: dir, timeout: 60_000 },
+  );
   [queues, dynamo] = await Promise.all([startQueues(), startLocalDynamo()]);
   const { partitionKey, sortKey } = LEDGER_TABLE_SCHEMA;
   await dynamo.client().send(
@@ -86,7 +97,12 @@ describe("the CLI after npm prune --omit=dev", () => {
     expect(enqueued.code).toBe(0);
     const status = await run(["batch", "status", "prod-check", "--json", ...queues.flags], ledger);
     expect(status.stderr).toBe("");
-    expect(JSON.parse(status.stdout)).toMatchObject({ batch_id: "prod-check", table: "ledger", recorded: 1, counts: { queued: 1 } });
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      batch_id: "prod-check",
+      table: "ledger",
+      recorded: 1,
+      counts: { queued: 1 },
+    });
     const depths = await run(["status", "--json", ...queues.flags]);
     expect(depths.code).toBe(0);
     await queues.drain(queues.queueUrl);

@@ -41,21 +41,25 @@ afterAll(() => new Promise<void>((resolve) => trap.close(() => resolve())));
 describe("the handler at container start", () => {
   it("imports without touching the network and without loading the SQS SDK", async () => {
     const base = `http://127.0.0.1:${port}`;
-    const { stdout } = await run(process.execPath, ["--import", "tsx", "--no-warnings", "--input-type=module", "-e", SCRIPT], {
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        SCM_ENDPOINT: base,
-        SCM_TOKEN_SECRET_ID: "scm-withdraw/token",
-        WITHDRAWAL_DLQ_URL: `${base}/000000000000/withdrawals-dlq`,
-        AWS_ENDPOINT_URL_SQS: base,
-        AWS_ENDPOINT_URL_SECRETS_MANAGER: base,
-        AWS_REGION: "eu-west-1",
-        AWS_ACCESS_KEY_ID: "test",
-        AWS_SECRET_ACCESS_KEY: "test",
+    const { stdout } = await run(
+      process.execPath,
+      ["--import", "tsx", "--no-warnings", "--input-type=module", "-e", SCRIPT],
+      {
+        env: {
+          PATH: process.env.PATH,
+          HOME: process.env.HOME,
+          SCM_ENDPOINT: base,
+          SCM_TOKEN_SECRET_ID: "scm-withdraw/token",
+          WITHDRAWAL_DLQ_URL: `${base}/000000000000/withdrawals-dlq`,
+          AWS_ENDPOINT_URL_SQS: base,
+          AWS_ENDPOINT_URL_SECRETS_MANAGER: base,
+          AWS_REGION: "eu-west-1",
+          AWS_ACCESS_KEY_ID: "test",
+          AWS_SECRET_ACCESS_KEY: "test",
+        },
+        timeout: 20_000,
       },
-      timeout: 20_000,
-    });
+    );
     const loaded = JSON.parse(stdout) as string[];
     expect(loaded).toContain("client-secrets-manager");
     expect(loaded).not.toContain("client-sqs");
@@ -72,7 +76,16 @@ describe("the handler at container start", () => {
       const { outfile } = await buildEntry("handlers/withdraw.ts", { outdir: dir });
       const script = `await import(${JSON.stringify(pathToFileURL(outfile).href)}); process.stdout.write(JSON.stringify(process.moduleLoadList.filter((m) => m.includes("undici"))));`;
       const base = `http://127.0.0.1:${port}`;
-      const env = { PATH: process.env.PATH, HOME: process.env.HOME, SCM_ENDPOINT: base, SCM_TOKEN_SECRET_ID: "scm-withdraw/token", WITHDRAWAL_DLQ_URL: `${base}/000000000000/withdrawals-dlq`, AWS_REGION: "eu-west-1", AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test" };
+      const env = {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        SCM_ENDPOINT: base,
+        SCM_TOKEN_SECRET_ID: "scm-withdraw/token",
+        WITHDRAWAL_DLQ_URL: `${base}/000000000000/withdrawals-dlq`,
+        AWS_REGION: "eu-west-1",
+        AWS_ACCESS_KEY_ID: "test",
+        AWS_SECRET_ACCESS_KEY: "test",
+      };
       const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], { env, timeout: 20_000 });
       expect(JSON.parse(stdout), "an ES import of node:http or node:https in the bundle?").toEqual([]);
     } finally {

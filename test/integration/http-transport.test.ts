@@ -26,7 +26,11 @@ describe("the shared HTTP transport", () => {
     const before = sim.stats.connectionsOpened;
     const first = await transport.send({ url: detail(), method: "GET", timeoutMs: 2000 });
     const second = await transport.send({ url: detail(), method: "GET", timeoutMs: 2000 });
-    expect(first).toMatchObject({ kind: "answer", status: 401, headers: { "content-type": expect.stringContaining("json") } });
+    expect(first).toMatchObject({
+      kind: "answer",
+      status: 401,
+      headers: { "content-type": expect.stringContaining("json") },
+    });
     expect(JSON.parse((first as { text: string }).text)).toMatchObject({ error_code: "APIGW.0301" });
     expect(second).toMatchObject({ kind: "answer", status: 401 });
     expect(sim.stats.connectionsOpened - before).toBe(1);
@@ -42,13 +46,19 @@ describe("the shared HTTP transport", () => {
 
   it("stops reading past the body cap, keeping the status", async () => {
     sim.inject(ID, faults.huge(10_000_000, { status: 503, chunked: true }));
-    expect(await transport.send({ url: detail(), method: "GET", timeoutMs: 5000 })).toMatchObject({ kind: "answer", status: 503, text: undefined });
+    expect(await transport.send({ url: detail(), method: "GET", timeoutMs: 5000 })).toMatchObject({
+      kind: "answer",
+      status: 503,
+      text: undefined,
+    });
   });
 
   it("answers an aborted call at once as a timeout", async () => {
     const controller = new AbortController();
     controller.abort();
-    expect(await transport.send({ url: detail(), method: "GET", timeoutMs: 5000, signal: controller.signal })).toMatchObject({
+    expect(
+      await transport.send({ url: detail(), method: "GET", timeoutMs: 5000, signal: controller.signal }),
+    ).toMatchObject({
       kind: "network",
       failure: "timeout",
       message: "aborted",

@@ -32,12 +32,16 @@ let iam: { url: string; close(): Promise<void> };
 async function startTokenRecorder(target: string) {
   const sockets = new Set<import("node:net").Socket>();
   const server = http.createServer((req, res) => {
-    const upstream = http.request(`${target}${req.url ?? "/"}`, { method: req.method, headers: req.headers }, (answer) => {
-      const token = answer.headers["x-subject-token"];
-      if (typeof token === "string") runtimeSecrets.add(token);
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
+    const upstream = http.request(
+      `${target}${req.url ?? "/"}`,
+      { method: req.method, headers: req.headers },
+      (answer) => {
+        const token = answer.headers["x-subject-token"];
+        if (typeof token === "string") runtimeSecrets.add(token);
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
     // The simulator reset or hung: do the same to the worker.
     upstream.on("error", () => req.socket.destroy());
     res.on("close", () => {
@@ -62,7 +66,16 @@ async function startTokenRecorder(target: string) {
 
 /** The secret's value: IAM credentials, by default pointing at the recording proxy. */
 const iamSecret = (overrides: Record<string, unknown> = {}) =>
-  JSON.stringify({ iam: { domain: IAM_USER.domain, user: IAM_USER.user, password: IAM_USER.password, scope: "domain", endpoint: iam.url, ...overrides } });
+  JSON.stringify({
+    iam: {
+      domain: IAM_USER.domain,
+      user: IAM_USER.user,
+      password: IAM_USER.password,
+      scope: "domain",
+      endpoint: iam.url,
+      ...overrides,
+    },
+  });
 
 /** Imports the handler as a new container would (fresh module state: token cache, clients). */
 const coldStart = (env: Record<string, string> = {}) => coldStartWithdraw({ ...stack.env, ...env });
@@ -124,7 +137,9 @@ describe("a secret holding IAM credentials", () => {
     expect(response.batchItemFailures).toEqual([]);
     for (const id of ids) expect(stack.sim.withdrawals(id)).toBe(1);
     expect(stack.sim.iamExchanges - exchanges).toBe(1);
-    expect(iamCalls().map((c) => [c.method, c.path, c.status])).toEqual([["POST", "/v3/auth/tokens?nocatalog=true", 201]]);
+    expect(iamCalls().map((c) => [c.method, c.path, c.status])).toEqual([
+      ["POST", "/v3/auth/tokens?nocatalog=true", 201],
+    ]);
     // Every SCM call carried the token IAM just issued.
     expect(new Set(cancelCalls().map((c) => c.tokenRef))).toEqual(new Set([iamCalls()[0]!.tokenRef]));
 
@@ -140,7 +155,10 @@ describe("a secret holding IAM credentials", () => {
     const exchanges = stack.sim.iamExchanges;
     const a = certificates("scs6", 5);
     const b = certificates("scs7", 5);
-    const responses = await Promise.all([handler(sqsEvent(...a.records), lambdaContext()), handler(sqsEvent(...b.records), lambdaContext())]);
+    const responses = await Promise.all([
+      handler(sqsEvent(...a.records), lambdaContext()),
+      handler(sqsEvent(...b.records), lambdaContext()),
+    ]);
     expect(responses.flatMap((r) => r.batchItemFailures)).toEqual([]);
     expect(stack.sim.iamExchanges - exchanges).toBe(1);
   });
@@ -171,7 +189,9 @@ describe("a secret holding IAM credentials", () => {
     expect(stack.sim.calls).toEqual([]);
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatchObject({ event: "token_unavailable", code: "secret_unusable" });
-    expect(errors[0]!.error).toContain(`the "iam" secret's endpoint must be an https:// URL (http:// only for loopback hosts)`);
+    expect(errors[0]!.error).toContain(
+      `the "iam" secret's endpoint must be an https:// URL (http:// only for loopback hosts)`,
+    );
   });
 });
 
@@ -221,7 +241,11 @@ describe("revocation", () => {
 
   it("dead-letters as unauthorized when SCM refuses the re-exchanged token too, with no token in the DLQ", async () => {
     const handler = await coldStart({ LOG_LEVEL: "debug" });
-    const unauthorized = faults.scmError(401, "APIGW.0301", "Incorrect IAM authentication information: token has been revoked");
+    const unauthorized = faults.scmError(
+      401,
+      "APIGW.0301",
+      "Incorrect IAM authentication information: token has been revoked",
+    );
     stack.sim.inject(DEMO.withdrawn, unauthorized, unauthorized);
     const exchanges = stack.sim.iamExchanges;
     const record = sqsRecord(job(DEMO.withdrawn));
@@ -230,9 +254,14 @@ describe("revocation", () => {
     expect(stack.sim.iamExchanges - exchanges).toBe(2); // the cold one and the one after the 401
     const [letter, ...rest] = await stack.drainDlq();
     expect(rest).toEqual([]);
-    expect(attributesOf(letter!)).toMatchObject({ failure_reason: "unauthorized", http_status: "401", error_code: "APIGW.0301" });
+    expect(attributesOf(letter!)).toMatchObject({
+      failure_reason: "unauthorized",
+      http_status: "401",
+      error_code: "APIGW.0301",
+    });
     const dumped = JSON.stringify(letter);
-    for (const secret of allSecrets()) expect(dumped.includes(secret), "a secret in the dead-letter message").toBe(false);
+    for (const secret of allSecrets())
+      expect(dumped.includes(secret), "a secret in the dead-letter message").toBe(false);
   });
 });
 
@@ -242,23 +271,31 @@ describe("an IAM outage", () => {
     ["a 503", faults.unavailable(), {}, 1],
     ["reset connections (retried once)", faults.reset(), {}, 2],
     ["no answer within IAM_TIMEOUT_MS", faults.hang(), { IAM_TIMEOUT_MS: "300" }, 1],
-  ])("with %s leaves every valid record for redelivery, dead-letters only the invalid body and calls no SCM", async (_name, fault, env, attempts) => {
-    const handler = await coldStart(env);
-    stack.sim.injectAlways("iam", fault);
-    const records = [sqsRecord(job(DEMO.withdrawn)), sqsRecord(job(DEMO.forbidden)), sqsRecord("not json")];
-    const { response, errors } = await invoke(handler, sqsEvent(...records));
-    expect(failedIds(response)).toEqual(records.slice(0, 2).map((r) => r.messageId).sort());
-    expect(iamCalls()).toHaveLength(attempts);
-    expect(cancelCalls()).toEqual([]);
-    expect((await stack.drainDlq()).map((l) => attributesOf(l).failure_reason)).toEqual(["invalid_message"]);
-    expect(errors).toHaveLength(1);
-    expect(errors[0]).toMatchObject({ event: "token_unavailable", code: "iam_unreachable", records: 2 });
-    expect(errors[0]!.error).toMatch(/^TokenUnavailableError iam_unreachable: IAM at http:\/\/127\.0\.0\.1:\d+ /);
+  ])(
+    "with %s leaves every valid record for redelivery, dead-letters only the invalid body and calls no SCM",
+    async (_name, fault, env, attempts) => {
+      const handler = await coldStart(env);
+      stack.sim.injectAlways("iam", fault);
+      const records = [sqsRecord(job(DEMO.withdrawn)), sqsRecord(job(DEMO.forbidden)), sqsRecord("not json")];
+      const { response, errors } = await invoke(handler, sqsEvent(...records));
+      expect(failedIds(response)).toEqual(
+        records
+          .slice(0, 2)
+          .map((r) => r.messageId)
+          .sort(),
+      );
+      expect(iamCalls()).toHaveLength(attempts);
+      expect(cancelCalls()).toEqual([]);
+      expect((await stack.drainDlq()).map((l) => attributesOf(l).failure_reason)).toEqual(["invalid_message"]);
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatchObject({ event: "token_unavailable", code: "iam_unreachable", records: 2 });
+      expect(errors[0]!.error).toMatch(/^TokenUnavailableError iam_unreachable: IAM at http:\/\/127\.0\.0\.1:\d+ /);
 
-    // IAM is back: the next delivery works at once (an outage is not held against the credentials).
-    stack.sim.clearFaults();
-    expect((await invoke(handler, sqsEvent(records[0]!))).response.batchItemFailures).toEqual([]);
-  });
+      // IAM is back: the next delivery works at once (an outage is not held against the credentials).
+      stack.sim.clearFaults();
+      expect((await invoke(handler, sqsEvent(records[0]!))).response.batchItemFailures).toEqual([]);
+    },
+  );
 
   it("during a re-exchange after a 401 leaves the records for redelivery", async () => {
     const handler = await coldStart();
@@ -301,12 +338,17 @@ describe("rejected credentials", () => {
 
   it("treat a 403 from IAM the same way", async () => {
     const handler = await coldStart();
-    stack.sim.inject("iam", faults.answer(403, { error: { code: 403, message: "The user is disabled.", title: "Forbidden" } }));
+    stack.sim.inject(
+      "iam",
+      faults.answer(403, { error: { code: 403, message: "The user is disabled.", title: "Forbidden" } }),
+    );
     const record = sqsRecord(job(DEMO.withdrawn));
     const { response, errors } = await invoke(handler, sqsEvent(record));
     expect(failedIds(response)).toEqual([record.messageId]);
     expect(errors).toHaveLength(1);
-    expect(errors[0]!.error).toContain(`IAM rejected the credentials stored in secret ${SECRET_ID} (HTTP 403 "The user is disabled."`);
+    expect(errors[0]!.error).toContain(
+      `IAM rejected the credentials stored in secret ${SECRET_ID} (HTTP 403 "The user is disabled."`,
+    );
     expect(await stack.drainDlq()).toEqual([]);
   });
 });
@@ -315,7 +357,8 @@ describe("secrets in the output", () => {
   it("no password or IAM token was printed by anything above", () => {
     const output = capturedOutput();
     expect(runtimeSecrets.size).toBeGreaterThan(5); // the recorder saw the tokens IAM issued
-    for (const secret of [IAM_PASSWORD, WRONG_PASSWORD, ...runtimeSecrets]) expect(output.includes(secret), "a secret in stdout/stderr").toBe(false);
+    for (const secret of [IAM_PASSWORD, WRONG_PASSWORD, ...runtimeSecrets])
+      expect(output.includes(secret), "a secret in stdout/stderr").toBe(false);
     // Belt and braces: nothing shaped like a simulator-issued token (MII + 128 base64url characters).
     expect(output).not.toMatch(/MII[A-Za-z0-9_-]{100,}/);
   });

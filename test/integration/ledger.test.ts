@@ -3,7 +3,12 @@
  * on a random 127.0.0.1 port. Commands are observed through the client's own middleware stack (no
  * module patching), to prove which DynamoDB operations each method uses.
  */
-import { DescribeTableCommand, DescribeTimeToLiveCommand, GetItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import {
+  DescribeTableCommand,
+  DescribeTimeToLiveCommand,
+  GetItemCommand,
+  type DynamoDBClient,
+} from "@aws-sdk/client-dynamodb";
 import { createServer, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -48,11 +53,18 @@ afterAll(async () => {
 });
 
 /** A fresh table and ledger per test, so tests never see each other's items. */
-async function freshLedger(options: Partial<LedgerOptions> = {}): Promise<{ ledger: Ledger; table: string; logs: string[] }> {
+async function freshLedger(
+  options: Partial<LedgerOptions> = {},
+): Promise<{ ledger: Ledger; table: string; logs: string[] }> {
   const table = `ledger-${process.pid}-${++tables}`;
   await createLedgerTable(client, table);
   const logs: string[] = [];
-  const ledger = createLedger({ client, tableName: table, logger: createLogger({ level: "debug", write: (line) => logs.push(line) }), ...options });
+  const ledger = createLedger({
+    client,
+    tableName: table,
+    logger: createLogger({ level: "debug", write: (line) => logs.push(line) }),
+    ...options,
+  });
   return { ledger, table, logs };
 }
 
@@ -63,12 +75,29 @@ function job(n: number, batchId?: string): JobRef {
 }
 
 /** A worker outcome, typed as lib/worker.ts declares it (so a change there breaks this file at compile time). */
-function outcome(ref: JobRef, state: RecordOutcome["state"], extra: { reason?: string; attempts?: number; httpStatus?: number; errorCode?: string; errorMsg?: string; messageId?: string; receiveCount?: number } = {}): RecordOutcome {
+function outcome(
+  ref: JobRef,
+  state: RecordOutcome["state"],
+  extra: {
+    reason?: string;
+    attempts?: number;
+    httpStatus?: number;
+    errorCode?: string;
+    errorMsg?: string;
+    messageId?: string;
+    receiveCount?: number;
+  } = {},
+): RecordOutcome {
   const base = {
     messageId: extra.messageId ?? `msg-${ref.requestId}`,
     requestId: ref.requestId,
     certificateId: ref.certificateId,
-    request: { certificate_id: ref.certificateId!, request_id: ref.requestId, source: "bulk" as const, ...(ref.batchId ? { batch_id: ref.batchId } : {}) },
+    request: {
+      certificate_id: ref.certificateId!,
+      request_id: ref.requestId,
+      source: "bulk" as const,
+      ...(ref.batchId ? { batch_id: ref.batchId } : {}),
+    },
     receiveCount: extra.receiveCount ?? 1,
   };
   const last = { httpStatus: extra.httpStatus, errorCode: extra.errorCode, errorMsg: extra.errorMsg };
@@ -99,9 +128,15 @@ describe("the table", () => {
     ]);
     expect(Table?.BillingModeSummary?.BillingMode).toBe("PAY_PER_REQUEST");
     expect(Table?.GlobalSecondaryIndexes?.map((i) => [i.IndexName, i.KeySchema, i.Projection?.ProjectionType])).toEqual(
-      Object.values(LEDGER_TABLE_SCHEMA.indexes).map((index) => [index.name, [{ AttributeName: index.partitionKey, KeyType: "HASH" }], "KEYS_ONLY"]),
+      Object.values(LEDGER_TABLE_SCHEMA.indexes).map((index) => [
+        index.name,
+        [{ AttributeName: index.partitionKey, KeyType: "HASH" }],
+        "KEYS_ONLY",
+      ]),
     );
-    expect((await client.send(new DescribeTimeToLiveCommand({ TableName: table }))).TimeToLiveDescription?.TimeToLiveStatus).toBe("DISABLED");
+    expect(
+      (await client.send(new DescribeTimeToLiveCommand({ TableName: table }))).TimeToLiveDescription?.TimeToLiveStatus,
+    ).toBe("DISABLED");
   });
 
   it("refuses a non-loopback host for the local DynamoDB", async () => {
@@ -114,7 +149,15 @@ describe("a batch followed to the end", () => {
     const { ledger } = await freshLedger();
     const jobs = [1, 2, 3, 4, 5, 6].map((n) => job(n, "b-mix"));
     const queued = await ledger.recordQueued(jobs, { batchId: "b-mix", expectedTotal: 6, source: "bulk" });
-    expect(queued).toEqual({ written: 6, alreadyQueued: 0, queuedBefore: [], reset: 0, alreadyDone: [], failed: [], batchRecorded: true });
+    expect(queued).toEqual({
+      written: 6,
+      alreadyQueued: 0,
+      queuedBefore: [],
+      reset: 0,
+      alreadyDone: [],
+      failed: [],
+      batchRecorded: true,
+    });
 
     let status = await ledger.batchStatus("b-mix");
     expect(status).toMatchObject({ expectedTotal: 6, recorded: 6, final: 0, pending: 6, done: false });
@@ -124,33 +167,80 @@ describe("a batch followed to the end", () => {
     await ledger.recordOutcome(outcome(jobs[0]!, "withdrawn", { httpStatus: 200 }));
     await ledger.recordOutcome(outcome(jobs[1]!, "withdrawn", { httpStatus: 200, attempts: 2 }));
     await ledger.recordOutcome(outcome(jobs[2]!, "already_withdrawn", { httpStatus: 400, errorCode: "SCM.0010" }));
-    await ledger.recordOutcome(outcome(jobs[3]!, "dead_lettered", { reason: "not_found", httpStatus: 404, errorCode: "SCM.0404", errorMsg: "certificate not found" }));
-    await ledger.recordOutcome(outcome(jobs[4]!, "dead_lettered", { reason: "rejected", httpStatus: 400, errorCode: "SCM.0010" }));
+    await ledger.recordOutcome(
+      outcome(jobs[3]!, "dead_lettered", {
+        reason: "not_found",
+        httpStatus: 404,
+        errorCode: "SCM.0404",
+        errorMsg: "certificate not found",
+      }),
+    );
+    await ledger.recordOutcome(
+      outcome(jobs[4]!, "dead_lettered", { reason: "rejected", httpStatus: 400, errorCode: "SCM.0010" }),
+    );
     await ledger.recordOutcome(outcome(jobs[5]!, "retrying", { reason: "throttled", httpStatus: 429, attempts: 3 }));
 
     status = await ledger.batchStatus("b-mix");
-    expect(status.counts).toEqual({ queued: 0, retrying: 1, requeued: 0, withdrawn: 2, already_withdrawn: 1, dead_lettered: 2 });
+    expect(status.counts).toEqual({
+      queued: 0,
+      retrying: 1,
+      requeued: 0,
+      withdrawn: 2,
+      already_withdrawn: 1,
+      dead_lettered: 2,
+    });
     expect(status.deadLetteredByReason).toEqual({ not_found: 1, rejected: 1 });
     expect(status).toMatchObject({ final: 5, pending: 1, done: false });
 
     // The throttled job comes back on its second delivery and succeeds.
     await ledger.recordOutcome(outcome(jobs[5]!, "withdrawn", { httpStatus: 200, receiveCount: 2 }));
     status = await ledger.batchStatus("b-mix", { consistent: true });
-    expect(status.counts).toEqual({ queued: 0, retrying: 0, requeued: 0, withdrawn: 3, already_withdrawn: 1, dead_lettered: 2 });
+    expect(status.counts).toEqual({
+      queued: 0,
+      retrying: 0,
+      requeued: 0,
+      withdrawn: 3,
+      already_withdrawn: 1,
+      dead_lettered: 2,
+    });
     expect(status).toMatchObject({ final: 6, pending: 0, done: true });
 
     const byId = new Map<string, Awaited<ReturnType<Ledger["getJob"]>>>();
     for await (const item of ledger.batchJobs("b-mix")) byId.set(item.requestId, item);
-    expect(byId.get("req-4")).toMatchObject({ state: "dead_lettered", reason: "not_found", httpStatus: 404, errorCode: "SCM.0404", errorMsg: "certificate not found", certificateId: cert(4), batchId: "b-mix", source: "bulk" });
+    expect(byId.get("req-4")).toMatchObject({
+      state: "dead_lettered",
+      reason: "not_found",
+      httpStatus: 404,
+      errorCode: "SCM.0404",
+      errorMsg: "certificate not found",
+      certificateId: cert(4),
+      batchId: "b-mix",
+      source: "bulk",
+    });
     expect(byId.get("req-4")?.finishedAt).toEqual(expect.any(String));
     // attempts add up over deliveries (3 on the first, 1 on the second); the old 429 is gone on success.
-    expect(byId.get("req-6")).toMatchObject({ state: "withdrawn", attempts: 4, httpStatus: 200, errorCode: undefined, reason: undefined, receiveCount: 2 });
-    expect(byId.get("req-1")).toMatchObject({ state: "withdrawn", deliveries: 1, claimedAt: expect.any(String), queuedAt: expect.any(String) });
+    expect(byId.get("req-6")).toMatchObject({
+      state: "withdrawn",
+      attempts: 4,
+      httpStatus: 200,
+      errorCode: undefined,
+      reason: undefined,
+      receiveCount: 2,
+    });
+    expect(byId.get("req-1")).toMatchObject({
+      state: "withdrawn",
+      deliveries: 1,
+      claimedAt: expect.any(String),
+      queuedAt: expect.any(String),
+    });
   });
 
   it("reads a batch's progress with ONE Query (the META item and the jobs share a partition), never a Scan", async () => {
     const { ledger } = await freshLedger();
-    await ledger.recordQueued([1, 2, 3].map((n) => job(n, "b-one")), { batchId: "b-one", expectedTotal: 3 });
+    await ledger.recordQueued(
+      [1, 2, 3].map((n) => job(n, "b-one")),
+      { batchId: "b-one", expectedTotal: 3 },
+    );
     const mark = sent.length;
     const status = await ledger.batchStatus("b-one");
     expect(status).toMatchObject({ expectedTotal: 3, recorded: 3 });
@@ -159,19 +249,29 @@ describe("a batch followed to the end", () => {
 
   it("finds a certificate's or a request_id's jobs across batches with one Query per index, never a Scan", async () => {
     const { ledger } = await freshLedger();
-    const audit = { requestedBy: "arn:aws:iam::123456789012:user/alice", requestReason: "CHG-1", requestedAt: "2026-11-27T10:00:00Z" };
+    const audit = {
+      requestedBy: "arn:aws:iam::123456789012:user/alice",
+      requestReason: "CHG-1",
+      requestedAt: "2026-11-27T10:00:00Z",
+    };
     await ledger.recordQueued([{ ...job(1, "b-x"), ...audit }], { batchId: "b-x" });
     await ledger.recordQueued([{ ...job(1, "b-y"), requestId: "T-9" }], { batchId: "b-y" });
     await ledger.recordQueued([{ ...job(2), requestId: "T-9" }]);
     let mark = sent.length;
     const byCertificate = await ledger.findJobs(cert(1));
     expect(since(mark)).toEqual(["QueryCommand", "QueryCommand", "BatchGetItemCommand"]);
-    expect(byCertificate.map((j) => [j.batchId, j.requestId])).toEqual([["b-x", "req-1"], ["b-y", "T-9"]]);
+    expect(byCertificate.map((j) => [j.batchId, j.requestId])).toEqual([
+      ["b-x", "req-1"],
+      ["b-y", "T-9"],
+    ]);
     expect(byCertificate[0]).toMatchObject(audit);
     mark = sent.length;
     const byRequest = await ledger.findJobs("T-9");
     expect(since(mark)).toEqual(["QueryCommand", "BatchGetItemCommand"]);
-    expect(byRequest.map((j) => [j.batchId, j.certificateId]).sort()).toEqual([[undefined, cert(2)], ["b-y", cert(1)]]);
+    expect(byRequest.map((j) => [j.batchId, j.certificateId]).sort()).toEqual([
+      [undefined, cert(2)],
+      ["b-y", cert(1)],
+    ]);
   });
 
   it("lists every job of a batch through one paginated Query, without the META item and without a Scan", async () => {
@@ -237,7 +337,9 @@ describe("redelivery and duplicates", () => {
     const { ledger } = await freshLedger();
     const j = job(1, "b-sticky");
     await ledger.recordOutcome(outcome(j, "withdrawn", { messageId: "m-a" }));
-    expect(await ledger.recordOutcome(outcome(j, "dead_lettered", { messageId: "m-b", reason: "rejected" }))).toBe("unchanged");
+    expect(await ledger.recordOutcome(outcome(j, "dead_lettered", { messageId: "m-b", reason: "rejected" }))).toBe(
+      "unchanged",
+    );
     expect(await ledger.recordOutcome(outcome(j, "retrying", { messageId: "m-c" }))).toBe("unchanged");
     expect(await ledger.recordOutcome(outcome(j, "already_withdrawn", { messageId: "m-d" }))).toBe("unchanged");
     expect(await ledger.recordRequeued([j])).toEqual({ written: 0, unchanged: 1, failed: [] });
@@ -306,7 +408,13 @@ describe("redelivery and duplicates", () => {
     const manual: JobRef = { requestId: "OPS-4411", certificateId: cert(7), source: "manual" };
     expect(jobKey(manual)).toEqual({ pk: "REQ#OPS-4411", sk: `JOB#${cert(7)}#OPS-4411` });
     expect(await ledger.claim(manual)).toBe("proceed");
-    expect(await ledger.getJob({ requestId: "OPS-4411", certificateId: cert(7) })).toMatchObject({ state: "queued", deliveries: 1, certificateId: cert(7), source: "manual", batchId: undefined });
+    expect(await ledger.getJob({ requestId: "OPS-4411", certificateId: cert(7) })).toMatchObject({
+      state: "queued",
+      deliveries: 1,
+      certificateId: cert(7),
+      source: "manual",
+      batchId: undefined,
+    });
     await ledger.recordOutcome(outcome(manual, "withdrawn"));
     expect(await ledger.claim(manual)).toBe("already_withdrawn_in_ledger");
   });
@@ -321,7 +429,11 @@ describe("redelivery and duplicates", () => {
       expect(await ledger.claim(first)).toBe("already_withdrawn_in_ledger");
       expect((await ledger.recordQueued([second])).alreadyDone).toEqual([]);
       expect(await ledger.claim(second)).toBe("proceed");
-      expect(await ledger.getJob(second, { consistent: true })).toMatchObject({ state: "queued", certificateId: cert(8), deliveries: 1 });
+      expect(await ledger.getJob(second, { consistent: true })).toMatchObject({
+        state: "queued",
+        certificateId: cert(8),
+        deliveries: 1,
+      });
     }
   });
 });
@@ -366,12 +478,25 @@ describe("producers: re-runs, unsent jobs and redrive", () => {
     expect((await ledger.batchStatus("b-redrive")).done).toBe(true);
 
     // The redrive tool knows the job from the DLQ body (byte for byte the original).
-    const body = buildWithdrawalBody({ certificate_id: cert(2), request_id: "req-2", batch_id: "b-redrive", source: "bulk" });
-    expect(await ledger.recordRequeued([jobRefFromBody(body, "dlq-source-message-id")])).toEqual({ written: 1, unchanged: 0, failed: [] });
+    const body = buildWithdrawalBody({
+      certificate_id: cert(2),
+      request_id: "req-2",
+      batch_id: "b-redrive",
+      source: "bulk",
+    });
+    expect(await ledger.recordRequeued([jobRefFromBody(body, "dlq-source-message-id")])).toEqual({
+      written: 1,
+      unchanged: 0,
+      failed: [],
+    });
     let status = await ledger.batchStatus("b-redrive");
     expect(status.counts).toMatchObject({ withdrawn: 1, requeued: 1, dead_lettered: 0 });
     expect(status.done).toBe(false);
-    expect(await ledger.getJob(jobs[1]!)).toMatchObject({ state: "requeued", requeuedAt: expect.any(String), finishedAt: undefined });
+    expect(await ledger.getJob(jobs[1]!)).toMatchObject({
+      state: "requeued",
+      requeuedAt: expect.any(String),
+      finishedAt: undefined,
+    });
 
     expect(await ledger.claim(jobs[1]!)).toBe("proceed");
     await ledger.recordOutcome(outcome(jobs[1]!, "withdrawn", { messageId: "redriven-message" }));
@@ -426,7 +551,9 @@ describe("TTL", () => {
     clock += 86_400_000;
     await ledger.recordOutcome(outcome(j, "withdrawn"));
     expect((await ledger.getJob(j))?.expiresAt).toBe(clock / 1000 + ninetyDays);
-    const meta = await client.send(new GetItemCommand({ TableName: table, Key: { pk: { S: "BATCH#b-ttl" }, sk: { S: "META" } } }));
+    const meta = await client.send(
+      new GetItemCommand({ TableName: table, Key: { pk: { S: "BATCH#b-ttl" }, sk: { S: "META" } } }),
+    );
     expect(Number(meta.Item?.expires_at?.N)).toBe(start / 1000 + ninetyDays);
 
     const short = createLedger({ client, tableName: table, ttlDays: 7, now: () => clock });
@@ -492,7 +619,10 @@ describe("a ledger outage never decides a job's fate", () => {
       expect(ledger.stats()).toMatchObject({ failures: 2, failuresByOperation: { claim: 1, outcome: 1 } });
       expect(failures).toEqual(["claim:failed", "outcome:failed"]);
       const events = logs.map((line) => JSON.parse(line) as { event: string; operation?: string; error?: string });
-      expect(events.filter((e) => e.event === "ledger_write_failed").map((e) => e.operation)).toEqual(["claim", "outcome"]);
+      expect(events.filter((e) => e.event === "ledger_write_failed").map((e) => e.operation)).toEqual([
+        "claim",
+        "outcome",
+      ]);
       expect(events[0]?.error).toMatch(/LedgerTimeoutError/);
     } finally {
       down.destroy();
@@ -529,7 +659,14 @@ describe("a ledger outage never decides a job's fate", () => {
       expect((await ledger.recordRequeued([jobs[0]!])).failed).toEqual(["req-0"]);
       expect((await ledger.recordNotSent([jobs[1]!])).failed).toEqual(["req-1"]);
       expect(Date.now() - started).toBeLessThan(10_000);
-      expect(ledger.stats().failuresByOperation).toMatchObject({ batch: 1, queued: 1, claim: 1, outcome: 1, requeued: 1, not_sent: 1 });
+      expect(ledger.stats().failuresByOperation).toMatchObject({
+        batch: 1,
+        queued: 1,
+        claim: 1,
+        outcome: 1,
+        requeued: 1,
+        not_sent: 1,
+      });
       // Reads are for the operator: they say the status is unknown instead of inventing one.
       await expect(ledger.batchStatus("b-refused")).rejects.toBeInstanceOf(LedgerError);
       await expect(ledger.batchStatus("b-refused")).rejects.toThrow(/ledger batch_status on table ledger-down failed/);
@@ -581,8 +718,18 @@ describe("scale", () => {
 
 describe("wiring helpers", () => {
   it("derives a job from a request or a queue body the way the worker does (request_id, else the messageId)", () => {
-    expect(jobRefFromRequest({ certificate_id: cert(1), source: "cleanup", batch_id: "sweep-1" }, "m-1")).toEqual({ requestId: "m-1", batchId: "sweep-1", certificateId: cert(1), source: "cleanup" });
-    expect(jobRefFromBody(JSON.stringify({ certificate_id: cert(2), request_id: "r-2" }), "m-2")).toEqual({ requestId: "r-2", batchId: undefined, certificateId: cert(2), source: "manual" });
+    expect(jobRefFromRequest({ certificate_id: cert(1), source: "cleanup", batch_id: "sweep-1" }, "m-1")).toEqual({
+      requestId: "m-1",
+      batchId: "sweep-1",
+      certificateId: cert(1),
+      source: "cleanup",
+    });
+    expect(jobRefFromBody(JSON.stringify({ certificate_id: cert(2), request_id: "r-2" }), "m-2")).toEqual({
+      requestId: "r-2",
+      batchId: undefined,
+      certificateId: cert(2),
+      source: "manual",
+    });
     expect(jobRefFromBody("not json", "m-3")).toEqual({ requestId: "m-3", certificateId: undefined });
   });
 

@@ -21,11 +21,20 @@ beforeEach(async () => {
 });
 
 const id = (n: number) => `scs${String(n).padStart(13, "0")}`;
-const job = (n: number, extra: Record<string, unknown> = {}): OutgoingMessage<number> => ({ key: n, body: buildWithdrawalBody({ certificate_id: id(n), source: "bulk", ...extra }) });
+const job = (n: number, extra: Record<string, unknown> = {}): OutgoingMessage<number> => ({
+  key: n,
+  body: buildWithdrawalBody({ certificate_id: id(n), source: "bulk", ...extra }),
+});
 
 /** A real SQS client for this fauxqs that records each SendMessageBatch call's entry ids and lets a test rewrite calls. */
-function observedClient(options: { intercept?: (input: SendMessageBatchCommandInput, call: number) => { drop: string[] } } = {}) {
-  const sqs = new SQSClient({ endpoint: queues.endpoint, region: "eu-west-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } });
+function observedClient(
+  options: { intercept?: (input: SendMessageBatchCommandInput, call: number) => { drop: string[] } } = {},
+) {
+  const sqs = new SQSClient({
+    endpoint: queues.endpoint,
+    region: "eu-west-1",
+    credentials: { accessKeyId: "test", secretAccessKey: "test" },
+  });
   const calls: string[][] = [];
   let inFlight = 0;
   let maxInFlight = 0;
@@ -42,9 +51,20 @@ function observedClient(options: { intercept?: (input: SendMessageBatchCommandIn
       try {
         const kept = input.Entries!.filter((e) => !dropped.includes(e));
         // SQS refuses an empty batch: when every entry is dropped, answer without calling it.
-        const result = kept.length > 0 ? await next({ ...args, input: { ...input, Entries: kept } }) : { output: { Successful: [], $metadata: {} }, response: {} };
+        const result =
+          kept.length > 0
+            ? await next({ ...args, input: { ...input, Entries: kept } })
+            : { output: { Successful: [], $metadata: {} }, response: {} };
         const output = result.output as SendMessageBatchCommandOutput;
-        output.Failed = [...(output.Failed ?? []), ...dropped.map((e) => ({ Id: e.Id!, SenderFault: false, Code: "InternalError", Message: "injected server-side failure" }))];
+        output.Failed = [
+          ...(output.Failed ?? []),
+          ...dropped.map((e) => ({
+            Id: e.Id!,
+            SenderFault: false,
+            Code: "InternalError",
+            Message: "injected server-side failure",
+          })),
+        ];
         return result as Awaited<ReturnType<typeof next>>;
       } finally {
         inFlight--;
@@ -55,7 +75,11 @@ function observedClient(options: { intercept?: (input: SendMessageBatchCommandIn
   return { sqs, calls, maxInFlight: () => maxInFlight };
 }
 
-async function sendAll(sqs: SQSClient, messages: OutgoingMessage<number>[], options: { concurrency?: number; maxRetries?: number } = {}) {
+async function sendAll(
+  sqs: SQSClient,
+  messages: OutgoingMessage<number>[],
+  options: { concurrency?: number; maxRetries?: number } = {},
+) {
   const results: SendResult<number>[] = [];
   const sender = createSender<number>({ sqs, queueUrl: queues.queueUrl, onResult: (r) => results.push(r), ...options });
   for (const message of messages) await sender.push(message);
@@ -66,7 +90,10 @@ async function sendAll(sqs: SQSClient, messages: OutgoingMessage<number>[], opti
 describe("createSender", () => {
   it("sends 25 messages in calls of at most 10 and reports each one's message id", async () => {
     const { sqs, calls } = observedClient();
-    const results = await sendAll(sqs, Array.from({ length: 25 }, (_, i) => job(i + 1)));
+    const results = await sendAll(
+      sqs,
+      Array.from({ length: 25 }, (_, i) => job(i + 1)),
+    );
     expect(calls.map((c) => c.length).sort((a, b) => b - a)).toEqual([10, 10, 5]);
     expect(results.map((r) => r.key)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
     expect(results.every((r) => r.ok)).toBe(true);
@@ -85,13 +112,22 @@ describe("createSender", () => {
     expect(failed).toMatchObject({ key: 3, ok: false });
     expect(failed && !failed.ok && failed.error).toMatch(/^InvalidMessageContents: Invalid characters found/);
     expect(calls).toHaveLength(1);
-    expect(bodies(await queues.drain(queues.queueUrl)).map((b) => b.certificate_id).sort()).toEqual([id(1), id(2), id(4)]);
+    expect(
+      bodies(await queues.drain(queues.queueUrl))
+        .map((b) => b.certificate_id)
+        .sort(),
+    ).toEqual([id(1), id(2), id(4)]);
     sqs.destroy();
   });
 
   it("retries only the entries a batch reports as failed, and every message arrives once", async () => {
-    const { sqs, calls } = observedClient({ intercept: (_input, call) => ({ drop: call === 0 ? [id(2), id(7)] : [] }) });
-    const results = await sendAll(sqs, Array.from({ length: 10 }, (_, i) => job(i + 1)));
+    const { sqs, calls } = observedClient({
+      intercept: (_input, call) => ({ drop: call === 0 ? [id(2), id(7)] : [] }),
+    });
+    const results = await sendAll(
+      sqs,
+      Array.from({ length: 10 }, (_, i) => job(i + 1)),
+    );
     expect(results.every((r) => r.ok)).toBe(true);
     expect(calls).toHaveLength(2);
     expect(calls[1]!.sort()).toEqual([id(2), id(7)]);
@@ -102,7 +138,11 @@ describe("createSender", () => {
   it("gives up on an entry that keeps failing after maxRetries and reports SQS's error", async () => {
     const { sqs, calls } = observedClient({ intercept: () => ({ drop: [id(5)] }) });
     const results = await sendAll(sqs, [job(4), job(5), job(6)], { maxRetries: 2 });
-    expect(results.find((r) => r.key === 5)).toEqual({ key: 5, ok: false, error: "InternalError: injected server-side failure" });
+    expect(results.find((r) => r.key === 5)).toEqual({
+      key: 5,
+      ok: false,
+      error: "InternalError: injected server-side failure",
+    });
     expect(results.filter((r) => r.ok).map((r) => r.key)).toEqual([4, 6]);
     // first call + 2 retries, each with only the failing entry after the first
     expect(calls.map((c) => c.length)).toEqual([3, 1, 1]);
@@ -111,7 +151,11 @@ describe("createSender", () => {
 
   it("keeps at most `concurrency` calls in flight", async () => {
     const { sqs, maxInFlight, calls } = observedClient();
-    const results = await sendAll(sqs, Array.from({ length: 200 }, (_, i) => job(i + 1)), { concurrency: 3 });
+    const results = await sendAll(
+      sqs,
+      Array.from({ length: 200 }, (_, i) => job(i + 1)),
+      { concurrency: 3 },
+    );
     expect(results.filter((r) => r.ok)).toHaveLength(200);
     expect(calls).toHaveLength(20);
     expect(maxInFlight()).toBeLessThanOrEqual(3);
@@ -122,7 +166,10 @@ describe("createSender", () => {
   it("splits a batch by size: ten 100 KiB messages never go in one 256 KiB call", async () => {
     const { sqs, calls } = observedClient();
     const big = (n: number) => job(n, { note: "x".repeat(100 * 1024) });
-    const results = await sendAll(sqs, Array.from({ length: 5 }, (_, i) => big(i + 1)));
+    const results = await sendAll(
+      sqs,
+      Array.from({ length: 5 }, (_, i) => big(i + 1)),
+    );
     expect(results.every((r) => r.ok)).toBe(true);
     expect(calls.map((c) => c.length)).toEqual([2, 2, 1]);
     sqs.destroy();
@@ -131,7 +178,12 @@ describe("createSender", () => {
 
 describe("sendWithRetries", () => {
   it("reports every entry with the network error when SQS cannot be reached", async () => {
-    const sqs = new SQSClient({ endpoint: "http://127.0.0.1:1", region: "eu-west-1", credentials: { accessKeyId: "test", secretAccessKey: "test" }, maxAttempts: 1 });
+    const sqs = new SQSClient({
+      endpoint: "http://127.0.0.1:1",
+      region: "eu-west-1",
+      credentials: { accessKeyId: "test", secretAccessKey: "test" },
+      maxAttempts: 1,
+    });
     const results = await sendWithRetries(sqs, queues.queueUrl, [job(1), job(2)], 1);
     expect(results.map((r) => r.key).sort()).toEqual([1, 2]);
     for (const r of results) expect(r.ok === false && r.error).toMatch(/ECONNREFUSED/);

@@ -35,13 +35,19 @@ afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
 describe("requested_by", () => {
   it("is the caller's AWS principal ARN from STS GetCallerIdentity when talking to AWS", async () => {
-    const arn = await awsRequester({ region: "eu-west-1", endpoint, credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "example" } });
+    const arn = await awsRequester({
+      region: "eu-west-1",
+      endpoint,
+      credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "example" },
+    });
     expect(arn).toBe(ARN);
     expect(bodies.at(-1)).toContain("Action=GetCallerIdentity");
   });
 
   it("is the function's name inside Lambda, and nothing outside it", () => {
-    expect(lambdaRequester({ AWS_LAMBDA_FUNCTION_NAME: "scm-withdraw-prod-cleanup" })).toBe("lambda:scm-withdraw-prod-cleanup");
+    expect(lambdaRequester({ AWS_LAMBDA_FUNCTION_NAME: "scm-withdraw-prod-cleanup" })).toBe(
+      "lambda:scm-withdraw-prod-cleanup",
+    );
     expect(lambdaRequester({})).toBeUndefined();
   });
 

@@ -21,7 +21,8 @@ const savedEnv = { ...process.env };
 
 const job = (certificateId: string) => ({ certificate_id: certificateId, source: "manual" });
 const failedIds = (response: SQSBatchResponse) => response.batchItemFailures.map((f) => f.itemIdentifier).sort();
-const callsOf = (id: string) => stack.sim.calls.filter((c) => c.certificateId === id).map((c) => `${c.kind} ${c.status}`);
+const callsOf = (id: string) =>
+  stack.sim.calls.filter((c) => c.certificateId === id).map((c) => `${c.kind} ${c.status}`);
 /** The handler's JSON log lines about one record. */
 const linesAbout = (messageId: string) =>
   capturedOutput()
@@ -65,20 +66,31 @@ describe("a 2xx is not proof of a withdrawal", () => {
     expect(retrying).toMatchObject({ reason: "unexpected_answer" });
   });
 
-  it.each(odd)("dead-letters a %s answer as unexpected_answer once receives run out, with an excerpt of the body", async (kind) => {
-    stack.sim.injectAlways(DEMO.withdrawn, faults.oddSuccess(kind));
-    const record = sqsRecord(job(DEMO.withdrawn), { receiveCount: MAX_RECEIVE_COUNT });
-    const response = await handler(sqsEvent(record), lambdaContext());
-    expect(response.batchItemFailures).toEqual([]);
-    const [letter, ...rest] = await stack.drainDlq();
-    expect(rest).toEqual([]);
-    expect(letter!.Body).toBe(record.body);
-    const attributes = attributesOf(letter!);
-    expect(attributes).toMatchObject({ failure_reason: "unexpected_answer", http_status: kind === "no-content" ? "204" : "200" });
-    const excerpt = { html: /^<!DOCTYPE html>.*Please sign in/, "invalid-json": /^\{"cert_id":"scs$/, "wrong-cert-id": /"cert_id":"scs0000000000000"/, "no-content": undefined }[kind];
-    if (excerpt === undefined) expect(attributes.error_msg).toBeUndefined();
-    else expect(attributes.error_msg).toMatch(excerpt);
-  });
+  it.each(odd)(
+    "dead-letters a %s answer as unexpected_answer once receives run out, with an excerpt of the body",
+    async (kind) => {
+      stack.sim.injectAlways(DEMO.withdrawn, faults.oddSuccess(kind));
+      const record = sqsRecord(job(DEMO.withdrawn), { receiveCount: MAX_RECEIVE_COUNT });
+      const response = await handler(sqsEvent(record), lambdaContext());
+      expect(response.batchItemFailures).toEqual([]);
+      const [letter, ...rest] = await stack.drainDlq();
+      expect(rest).toEqual([]);
+      expect(letter!.Body).toBe(record.body);
+      const attributes = attributesOf(letter!);
+      expect(attributes).toMatchObject({
+        failure_reason: "unexpected_answer",
+        http_status: kind === "no-content" ? "204" : "200",
+      });
+      const excerpt = {
+        html: /^<!DOCTYPE html>.*Please sign in/,
+        "invalid-json": /^\{"cert_id":"scs$/,
+        "wrong-cert-id": /"cert_id":"scs0000000000000"/,
+        "no-content": undefined,
+      }[kind];
+      if (excerpt === undefined) expect(attributes.error_msg).toBeUndefined();
+      else expect(attributes.error_msg).toMatch(excerpt);
+    },
+  );
 
   it("quotes the start of a 2xx too large to read (a login page over 64 KiB)", async () => {
     stack.sim.injectAlways(DEMO.withdrawn, faults.huge(200_000));
@@ -128,7 +140,11 @@ describe("a 2xx is not proof of a withdrawal", () => {
     expect(callsOf(DEMO.alreadyWithdrawn)).toEqual(["cancel 200", "detail 200"]);
     // SCM said "not allowed" while the details still show CHECKING: the refusal stands.
     const [letter] = await stack.drainDlq();
-    expect(attributesOf(letter!)).toMatchObject({ failure_reason: "rejected", source_message_id: underReview.messageId, error_code: "SCM.0010" });
+    expect(attributesOf(letter!)).toMatchObject({
+      failure_reason: "rejected",
+      source_message_id: underReview.messageId,
+      error_code: "SCM.0010",
+    });
     expect(stack.sim.withdrawals(DEMO.withdrawn)).toBe(0);
   });
 
@@ -161,7 +177,9 @@ describe("business errors decided by error_code, as 400 and as 500", () => {
     expect(callsOf(DEMO.rejected)).toEqual([`cancel ${status ?? 400}`, "detail 200"]);
     expect(callsOf(DEMO.forbidden)).toEqual([`cancel ${status ?? 403}`]);
     expect(callsOf(DEMO.notFound)).toEqual([`cancel ${status ?? 404}`]);
-    const letters = Object.fromEntries((await stack.drainDlq()).map((l) => [attributesOf(l).source_message_id, attributesOf(l).failure_reason]));
+    const letters = Object.fromEntries(
+      (await stack.drainDlq()).map((l) => [attributesOf(l).source_message_id, attributesOf(l).failure_reason]),
+    );
     expect(letters).toEqual({
       [records.rejected.messageId]: "rejected",
       [records.forbidden.messageId]: "forbidden",
@@ -176,7 +194,11 @@ describe("business errors decided by error_code, as 400 and as 500", () => {
     expect(response.batchItemFailures).toEqual([]);
     expect(callsOf(DEMO.withdrawn)).toEqual(["cancel 500"]);
     const [letter] = await stack.drainDlq();
-    expect(attributesOf(letter!)).toMatchObject({ failure_reason: "not_found", http_status: "500", error_code: "SCM.0008" });
+    expect(attributesOf(letter!)).toMatchObject({
+      failure_reason: "not_found",
+      http_status: "500",
+      error_code: "SCM.0008",
+    });
   });
 
   it.each([400, 500])("retries SCM.0016 under %i, then withdraws", async (status) => {
@@ -188,7 +210,10 @@ describe("business errors decided by error_code, as 400 and as 500", () => {
 
   it("keeps a per-certificate 500 shape to that certificate", async () => {
     stack.sim.addCertificate({ id: DEMO.rejected, status: "ISSUED", businessErrorsAs500: true });
-    const response = await handler(sqsEvent(sqsRecord(job(DEMO.rejected)), sqsRecord(job(DEMO.alreadyWithdrawn))), lambdaContext());
+    const response = await handler(
+      sqsEvent(sqsRecord(job(DEMO.rejected)), sqsRecord(job(DEMO.alreadyWithdrawn))),
+      lambdaContext(),
+    );
     expect(response.batchItemFailures).toEqual([]);
     expect(callsOf(DEMO.rejected)).toEqual(["cancel 500", "detail 200"]);
     expect(callsOf(DEMO.alreadyWithdrawn)).toEqual(["cancel 400", "detail 200"]);

@@ -33,7 +33,11 @@ const bytesRead = () => sockets.reduce((sum, s) => sum + s.socket.bytesRead, 0);
 
 const clients: ScmClient[] = [];
 const newClient = (options: { timeoutMs?: number; maxSockets?: number } = {}) => {
-  const c = createScmClient({ endpoint: sim.url, timeoutMs: options.timeoutMs ?? 5000, ...(options.maxSockets ? { maxSockets: options.maxSockets } : {}) });
+  const c = createScmClient({
+    endpoint: sim.url,
+    timeoutMs: options.timeoutMs ?? 5000,
+    ...(options.maxSockets ? { maxSockets: options.maxSockets } : {}),
+  });
   clients.push(c);
   return c;
 };
@@ -70,7 +74,10 @@ describe("how much of an answer the client reads", () => {
     expect(result.status).toBe(200);
     expect(result.body).toBeUndefined();
     // Cancel-cert's success is a few bytes of JSON: a body over the cap cannot be one.
-    expect(classifyAnswer(result, { tokenRefreshed: false, succeeded: cancelSucceeded(ID) })).toMatchObject({ kind: "retry", reason: "unexpected_answer" });
+    expect(classifyAnswer(result, { tokenRefreshed: false, succeeded: cancelSucceeded(ID) })).toMatchObject({
+      kind: "retry",
+      reason: "unexpected_answer",
+    });
     // 100 MB were offered; the client read its cap and at most a few socket chunks more.
     expect(bytesRead()).toBeGreaterThan(CAP);
     expect(bytesRead()).toBeLessThan(CAP + 512 * 1024);
@@ -80,7 +87,10 @@ describe("how much of an answer the client reads", () => {
     sim.inject(ID, faults.huge(100_000_000, { status: 500 }));
     const result = asAnswer(await client.cancelCert(ID, TEST_TOKEN));
     expect(result).toMatchObject({ status: 500, body: undefined, errorCode: undefined });
-    expect(classifyAnswer(result, { tokenRefreshed: false, succeeded: cancelSucceeded(ID) })).toMatchObject({ kind: "retry", reason: "server_error" });
+    expect(classifyAnswer(result, { tokenRefreshed: false, succeeded: cancelSucceeded(ID) })).toMatchObject({
+      kind: "retry",
+      reason: "server_error",
+    });
     expect(bytesRead()).toBeLessThan(CAP + 512 * 1024);
   });
 
@@ -98,7 +108,12 @@ describe("how much of an answer the client reads", () => {
     ["a JSON array", faults.answer(400, [{ error_code: "SCM.0010" }]), 400],
   ])("gives the status and no body or error code for %s", async (_name, fault, status) => {
     sim.inject(ID, fault);
-    expect(asAnswer(await client.cancelCert(ID, TEST_TOKEN))).toMatchObject({ status, body: status === 400 ? [{ error_code: "SCM.0010" }] : undefined, errorCode: undefined, errorMsg: undefined });
+    expect(asAnswer(await client.cancelCert(ID, TEST_TOKEN))).toMatchObject({
+      status,
+      body: status === 400 ? [{ error_code: "SCM.0010" }] : undefined,
+      errorCode: undefined,
+      errorMsg: undefined,
+    });
   });
 });
 
@@ -121,7 +136,10 @@ describe("the time limit", () => {
 
   it("answers a drip that finishes inside the limit", async () => {
     sim.inject(ID, faults.drip(2000, { padTo: 300 }));
-    expect(asAnswer(await client.cancelCert(ID, TEST_TOKEN))).toMatchObject({ status: 200, body: { cert_id: ID, message: "success" } });
+    expect(asAnswer(await client.cancelCert(ID, TEST_TOKEN))).toMatchObject({
+      status: 200,
+      body: { cert_id: ID, message: "success" },
+    });
   });
 
   it("cuts silence (a hang) at the limit", async () => {
@@ -144,7 +162,11 @@ describe("the time limit", () => {
     process.prependListener("uncaughtException", record);
     try {
       const signal = AbortSignal.abort();
-      expect(await client.cancelCert(ID, TEST_TOKEN, { signal })).toMatchObject({ kind: "network", failure: "timeout", message: "aborted" });
+      expect(await client.cancelCert(ID, TEST_TOKEN, { signal })).toMatchObject({
+        kind: "network",
+        failure: "timeout",
+        message: "aborted",
+      });
       // The destroyed request reports "socket hang up" on a later turn of the event loop.
       for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
       expect(stray).toEqual([]);
@@ -170,7 +192,10 @@ describe("connection failures", () => {
     const result = await client.cancelCert(ID, TEST_TOKEN);
     expect(result).toMatchObject({ kind: "network", failure: "connection" });
     expect((result as { message: string }).message).toMatch(/ECONNRESET/);
-    expect(classifyAnswer(result, { tokenRefreshed: false, succeeded: cancelSucceeded(ID) })).toMatchObject({ kind: "retry", reason: "connection" });
+    expect(classifyAnswer(result, { tokenRefreshed: false, succeeded: cancelSucceeded(ID) })).toMatchObject({
+      kind: "retry",
+      reason: "connection",
+    });
   });
 
   it("reports a refused connection as a connection failure", async () => {
@@ -226,16 +251,27 @@ describe("certificate ids", () => {
     ]);
   });
 
-  it.each(["../../etc/passwd", "scs1000000000001/../x", "%2e%2e%2fcancel-cert", "scs100000000000\u0000", "scs10000000000011", "scs100000000001", " scs1000000000001", "scs10000000000é1", "scs1000000000?01", "scs100000000#001", ""])(
-    "refuses %j with a TypeError before any request",
-    async (bad) => {
-      for (const call of [() => client.cancelCert(bad, TEST_TOKEN), () => client.getCertificate(bad, TEST_TOKEN)]) {
-        await expect(async () => call()).rejects.toThrow(new TypeError("certificate_id must be exactly 16 characters A-Z, a-z, 0-9"));
-      }
-      expect(sim.stats.requests).toBe(0);
-      expect(sim.stats.connectionsOpened).toBe(0);
-    },
-  );
+  it.each([
+    "../../etc/passwd",
+    "scs1000000000001/../x",
+    "%2e%2e%2fcancel-cert",
+    "scs100000000000\u0000",
+    "scs10000000000011",
+    "scs100000000001",
+    " scs1000000000001",
+    "scs10000000000é1",
+    "scs1000000000?01",
+    "scs100000000#001",
+    "",
+  ])("refuses %j with a TypeError before any request", async (bad) => {
+    for (const call of [() => client.cancelCert(bad, TEST_TOKEN), () => client.getCertificate(bad, TEST_TOKEN)]) {
+      await expect(async () => call()).rejects.toThrow(
+        new TypeError("certificate_id must be exactly 16 characters A-Z, a-z, 0-9"),
+      );
+    }
+    expect(sim.stats.requests).toBe(0);
+    expect(sim.stats.connectionsOpened).toBe(0);
+  });
 });
 
 describe("Retry-After", () => {
@@ -269,7 +305,11 @@ describe("Retry-After", () => {
 
   it("is passed to the retry decision of a throttled answer", async () => {
     const result = await throttled("4");
-    expect(classifyAnswer(result, { tokenRefreshed: false, succeeded: cancelSucceeded(ID) })).toEqual({ kind: "retry", reason: "throttled", retryAfterMs: 4000 });
+    expect(classifyAnswer(result, { tokenRefreshed: false, succeeded: cancelSucceeded(ID) })).toEqual({
+      kind: "retry",
+      reason: "throttled",
+      retryAfterMs: 4000,
+    });
   });
 });
 
@@ -287,7 +327,13 @@ describe("the token", () => {
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(TypeError);
-    for (const text of [String(error), (error as Error).stack ?? "", describeError(error), inspect(error), JSON.stringify(error)]) {
+    for (const text of [
+      String(error),
+      (error as Error).stack ?? "",
+      describeError(error),
+      inspect(error),
+      JSON.stringify(error),
+    ]) {
       expect(text).not.toContain(TEST_TOKEN);
     }
     expect(sim.stats.requests).toBe(0);

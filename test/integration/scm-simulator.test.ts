@@ -8,7 +8,7 @@ import { DEMO } from "../../local/demo-certificates.ts";
 import { faults, ODD_SUCCESSES, seedDemoScenario, startScmSimulator } from "../../local/scm-simulator.ts";
 import type { ScmSimulator, ScmSimulatorOptions } from "../../local/scm-simulator.ts";
 
-const TOKEN = "T".repeat(20) + "0123456789abcdefghij"; // 40 characters
+const TOKEN = `${"T".repeat(20)}0123456789abcdefghij`; // 40 characters
 const ID = "scs1481110651012";
 const JSON_TYPE = "application/json;charset=UTF-8";
 
@@ -97,7 +97,13 @@ describe("cancel-cert follows the API page", () => {
 
   test("the certificate id must be exactly 16 characters [A-Za-z0-9]", async () => {
     const sim = await start();
-    for (const id of ["scs148111065101", "scs14811106510123", "scs148111065101%21", "..%2F..%2Fetc%2Fpasswd", "scs1481110651_12"]) {
+    for (const id of [
+      "scs148111065101",
+      "scs14811106510123",
+      "scs148111065101%21",
+      "..%2F..%2Fetc%2Fpasswd",
+      "scs1481110651_12",
+    ]) {
       const res = await cancel(sim, id);
       expect(res.status, id).toBe(400);
       expect(await res.json()).toEqual({ error_code: "SCM.0008", error_msg: "abnormal certificate id" });
@@ -132,10 +138,22 @@ describe("cancel-cert follows the API page", () => {
   test("every review state can be withdrawn; every other status answers 400 SCM.0010", async () => {
     const sim = await start();
     const review = ["CHECKING", "CHECKING_ORG", "SUPPLEMENTCHECKING"] as const;
-    const others = ["PAID", "ISSUED", "CANCELCHECKING", "UNPASSED", "EXPIRED", "REVOKING", "REVOKED", "UPLOAD", "ISSUING"] as const;
+    const others = [
+      "PAID",
+      "ISSUED",
+      "CANCELCHECKING",
+      "UNPASSED",
+      "EXPIRED",
+      "REVOKING",
+      "REVOKED",
+      "UPLOAD",
+      "ISSUING",
+    ] as const;
     const all = [...review, ...others];
     for (const [i, status] of all.entries()) sim.addCertificate({ id: `scs${String(i).padStart(13, "0")}`, status });
-    const statuses = await Promise.all(all.map((_, i) => cancel(sim, `scs${String(i).padStart(13, "0")}`).then((r) => r.status)));
+    const statuses = await Promise.all(
+      all.map((_, i) => cancel(sim, `scs${String(i).padStart(13, "0")}`).then((r) => r.status)),
+    );
     expect(statuses).toEqual([200, 200, 200, ...others.map(() => 400)]);
     const res = await cancel(sim, `scs${String(review.length).padStart(13, "0")}`);
     expect(await res.json()).toEqual({
@@ -184,7 +202,13 @@ describe("cancel-cert follows the API page", () => {
     const sim = await start({ certificates: [{ id: ID, status: "ISSUED", name: "shop", domain: "shop.example.com" }] });
     const res = await get(sim, `/v3/scm/certificates/${ID}`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ id: ID, status: "ISSUED", name: "shop", domain: "shop.example.com", type: "DV_SSL_CERT" });
+    expect(await res.json()).toMatchObject({
+      id: ID,
+      status: "ISSUED",
+      name: "shop",
+      domain: "shop.example.com",
+      type: "DV_SSL_CERT",
+    });
     expect((await get(sim, `/v3/scm/certificates/${ID}`, "x".repeat(31))).status).toBe(401);
     const other = await get(sim, `/v3/scm/certificates/${ID}/cancel-cert`); // GET, not POST
     expect(other.status).toBe(404);
@@ -219,7 +243,14 @@ describe("cancel-cert follows the API page", () => {
 describe("fault injection", () => {
   test("answer faults are consumed in order, one per request, then the real answer comes", async () => {
     const sim = await start({ certificates: [{ id: ID, status: "CHECKING" }] });
-    sim.inject(ID, faults.internalError(), faults.badGateway(), faults.unavailable(false), faults.gatewayTimeout(), faults.scmError(400, "SCM.0016", "order exception"));
+    sim.inject(
+      ID,
+      faults.internalError(),
+      faults.badGateway(),
+      faults.unavailable(false),
+      faults.gatewayTimeout(),
+      faults.scmError(400, "SCM.0016", "order exception"),
+    );
     expect(sim.pendingFaults()).toBe(5);
     const seen: [number, string][] = [];
     for (let i = 0; i < 6; i++) {
@@ -240,7 +271,12 @@ describe("fault injection", () => {
 
   test("targets: a certificate id, '*', and a narrowed scope", async () => {
     const other = "scs0000000000009";
-    const sim = await start({ certificates: [{ id: ID, status: "CHECKING" }, { id: other, status: "ISSUED" }] });
+    const sim = await start({
+      certificates: [
+        { id: ID, status: "CHECKING" },
+        { id: other, status: "ISSUED" },
+      ],
+    });
     sim.inject({ certificateId: ID, call: "detail" }, faults.internalError());
     sim.inject(other, faults.internalError());
     sim.inject("*", faults.badGateway());
@@ -324,7 +360,12 @@ describe("fault injection", () => {
   });
 
   test("drip: headers at once, the body slowly (a client timeout cuts it)", async () => {
-    const sim = await start({ certificates: [{ id: ID, status: "CHECKING" }, { id: DEMO.withdrawn, status: "CHECKING" }] });
+    const sim = await start({
+      certificates: [
+        { id: ID, status: "CHECKING" },
+        { id: DEMO.withdrawn, status: "CHECKING" },
+      ],
+    });
     sim.inject(ID, faults.drip(10));
     // 10 bytes/s: the ~50-byte body needs ~5 s, so getting the status before the 400 ms timeout
     // proves the headers came at once; reading the body is then cut by the timeout.
@@ -382,7 +423,10 @@ describe("fault injection", () => {
   });
 
   test("IAM faults target 'iam' only", async () => {
-    const sim = await start({ iamUsers: [{ domain: "acme", user: "ops", password: "s3cret" }], certificates: [{ id: ID, status: "CHECKING" }] });
+    const sim = await start({
+      iamUsers: [{ domain: "acme", user: "ops", password: "s3cret" }],
+      certificates: [{ id: ID, status: "CHECKING" }],
+    });
     sim.inject("iam", faults.unavailable());
     sim.injectAlways("*", faults.internalError());
     expect((await exchange(sim)).status).toBe(503);
@@ -394,7 +438,11 @@ describe("fault injection", () => {
 
 describe("gateway rate limit and latency", () => {
   test("over rateLimitPerMinute → 429 whose message states the per-minute limit", async () => {
-    const sim = await start({ rateLimitPerSecond: 10, rateLimitPerMinute: 4, certificates: [{ id: ID, status: "ISSUED" }] });
+    const sim = await start({
+      rateLimitPerSecond: 10,
+      rateLimitPerMinute: 4,
+      certificates: [{ id: ID, status: "ISSUED" }],
+    });
     const answers = [];
     for (let i = 0; i < 6; i++) answers.push(await get(sim, `/v3/scm/certificates/${ID}`));
     expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200, 429, 429]);
@@ -455,7 +503,9 @@ describe("IAM tokens", () => {
     expect(res.status).toBe(201);
     const token = res.headers.get("x-subject-token") ?? "";
     expect(token.length).toBeGreaterThanOrEqual(64);
-    const body = (await res.json()) as { token: { expires_at: string; issued_at: string; methods: string[]; user: Record<string, unknown> } };
+    const body = (await res.json()) as {
+      token: { expires_at: string; issued_at: string; methods: string[]; user: Record<string, unknown> };
+    };
     expect(body.token.methods).toEqual(["password"]);
     expect(body.token.user).toMatchObject({ name: "ops", domain: { name: "acme" } });
     expect(JSON.stringify(body)).not.toContain("s3cret");
@@ -479,7 +529,9 @@ describe("IAM tokens", () => {
     const wrong = await exchange(sim, "ops", "wrong");
     expect(wrong.status).toBe(401);
     expect(wrong.headers.get("x-subject-token")).toBeNull();
-    expect(await wrong.json()).toEqual({ error: { code: 401, message: "The username or password is wrong.", title: "Unauthorized" } });
+    expect(await wrong.json()).toEqual({
+      error: { code: 401, message: "The username or password is wrong.", title: "Unauthorized" },
+    });
     expect((await exchange(sim, "nobody", "s3cret")).status).toBe(401);
     const garbage = await fetch(`${sim.url}/v3/auth/tokens`, { method: "POST", body: "not json" });
     expect(garbage.status).toBe(400);
@@ -517,7 +569,14 @@ describe("IAM tokens", () => {
 describe("listing", () => {
   async function listing(sim: ScmSimulator, query: string) {
     const res = await get(sim, `/v3/scm/certificates${query}`);
-    return { status: res.status, body: (await res.json()) as { certificates?: { id: string; status: string }[]; total_count?: number; error_code?: string } };
+    return {
+      status: res.status,
+      body: (await res.json()) as {
+        certificates?: { id: string; status: string }[];
+        total_count?: number;
+        error_code?: string;
+      },
+    };
   }
 
   async function seeded(options: ScmSimulatorOptions = {}) {
@@ -539,11 +598,26 @@ describe("listing", () => {
     const first = await listing(sim, "");
     expect(first.status).toBe(200);
     expect(first.body.total_count).toBe(25); // the forbidden one is not the user's
-    expect(first.body.certificates?.map((c) => c.id)).toEqual(Array.from({ length: 10 }, (_, i) => `scs${String(i).padStart(13, "0")}`));
+    expect(first.body.certificates?.map((c) => c.id)).toEqual(
+      Array.from({ length: 10 }, (_, i) => `scs${String(i).padStart(13, "0")}`),
+    );
     expect((await listing(sim, "?limit=50&offset=20")).body.certificates).toHaveLength(5);
     expect((await listing(sim, "?limit=10&offset=100")).body).toEqual({ certificates: [], total_count: 25 });
     expect((await listing(sim, "?limit=20")).body.certificates).toHaveLength(20);
-    for (const query of ["?limit=9", "?limit=51", "?limit=15", "?limit=30", "?sort_dir=asc", "?sort_key=certExpiredTime&sort_dir=", "?limit=abc", "?offset=101", "?offset=-1", "?status=NOPE", "?sort_dir=UP", "?sort_key=name"]) {
+    for (const query of [
+      "?limit=9",
+      "?limit=51",
+      "?limit=15",
+      "?limit=30",
+      "?sort_dir=asc",
+      "?sort_key=certExpiredTime&sort_dir=",
+      "?limit=abc",
+      "?offset=101",
+      "?offset=-1",
+      "?status=NOPE",
+      "?sort_dir=UP",
+      "?sort_key=name",
+    ]) {
       const res = await listing(sim, query);
       expect(res.status, query).toBe(400);
       expect(res.body.error_code, query).toBe("SCM.0005");
@@ -565,7 +639,12 @@ describe("listing", () => {
     expect(checking.body.total_count).toBe(5);
     expect(checking.body.certificates?.every((c) => c.status === "CHECKING")).toBe(true);
     const shop = await listing(sim, "?content=SHOP");
-    expect(shop.body.certificates?.map((c) => c.id)).toEqual(["scs0000000000000", "scs0000000000001", "scs0000000000002", "scs0000000000003"]);
+    expect(shop.body.certificates?.map((c) => c.id)).toEqual([
+      "scs0000000000000",
+      "scs0000000000001",
+      "scs0000000000002",
+      "scs0000000000003",
+    ]);
     const sorted = await listing(sim, "?sort_key=certStatus&sort_dir=ASC&limit=50");
     expect(sorted.body.certificates?.[0]?.status).toBe("CHECKING");
     expect((await listing(sim, "?status=ALL&sort_dir=DESC&sort_key=certUpdateTime")).status).toBe(200);
@@ -580,7 +659,15 @@ describe("observation", () => {
     await cancel(sim, ID, { token: "W".repeat(40) });
     await cancel(sim, ID);
     await get(sim, `/v3/scm/certificates/${ID}`);
-    expect(sim.calls.map(({ method, kind, status, tokenOk, certificateId }) => ({ method, kind, status, tokenOk, certificateId }))).toEqual([
+    expect(
+      sim.calls.map(({ method, kind, status, tokenOk, certificateId }) => ({
+        method,
+        kind,
+        status,
+        tokenOk,
+        certificateId,
+      })),
+    ).toEqual([
       { method: "POST", kind: "cancel", status: 401, tokenOk: false, certificateId: ID },
       { method: "POST", kind: "cancel", status: 200, tokenOk: true, certificateId: ID },
       { method: "GET", kind: "detail", status: 200, tokenOk: true, certificateId: ID },
@@ -605,7 +692,8 @@ describe("demo scenario", () => {
     const sim = await start();
     seedDemoScenario(sim);
     const statusOf = async (id: string) => (await cancel(sim, id)).status;
-    const detailOf = async (id: string) => ((await (await get(sim, `/v3/scm/certificates/${id}`)).json()) as { status: string }).status;
+    const detailOf = async (id: string) =>
+      ((await (await get(sim, `/v3/scm/certificates/${id}`)).json()) as { status: string }).status;
 
     expect(await statusOf(DEMO.withdrawn)).toBe(200);
     expect(await detailOf(DEMO.withdrawn)).toBe("CANCELCHECKING");
@@ -615,8 +703,16 @@ describe("demo scenario", () => {
     expect(await detailOf(DEMO.rejected)).toBe("ISSUED");
     expect(await statusOf(DEMO.forbidden)).toBe(403);
     expect(await statusOf(DEMO.notFound)).toBe(404);
-    expect([await statusOf(DEMO.transientThenWithdrawn), await statusOf(DEMO.transientThenWithdrawn), await statusOf(DEMO.transientThenWithdrawn)]).toEqual([503, 503, 200]);
-    expect([await statusOf(DEMO.alwaysFailing), await statusOf(DEMO.alwaysFailing), await statusOf(DEMO.alwaysFailing)]).toEqual([500, 500, 500]);
+    expect([
+      await statusOf(DEMO.transientThenWithdrawn),
+      await statusOf(DEMO.transientThenWithdrawn),
+      await statusOf(DEMO.transientThenWithdrawn),
+    ]).toEqual([503, 503, 200]);
+    expect([
+      await statusOf(DEMO.alwaysFailing),
+      await statusOf(DEMO.alwaysFailing),
+      await statusOf(DEMO.alwaysFailing),
+    ]).toEqual([500, 500, 500]);
     const throttled = await cancel(sim, DEMO.throttledThenWithdrawn);
     expect([throttled.status, throttled.headers.get("retry-after")]).toEqual([429, "1"]);
     expect(await statusOf(DEMO.throttledThenWithdrawn)).toBe(200);

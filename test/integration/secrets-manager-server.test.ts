@@ -23,7 +23,12 @@ describe("the local Secrets Manager endpoint", () => {
     servers.push(other);
     expect(server.credentials.accessKeyId).not.toBe(other.credentials.accessKeyId);
     const read = async (credentials: { accessKeyId: string; secretAccessKey: string }) => {
-      const client = new SecretsManagerClient({ endpoint: server.url, region: "eu-west-1", credentials, maxAttempts: 1 });
+      const client = new SecretsManagerClient({
+        endpoint: server.url,
+        region: "eu-west-1",
+        credentials,
+        maxAttempts: 1,
+      });
       try {
         return await client.send(new GetSecretValueCommand({ SecretId: "scm-withdraw/token" }));
       } finally {

@@ -68,7 +68,10 @@ const resources = (): Json => template.Resources;
 const ofType = (type: string): [string, Json][] => Object.entries(resources()).filter(([, r]) => r.Type === type);
 const only = (type: string): Json => {
   const found = ofType(type);
-  expect(found.map(([name]) => name), type).toHaveLength(1);
+  expect(
+    found.map(([name]) => name),
+    type,
+  ).toHaveLength(1);
   return found[0]![1].Properties;
 };
 const fn = () => resources().WithdrawLambdaFunction.Properties as Json;
@@ -79,7 +82,9 @@ const getAtt = (logicalId: string, attribute: string) => ({ "Fn::GetAtt": [logic
 const asArray = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
 
 function statements(): Statement[] {
-  return (resources().IamRoleLambdaExecution.Properties.Policies as Json[]).flatMap((p) => p.PolicyDocument.Statement as Statement[]);
+  return (resources().IamRoleLambdaExecution.Properties.Policies as Json[]).flatMap(
+    (p) => p.PolicyDocument.Statement as Statement[],
+  );
 }
 const statementsWith = (action: string) => statements().filter((s) => asArray(s.Action).includes(action));
 /** Resources of a statement as a flat list, each one a string or an intrinsic function. */
@@ -88,7 +93,13 @@ const isLogsStatement = (s: Statement) => asArray(s.Action).every((a) => a.start
 
 describe("serverless package", () => {
   it("packages the withdraw function: nodejs24.x arm64 running handlers/withdraw.handler", () => {
-    expect(fn()).toMatchObject({ Runtime: "nodejs24.x", Architectures: ["arm64"], Handler: "handlers/withdraw.handler", MemorySize: 512, Timeout: 60 });
+    expect(fn()).toMatchObject({
+      Runtime: "nodejs24.x",
+      Architectures: ["arm64"],
+      Handler: "handlers/withdraw.handler",
+      MemorySize: 512,
+      Timeout: 60,
+    });
   });
 
   it("maps the withdrawals queue to the function with partial batch responses", () => {
@@ -118,7 +129,11 @@ describe("serverless package", () => {
   });
 
   it("encrypts both queues and keeps dead letters for 14 days, the SQS maximum", () => {
-    expect(ofType("AWS::SQS::Queue").map(([name]) => name).sort()).toEqual(["WithdrawalsDlq", "WithdrawalsQueue"]);
+    expect(
+      ofType("AWS::SQS::Queue")
+        .map(([name]) => name)
+        .sort(),
+    ).toEqual(["WithdrawalsDlq", "WithdrawalsQueue"]);
     expect(mainQueue().SqsManagedSseEnabled).toBe(true);
     expect(dlq().SqsManagedSseEnabled).toBe(true);
     expect(dlq().MessageRetentionPeriod).toBe(1_209_600);
@@ -142,12 +157,34 @@ describe("serverless package", () => {
   });
 
   it("refuses to package a parameter the handlers would refuse at cold start, naming each one", async () => {
-    const run = promisify(execFile)(process.execPath, [SERVERLESS_BIN, "package", "--stage", "dev", "--package", path.join(workDir, "refused"), "--param=logLevel=LOUD", "--param=cleanupMaxJobs=0"], {
-      cwd: ROOT,
-      timeout: 60_000,
-      env: { ...process.env, SLS_TELEMETRY_DISABLED: "1", AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test", AWS_REGION: "eu-west-1" },
-    });
-    const failure = (await run.then(() => undefined, (error: { stdout: string; stderr: string }) => error)) as { stdout: string; stderr: string } | undefined;
+    const run = promisify(execFile)(
+      process.execPath,
+      [
+        SERVERLESS_BIN,
+        "package",
+        "--stage",
+        "dev",
+        "--package",
+        path.join(workDir, "refused"),
+        "--param=logLevel=LOUD",
+        "--param=cleanupMaxJobs=0",
+      ],
+      {
+        cwd: ROOT,
+        timeout: 60_000,
+        env: {
+          ...process.env,
+          SLS_TELEMETRY_DISABLED: "1",
+          AWS_ACCESS_KEY_ID: "test",
+          AWS_SECRET_ACCESS_KEY: "test",
+          AWS_REGION: "eu-west-1",
+        },
+      },
+    );
+    const failure = (await run.then(
+      () => undefined,
+      (error: { stdout: string; stderr: string }) => error,
+    )) as { stdout: string; stderr: string } | undefined;
     expect(failure, "serverless package succeeded").toBeDefined();
     const output = `${failure!.stdout}${failure!.stderr}`;
     expect(output).toContain('withdraw: LOG_LEVEL must be one of debug, info, warn, error (any case) (got "LOUD")');
@@ -158,7 +195,10 @@ describe("serverless package", () => {
     const vars = fn().Environment.Variables as Json;
     expect(vars.WITHDRAWAL_DLQ_URL).toEqual({ Ref: "WithdrawalsDlq" });
     expect(vars.NODE_OPTIONS).toContain("--enable-source-maps");
-    const env = { ...vars, WITHDRAWAL_DLQ_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/scm-withdraw-dev-withdrawals-dlq" };
+    const env = {
+      ...vars,
+      WITHDRAWAL_DLQ_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/scm-withdraw-dev-withdrawals-dlq",
+    };
     expect(Object.values(env).every((v) => typeof v === "string")).toBe(true);
     const config = loadConfig(env as Record<string, string>);
     expect(config.scmEndpoint).toBe("https://scm.ap-southeast-1.myhuaweicloud.com");
@@ -173,7 +213,9 @@ describe("serverless package", () => {
     });
 
     it("turns on point-in-time recovery for the ledger table", () => {
-      expect(resources().LedgerTable.Properties.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+      expect(resources().LedgerTable.Properties.PointInTimeRecoverySpecification).toEqual({
+        PointInTimeRecoveryEnabled: true,
+      });
     });
   });
 
@@ -182,8 +224,17 @@ describe("serverless package", () => {
     const topicActions = { "Fn::If": ["HasAlarmTopic", [""], { Ref: "AWS::NoValue" }] };
 
     it("are the DLQ, queue age, worker errors and throttles, and failed or partial cleanup runs, each with what to do", () => {
-      const names = ofType("AWS::CloudWatch::Alarm").map(([name]) => name).sort();
-      expect(names).toEqual(["CleanupFailedAlarm", "CleanupPartialAlarm", "WithdrawErrorsAlarm", "WithdrawThrottlesAlarm", "WithdrawalsDlqAlarm", "WithdrawalsQueueAgeAlarm"]);
+      const names = ofType("AWS::CloudWatch::Alarm")
+        .map(([name]) => name)
+        .sort();
+      expect(names).toEqual([
+        "CleanupFailedAlarm",
+        "CleanupPartialAlarm",
+        "WithdrawErrorsAlarm",
+        "WithdrawThrottlesAlarm",
+        "WithdrawalsDlqAlarm",
+        "WithdrawalsQueueAgeAlarm",
+      ]);
       for (const name of names) {
         expect(alarm(name).AlarmActions, name).toEqual(topicActions);
         expect(alarm(name).OKActions, name).toEqual(topicActions);
@@ -232,7 +283,11 @@ describe("serverless package", () => {
       expect(props.LogGroupName).toEqual({ Ref: "CleanupLogGroup" });
       expect(props.FilterPattern).toBe('{ $.event = "cleanup_finished" && $.warnings > 0 }');
       const [transform] = props.MetricTransformations as Json[];
-      expect(alarm("CleanupPartialAlarm")).toMatchObject({ Namespace: transform!.MetricNamespace, MetricName: transform!.MetricName, Threshold: 1 });
+      expect(alarm("CleanupPartialAlarm")).toMatchObject({
+        Namespace: transform!.MetricNamespace,
+        MetricName: transform!.MetricName,
+        Threshold: 1,
+      });
       // The filter's field names are the ones the sweep writes.
       const source = await readFile(path.join(ROOT, "lib", "cleanup.ts"), "utf8");
       expect(source).toMatch(/"cleanup_finished", \{[^}]*\bwarnings: /);
@@ -261,7 +316,9 @@ describe("serverless package", () => {
       expect(resourcesOf(granted[0]!)).toHaveLength(1);
       // Secrets Manager appends "-" + 6 random characters to the name: ?????? matches exactly those.
       expect(resource).toEqual({ "Fn::Sub": TOKEN_SECRET_ARN_SUB });
-      expect(statements().filter((s) => asArray(s.Action).some((a) => a.startsWith("secretsmanager:")))).toHaveLength(1);
+      expect(statements().filter((s) => asArray(s.Action).some((a) => a.startsWith("secretsmanager:")))).toHaveLength(
+        1,
+      );
     });
 
     it("sends only to the DLQ", () => {
@@ -271,7 +328,12 @@ describe("serverless package", () => {
     });
 
     it("polls only the main queue", () => {
-      for (const action of ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]) {
+      for (const action of [
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ChangeMessageVisibility",
+      ]) {
         const granted = statementsWith(action);
         expect(granted.length, action).toBeGreaterThan(0);
         for (const s of granted) expect(resourcesOf(s), action).toEqual([getAtt("WithdrawalsQueue", "Arn")]);
@@ -296,32 +358,61 @@ describe("serverless package", () => {
     });
   });
 
-
   describe("the cleanup sweep", () => {
     const cleanup = () => resources().CleanupLambdaFunction.Properties as Json;
     const rule = () => only("AWS::Events::Rule");
-    const cleanupStatements = (): Statement[] => (resources().CleanupRole.Properties.Policies as Json[]).flatMap((p) => p.PolicyDocument.Statement as Statement[]);
+    const cleanupStatements = (): Statement[] =>
+      (resources().CleanupRole.Properties.Policies as Json[]).flatMap((p) => p.PolicyDocument.Statement as Statement[]);
 
     it("packages handlers/cleanup.handler on nodejs24.x arm64, not retried by Lambda", () => {
-      expect(ofType("AWS::Lambda::Function").map(([name]) => name).sort()).toEqual(["CleanupLambdaFunction", "WithdrawLambdaFunction"]);
-      expect(cleanup()).toMatchObject({ Runtime: "nodejs24.x", Architectures: ["arm64"], Handler: "handlers/cleanup.handler", Timeout: 300 });
-      expect(only("AWS::Lambda::EventInvokeConfig")).toMatchObject({ FunctionName: { Ref: "CleanupLambdaFunction" }, MaximumRetryAttempts: 0 });
+      expect(
+        ofType("AWS::Lambda::Function")
+          .map(([name]) => name)
+          .sort(),
+      ).toEqual(["CleanupLambdaFunction", "WithdrawLambdaFunction"]);
+      expect(cleanup()).toMatchObject({
+        Runtime: "nodejs24.x",
+        Architectures: ["arm64"],
+        Handler: "handlers/cleanup.handler",
+        Timeout: 300,
+      });
+      expect(only("AWS::Lambda::EventInvokeConfig")).toMatchObject({
+        FunctionName: { Ref: "CleanupLambdaFunction" },
+        MaximumRetryAttempts: 0,
+      });
     });
 
     it("runs on an EventBridge schedule that only EventBridge may invoke", () => {
-      expect(rule()).toMatchObject({ ScheduleExpression: "cron(0 6 * * ? *)", State: "ENABLED", Targets: [{ Arn: getAtt("CleanupLambdaFunction", "Arn") }] });
-      const permission = ofType("AWS::Lambda::Permission").map(([, r]) => r.Properties as Json).find((p) => JSON.stringify(p.FunctionName).includes("CleanupLambdaFunction"));
-      expect(permission).toMatchObject({ Action: "lambda:InvokeFunction", Principal: "events.amazonaws.com", SourceArn: getAtt("CleanupEventsRuleSchedule1", "Arn") });
+      expect(rule()).toMatchObject({
+        ScheduleExpression: "cron(0 6 * * ? *)",
+        State: "ENABLED",
+        Targets: [{ Arn: getAtt("CleanupLambdaFunction", "Arn") }],
+      });
+      const permission = ofType("AWS::Lambda::Permission")
+        .map(([, r]) => r.Properties as Json)
+        .find((p) => JSON.stringify(p.FunctionName).includes("CleanupLambdaFunction"));
+      expect(permission).toMatchObject({
+        Action: "lambda:InvokeFunction",
+        Principal: "events.amazonaws.com",
+        SourceArn: getAtt("CleanupEventsRuleSchedule1", "Arn"),
+      });
     });
 
     it("is a dry run by default, so a deploy never withdraws anything by surprise", () => {
       const vars = cleanup().Environment.Variables as Json;
       expect(vars.CLEANUP_MODE).toBe("dry-run");
       expect(vars.WITHDRAWAL_QUEUE_URL).toEqual({ Ref: "WithdrawalsQueue" });
-      const env = { ...vars, WITHDRAWAL_DLQ_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/scm-withdraw-dev-withdrawals-dlq", WITHDRAWAL_QUEUE_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/scm-withdraw-dev-withdrawals" };
+      const env = {
+        ...vars,
+        WITHDRAWAL_DLQ_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/scm-withdraw-dev-withdrawals-dlq",
+        WITHDRAWAL_QUEUE_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/scm-withdraw-dev-withdrawals",
+      };
       expect(Object.values(env).every((v) => typeof v === "string")).toBe(true);
       const config = loadCleanupConfig(env as Record<string, string>);
-      expect(config).toMatchObject({ mode: "dry-run", filters: { statuses: ["CHECKING", "CHECKING_ORG", "SUPPLEMENTCHECKING"], maxJobs: 100 } });
+      expect(config).toMatchObject({
+        mode: "dry-run",
+        filters: { statuses: ["CHECKING", "CHECKING_ORG", "SUPPLEMENTCHECKING"], maxJobs: 100 },
+      });
       // The same config with the mode flipped is accepted too (what --param="cleanupMode=enqueue" deploys).
       expect(loadCleanupConfig({ ...(env as Record<string, string>), CLEANUP_MODE: "enqueue" }).mode).toBe("enqueue");
     });
@@ -329,10 +420,18 @@ describe("serverless package", () => {
     it("has its own role: its log group, the one token secret, and SendMessage on the withdrawals queue only", () => {
       expect(cleanup().Role).toEqual(getAtt("CleanupRole", "Arn"));
       const role = resources().CleanupRole.Properties as Json;
-      expect(role.AssumeRolePolicyDocument.Statement).toEqual([{ Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" }]);
+      expect(role.AssumeRolePolicyDocument.Statement).toEqual([
+        { Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" },
+      ]);
       expect(role.ManagedPolicyArns).toBeUndefined();
-      expect(cleanupStatements().map((s) => ({ Effect: s.Effect, Action: asArray(s.Action).sort(), Resource: s.Resource }))).toEqual([
-        { Effect: "Allow", Action: ["logs:CreateLogStream", "logs:PutLogEvents"], Resource: getAtt("CleanupLogGroup", "Arn") },
+      expect(
+        cleanupStatements().map((s) => ({ Effect: s.Effect, Action: asArray(s.Action).sort(), Resource: s.Resource })),
+      ).toEqual([
+        {
+          Effect: "Allow",
+          Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
+          Resource: getAtt("CleanupLogGroup", "Arn"),
+        },
         {
           Effect: "Allow",
           Action: ["secretsmanager:GetSecretValue"],
@@ -348,14 +447,17 @@ describe("serverless package", () => {
     });
 
     it("leaves the worker's role unable to send to the withdrawals queue", () => {
-      for (const s of statementsWith("sqs:SendMessage")) expect(resourcesOf(s)).not.toContainEqual(getAtt("WithdrawalsQueue", "Arn"));
+      for (const s of statementsWith("sqs:SendMessage"))
+        expect(resourcesOf(s)).not.toContainEqual(getAtt("WithdrawalsQueue", "Arn"));
     });
   });
 
   describe("the ledger table", () => {
     const table = () => resources().LedgerTable as Json;
-    const cleanupStatements = (): Statement[] => (resources().CleanupRole.Properties.Policies as Json[]).flatMap((p) => p.PolicyDocument.Statement as Statement[]);
-    const dynamoActions = (list: Statement[]) => list.flatMap((s) => asArray(s.Action)).filter((a) => a.startsWith("dynamodb:"));
+    const cleanupStatements = (): Statement[] =>
+      (resources().CleanupRole.Properties.Policies as Json[]).flatMap((p) => p.PolicyDocument.Statement as Statement[]);
+    const dynamoActions = (list: Statement[]) =>
+      list.flatMap((s) => asArray(s.Action)).filter((a) => a.startsWith("dynamodb:"));
 
     it("is one on-demand DynamoDB table, keyed pk (HASH) + sk (RANGE) strings, as lib/ledger.ts expects", () => {
       expect(ofType("AWS::DynamoDB::Table").map(([name]) => name)).toEqual(["LedgerTable"]);
@@ -394,7 +496,10 @@ describe("serverless package", () => {
       const name = (table().Properties as Json).TableName;
       expect(fn().Environment.Variables.LEDGER_TABLE).toBe(name);
       expect((resources().CleanupLambdaFunction.Properties as Json).Environment.Variables.LEDGER_TABLE).toBe(name);
-      const vars = { ...(fn().Environment.Variables as Json), WITHDRAWAL_DLQ_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/scm-withdraw-dev-withdrawals-dlq" };
+      const vars = {
+        ...(fn().Environment.Variables as Json),
+        WITHDRAWAL_DLQ_URL: "https://sqs.eu-west-1.amazonaws.com/123456789012/scm-withdraw-dev-withdrawals-dlq",
+      };
       expect(loadConfig(vars as Record<string, string>).ledgerTable).toBe(name);
       expect(template.Outputs.LedgerTableName.Value).toEqual({ Ref: "LedgerTable" });
     });
@@ -411,7 +516,12 @@ describe("serverless package", () => {
       const granted = cleanupStatements().filter((s) => asArray(s.Action).some((a) => a.startsWith("dynamodb:")));
       expect(granted).toHaveLength(1);
       expect(resourcesOf(granted[0]!)).toEqual([getAtt("LedgerTable", "Arn")]);
-      expect(dynamoActions(cleanupStatements()).sort()).toEqual(["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"]);
+      expect(dynamoActions(cleanupStatements()).sort()).toEqual([
+        "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:UpdateItem",
+      ]);
       // Neither role may read a batch back or scan: that is the operators' job (batch status/report).
       for (const action of ["dynamodb:Query", "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:*"]) {
         expect(dynamoActions([...statements(), ...cleanupStatements()])).not.toContain(action);
@@ -421,7 +531,12 @@ describe("serverless package", () => {
 
   describe("the deployment zip", () => {
     it("holds only the ESM bundle and its source map", () => {
-      expect([...zip.keys()].sort()).toEqual(["handlers/cleanup.mjs", "handlers/cleanup.mjs.map", "handlers/withdraw.mjs", "handlers/withdraw.mjs.map"]);
+      expect([...zip.keys()].sort()).toEqual([
+        "handlers/cleanup.mjs",
+        "handlers/cleanup.mjs.map",
+        "handlers/withdraw.mjs",
+        "handlers/withdraw.mjs.map",
+      ]);
     });
 
     it("leaves the AWS SDK out of the bundle (the nodejs24.x runtime provides it)", () => {
@@ -440,17 +555,28 @@ describe("serverless package", () => {
       expect(literals.length).toBe(imports.length);
     });
 
-    it.each(["withdraw", "cleanup"])("signs AK/SK with its own signer: Huawei's SDK (a devDependency, the tests' oracle) is not in the %s bundle", (name) => {
-      const sources = JSON.parse(zip.get(`handlers/${name}.mjs.map`)!.toString("utf8")).sources as string[];
-      expect(sources.some((s) => s.endsWith("lib/aksk-signer.ts"))).toBe(true);
-      expect(sources.filter((s) => /@huaweicloud|node_modules\/(moment|lodash)\//.test(s))).toEqual([]);
-    });
+    it.each(["withdraw", "cleanup"])(
+      "signs AK/SK with its own signer: Huawei's SDK (a devDependency, the tests' oracle) is not in the %s bundle",
+      (name) => {
+        const sources = JSON.parse(zip.get(`handlers/${name}.mjs.map`)!.toString("utf8")).sources as string[];
+        expect(sources.some((s) => s.endsWith("lib/aksk-signer.ts"))).toBe(true);
+        expect(sources.filter((s) => /@huaweicloud|node_modules\/(moment|lodash)\//.test(s))).toEqual([]);
+      },
+    );
 
     it("defines require for CommonJS dependencies and links its source map", () => {
       const code = zip.get("handlers/withdraw.mjs")!.toString("utf8");
-      expect(code.startsWith('import { createRequire as __scmCreateRequire } from "node:module"; const require = __scmCreateRequire(import.meta.url);')).toBe(true);
+      expect(
+        code.startsWith(
+          'import { createRequire as __scmCreateRequire } from "node:module"; const require = __scmCreateRequire(import.meta.url);',
+        ),
+      ).toBe(true);
       expect(code.trimEnd().endsWith("//# sourceMappingURL=withdraw.mjs.map")).toBe(true);
-      expect(JSON.parse(zip.get("handlers/withdraw.mjs.map")!.toString("utf8")).sources.some((s: string) => s.endsWith("handlers/withdraw.ts"))).toBe(true);
+      expect(
+        JSON.parse(zip.get("handlers/withdraw.mjs.map")!.toString("utf8")).sources.some((s: string) =>
+          s.endsWith("handlers/withdraw.ts"),
+        ),
+      ).toBe(true);
     });
   });
 });

@@ -16,9 +16,14 @@ let stack: Stack;
 /** Imports the handler as a new container would (fresh module state: token cache, clients). */
 const coldStart = (env: Record<string, string> = {}) => coldStartWithdraw({ ...stack.env, ...env });
 
-const job = (certificateId: string, extra: Record<string, unknown> = {}) => ({ certificate_id: certificateId, source: "manual", ...extra });
+const job = (certificateId: string, extra: Record<string, unknown> = {}) => ({
+  certificate_id: certificateId,
+  source: "manual",
+  ...extra,
+});
 const failedIds = (response: SQSBatchResponse) => response.batchItemFailures.map((f) => f.itemIdentifier).sort();
-const cancelCalls = (id?: string) => stack.sim.calls.filter((c) => c.kind === "cancel" && (id === undefined || c.certificateId === id));
+const cancelCalls = (id?: string) =>
+  stack.sim.calls.filter((c) => c.kind === "cancel" && (id === undefined || c.certificateId === id));
 
 beforeAll(async () => {
   stack = await startStack();
@@ -78,7 +83,10 @@ describe("the outcome table, one record at a time", () => {
     const response = await handler(sqsEvent(sqsRecord(job(DEMO.alreadyWithdrawn))), lambdaContext());
     expect(response.batchItemFailures).toEqual([]);
     expect(await stack.drainDlq()).toEqual([]);
-    expect(stack.sim.calls.filter((c) => c.certificateId === DEMO.alreadyWithdrawn).map((c) => c.kind)).toEqual(["cancel", "detail"]);
+    expect(stack.sim.calls.filter((c) => c.certificateId === DEMO.alreadyWithdrawn).map((c) => c.kind)).toEqual([
+      "cancel",
+      "detail",
+    ]);
     expect(capturedOutput()).toContain('"event":"withdrawal_already_withdrawn"');
   });
 
@@ -98,16 +106,20 @@ describe("the outcome table, one record at a time", () => {
     expect(attributesOf(letter!).error_msg).toBeTruthy();
   });
 
-  it.each(["../../etc/passwd", "scs1000000000001/../x", "%2e%2e%2fcancel-cert", "scs100000000000\u0000", "scs10000000000011", " scs1000000000001"])(
-    "never puts the hostile id %j into a URL",
-    async (hostile) => {
-      const response = await handler(sqsEvent(sqsRecord({ certificate_id: hostile })), lambdaContext());
-      expect(response.batchItemFailures).toEqual([]);
-      expect(stack.sim.calls).toEqual([]);
-      const [letter] = await stack.drainDlq();
-      expect(attributesOf(letter!).failure_reason).toBe("invalid_message");
-    },
-  );
+  it.each([
+    "../../etc/passwd",
+    "scs1000000000001/../x",
+    "%2e%2e%2fcancel-cert",
+    "scs100000000000\u0000",
+    "scs10000000000011",
+    " scs1000000000001",
+  ])("never puts the hostile id %j into a URL", async (hostile) => {
+    const response = await handler(sqsEvent(sqsRecord({ certificate_id: hostile })), lambdaContext());
+    expect(response.batchItemFailures).toEqual([]);
+    expect(stack.sim.calls).toEqual([]);
+    const [letter] = await stack.drainDlq();
+    expect(attributesOf(letter!).failure_reason).toBe("invalid_message");
+  });
 
   it("retries transient answers inside the invocation and then withdraws", async () => {
     const response = await handler(sqsEvent(sqsRecord(job(DEMO.transientThenWithdrawn))), lambdaContext());
@@ -138,7 +150,13 @@ describe("the outcome table, one record at a time", () => {
     expect(response.batchItemFailures).toEqual([]);
     const [letter] = await stack.drainDlq();
     expect(letter!.Body).toBe(record.body);
-    expect(attributesOf(letter!)).toMatchObject({ failure_reason: "retries_exhausted", http_status: "500", error_code: "SCM.0500", attempts: "3", receive_count: "5" });
+    expect(attributesOf(letter!)).toMatchObject({
+      failure_reason: "retries_exhausted",
+      http_status: "500",
+      error_code: "SCM.0500",
+      attempts: "3",
+      receive_count: "5",
+    });
   });
 
   it("honours Retry-After on a throttled call", async () => {
@@ -194,7 +212,9 @@ describe("a mixed batch of 10", () => {
 
     expect(failedIds(response)).toEqual([records.failing.messageId]);
     const letters = await stack.drainDlq();
-    const reasons = Object.fromEntries(letters.map((l) => [attributesOf(l).source_message_id, attributesOf(l).failure_reason]));
+    const reasons = Object.fromEntries(
+      letters.map((l) => [attributesOf(l).source_message_id, attributesOf(l).failure_reason]),
+    );
     expect(reasons).toEqual({
       [records.rejected.messageId]: "rejected",
       [records.forbidden.messageId]: "forbidden",
@@ -295,7 +315,12 @@ describe("the token", () => {
     stack.secrets.failNext(Infinity);
     const records = [sqsRecord(job(DEMO.withdrawn)), sqsRecord(job(DEMO.forbidden)), sqsRecord("not json")];
     const response = await handler(sqsEvent(...records), lambdaContext());
-    expect(failedIds(response)).toEqual(records.slice(0, 2).map((r) => r.messageId).sort());
+    expect(failedIds(response)).toEqual(
+      records
+        .slice(0, 2)
+        .map((r) => r.messageId)
+        .sort(),
+    );
     expect(stack.sim.calls).toEqual([]);
     expect((await stack.drainDlq()).map((l) => attributesOf(l).source_message_id)).toEqual([records[2]!.messageId]);
     expect(capturedOutput()).toContain('"event":"token_unavailable"');
@@ -318,11 +343,15 @@ describe("the token", () => {
   it("never appears in anything the handler prints", async () => {
     const handler = await coldStart({ LOG_LEVEL: "debug" });
     stack.sim.rejectToken(TEST_TOKEN);
-    await handler(sqsEvent(sqsRecord(job(DEMO.withdrawn)), sqsRecord(job(DEMO.forbidden)), sqsRecord("x")), lambdaContext());
+    await handler(
+      sqsEvent(sqsRecord(job(DEMO.withdrawn)), sqsRecord(job(DEMO.forbidden)), sqsRecord("x")),
+      lambdaContext(),
+    );
     stack.sim.acceptToken(TEST_TOKEN);
     expect(capturedOutput()).toContain("withdrawal_dead_lettered");
     expect(capturedOutput()).not.toContain(TEST_TOKEN);
-    for (const letter of await stack.drainDlq()) expect(JSON.stringify(letter.MessageAttributes)).not.toContain(TEST_TOKEN);
+    for (const letter of await stack.drainDlq())
+      expect(JSON.stringify(letter.MessageAttributes)).not.toContain(TEST_TOKEN);
   });
 });
 
@@ -340,6 +369,8 @@ describe("when the DLQ cannot be reached", () => {
 
 describe("configuration", () => {
   it("fails at start with one error naming every bad variable", async () => {
-    await expect(coldStart({ SCM_ENDPOINT: "http://scm.example.com", MAX_ATTEMPTS: "lots" })).rejects.toThrow(/SCM_ENDPOINT.*MAX_ATTEMPTS|MAX_ATTEMPTS.*SCM_ENDPOINT/);
+    await expect(coldStart({ SCM_ENDPOINT: "http://scm.example.com", MAX_ATTEMPTS: "lots" })).rejects.toThrow(
+      /SCM_ENDPOINT.*MAX_ATTEMPTS|MAX_ATTEMPTS.*SCM_ENDPOINT/,
+    );
   });
 });

@@ -143,7 +143,10 @@ describe("deadlines, throttling", () => {
     const response = await handler(sqsEvent(record), lambdaContext(4000));
     expect(failedIds(response)).toEqual([record.messageId]);
     const lines = jsonLinesSince(mark);
-    expect(lines.find((l) => l.event === "withdrawal_left_for_retry")).toMatchObject({ reason: "throttled", status: 429 });
+    expect(lines.find((l) => l.event === "withdrawal_left_for_retry")).toMatchObject({
+      reason: "throttled",
+      status: 429,
+    });
   });
 });
 

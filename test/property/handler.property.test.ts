@@ -63,7 +63,14 @@ afterAll(async () => {
 // ---- outcomes -----------------------------------------------------------------------------------
 
 type Outcome = "withdrawn" | "already" | "failed" | `dlq:${string}`;
-const OUTCOME_EVENTS = ["withdrawal_succeeded", "withdrawal_already_withdrawn", "withdrawal_dead_lettered", "withdrawal_left_for_retry", "dead_letter_failed", "withdrawal_crashed"];
+const OUTCOME_EVENTS = [
+  "withdrawal_succeeded",
+  "withdrawal_already_withdrawn",
+  "withdrawal_dead_lettered",
+  "withdrawal_left_for_retry",
+  "dead_letter_failed",
+  "withdrawal_crashed",
+];
 
 interface RunResult {
   outcomes: Map<string, Outcome>;
@@ -101,7 +108,9 @@ async function runBatch(records: SQSRecord[]): Promise<RunResult> {
     const record = records.find((r) => r.messageId === attributesOf(letter).source_message_id)!;
     // An empty body (which SQS refuses) travels as its JSON, `""`, and says so; any other, byte for byte.
     const encoded = attributesOf(letter).body_encoding === "json";
-    expect(letter.Body, "the DLQ body is the original body, byte for byte").toBe(encoded ? JSON.stringify(record.body) : record.body);
+    expect(letter.Body, "the DLQ body is the original body, byte for byte").toBe(
+      encoded ? JSON.stringify(record.body) : record.body,
+    );
     if (encoded) expect(record.body).toBe("");
   }
 
@@ -110,7 +119,10 @@ async function runBatch(records: SQSRecord[]): Promise<RunResult> {
     .filter((l) => l.startsWith("{"))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
   const events = lines.filter((l) => typeof l.event === "string");
-  expect(events.filter((l) => l.event === "batch_crashed" || l.event === "withdrawal_crashed"), "the worker crashed").toEqual([]);
+  expect(
+    events.filter((l) => l.event === "batch_crashed" || l.event === "withdrawal_crashed"),
+    "the worker crashed",
+  ).toEqual([]);
   expect(events.filter((l) => l.event === "batch_processed")).toHaveLength(1);
 
   const outcomes = new Map<string, Outcome>();
@@ -118,7 +130,10 @@ async function runBatch(records: SQSRecord[]): Promise<RunResult> {
   for (const record of records) {
     const mine = events.filter((l) => l.messageId === record.messageId);
     const ends = mine.filter((l) => OUTCOME_EVENTS.includes(l.event as string));
-    expect(ends.map((l) => l.event), `record ${JSON.stringify(record.body).slice(0, 200)} needs exactly one outcome line`).toHaveLength(1);
+    expect(
+      ends.map((l) => l.event),
+      `record ${JSON.stringify(record.body).slice(0, 200)} needs exactly one outcome line`,
+    ).toHaveLength(1);
     const end = ends[0]!;
     const isFailed = failed.includes(record.messageId);
     const letter = letters.find((l) => attributesOf(l).source_message_id === record.messageId);
@@ -132,7 +147,9 @@ async function runBatch(records: SQSRecord[]): Promise<RunResult> {
       case "withdrawal_dead_lettered":
         outcome = `dlq:${String(end.reason)}`;
         expect(isFailed).toBe(false);
-        expect(letter && attributesOf(letter).failure_reason, "the log and the DLQ disagree on the reason").toBe(end.reason);
+        expect(letter && attributesOf(letter).failure_reason, "the log and the DLQ disagree on the reason").toBe(
+          end.reason,
+        );
         break;
       default:
         outcome = "failed";
@@ -206,13 +223,30 @@ const nearValidId = fc.oneof(
   {
     weight: 2,
     arbitrary: fc
-      .tuple(alnum16, fc.integer({ min: 0, max: 15 }), fc.constantFrom("/", ".", "%", "?", "#", " ", "\u0000", "\n", "é", "-", "_", "\u202e"))
+      .tuple(
+        alnum16,
+        fc.integer({ min: 0, max: 15 }),
+        fc.constantFrom("/", ".", "%", "?", "#", " ", "\u0000", "\n", "é", "-", "_", "\u202e"),
+      )
       .map(([id, at, c]) => id.slice(0, at) + c + id.slice(at + 1)),
   },
-  { weight: 1, arbitrary: fc.constantFrom("../../etc/passwd", "%2e%2e%2fcancel-cert", "scs1000000000001/../x", "SCS1000000000001 ", "") },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      "../../etc/passwd",
+      "%2e%2e%2fcancel-cert",
+      "scs1000000000001/../x",
+      "SCS1000000000001 ",
+      "",
+    ),
+  },
   { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 1 }) },
 );
-const looseString = fc.oneof(fc.string({ maxLength: 140 }), fc.string({ unit: "binary", maxLength: 20 }), fc.jsonValue({ maxDepth: 1 }));
+const looseString = fc.oneof(
+  fc.string({ maxLength: 140 }),
+  fc.string({ unit: "binary", maxLength: 20 }),
+  fc.jsonValue({ maxDepth: 1 }),
+);
 const jobObject = fc
   .tuple(
     fc.record(
@@ -222,7 +256,10 @@ const jobObject = fc
         source: fc.oneof(fc.constantFrom("manual", "bulk", "cleanup"), looseString),
         batch_id: looseString,
         reason: fc.oneof(fc.string({ maxLength: 300 }), looseString),
-        requested_at: fc.oneof(fc.date({ noInvalidDate: true, min: new Date(0), max: new Date(4e12) }).map((d) => d.toISOString()), looseString),
+        requested_at: fc.oneof(
+          fc.date({ noInvalidDate: true, min: new Date(0), max: new Date(4e12) }).map((d) => d.toISOString()),
+          looseString,
+        ),
       },
       { requiredKeys: [] },
     ),
@@ -235,7 +272,18 @@ const body = fc.oneof(
   { weight: 2, arbitrary: fc.json({ maxDepth: 3 }) },
   { weight: 6, arbitrary: jobObject.map((o) => JSON.stringify(o)) },
   { weight: 1, arbitrary: jobObject.map((o) => JSON.stringify(o).slice(0, -1)) },
-  { weight: 1, arbitrary: fc.constantFrom("", " ", "null", "[]", "{}", '"propCHECKING0001"', '{"certificate_id":"propCHECKING0001"} trailing') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      "",
+      " ",
+      "null",
+      "[]",
+      "{}",
+      '"propCHECKING0001"',
+      '{"certificate_id":"propCHECKING0001"} trailing',
+    ),
+  },
 );
 /**
  * Bodies the local DLQ surely stores: printable ASCII and whitespace, not empty. SQS refuses empty
@@ -258,19 +306,28 @@ describe("the handler, over any message body", () => {
           const parsed = parseWithdrawalBody(record.body);
           const outcome = outcomes.get(record.messageId);
           if (parsed.ok) validIds.add(parsed.request.certificate_id);
-          const expected = parsed.ok ? NORMAL[KNOWN[parsed.request.certificate_id] ?? "unknown"] : "dlq:invalid_message";
+          const expected = parsed.ok
+            ? NORMAL[KNOWN[parsed.request.certificate_id] ?? "unknown"]
+            : "dlq:invalid_message";
           if (outcome === "failed" && expected.startsWith("dlq:") && !storable(record.body)) {
             // A body the local queue cannot store (empty, or characters fauxqs refuses): the DLQ send
             // fails, so the record goes back to the queue rather than being lost.
-            const end = lines.find((l) => l.messageId === record.messageId && OUTCOME_EVENTS.includes(l.event as string))!;
+            const end = lines.find(
+              (l) => l.messageId === record.messageId && OUTCOME_EVENTS.includes(l.event as string),
+            )!;
             expect(end).toMatchObject({ event: "dead_letter_failed", reason: expected.slice("dlq:".length) });
           } else {
-            expect(outcome, `${parsed.ok ? "valid job" : "invalid body"} ${JSON.stringify(record.body)}`).toBe(expected);
+            expect(outcome, `${parsed.ok ? "valid job" : "invalid body"} ${JSON.stringify(record.body)}`).toBe(
+              expected,
+            );
           }
         }
         // SCM only ever heard of certificates from valid jobs, once per certificate per batch.
         for (const call of stack.sim.calls) expect(validIds).toContain(call.certificateId);
-        for (const id of validIds) expect(stack.sim.calls.filter((c) => c.kind === "cancel" && c.certificateId === id).length).toBeLessThanOrEqual(1);
+        for (const id of validIds)
+          expect(
+            stack.sim.calls.filter((c) => c.kind === "cancel" && c.certificateId === id).length,
+          ).toBeLessThanOrEqual(1);
       }),
       { numRuns: 40, endOnFailure: true },
     );
@@ -302,11 +359,20 @@ const status = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: 300, max: 399 }) },
   { weight: 1, arbitrary: fc.integer({ min: 100, max: 199 }) },
 );
-const errorCode = fc.oneof(fc.constantFrom(...Object.keys(ERROR_CODES), "APIG.0202", "APIGW.0301", "SCM.0500", "SCM.0017"), fc.string({ maxLength: 20 }));
+const errorCode = fc.oneof(
+  fc.constantFrom(...Object.keys(ERROR_CODES), "APIG.0202", "APIGW.0301", "SCM.0500", "SCM.0017"),
+  fc.string({ maxLength: 20 }),
+);
 const errorMsg = fc.oneof(
   { weight: 3, arbitrary: fc.string({ maxLength: 80 }) },
   { weight: 1, arbitrary: fc.string({ minLength: 1000, maxLength: 1500 }) },
-  { weight: 2, arbitrary: fc.constantFrom(`Incorrect IAM authentication information: ${TOKEN_MARK}`, `X-Auth-Token: ${TOKEN_MARK} rejected`) },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      `Incorrect IAM authentication information: ${TOKEN_MARK}`,
+      `X-Auth-Token: ${TOKEN_MARK} rejected`,
+    ),
+  },
 );
 const bodySpec: fc.Arbitrary<BodySpec> = fc.oneof(
   { weight: 2, arbitrary: fc.constant({ kind: "none" as const }) },
@@ -316,7 +382,13 @@ const bodySpec: fc.Arbitrary<BodySpec> = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant("raw" as const),
       text: fc.oneof(
-        fc.constantFrom('{"error_code":"SCM.0500","error_msg":', "<html><body><h1>502 Bad Gateway</h1></body></html>", "", "null", `{"error_code":"${TOKEN_MARK}"}`),
+        fc.constantFrom(
+          '{"error_code":"SCM.0500","error_msg":',
+          "<html><body><h1>502 Bad Gateway</h1></body></html>",
+          "",
+          "null",
+          `{"error_code":"${TOKEN_MARK}"}`,
+        ),
         fc.string({ maxLength: 100 }),
       ),
     }),
@@ -333,7 +405,10 @@ const faultSpec: fc.Arbitrary<FaultSpec> = fc.oneof(
       retryAfter: fc.constantFrom(undefined, undefined, "0", "0.001", "soon", "-1", "Wed, 21 Oct 2015 07:28:00 GMT"),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constantFrom("reset" as const, "hang" as const), afterEffect: fc.boolean() }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constantFrom("reset" as const, "hang" as const), afterEffect: fc.boolean() }),
+  },
   {
     weight: 2,
     arbitrary: fc.record({
@@ -344,7 +419,14 @@ const faultSpec: fc.Arbitrary<FaultSpec> = fc.oneof(
       afterEffect: fc.boolean(),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("drip" as const), bytesPerSecond: fc.constantFrom(20, 200, 20_000), padTo: fc.constantFrom(undefined, 100, 2000) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("drip" as const),
+      bytesPerSecond: fc.constantFrom(20, 200, 20_000),
+      padTo: fc.constantFrom(undefined, 100, 2000),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("delay" as const), ms: fc.integer({ min: 0, max: 40 }) }) },
 );
 const certPlan: fc.Arbitrary<CertPlan> = fc.record({
@@ -359,7 +441,14 @@ function toFault(spec: FaultSpec): Fault {
     case "answer": {
       const headers = spec.retryAfter === undefined ? undefined : { "retry-after": spec.retryAfter };
       const b = spec.body;
-      const payload = b.kind === "none" ? undefined : b.kind === "error" ? { error_code: withToken(b.code), error_msg: withToken(b.msg) } : b.kind === "raw" ? withToken(b.text) : b.value;
+      const payload =
+        b.kind === "none"
+          ? undefined
+          : b.kind === "error"
+            ? { error_code: withToken(b.code), error_msg: withToken(b.msg) }
+            : b.kind === "raw"
+              ? withToken(b.text)
+              : b.value;
       return faults.answer(spec.status, payload, headers);
     }
     case "reset":
@@ -396,11 +485,23 @@ function codeSeen(spec: Extract<FaultSpec, { kind: "answer" }>): string | undefi
       return undefined;
     }
   }
-  const code = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>).error_code : undefined;
+  const code =
+    typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>).error_code
+      : undefined;
   return typeof code === "string" ? code : undefined;
 }
 
-type Kind = "ok" | "unexpected" | "unauthorized" | "forbidden" | "not_found" | "check" | "rejected" | "transient" | "informational";
+type Kind =
+  | "ok"
+  | "unexpected"
+  | "unauthorized"
+  | "forbidden"
+  | "not_found"
+  | "check"
+  | "rejected"
+  | "transient"
+  | "informational";
 /**
  * The outcome table (docs/contract.md) for one answer: status, `error_code` (the code table first, except under
  * 401), and for a 2xx whether the body is cancel-cert's documented success (`success`).
@@ -466,7 +567,14 @@ function allowed(plan: CertPlan, receiveCount: number, timeoutsSeen: number): Se
       break;
     case "huge":
       // Under the cap the body is read: an error body's code (SCM.0500), or for a 200 the documented success.
-      byKind(kindOf(fault.status, fault.bytes <= BODY_CAP && fault.status >= 300 ? "SCM.0500" : undefined, fault.bytes <= BODY_CAP), fault.afterEffect);
+      byKind(
+        kindOf(
+          fault.status,
+          fault.bytes <= BODY_CAP && fault.status >= 300 ? "SCM.0500" : undefined,
+          fault.bytes <= BODY_CAP,
+        ),
+        fault.afterEffect,
+      );
       break;
     case "reset":
     case "hang":
@@ -491,7 +599,10 @@ describe("the handler, over any SCM answer", () => {
   it("never throws, gives every record exactly one outcome, the one the outcome table gives, and prints no secret", async () => {
     const input = fc.record({
       plans: fc.array(certPlan, { minLength: 1, maxLength: 5 }),
-      jobs: fc.array(fc.record({ cert: fc.nat(), receiveCount: fc.constantFrom(1, 1, 2, MAX_RECEIVE_COUNT) }), { minLength: 1, maxLength: 7 }),
+      jobs: fc.array(fc.record({ cert: fc.nat(), receiveCount: fc.constantFrom(1, 1, 2, MAX_RECEIVE_COUNT) }), {
+        minLength: 1,
+        maxLength: 7,
+      }),
     });
     await fc.assert(
       fc.asyncProperty(input, async ({ plans, jobs }) => {
@@ -502,21 +613,32 @@ describe("the handler, over any SCM answer", () => {
           if (plan.mode === "once") stack.sim.inject(ids[i]!, toFault(plan.fault));
           else stack.sim.injectAlways(ids[i]!, toFault(plan.fault));
         });
-        const records = jobs.map((job) => ({ job, plan: plans[job.cert % plans.length]!, id: ids[job.cert % plans.length]!, record: sqsRecord({ certificate_id: ids[job.cert % plans.length]! }, { receiveCount: job.receiveCount }) }));
+        const records = jobs.map((job) => ({
+          job,
+          plan: plans[job.cert % plans.length]!,
+          id: ids[job.cert % plans.length]!,
+          record: sqsRecord({ certificate_id: ids[job.cert % plans.length]! }, { receiveCount: job.receiveCount }),
+        }));
         const { outcomes, timeouts } = await runBatch(records.map((r) => r.record));
 
         for (const { job, plan, id, record } of records) {
           const outcome = outcomes.get(record.messageId)!;
           const calls = stack.sim.calls.filter((c) => c.certificateId === id);
           const expected = allowed(plan, job.receiveCount, timeouts.get(record.messageId) ?? 0);
-          expect([...expected], `certificate ${plan.state}, fault ${plan.mode} ${JSON.stringify(plan.fault)}, receive count ${job.receiveCount}; SCM answered ${JSON.stringify(calls.map((c) => `${c.kind} ${c.status}`))}`).toContain(outcome);
+          expect(
+            [...expected],
+            `certificate ${plan.state}, fault ${plan.mode} ${JSON.stringify(plan.fault)}, receive count ${job.receiveCount}; SCM answered ${JSON.stringify(calls.map((c) => `${c.kind} ${c.status}`))}`,
+          ).toContain(outcome);
           // Withdrawn only when SCM said 200; already withdrawn only after a status check said so.
           if (outcome === "withdrawn") expect(calls.some((c) => c.kind === "cancel" && c.status === 200)).toBe(true);
-          if (outcome === "already") expect(calls.some((c) => c.kind === "detail" && c.status >= 200 && c.status < 300)).toBe(true);
+          if (outcome === "already")
+            expect(calls.some((c) => c.kind === "detail" && c.status >= 200 && c.status < 300)).toBe(true);
           // Left for retry only while receives remain; after that, the DLQ says why.
           if (outcome === "failed") expect(job.receiveCount).toBeLessThan(MAX_RECEIVE_COUNT);
         }
-        expect(stack.sim.calls.filter((c) => c.kind === "cancel").length).toBeLessThanOrEqual(plans.length * (MAX_ATTEMPTS + 1));
+        expect(stack.sim.calls.filter((c) => c.kind === "cancel").length).toBeLessThanOrEqual(
+          plans.length * (MAX_ATTEMPTS + 1),
+        );
       }),
       { numRuns: 50, endOnFailure: true },
     );

@@ -50,13 +50,22 @@ export async function startQueues(): Promise<Queues> {
   await app.listen({ port: 0, host: "127.0.0.1" });
   const port = (app.server.address() as AddressInfo).port;
   const endpoint = `http://127.0.0.1:${port}`;
-  const sqs = new SQSClient({ endpoint, region: "eu-west-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } });
+  const sqs = new SQSClient({
+    endpoint,
+    region: "eu-west-1",
+    credentials: { accessKeyId: "test", secretAccessKey: "test" },
+  });
   const dlqUrl = (await sqs.send(new CreateQueueCommand({ QueueName: "withdrawals-dlq" }))).QueueUrl!;
   const queueUrl = (
     await sqs.send(
       new CreateQueueCommand({
         QueueName: "withdrawals",
-        Attributes: { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: "arn:aws:sqs:eu-west-1:000000000000:withdrawals-dlq", maxReceiveCount: 8 }) },
+        Attributes: {
+          RedrivePolicy: JSON.stringify({
+            deadLetterTargetArn: "arn:aws:sqs:eu-west-1:000000000000:withdrawals-dlq",
+            maxReceiveCount: 8,
+          }),
+        },
       }),
     )
   ).QueueUrl!;
@@ -82,7 +91,13 @@ export async function startQueues(): Promise<Queues> {
         failedAt: new Date(),
         ...letter,
       };
-      const out = await sqs.send(new SendMessageCommand({ QueueUrl: dlqUrl, MessageBody: full.body, MessageAttributes: deadLetterAttributes(full) }));
+      const out = await sqs.send(
+        new SendMessageCommand({
+          QueueUrl: dlqUrl,
+          MessageBody: full.body,
+          MessageAttributes: deadLetterAttributes(full),
+        }),
+      );
       return out.MessageId!;
     },
     async close() {

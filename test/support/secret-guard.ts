@@ -55,5 +55,8 @@ export function jsonLinesSince(mark: number): Record<string, unknown>[] {
 afterAll(() => {
   const fragment = findSecretFragment(captured.join(""), allSecrets());
   // The fragment itself is not printed: it is part of a secret.
-  expect(fragment === undefined, "a secret used by the tests (or a form or fragment of it) appeared in stdout/stderr").toBe(true);
+  expect(
+    fragment === undefined,
+    "a secret used by the tests (or a form or fragment of it) appeared in stdout/stderr",
+  ).toBe(true);
 });

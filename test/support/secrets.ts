@@ -6,7 +6,11 @@ export const TEST_TOKEN = "MIITestToken-0123456789abcdefghijklmnopqrstuvwxyz-ORI
 export const ROTATED_TOKEN = "MIITestToken-9876543210zyxwvutsrqponmlkjihgfedcba-ROTATED";
 export const IAM_PASSWORD = "Sup3r-Secret-IAM-Passw0rd!";
 /** An AK/SK pair; only the secret key is secret (the access key travels in every Authorization header). */
-export const TEST_AKSK = { accessKey: "HPUATESTACCESSKEY001", secretKey: "TestSecretKey/0123+abcdefghijklmnopqrstuvwx", domainId: "0970dd7a1300f5672ff2c003c60ae115" };
+export const TEST_AKSK = {
+  accessKey: "HPUATESTACCESSKEY001",
+  secretKey: "TestSecretKey/0123+abcdefghijklmnopqrstuvwx",
+  domainId: "0970dd7a1300f5672ff2c003c60ae115",
+};
 
 /** Secrets registered at run time (e.g. IAM tokens the simulator issued). */
 export const runtimeSecrets = new Set<string>();

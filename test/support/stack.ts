@@ -26,11 +26,17 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export async function startStack(options: { simulator?: ScmSimulatorOptions; env?: Record<string, string> } = {}): Promise<Stack> {
+export async function startStack(
+  options: { simulator?: ScmSimulatorOptions; env?: Record<string, string> } = {},
+): Promise<Stack> {
   const fauxqs = buildApp({ logger: false });
   await fauxqs.listen({ port: 0, host: "127.0.0.1" });
   const sqsEndpoint = `http://127.0.0.1:${(fauxqs.server.address() as AddressInfo).port}`;
-  const sqs = new SQSClient({ endpoint: sqsEndpoint, region: "eu-west-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } });
+  const sqs = new SQSClient({
+    endpoint: sqsEndpoint,
+    region: "eu-west-1",
+    credentials: { accessKeyId: "test", secretAccessKey: "test" },
+  });
   const dlqUrl = (await sqs.send(new CreateQueueCommand({ QueueName: "withdrawals-dlq" }))).QueueUrl!;
   const queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: "withdrawals" }))).QueueUrl!;
   const sim = await startScmSimulator({ tokens: [TEST_TOKEN], ...options.simulator });

@@ -4,7 +4,14 @@ import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { parseWithdrawalBody } from "../../lib/message.ts";
 import { BulkFileError } from "../../lib/errors.ts";
-import { CertificateIdSet, formatFromPath, readBulk, splitCsvRecord, type BulkLine, type BulkReadOptions } from "../../lib/bulk-file.ts";
+import {
+  CertificateIdSet,
+  formatFromPath,
+  readBulk,
+  splitCsvRecord,
+  type BulkLine,
+  type BulkReadOptions,
+} from "../../lib/bulk-file.ts";
 
 async function read(text: string, options: BulkReadOptions): Promise<BulkLine[]> {
   const out: BulkLine[] = [];
@@ -12,7 +19,8 @@ async function read(text: string, options: BulkReadOptions): Promise<BulkLine[]>
   return out;
 }
 
-const ok = (lines: BulkLine[]) => lines.flatMap((l) => ("body" in l ? [{ line: l.line, body: JSON.parse(l.body) as Record<string, unknown> }] : []));
+const ok = (lines: BulkLine[]) =>
+  lines.flatMap((l) => ("body" in l ? [{ line: l.line, body: JSON.parse(l.body) as Record<string, unknown> }] : []));
 const errors = (lines: BulkLine[]) => lines.flatMap((l) => ("error" in l ? [{ line: l.line, error: l.error }] : []));
 
 describe("formatFromPath", () => {
@@ -30,7 +38,8 @@ describe("formatFromPath", () => {
 
 describe(".txt", () => {
   it("yields one job per id with the file's own line numbers, skipping blank lines and # comments", async () => {
-    const text = "# exported 2026-11-27\n\nscs1000000000001\n  scs1000000000002  \nscs1000000000003 # customer asked\n\r\n";
+    const text =
+      "# exported 2026-11-27\n\nscs1000000000001\n  scs1000000000002  \nscs1000000000003 # customer asked\n\r\n";
     const lines = await read(text, { format: "txt" });
     expect(ok(lines)).toEqual([
       { line: 3, body: { certificate_id: "scs1000000000001", source: "manual" } },
@@ -55,41 +64,84 @@ describe(".txt", () => {
   });
 
   it("gives a valid id exactly the message the shared schema builds (the fast path validates the stamp once)", async () => {
-    const options: BulkReadOptions = { format: "txt", set: { source: "bulk", batch_id: "b-\"q\"" }, defaults: { reason: "0000000000000000 ✓", requested_at: "2026-11-27T10:00:00.000Z" } };
+    const options: BulkReadOptions = {
+      format: "txt",
+      set: { source: "bulk", batch_id: 'b-"q"' },
+      defaults: { reason: "0000000000000000 ✓", requested_at: "2026-11-27T10:00:00.000Z" },
+    };
     const [line] = await read("scs1000000000001\n", options);
-    const expected = parseWithdrawalBody(JSON.stringify({ certificate_id: "scs1000000000001", source: "bulk", batch_id: 'b-"q"', reason: "0000000000000000 ✓", requested_at: "2026-11-27T10:00:00.000Z" }));
+    const expected = parseWithdrawalBody(
+      JSON.stringify({
+        certificate_id: "scs1000000000001",
+        source: "bulk",
+        batch_id: 'b-"q"',
+        reason: "0000000000000000 ✓",
+        requested_at: "2026-11-27T10:00:00.000Z",
+      }),
+    );
     expect(expected.ok).toBe(true);
-    expect(line).toEqual({ line: 1, certificateId: "scs1000000000001", body: JSON.stringify((expected as { request: unknown }).request) });
+    expect(line).toEqual({
+      line: 1,
+      certificateId: "scs1000000000001",
+      body: JSON.stringify((expected as { request: unknown }).request),
+    });
   });
 
   it("reports every line when the stamped fields themselves are invalid", async () => {
-    const lines = await read("scs1000000000001\nscs1000000000002\n", { format: "txt", defaults: { reason: "x".repeat(300) } });
+    const lines = await read("scs1000000000001\nscs1000000000002\n", {
+      format: "txt",
+      defaults: { reason: "x".repeat(300) },
+    });
     expect(errors(lines).map((e) => e.line)).toEqual([1, 2]);
   });
 
   it("stamps `set` fields over the line's and fills `defaults` only where the line has none", async () => {
-    const lines = await read("scs1000000000001\n", { format: "txt", set: { source: "bulk", batch_id: "b-1" }, defaults: { reason: "cleanup", requested_at: "2026-11-27T10:00:00.000Z" } });
-    expect(ok(lines)[0]!.body).toEqual({ certificate_id: "scs1000000000001", source: "bulk", batch_id: "b-1", reason: "cleanup", requested_at: "2026-11-27T10:00:00.000Z" });
+    const lines = await read("scs1000000000001\n", {
+      format: "txt",
+      set: { source: "bulk", batch_id: "b-1" },
+      defaults: { reason: "cleanup", requested_at: "2026-11-27T10:00:00.000Z" },
+    });
+    expect(ok(lines)[0]!.body).toEqual({
+      certificate_id: "scs1000000000001",
+      source: "bulk",
+      batch_id: "b-1",
+      reason: "cleanup",
+      requested_at: "2026-11-27T10:00:00.000Z",
+    });
   });
 });
 
 describe(".csv", () => {
   it("finds the certificate_id column by its header and uses reason/request_id columns", async () => {
-    const text = 'name,Certificate_ID,reason,request_id\n"shop, main",scs1000000000001,"duplicate ""order""",OPS-1\nblog,scs1000000000002,,\n';
+    const text =
+      'name,Certificate_ID,reason,request_id\n"shop, main",scs1000000000001,"duplicate ""order""",OPS-1\nblog,scs1000000000002,,\n';
     const lines = await read(text, { format: "csv", defaults: { reason: "from flag" } });
     expect(ok(lines)).toEqual([
-      { line: 2, body: { certificate_id: "scs1000000000001", source: "manual", reason: 'duplicate "order"', request_id: "OPS-1" } },
+      {
+        line: 2,
+        body: {
+          certificate_id: "scs1000000000001",
+          source: "manual",
+          reason: 'duplicate "order"',
+          request_id: "OPS-1",
+        },
+      },
       { line: 3, body: { certificate_id: "scs1000000000002", source: "manual", reason: "from flag" } },
     ]);
   });
 
   it("detects ; and tab separated files from the header", async () => {
-    expect(ok(await read("certificate_id;reason\nscs1000000000001;a, b\n", { format: "csv" }))[0]!.body).toMatchObject({ reason: "a, b" });
-    expect(ok(await read("x\tcertificate_id\n1\tscs1000000000001\n", { format: "csv" }))[0]!.body).toMatchObject({ certificate_id: "scs1000000000001" });
+    expect(ok(await read("certificate_id;reason\nscs1000000000001;a, b\n", { format: "csv" }))[0]!.body).toMatchObject({
+      reason: "a, b",
+    });
+    expect(ok(await read("x\tcertificate_id\n1\tscs1000000000001\n", { format: "csv" }))[0]!.body).toMatchObject({
+      certificate_id: "scs1000000000001",
+    });
   });
 
   it("reports bad rows with their line numbers and keeps going", async () => {
-    const text = 'certificate_id,reason\nscs1000000000001,ok\n\nscs1\n,no id\n"scs1000000000002,unterminated\nscs1000000000003,"x"y\nscs1000000000004\n';
+    const text =
+      'certificate_id,reason\nscs1000000000001,ok\n\nscs1\n,no id\n"scs1000000000002,unterminated\nscs1000000000003,"x"y\nscs1000000000004\n';
     const lines = await read(text, { format: "csv" });
     expect(errors(lines)).toEqual([
       { line: 4, error: '"scs1": certificate_id must be exactly 16 characters A-Z, a-z, 0-9' },
@@ -101,8 +153,12 @@ describe(".csv", () => {
   });
 
   it("fails as a whole when the header has no certificate_id column, naming what it found", async () => {
-    await expect(read("id,reason\nscs1000000000001,x\n", { format: "csv" })).rejects.toThrow(new BulkFileError("no certificate_id column in the header row on line 1 (found: id, reason)", 1));
-    await expect(read("scs1000000000001\nscs1000000000002\n", { format: "csv" })).rejects.toThrow(/a file of bare ids should be a \.txt file/);
+    await expect(read("id,reason\nscs1000000000001,x\n", { format: "csv" })).rejects.toThrow(
+      new BulkFileError("no certificate_id column in the header row on line 1 (found: id, reason)", 1),
+    );
+    await expect(read("scs1000000000001\nscs1000000000002\n", { format: "csv" })).rejects.toThrow(
+      /a file of bare ids should be a \.txt file/,
+    );
     await expect(read("\n\n", { format: "csv" })).rejects.toThrow(BulkFileError);
   });
 
@@ -120,15 +176,25 @@ describe(".jsonl", () => {
       "",
       '{"certificate_id":"scs1000000000002","source":"manual","batch_id":"old"}',
       "not json",
-      '{"certificate_id":"scs1000000000003","reason":' + JSON.stringify("x".repeat(300)) + "}",
+      `{"certificate_id":"scs1000000000003","reason":${JSON.stringify("x".repeat(300))}}`,
       '{"certificate_id":"scs1000000000004","requested_at":"yesterday"}',
       "[1,2]",
       '{"certificate_id":"../x"}',
     ].join("\n");
-    const lines = await read(text, { format: "jsonl", set: { source: "bulk", batch_id: "b-2" }, defaults: { reason: "default reason" } });
+    const lines = await read(text, {
+      format: "jsonl",
+      set: { source: "bulk", batch_id: "b-2" },
+      defaults: { reason: "default reason" },
+    });
     expect(ok(lines)).toEqual([
-      { line: 1, body: { certificate_id: "scs1000000000001", reason: "r1", ticket: "T-1", source: "bulk", batch_id: "b-2" } },
-      { line: 3, body: { certificate_id: "scs1000000000002", source: "bulk", batch_id: "b-2", reason: "default reason" } },
+      {
+        line: 1,
+        body: { certificate_id: "scs1000000000001", reason: "r1", ticket: "T-1", source: "bulk", batch_id: "b-2" },
+      },
+      {
+        line: 3,
+        body: { certificate_id: "scs1000000000002", source: "bulk", batch_id: "b-2", reason: "default reason" },
+      },
     ]);
     expect(errors(lines)).toEqual([
       { line: 4, error: "body is not JSON" },
@@ -178,7 +244,8 @@ describe("CertificateIdSet", () => {
   it("holds 200,000 distinct ids", () => {
     const set = new CertificateIdSet();
     let repeated = 0;
-    for (let i = 0; i < 200_000; i++) if (set.firstSeen(`scs${String(i).padStart(13, "0")}`, i + 1) !== undefined) repeated++;
+    for (let i = 0; i < 200_000; i++)
+      if (set.firstSeen(`scs${String(i).padStart(13, "0")}`, i + 1) !== undefined) repeated++;
     expect(repeated).toBe(0);
     expect(set.firstSeen("scs0000000123456", 1)).toBe(123_457);
     expect(set.size).toBe(200_000);

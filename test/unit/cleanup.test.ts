@@ -6,8 +6,14 @@ import type { CleanupDependencies, ListedCertificate } from "../../lib/cleanup-t
 import { silentLogger } from "../../lib/logger.ts";
 import type { ScmResult } from "../../lib/scm-client.ts";
 
-const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => ({ id: `${prefix}${String(i).padStart(13, "0")}` }));
-const cert = (id: string, status = "CHECKING"): ListedCertificate => ({ id, status, name: undefined, domain: undefined });
+const ids = (prefix: string, n: number) =>
+  Array.from({ length: n }, (_, i) => ({ id: `${prefix}${String(i).padStart(13, "0")}` }));
+const cert = (id: string, status = "CHECKING"): ListedCertificate => ({
+  id,
+  status,
+  name: undefined,
+  domain: undefined,
+});
 const filters = (raw: Parameters<typeof parseCleanupFilters>[0] = {}) => parseCleanupFilters(raw).filters;
 
 describe("detectOffsetMode", () => {
@@ -32,7 +38,15 @@ describe("detectOffsetMode", () => {
 
 describe("selectJobs", () => {
   it("applies status, duplicate, exclude and cap in that order, in listing order", () => {
-    const listed = [cert("a000000000000001"), cert("a000000000000002", "ISSUED"), cert("a000000000000003"), cert("a000000000000001", "CHECKING_ORG"), cert("a000000000000004"), cert("a000000000000005"), cert("bad")];
+    const listed = [
+      cert("a000000000000001"),
+      cert("a000000000000002", "ISSUED"),
+      cert("a000000000000003"),
+      cert("a000000000000001", "CHECKING_ORG"),
+      cert("a000000000000004"),
+      cert("a000000000000005"),
+      cert("bad"),
+    ];
     const result = selectJobs(listed, filters({ exclude: "a000000000000003", maxJobs: "2" }));
     expect(result.selected.map((j) => j.certificateId)).toEqual(["a000000000000001", "a000000000000004"]);
     expect(result.skipped.map((s) => [s.certificateId, s.reason])).toEqual([
@@ -60,7 +74,10 @@ describe("run ids", () => {
 });
 
 /** A hand-written fake of the listing (the integration tests use the real simulator). */
-function fakeScm(total: number, answer?: (offset: number) => ScmResult | undefined): CleanupDependencies["scm"] & { offsets: number[] } {
+function fakeScm(
+  total: number,
+  answer?: (offset: number) => ScmResult | undefined,
+): CleanupDependencies["scm"] & { offsets: number[] } {
   const all = ids("xyz", total).map((c) => ({ ...c, status: "CHECKING" }));
   const offsets: number[] = [];
   return {
@@ -71,7 +88,15 @@ function fakeScm(total: number, answer?: (offset: number) => ScmResult | undefin
       const injected = answer?.(offset);
       if (injected) return injected;
       const limit = Number(query.limit);
-      return { kind: "answer", status: 200, body: { certificates: all.slice(offset, offset + limit), total_count: total }, errorCode: undefined, errorMsg: undefined, retryAfterMs: undefined, durationMs: 1 };
+      return {
+        kind: "answer",
+        status: 200,
+        body: { certificates: all.slice(offset, offset + limit), total_count: total },
+        errorCode: undefined,
+        errorMsg: undefined,
+        retryAfterMs: undefined,
+        durationMs: 1,
+      };
     },
   };
 }
@@ -90,9 +115,24 @@ function deps(scm: CleanupDependencies["scm"], now: () => number = Date.now): Cl
 describe("runCleanup paging", () => {
   it("reports a list that ends before total_count as ended_early, with a warning", async () => {
     const scm = fakeScm(60, (offset) =>
-      offset === 50 ? { kind: "answer", status: 200, body: { certificates: [], total_count: 60 }, errorCode: undefined, errorMsg: undefined, retryAfterMs: undefined, durationMs: 1 } : undefined,
+      offset === 50
+        ? {
+            kind: "answer",
+            status: 200,
+            body: { certificates: [], total_count: 60 },
+            errorCode: undefined,
+            errorMsg: undefined,
+            retryAfterMs: undefined,
+            durationMs: 1,
+          }
+        : undefined,
     );
-    const report = await runCleanup(deps(scm), { runId: "r", mode: "dry-run", filters: filters({ statuses: "CHECKING" }), offsetMode: "records" });
+    const report = await runCleanup(deps(scm), {
+      runId: "r",
+      mode: "dry-run",
+      filters: filters({ statuses: "CHECKING" }),
+      offsetMode: "records",
+    });
     expect(report.passes[0]).toMatchObject({ totalCount: 60, listed: 50, unreachable: 10, truncatedBy: "ended_early" });
     expect(report.warnings[0]).toContain("the listing ended after 50; 10 were not seen");
   });
@@ -107,10 +147,22 @@ describe("runCleanup paging", () => {
       },
     };
     const sent: unknown[] = [];
-    const d = { ...deps(slow, () => clock), createSender: () => ({ push: async (m: unknown) => void sent.push(m), flush: async () => {} }) };
-    await expect(runCleanup(d, { runId: "r", mode: "enqueue", filters: filters({ statuses: "CHECKING" }), offsetMode: "records", deadline: 2000 })).rejects.toMatchObject({
+    const d = {
+      ...deps(slow, () => clock),
+      createSender: () => ({ push: async (m: unknown) => void sent.push(m), flush: async () => {} }),
+    };
+    await expect(
+      runCleanup(d, {
+        runId: "r",
+        mode: "enqueue",
+        filters: filters({ statuses: "CHECKING" }),
+        offsetMode: "records",
+        deadline: 2000,
+      }),
+    ).rejects.toMatchObject({
       code: "deadline",
-      message: "listing CHECKING certificates (offset 100): out of time before the function's deadline; nothing was enqueued",
+      message:
+        "listing CHECKING certificates (offset 100): out of time before the function's deadline; nothing was enqueued",
     });
     expect(sent).toEqual([]);
   });

@@ -12,11 +12,18 @@ function stream(isTTY: boolean) {
 
 describe("formatTable", () => {
   it("aligns columns, numbers to the right", () => {
-    expect(formatTable([{ r: "not_found", n: 12 }, { r: "rejected", n: 3 }], [{ header: "reason", value: (x) => x.r }, { header: "count", value: (x) => x.n, align: "right" }])).toEqual([
-      "reason     count",
-      "not_found     12",
-      "rejected       3",
-    ]);
+    expect(
+      formatTable(
+        [
+          { r: "not_found", n: 12 },
+          { r: "rejected", n: 3 },
+        ],
+        [
+          { header: "reason", value: (x) => x.r },
+          { header: "count", value: (x) => x.n, align: "right" },
+        ],
+      ),
+    ).toEqual(["reason     count", "not_found     12", "rejected       3"]);
   });
 });
 
@@ -37,7 +44,10 @@ describe("createProgress", () => {
   it("cuts the bar to the terminal's width, so it never wraps", () => {
     let now = 0;
     const out = { writes: [] as string[] };
-    const progress = createProgress({ isTTY: true, columns: 40, write: (chunk: string) => out.writes.push(chunk) }, { enabled: true, now: () => now });
+    const progress = createProgress(
+      { isTTY: true, columns: 40, write: (chunk: string) => out.writes.push(chunk) },
+      { enabled: true, now: () => now },
+    );
     now = 1000;
     progress.update(0.5, "12345 sent, 0 failed, 0 invalid, 0 duplicates, 9000/s");
     expect(out.writes[0]).toBe("\r\x1b[K[############------------]  50% 12345 s");
@@ -77,10 +87,17 @@ describe("csvField", () => {
 });
 
 describe("parseArgs", () => {
-  const spec = { reason: { type: "string", description: "" }, "dry-run": { type: "boolean", description: "" }, help: { type: "boolean", short: "h", description: "" } } as const;
+  const spec = {
+    reason: { type: "string", description: "" },
+    "dry-run": { type: "boolean", description: "" },
+    help: { type: "boolean", short: "h", description: "" },
+  } as const;
 
   it("reads --name value, --name=value, booleans, -h and positionals, and stops at --", () => {
-    expect(parseArgs(["a", "--reason", "x y", "--dry-run", "b", "--", "--not-a-flag"], spec)).toEqual({ values: { reason: "x y", "dry-run": true }, positionals: ["a", "b", "--not-a-flag"] });
+    expect(parseArgs(["a", "--reason", "x y", "--dry-run", "b", "--", "--not-a-flag"], spec)).toEqual({
+      values: { reason: "x y", "dry-run": true },
+      positionals: ["a", "b", "--not-a-flag"],
+    });
     expect(parseArgs(["--reason=a=b", "-h"], spec).values).toEqual({ reason: "a=b", help: true });
   });
 
@@ -97,19 +114,32 @@ describe("parseArgs", () => {
   });
 
   it("collects a `multiple` flag given several times, in order", () => {
-    expect(parseArgs(["--token", "a", "--token=b"], { token: { type: "string", description: "", multiple: true } }).values).toEqual({ token: ["a", "b"] });
+    expect(
+      parseArgs(["--token", "a", "--token=b"], { token: { type: "string", description: "", multiple: true } }).values,
+    ).toEqual({ token: ["a", "b"] });
   });
 
   it("serves the local tools too (flags only, typed values, defaults): one parser for the project", () => {
-    const options = { port: { type: "string", default: "4580" }, verbose: { type: "boolean", short: "v" }, token: { type: "string", multiple: true } } as const;
-    expect(parseFlagValues(["-v", "--token", "t1", "--token", "t2"], options)).toEqual({ port: "4580", verbose: true, token: ["t1", "t2"] });
+    const options = {
+      port: { type: "string", default: "4580" },
+      verbose: { type: "boolean", short: "v" },
+      token: { type: "string", multiple: true },
+    } as const;
+    expect(parseFlagValues(["-v", "--token", "t1", "--token", "t2"], options)).toEqual({
+      port: "4580",
+      verbose: true,
+      token: ["t1", "t2"],
+    });
     expect(() => parseFlagValues(["stray"], options)).toThrow(new UsageError("unexpected argument stray (flags only)"));
-    expect(() => parseFlagValues(["--prot", "1"], options)).toThrow(new UsageError("unknown option --prot (did you mean --port?)"));
+    expect(() => parseFlagValues(["--prot", "1"], options)).toThrow(
+      new UsageError("unknown option --prot (did you mean --port?)"),
+    );
   });
 
   it("reads whole numbers within bounds only", () => {
     expect(integerFlag({ max: "10" }, "max", { min: 1, max: 100 })).toBe(10);
     expect(integerFlag({}, "max", { min: 1, max: 100 })).toBeUndefined();
-    for (const bad of ["0", "101", "1.5", "-1", "1e3", " 5"]) expect(() => integerFlag({ max: bad }, "max", { min: 1, max: 100 })).toThrow(UsageError);
+    for (const bad of ["0", "101", "1.5", "-1", "1e3", " 5"])
+      expect(() => integerFlag({ max: bad }, "max", { min: 1, max: 100 })).toThrow(UsageError);
   });
 });

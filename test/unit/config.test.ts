@@ -36,26 +36,51 @@ describe("loadConfig", () => {
   });
 
   it("reads SCM_RATE_LIMIT: adaptive (default) or fixed", () => {
-    expect(loadConfig({ ...valid, SCM_RATE_LIMIT: "fixed", SCM_MAX_RPS: "4" })).toMatchObject({ scmRateLimit: "fixed", scmMaxRps: 4 });
+    expect(loadConfig({ ...valid, SCM_RATE_LIMIT: "fixed", SCM_MAX_RPS: "4" })).toMatchObject({
+      scmRateLimit: "fixed",
+      scmMaxRps: 4,
+    });
     expect(problemsOf({ ...valid, SCM_RATE_LIMIT: "static" })).toEqual(["SCM_RATE_LIMIT"]);
   });
 
   it("names every bad variable in one error", () => {
     expect(problemsOf({ MAX_ATTEMPTS: "three", BATCH_CONCURRENCY: "0", LOG_LEVEL: "loud" }).sort()).toEqual(
-      ["BATCH_CONCURRENCY", "LOG_LEVEL", "MAX_ATTEMPTS", "SCM_ENDPOINT", "SCM_TOKEN_SECRET_ID", "WITHDRAWAL_DLQ_URL"].sort(),
+      [
+        "BATCH_CONCURRENCY",
+        "LOG_LEVEL",
+        "MAX_ATTEMPTS",
+        "SCM_ENDPOINT",
+        "SCM_TOKEN_SECRET_ID",
+        "WITHDRAWAL_DLQ_URL",
+      ].sort(),
     );
   });
 
   it("accepts LOG_LEVEL in any case, as Powertools and Lambda spell it (DEBUG)", () => {
-    for (const [given, level] of [["DEBUG", "debug"], ["Info", "info"], [" WARN ", "warn"], ["error", "error"]] as const) {
+    for (const [given, level] of [
+      ["DEBUG", "debug"],
+      ["Info", "info"],
+      [" WARN ", "warn"],
+      ["error", "error"],
+    ] as const) {
       expect(loadConfig({ ...valid, LOG_LEVEL: given }).logLevel).toBe(level);
     }
-    expect(() => loadConfig({ ...valid, LOG_LEVEL: "LOUD" })).toThrow("LOG_LEVEL must be one of debug, info, warn, error (any case)");
+    expect(() => loadConfig({ ...valid, LOG_LEVEL: "LOUD" })).toThrow(
+      "LOG_LEVEL must be one of debug, info, warn, error (any case)",
+    );
   });
 
   it("honours Lambda's AWS_LAMBDA_LOG_LEVEL when LOG_LEVEL is unset, and LOG_LEVEL when both are set", () => {
-    const levels = { TRACE: "debug", DEBUG: "debug", INFO: "info", WARN: "warn", ERROR: "error", FATAL: "error" } as const;
-    for (const [lambda, level] of Object.entries(levels)) expect(loadConfig({ ...valid, AWS_LAMBDA_LOG_LEVEL: lambda }).logLevel).toBe(level);
+    const levels = {
+      TRACE: "debug",
+      DEBUG: "debug",
+      INFO: "info",
+      WARN: "warn",
+      ERROR: "error",
+      FATAL: "error",
+    } as const;
+    for (const [lambda, level] of Object.entries(levels))
+      expect(loadConfig({ ...valid, AWS_LAMBDA_LOG_LEVEL: lambda }).logLevel).toBe(level);
     expect(loadConfig({ ...valid, AWS_LAMBDA_LOG_LEVEL: "DEBUG", LOG_LEVEL: "error" }).logLevel).toBe("error");
     expect(loadConfig({ ...valid, AWS_LAMBDA_LOG_LEVEL: "DEBUG", LOG_LEVEL: "" }).logLevel).toBe("debug");
     // Not one of Lambda's levels: ignored (the default), never an error about a variable the user did not set.
@@ -63,7 +88,9 @@ describe("loadConfig", () => {
   });
 
   it("says what was wrong and what was given", () => {
-    expect(() => loadConfig({ ...valid, MAX_ATTEMPTS: "three" })).toThrow('MAX_ATTEMPTS must be an integer from 1 to 10 (got "three")');
+    expect(() => loadConfig({ ...valid, MAX_ATTEMPTS: "three" })).toThrow(
+      'MAX_ATTEMPTS must be an integer from 1 to 10 (got "three")',
+    );
   });
 
   it("refuses plain http to anything but loopback", () => {
@@ -76,7 +103,11 @@ describe("loadConfig", () => {
   it("never quotes the credentials of a URL it refuses (SCM_ENDPOINT=https://admin:S3cretPassw0rd@...)", () => {
     let error: unknown;
     try {
-      loadConfig({ ...valid, SCM_ENDPOINT: "https://admin:S3cretPassw0rd@scm.example.com", IAM_ENDPOINT: "https://bot:p%40ss%2Fw0rd@iam.example.com/x" });
+      loadConfig({
+        ...valid,
+        SCM_ENDPOINT: "https://admin:S3cretPassw0rd@scm.example.com",
+        IAM_ENDPOINT: "https://bot:p%40ss%2Fw0rd@iam.example.com/x",
+      });
     } catch (thrown) {
       error = thrown;
     }
@@ -92,16 +123,24 @@ describe("loadConfig", () => {
   });
 
   it("treats an empty variable as unset", () => {
-    expect(loadConfig({ ...valid, MAX_ATTEMPTS: "", SCM_MAX_RPS: "" })).toMatchObject({ maxAttempts: 3, scmMaxRps: undefined });
+    expect(loadConfig({ ...valid, MAX_ATTEMPTS: "", SCM_MAX_RPS: "" })).toMatchObject({
+      maxAttempts: 3,
+      scmMaxRps: undefined,
+    });
   });
 
   it("reads the optional rate limit and status list", () => {
-    expect(loadConfig({ ...valid, SCM_MAX_RPS: "2.5", ALREADY_WITHDRAWN_STATUSES: "PAID,REVOKED" })).toMatchObject({ scmMaxRps: 2.5, alreadyWithdrawnStatuses: ["PAID", "REVOKED"] });
+    expect(loadConfig({ ...valid, SCM_MAX_RPS: "2.5", ALREADY_WITHDRAWN_STATUSES: "PAID,REVOKED" })).toMatchObject({
+      scmMaxRps: 2.5,
+      alreadyWithdrawnStatuses: ["PAID", "REVOKED"],
+    });
     expect(problemsOf({ ...valid, SCM_MAX_RPS: "0" })).toEqual(["SCM_MAX_RPS"]);
   });
 
   it("rejects a backoff cap below its base", () => {
-    expect(problemsOf({ ...valid, RETRY_BASE_DELAY_MS: "1000", RETRY_MAX_DELAY_MS: "500" })).toEqual(["RETRY_MAX_DELAY_MS"]);
+    expect(problemsOf({ ...valid, RETRY_BASE_DELAY_MS: "1000", RETRY_MAX_DELAY_MS: "500" })).toEqual([
+      "RETRY_MAX_DELAY_MS",
+    ]);
   });
 
   it("notices an SDK endpoint override for SQS", () => {

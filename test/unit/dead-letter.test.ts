@@ -34,7 +34,13 @@ describe("dead-letter attributes", () => {
   });
 
   it("leaves out what is unknown instead of sending empty values (SQS refuses them)", () => {
-    const attributes = deadLetterAttributes({ ...letter, httpStatus: undefined, errorCode: undefined, errorMsg: "", certificateId: undefined });
+    const attributes = deadLetterAttributes({
+      ...letter,
+      httpStatus: undefined,
+      errorCode: undefined,
+      errorMsg: "",
+      certificateId: undefined,
+    });
     expect(Object.keys(attributes)).not.toContain("http_status");
     expect(Object.keys(attributes)).not.toContain("error_code");
     expect(Object.keys(attributes)).not.toContain("error_msg");

@@ -7,6 +7,7 @@ describe("npm start's demo jobs", () => {
   it("say who asked (the OS user), like every other producer's jobs", () => {
     const valid = demoJobs("demo-batch").filter((body) => !(DEMO_INVALID_BODIES as readonly string[]).includes(body));
     expect(valid.length).toBeGreaterThan(0);
-    for (const body of valid) expect(JSON.parse(body)).toMatchObject({ requested_by: localRequester(), batch_id: "demo-batch" });
+    for (const body of valid)
+      expect(JSON.parse(body)).toMatchObject({ requested_by: localRequester(), batch_id: "demo-batch" });
   });
 });

@@ -27,7 +27,9 @@ interface Import {
 function importsOf(source: string): Import[] {
   // Blank out comments but keep the line breaks, so line numbers stay right.
   const code = source.replace(/\/\*[\s\S]*?\*\/|(^|[^:"'`\\])\/\/[^\n]*/g, (match, lead: string | undefined) =>
-    match.startsWith("/*") ? match.replace(/[^\n]/g, " ") : `${lead ?? ""}${" ".repeat(match.length - (lead ?? "").length)}`,
+    match.startsWith("/*")
+      ? match.replace(/[^\n]/g, " ")
+      : `${lead ?? ""}${" ".repeat(match.length - (lead ?? "").length)}`,
   );
   const found: Import[] = [];
   const lineAt = (index: number) => code.slice(0, index).split("\n").length;
@@ -84,29 +86,47 @@ function sourcesIn(dir: string): string[] {
 }
 
 describe("the doors between lib/, cli/ and the rest", () => {
-  const pkg = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { dependencies: Record<string, string> };
+  const pkg = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as {
+    dependencies: Record<string, string>;
+  };
   const dependencies = new Set(Object.keys(pkg.dependencies));
 
   it("hold in every file of lib/ and cli/", () => {
     const files = [...sourcesIn("lib"), ...sourcesIn("cli")];
     expect(files.length).toBeGreaterThan(20);
-    const problems = files.flatMap((file) => doorViolations(file, readFileSync(path.join(ROOT, file), "utf8"), dependencies));
+    const problems = files.flatMap((file) =>
+      doorViolations(file, readFileSync(path.join(ROOT, file), "utf8"), dependencies),
+    );
     expect(problems).toEqual([]);
   });
 
   it("catch lib/ importing cli/ or local/, and cli/ importing local/ or test/", () => {
     expect(doorViolations("lib/worker.ts", 'import { x } from "../cli/output.ts";', dependencies)).toHaveLength(1);
-    expect(doorViolations("lib/worker.ts", 'const m = await import("../local/queues.ts");', dependencies)).toHaveLength(1);
-    expect(doorViolations("cli/commands/bulk.ts", 'export { y } from "../../local/pipeline.ts";', dependencies)).toHaveLength(1);
-    expect(doorViolations("cli/main.ts", 'import type { Z } from "../test/support/cli.ts";', dependencies)).toHaveLength(1);
-    expect(doorViolations("cli/commands/bulk.ts", 'import { a } from "../../lib/producer.ts";\nimport { b } from "../args.ts";', dependencies)).toEqual([]);
+    expect(doorViolations("lib/worker.ts", 'const m = await import("../local/queues.ts");', dependencies)).toHaveLength(
+      1,
+    );
+    expect(
+      doorViolations("cli/commands/bulk.ts", 'export { y } from "../../local/pipeline.ts";', dependencies),
+    ).toHaveLength(1);
+    expect(
+      doorViolations("cli/main.ts", 'import type { Z } from "../test/support/cli.ts";', dependencies),
+    ).toHaveLength(1);
+    expect(
+      doorViolations(
+        "cli/commands/bulk.ts",
+        'import { a } from "../../lib/producer.ts";\nimport { b } from "../args.ts";',
+        dependencies,
+      ),
+    ).toEqual([]);
   });
 
   it("catch a devDependency or an undeclared package, also when imported dynamically or required", () => {
     const [problem] = doorViolations("lib/ledger.ts", '\n\nimport {\n  buildApp,\n} from "fauxqs";', dependencies);
     expect(problem).toBe('lib/ledger.ts:3: "fauxqs": fauxqs is not a runtime dependency (package.json "dependencies")');
     expect(doorViolations("cli/main.ts", 'await import("tsx/esm/api");', dependencies)).toHaveLength(1);
-    expect(doorViolations("lib/x.ts", 'const d = createRequire(import.meta.url)("dynalite");', dependencies)).toHaveLength(1);
+    expect(
+      doorViolations("lib/x.ts", 'const d = createRequire(import.meta.url)("dynalite");', dependencies),
+    ).toHaveLength(1);
     expect(doorViolations("lib/x.ts", 'import "left-pad";', dependencies)).toHaveLength(1);
   });
 

@@ -1,7 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../lib/config.ts";
 import { TokenUnavailableError } from "../../lib/errors.ts";
-import { buildTokenRequest, createIamExchange, interpretTokenAnswer, parseIamTime, tokenUrl, type IamHttpResult } from "../../lib/iam.ts";
+import {
+  buildTokenRequest,
+  createIamExchange,
+  interpretTokenAnswer,
+  parseIamTime,
+  tokenUrl,
+  type IamHttpResult,
+} from "../../lib/iam.ts";
 import { createTokenProvider, type IamCredentials } from "../../lib/token-provider.ts";
 import { IAM_PASSWORD } from "../support/secrets.ts";
 
@@ -17,8 +24,18 @@ const issued = (token = ISSUED, expiresAt = "2025-01-05T07:21:45.508000Z"): IamH
   subjectToken: token,
   body: { token: { expires_at: expiresAt, issued_at: "2025-01-04T07:21:45.508000Z", methods: ["password"] } },
 });
-const iamError = (status: number, message: string): IamHttpResult => ({ kind: "answer", status, subjectToken: undefined, body: { error: { code: status, message, title: "x" } } });
-const context = { endpoint: "https://iam.myhuaweicloud.com", secretId: "scm-withdraw/token", credentials: CREDENTIALS, now: T0 };
+const iamError = (status: number, message: string): IamHttpResult => ({
+  kind: "answer",
+  status,
+  subjectToken: undefined,
+  body: { error: { code: status, message, title: "x" } },
+});
+const context = {
+  endpoint: "https://iam.myhuaweicloud.com",
+  secretId: "scm-withdraw/token",
+  credentials: CREDENTIALS,
+  now: T0,
+};
 
 function errorOf(run: () => unknown): TokenUnavailableError {
   try {
@@ -53,21 +70,29 @@ describe("buildTokenRequest", () => {
   it("asks for a domain-scoped token with the password method", () => {
     expect(buildTokenRequest(CREDENTIALS)).toEqual({
       auth: {
-        identity: { methods: ["password"], password: { user: { name: "scm-bot", password: IAM_PASSWORD, domain: { name: "acme" } } } },
+        identity: {
+          methods: ["password"],
+          password: { user: { name: "scm-bot", password: IAM_PASSWORD, domain: { name: "acme" } } },
+        },
         scope: { domain: { name: "acme" } },
       },
     });
   });
 
   it("asks for a project-scoped token by project name", () => {
-    expect(buildTokenRequest({ ...CREDENTIALS, scope: { project: "ap-southeast-1" } }).auth.scope).toEqual({ project: { name: "ap-southeast-1" } });
+    expect(buildTokenRequest({ ...CREDENTIALS, scope: { project: "ap-southeast-1" } }).auth.scope).toEqual({
+      project: { name: "ap-southeast-1" },
+    });
   });
 });
 
 describe("tokenUrl", () => {
   it.each([
     ["https://iam.myhuaweicloud.com", "https://iam.myhuaweicloud.com/v3/auth/tokens?nocatalog=true"],
-    ["https://iam.ap-southeast-1.myhuaweicloud.com/", "https://iam.ap-southeast-1.myhuaweicloud.com/v3/auth/tokens?nocatalog=true"],
+    [
+      "https://iam.ap-southeast-1.myhuaweicloud.com/",
+      "https://iam.ap-southeast-1.myhuaweicloud.com/v3/auth/tokens?nocatalog=true",
+    ],
     ["https://iam.myhuaweicloud.com/v3", "https://iam.myhuaweicloud.com/v3/auth/tokens?nocatalog=true"],
     ["https://iam.myhuaweicloud.com/v3/auth/tokens", "https://iam.myhuaweicloud.com/v3/auth/tokens?nocatalog=true"],
     ["https://gateway.example.com/iam/", "https://gateway.example.com/iam/v3/auth/tokens?nocatalog=true"],
@@ -83,7 +108,9 @@ describe("tokenUrl", () => {
   ])("refuses %s as secret_unusable, saying what it got", (_name, endpoint, got) => {
     const error = errorOf(() => tokenUrl(endpoint, 'the "iam" secret\'s endpoint'));
     expect(error.code).toBe("secret_unusable");
-    expect(error.message).toBe(`the "iam" secret's endpoint must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment ${got}`);
+    expect(error.message).toBe(
+      `the "iam" secret's endpoint must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment ${got}`,
+    );
   });
 
   it("never echoes credentials written into the endpoint", () => {
@@ -107,17 +134,27 @@ describe("parseIamTime", () => {
     expect(parseIamTime(text)).toBe(ms);
   });
 
-  it.each([undefined, null, 1736061705508, "", "tomorrow", "2025-01-05", "2025-01-05 07:21:45Z", "2025-01-05T07:21:45", "2025-13-45T07:21:45Z"])(
-    "gives undefined for %j",
-    (value) => {
-      expect(parseIamTime(value)).toBeUndefined();
-    },
-  );
+  it.each([
+    undefined,
+    null,
+    1736061705508,
+    "",
+    "tomorrow",
+    "2025-01-05",
+    "2025-01-05 07:21:45Z",
+    "2025-01-05T07:21:45",
+    "2025-13-45T07:21:45Z",
+  ])("gives undefined for %j", (value) => {
+    expect(parseIamTime(value)).toBeUndefined();
+  });
 });
 
 describe("interpretTokenAnswer", () => {
   it("takes the token from X-Subject-Token and the expiry from token.expires_at", () => {
-    expect(interpretTokenAnswer(issued(), context)).toEqual({ token: ISSUED, expiresAt: Date.UTC(2025, 0, 5, 7, 21, 45, 508) });
+    expect(interpretTokenAnswer(issued(), context)).toEqual({
+      token: ISSUED,
+      expiresAt: Date.UTC(2025, 0, 5, 7, 21, 45, 508),
+    });
   });
 
   it.each([401, 403])("says plainly that IAM rejected the stored credentials on %i (iam_rejected)", (status) => {
@@ -136,14 +173,22 @@ describe("interpretTokenAnswer", () => {
   });
 
   it.each([408, 429, 500, 502, 503, 504])("treats %i as iam_unreachable", (status) => {
-    const error = errorOf(() => interpretTokenAnswer({ kind: "answer", status, subjectToken: undefined, body: undefined }, context));
+    const error = errorOf(() =>
+      interpretTokenAnswer({ kind: "answer", status, subjectToken: undefined, body: undefined }, context),
+    );
     expect(error.code).toBe("iam_unreachable");
     expect(error.message).toBe(`IAM at https://iam.myhuaweicloud.com answered HTTP ${status}`);
   });
 
   it.each([
-    [{ kind: "network", failure: "connection", message: "ECONNREFUSED: connect ECONNREFUSED 10.0.0.1:443" }, "could not be reached: ECONNREFUSED"],
-    [{ kind: "network", failure: "timeout", message: "no complete answer within 5000 ms" }, "gave no complete answer within 5000 ms"],
+    [
+      { kind: "network", failure: "connection", message: "ECONNREFUSED: connect ECONNREFUSED 10.0.0.1:443" },
+      "could not be reached: ECONNREFUSED",
+    ],
+    [
+      { kind: "network", failure: "timeout", message: "no complete answer within 5000 ms" },
+      "gave no complete answer within 5000 ms",
+    ],
   ] as const)("treats a network failure as iam_unreachable", (result, text) => {
     const error = errorOf(() => interpretTokenAnswer(result, context));
     expect(error.code).toBe("iam_unreachable");
@@ -151,11 +196,19 @@ describe("interpretTokenAnswer", () => {
   });
 
   it.each([
-    ["no X-Subject-Token", { ...issued(), subjectToken: undefined } as IamHttpResult, "without a usable X-Subject-Token header"],
+    [
+      "no X-Subject-Token",
+      { ...issued(), subjectToken: undefined } as IamHttpResult,
+      "without a usable X-Subject-Token header",
+    ],
     ["a token too short to be one", issued("short"), "without a usable X-Subject-Token header"],
     ["no expires_at", { ...issued(), body: { token: {} } } as IamHttpResult, "without a readable token.expires_at"],
     ["an unreadable expires_at", issued(ISSUED, "in a day"), 'without a readable token.expires_at (got "in a day")'],
-    ["a body that is not JSON", { ...issued(), body: undefined } as IamHttpResult, "without a readable token.expires_at"],
+    [
+      "a body that is not JSON",
+      { ...issued(), body: undefined } as IamHttpResult,
+      "without a readable token.expires_at",
+    ],
     ["a token that already expired", issued(ISSUED, "2025-01-04T07:21:45.000000Z"), "check the clock"],
   ])("refuses a 201 with %s (iam_unreachable)", (_name, result, text) => {
     const error = errorOf(() => interpretTokenAnswer(result, context));
@@ -180,7 +233,12 @@ describe("interpretTokenAnswer", () => {
 describe("createIamExchange", () => {
   it("posts the request to the secret's endpoint, or else to IAM_ENDPOINT", async () => {
     const { transport, requests } = fakeTransport(issued());
-    const { exchange } = createIamExchange({ endpoint: "https://iam.myhuaweicloud.com", timeoutMs: 1234, transport, now: () => T0 });
+    const { exchange } = createIamExchange({
+      endpoint: "https://iam.myhuaweicloud.com",
+      timeoutMs: 1234,
+      transport,
+      now: () => T0,
+    });
     await exchange(CREDENTIALS);
     await exchange({ ...CREDENTIALS, endpoint: "https://iam.eu-west-101.myhuaweicloud.eu" });
     expect(requests.map((r) => r.url)).toEqual([
@@ -205,12 +263,21 @@ describe("createIamExchange", () => {
     const cases: [IamHttpResult[], number, string | undefined][] = [
       [[reset, issued()], 2, undefined],
       [[reset, reset], 2, "iam_unreachable"],
-      [[{ kind: "network", failure: "timeout", message: "no complete answer within 1000 ms" }, issued()], 1, "iam_unreachable"],
+      [
+        [{ kind: "network", failure: "timeout", message: "no complete answer within 1000 ms" }, issued()],
+        1,
+        "iam_unreachable",
+      ],
       [[iamError(503, "busy"), issued()], 1, "iam_unreachable"],
     ];
     for (const [answers, calls, code] of cases) {
       const { transport, requests } = fakeTransport(...answers);
-      const { exchange } = createIamExchange({ endpoint: "https://iam.myhuaweicloud.com", timeoutMs: 1000, transport, now: () => T0 });
+      const { exchange } = createIamExchange({
+        endpoint: "https://iam.myhuaweicloud.com",
+        timeoutMs: 1000,
+        transport,
+        now: () => T0,
+      });
       if (code === undefined) await expect(exchange(CREDENTIALS)).resolves.toMatchObject({ token: ISSUED });
       else expect((await rejectionOf(exchange(CREDENTIALS))).code).toBe(code);
       expect(requests).toHaveLength(calls);
@@ -219,8 +286,19 @@ describe("createIamExchange", () => {
 
   it("does not send rejected credentials again during the hold, but tries changed ones at once", async () => {
     let now = T0;
-    const { transport, requests } = fakeTransport(iamError(401, "The username or password is wrong."), iamError(401, "again"), issued());
-    const { exchange } = createIamExchange({ endpoint: "https://iam.myhuaweicloud.com", timeoutMs: 1000, rejectionHoldMs: 60_000, transport, now: () => now, secretId: "s" });
+    const { transport, requests } = fakeTransport(
+      iamError(401, "The username or password is wrong."),
+      iamError(401, "again"),
+      issued(),
+    );
+    const { exchange } = createIamExchange({
+      endpoint: "https://iam.myhuaweicloud.com",
+      timeoutMs: 1000,
+      rejectionHoldMs: 60_000,
+      transport,
+      now: () => now,
+      secretId: "s",
+    });
     const first = await rejectionOf(exchange(CREDENTIALS));
     now += 59_000;
     const held = await rejectionOf(exchange(CREDENTIALS));
@@ -233,13 +311,20 @@ describe("createIamExchange", () => {
     expect(requests).toHaveLength(2);
 
     // The secret was fixed: a new password is sent at once.
-    await expect(exchange({ ...CREDENTIALS, password: `${IAM_PASSWORD}-fixed` })).resolves.toMatchObject({ token: ISSUED });
+    await expect(exchange({ ...CREDENTIALS, password: `${IAM_PASSWORD}-fixed` })).resolves.toMatchObject({
+      token: ISSUED,
+    });
     expect(requests).toHaveLength(3);
   });
 
   it("does not hold after an outage: the next call asks IAM again", async () => {
     const { transport, requests } = fakeTransport(iamError(503, "busy"), issued());
-    const { exchange } = createIamExchange({ endpoint: "https://iam.myhuaweicloud.com", timeoutMs: 1000, transport, now: () => T0 });
+    const { exchange } = createIamExchange({
+      endpoint: "https://iam.myhuaweicloud.com",
+      timeoutMs: 1000,
+      transport,
+      now: () => T0,
+    });
     await rejectionOf(exchange(CREDENTIALS));
     await expect(exchange(CREDENTIALS)).resolves.toMatchObject({ token: ISSUED });
     expect(requests).toHaveLength(2);
@@ -255,7 +340,12 @@ describe("createIamExchange", () => {
     ];
     for (const answer of answers) {
       const { transport } = fakeTransport(answer);
-      const { exchange } = createIamExchange({ endpoint: "https://iam.myhuaweicloud.com", timeoutMs: 1000, transport, now: () => T0 });
+      const { exchange } = createIamExchange({
+        endpoint: "https://iam.myhuaweicloud.com",
+        timeoutMs: 1000,
+        transport,
+        now: () => T0,
+      });
       const error = await rejectionOf(exchange(CREDENTIALS));
       expect(`${error.message} ${error.stack}`).not.toContain(IAM_PASSWORD);
     }
@@ -278,7 +368,10 @@ describe("IAM tokens in the token provider", () => {
       exchangeIam: async () => {
         state.exchanges += 1;
         await new Promise((resolve) => setImmediate(resolve));
-        return { token: `MIItoken-${state.exchanges}`.padEnd(40, "x"), expiresAt: state.now + (options.lifeMs ?? 24 * HOUR) };
+        return {
+          token: `MIItoken-${state.exchanges}`.padEnd(40, "x"),
+          expiresAt: state.now + (options.lifeMs ?? 24 * HOUR),
+        };
       },
       now: () => state.now,
     });
@@ -332,8 +425,19 @@ describe("IAM tokens in the token provider", () => {
 
   it("passes a rejection through getToken as iam_rejected, and tries again on the next call", async () => {
     let answer: IamHttpResult = iamError(401, "The username or password is wrong.");
-    const { exchange } = createIamExchange({ endpoint: "https://iam.myhuaweicloud.com", timeoutMs: 1000, rejectionHoldMs: 0, transport: async () => answer, now: () => T0 });
-    const tokens = createTokenProvider({ readSecret: async () => secret, ttlMs: 0, exchangeIam: exchange, now: () => T0 });
+    const { exchange } = createIamExchange({
+      endpoint: "https://iam.myhuaweicloud.com",
+      timeoutMs: 1000,
+      rejectionHoldMs: 0,
+      transport: async () => answer,
+      now: () => T0,
+    });
+    const tokens = createTokenProvider({
+      readSecret: async () => secret,
+      ttlMs: 0,
+      exchangeIam: exchange,
+      now: () => T0,
+    });
     expect((await rejectionOf(tokens.getToken())).code).toBe("iam_rejected");
     answer = issued();
     expect(await tokens.getToken()).toBe(ISSUED);
@@ -348,11 +452,17 @@ describe("configuration", () => {
   };
 
   it("defaults IAM_ENDPOINT to Huawei's global IAM and IAM_TIMEOUT_MS to 5 s", () => {
-    expect(loadConfig(valid)).toMatchObject({ iamEndpoint: "https://iam.myhuaweicloud.com", iamTimeoutMs: 5000, iamTokenRefreshMarginMs: HOUR });
+    expect(loadConfig(valid)).toMatchObject({
+      iamEndpoint: "https://iam.myhuaweicloud.com",
+      iamTimeoutMs: 5000,
+      iamTokenRefreshMarginMs: HOUR,
+    });
   });
 
   it("takes a regional IAM endpoint, without its trailing slash", () => {
-    expect(loadConfig({ ...valid, IAM_ENDPOINT: "https://iam.ap-southeast-1.myhuaweicloud.com/" }).iamEndpoint).toBe("https://iam.ap-southeast-1.myhuaweicloud.com");
+    expect(loadConfig({ ...valid, IAM_ENDPOINT: "https://iam.ap-southeast-1.myhuaweicloud.com/" }).iamEndpoint).toBe(
+      "https://iam.ap-southeast-1.myhuaweicloud.com",
+    );
   });
 
   it("refuses a plain-http IAM_ENDPOINT and a bad IAM_TIMEOUT_MS, naming both", () => {
@@ -364,7 +474,9 @@ describe("configuration", () => {
       expect((error as ConfigError).message).toContain(
         'IAM_ENDPOINT must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment (got "http://iam.myhuaweicloud.com")',
       );
-      expect((error as ConfigError).message).toContain('IAM_TIMEOUT_MS must be an integer from 100 to 60000 (got "5s")');
+      expect((error as ConfigError).message).toContain(
+        'IAM_TIMEOUT_MS must be an integer from 100 to 60000 (got "5s")',
+      );
     }
   });
 });

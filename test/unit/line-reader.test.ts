@@ -4,7 +4,13 @@ import { readLines, type LongLine } from "../../lib/line-reader.ts";
 
 async function lines(chunks: (string | Buffer)[], max?: number): Promise<(string | LongLine)[]> {
   const out: (string | LongLine)[] = [];
-  for await (const batch of readLines((async function* () { yield* chunks; })(), max)) out.push(...batch);
+  for await (const batch of readLines(
+    (async function* () {
+      yield* chunks;
+    })(),
+    max,
+  ))
+    out.push(...batch);
   return out;
 }
 

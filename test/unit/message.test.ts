@@ -9,10 +9,17 @@ describe("the withdrawal message schema", () => {
 
   it("takes an optional requested_by (the audit trail); a message without one stays valid", () => {
     const arn = "arn:aws:iam::123456789012:user/alice";
-    expect(parseWithdrawalBody(JSON.stringify({ certificate_id: "scs1000000000001", requested_by: arn }))).toMatchObject({ ok: true, request: { requested_by: arn } });
+    expect(
+      parseWithdrawalBody(JSON.stringify({ certificate_id: "scs1000000000001", requested_by: arn })),
+    ).toMatchObject({ ok: true, request: { requested_by: arn } });
     expect(parseWithdrawalBody(JSON.stringify({ certificate_id: "scs1000000000001" }))).toMatchObject({ ok: true });
-    expect(parseWithdrawalBody(JSON.stringify({ certificate_id: "scs1000000000001", requested_by: "" }))).toMatchObject({ ok: false, problem: "requested_by must not be empty" });
-    expect(parseWithdrawalBody(JSON.stringify({ certificate_id: "scs1000000000001", requested_by: 7 }))).toMatchObject({ ok: false, problem: "requested_by must be a string" });
+    expect(parseWithdrawalBody(JSON.stringify({ certificate_id: "scs1000000000001", requested_by: "" }))).toMatchObject(
+      { ok: false, problem: "requested_by must not be empty" },
+    );
+    expect(parseWithdrawalBody(JSON.stringify({ certificate_id: "scs1000000000001", requested_by: 7 }))).toMatchObject({
+      ok: false,
+      problem: "requested_by must be a string",
+    });
   });
 
   it("keeps unknown fields", () => {
@@ -27,9 +34,21 @@ describe("the withdrawal message schema", () => {
     ["a short id", '{"certificate_id":"scs1"}', "certificate_id must be exactly 16 characters"],
     ["a path trick", '{"certificate_id":"../../../../etc/"}', "certificate_id must be exactly 16 characters"],
     ["an encoded slash", '{"certificate_id":"scs100000000%2F1"}', "certificate_id must be exactly 16 characters"],
-    ["an unknown source", '{"certificate_id":"scs1481110651012","source":"robot"}', "source must be one of manual, bulk, cleanup"],
-    ["a long reason", JSON.stringify({ certificate_id: "scs1481110651012", reason: "x".repeat(257) }), "reason must be at most 256 characters"],
-    ["a bad date", '{"certificate_id":"scs1481110651012","requested_at":"yesterday"}', "requested_at must be an ISO-8601 date-time"],
+    [
+      "an unknown source",
+      '{"certificate_id":"scs1481110651012","source":"robot"}',
+      "source must be one of manual, bulk, cleanup",
+    ],
+    [
+      "a long reason",
+      JSON.stringify({ certificate_id: "scs1481110651012", reason: "x".repeat(257) }),
+      "reason must be at most 256 characters",
+    ],
+    [
+      "a bad date",
+      '{"certificate_id":"scs1481110651012","requested_at":"yesterday"}',
+      "requested_at must be an ISO-8601 date-time",
+    ],
   ])("rejects %s with a precise problem", (_name, body, problem) => {
     const parsed = parseWithdrawalBody(body);
     expect(parsed.ok).toBe(false);
@@ -42,7 +61,9 @@ describe("the withdrawal message schema", () => {
   });
 
   it("builds bodies for producers and refuses bad ones", () => {
-    expect(JSON.parse(buildWithdrawalBody({ certificate_id: "scs1481110651012", source: "bulk", batch_id: "b1" }))).toEqual({
+    expect(
+      JSON.parse(buildWithdrawalBody({ certificate_id: "scs1481110651012", source: "bulk", batch_id: "b1" })),
+    ).toEqual({
       certificate_id: "scs1481110651012",
       source: "bulk",
       batch_id: "b1",

@@ -13,7 +13,35 @@ import {
 } from "../../lib/metrics.ts";
 
 /** CloudWatch's standard units (PutMetricData `Unit`), the only ones EMF accepts. */
-const UNITS = new Set(["Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes", "Terabytes", "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count", "Bytes/Second", "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second", "Terabytes/Second", "Bits/Second", "Kilobits/Second", "Megabits/Second", "Gigabits/Second", "Terabits/Second", "Count/Second", "None"]);
+const UNITS = new Set([
+  "Seconds",
+  "Microseconds",
+  "Milliseconds",
+  "Bytes",
+  "Kilobytes",
+  "Megabytes",
+  "Gigabytes",
+  "Terabytes",
+  "Bits",
+  "Kilobits",
+  "Megabits",
+  "Gigabits",
+  "Terabits",
+  "Percent",
+  "Count",
+  "Bytes/Second",
+  "Kilobytes/Second",
+  "Megabytes/Second",
+  "Gigabytes/Second",
+  "Terabytes/Second",
+  "Bits/Second",
+  "Kilobits/Second",
+  "Megabits/Second",
+  "Gigabits/Second",
+  "Terabits/Second",
+  "Count/Second",
+  "None",
+]);
 
 /**
  * The rules of the EMF specification that a document can break, checked one by one:
@@ -23,12 +51,15 @@ function specProblems(doc: Record<string, unknown>): string[] {
   const problems: string[] = [];
   const aws = doc._aws as Record<string, unknown> | undefined;
   if (typeof aws !== "object" || aws === null) return ["_aws must be an object"];
-  if (!Number.isInteger(aws.Timestamp) || (aws.Timestamp as number) <= 0) problems.push("_aws.Timestamp must be ms since the epoch");
+  if (!Number.isInteger(aws.Timestamp) || (aws.Timestamp as number) <= 0)
+    problems.push("_aws.Timestamp must be ms since the epoch");
   const directives = aws.CloudWatchMetrics;
-  if (!Array.isArray(directives) || directives.length === 0) return [...problems, "_aws.CloudWatchMetrics must be a non-empty array"];
+  if (!Array.isArray(directives) || directives.length === 0)
+    return [...problems, "_aws.CloudWatchMetrics must be a non-empty array"];
   for (const directive of directives as Record<string, unknown>[]) {
     const namespace = directive.Namespace;
-    if (typeof namespace !== "string" || namespace.length < 1 || namespace.length > 255) problems.push("Namespace must be 1-255 characters");
+    if (typeof namespace !== "string" || namespace.length < 1 || namespace.length > 255)
+      problems.push("Namespace must be 1-255 characters");
     const dimensionSets = directive.Dimensions as unknown;
     if (!Array.isArray(dimensionSets)) problems.push("Dimensions must be an array of DimensionSets");
     else
@@ -37,7 +68,8 @@ function specProblems(doc: Record<string, unknown>): string[] {
         else
           for (const key of set) {
             const value = doc[key as string];
-            if (typeof value !== "string" || value.length < 1 || value.length > 1024) problems.push(`dimension ${String(key)} must be a root string member of 1-1024 characters`);
+            if (typeof value !== "string" || value.length < 1 || value.length > 1024)
+              problems.push(`dimension ${String(key)} must be a root string member of 1-1024 characters`);
           }
       }
     const metrics = directive.Metrics as unknown;
@@ -54,11 +86,13 @@ function specProblems(doc: Record<string, unknown>): string[] {
       }
       if (names.has(name)) problems.push(`metric ${name} is defined twice in one directive`);
       names.add(name);
-      if (metric.Unit !== undefined && !UNITS.has(metric.Unit as string)) problems.push(`metric ${name} has unknown unit ${String(metric.Unit)}`);
+      if (metric.Unit !== undefined && !UNITS.has(metric.Unit as string))
+        problems.push(`metric ${name} has unknown unit ${String(metric.Unit)}`);
       const value = doc[name];
       const isNumber = (v: unknown) => typeof v === "number" && Number.isFinite(v);
       if (Array.isArray(value)) {
-        if (value.length === 0 || value.length > 100 || !value.every(isNumber)) problems.push(`metric ${name}'s values array must hold 1-100 numbers`);
+        if (value.length === 0 || value.length > 100 || !value.every(isNumber))
+          problems.push(`metric ${name}'s values array must hold 1-100 numbers`);
       } else if (!isNumber(value)) problems.push(`metric ${name} must be a root number member`);
     }
   }
@@ -71,7 +105,11 @@ const T = Date.parse("2026-11-27T10:00:00.000Z");
 
 describe("the metrics recorder", () => {
   it("starts every counter at zero, so an idle invocation still publishes zeros", () => {
-    expect(createMetricsRecorder().snapshot()).toEqual({ counts: zeroCounts(), deadLetteredByReason: {}, scmLatencyMs: [] });
+    expect(createMetricsRecorder().snapshot()).toEqual({
+      counts: zeroCounts(),
+      deadLetteredByReason: {},
+      scmLatencyMs: [],
+    });
   });
 
   it("counts dead letters in total and per reason, and rounds latencies", () => {
@@ -102,7 +140,14 @@ describe("the metrics recorder", () => {
 
 describe("the EMF documents", () => {
   it("put every counter and the latencies in one document under Service=scm-withdraw", () => {
-    const [doc, ...rest] = toEmfDocuments({ counts: { ...zeroCounts(), Withdrawn: 3, Throttled: 1 }, deadLetteredByReason: {}, scmLatencyMs: [40, 41, 950] }, T);
+    const [doc, ...rest] = toEmfDocuments(
+      {
+        counts: { ...zeroCounts(), Withdrawn: 3, Throttled: 1 },
+        deadLetteredByReason: {},
+        scmLatencyMs: [40, 41, 950],
+      },
+      T,
+    );
     expect(rest).toEqual([]);
     expect(specProblems(doc!)).toEqual([]);
     expect(doc).toEqual({
@@ -112,7 +157,10 @@ describe("the EMF documents", () => {
           {
             Namespace: "ScmWithdraw",
             Dimensions: [["Service"]],
-            Metrics: [...COUNTERS.map((Name) => ({ Name, Unit: "Count" })), { Name: "ScmLatency", Unit: "Milliseconds" }],
+            Metrics: [
+              ...COUNTERS.map((Name) => ({ Name, Unit: "Count" })),
+              { Name: "ScmLatency", Unit: "Milliseconds" },
+            ],
           },
         ],
       },
@@ -125,7 +173,14 @@ describe("the EMF documents", () => {
   });
 
   it("leave ScmLatency out entirely when no SCM call was made (an empty values array is not a value)", () => {
-    const [doc] = toEmfDocuments({ counts: { ...zeroCounts(), TokenUnavailable: 1, LeftForRetry: 10 }, deadLetteredByReason: {}, scmLatencyMs: [] }, T);
+    const [doc] = toEmfDocuments(
+      {
+        counts: { ...zeroCounts(), TokenUnavailable: 1, LeftForRetry: 10 },
+        deadLetteredByReason: {},
+        scmLatencyMs: [],
+      },
+      T,
+    );
     expect(specProblems(doc!)).toEqual([]);
     expect(doc).not.toHaveProperty(LATENCY_METRIC);
     expect(doc!._aws.CloudWatchMetrics[0]!.Metrics.map((m) => m.Name)).not.toContain(LATENCY_METRIC);
@@ -133,17 +188,40 @@ describe("the EMF documents", () => {
   });
 
   it("publish DeadLettered per FailureReason in one more document per reason (one value per dimension per document)", () => {
-    const docs = toEmfDocuments({ counts: { ...zeroCounts(), DeadLettered: 3 }, deadLetteredByReason: { forbidden: 2, invalid_message: 1 }, scmLatencyMs: [5] }, T);
+    const docs = toEmfDocuments(
+      {
+        counts: { ...zeroCounts(), DeadLettered: 3 },
+        deadLetteredByReason: { forbidden: 2, invalid_message: 1 },
+        scmLatencyMs: [5],
+      },
+      T,
+    );
     for (const doc of docs) expect(specProblems(doc)).toEqual([]);
     expect(docs).toHaveLength(3);
     expect(docs[0]).toMatchObject({ Service: "scm-withdraw", DeadLettered: 3 });
     expect(docs[0]!._aws.CloudWatchMetrics[0]!.Dimensions).toEqual([["Service"]]);
-    const perReason = docs.slice(1).map((d) => ({ dims: d._aws.CloudWatchMetrics[0]!.Dimensions, metrics: d._aws.CloudWatchMetrics[0]!.Metrics, reason: d.FailureReason, count: d.DeadLettered }));
+    const perReason = docs.slice(1).map((d) => ({
+      dims: d._aws.CloudWatchMetrics[0]!.Dimensions,
+      metrics: d._aws.CloudWatchMetrics[0]!.Metrics,
+      reason: d.FailureReason,
+      count: d.DeadLettered,
+    }));
     expect(perReason).toEqual([
-      { dims: [["Service", "FailureReason"]], metrics: [{ Name: "DeadLettered", Unit: "Count" }], reason: "forbidden", count: 2 },
-      { dims: [["Service", "FailureReason"]], metrics: [{ Name: "DeadLettered", Unit: "Count" }], reason: "invalid_message", count: 1 },
+      {
+        dims: [["Service", "FailureReason"]],
+        metrics: [{ Name: "DeadLettered", Unit: "Count" }],
+        reason: "forbidden",
+        count: 2,
+      },
+      {
+        dims: [["Service", "FailureReason"]],
+        metrics: [{ Name: "DeadLettered", Unit: "Count" }],
+        reason: "invalid_message",
+        count: 1,
+      },
     ]);
-    for (const doc of docs.slice(1)) expect(Object.keys(doc).sort()).toEqual(["DeadLettered", "FailureReason", "Service", "_aws"]);
+    for (const doc of docs.slice(1))
+      expect(Object.keys(doc).sort()).toEqual(["DeadLettered", "FailureReason", "Service", "_aws"]);
   });
 
   it("split more than 100 latencies into further documents, none over the spec's 100 values", () => {
@@ -152,15 +230,23 @@ describe("the EMF documents", () => {
     for (const doc of docs) expect(specProblems(doc)).toEqual([]);
     const published = docs.flatMap((d) => (d[LATENCY_METRIC] as number[] | undefined) ?? []);
     expect(published).toEqual(latencies);
-    expect(docs.map((d) => (d[LATENCY_METRIC] as number[]).length)).toEqual([MAX_VALUES_PER_METRIC, MAX_VALUES_PER_METRIC, 50]);
+    expect(docs.map((d) => (d[LATENCY_METRIC] as number[]).length)).toEqual([
+      MAX_VALUES_PER_METRIC,
+      MAX_VALUES_PER_METRIC,
+      50,
+    ]);
     // The counters are published once, not once per document.
     expect(docs.filter((d) => "Withdrawn" in d)).toHaveLength(1);
   });
 
   it("are what the spec checker rejects when broken (the checker itself works)", () => {
     const [doc] = toEmfDocuments({ counts: zeroCounts(), deadLetteredByReason: {}, scmLatencyMs: [1] }, T);
-    expect(specProblems({ ...doc!, Service: undefined })).toContain("dimension Service must be a root string member of 1-1024 characters");
-    expect(specProblems({ ...doc!, ScmLatency: Array.from({ length: 101 }, () => 1) })).toContain("metric ScmLatency's values array must hold 1-100 numbers");
+    expect(specProblems({ ...doc!, Service: undefined })).toContain(
+      "dimension Service must be a root string member of 1-1024 characters",
+    );
+    expect(specProblems({ ...doc!, ScmLatency: Array.from({ length: 101 }, () => 1) })).toContain(
+      "metric ScmLatency's values array must hold 1-100 numbers",
+    );
     expect(specProblems({ ...doc!, Withdrawn: "1" })).toContain("metric Withdrawn must be a root number member");
   });
 });
@@ -168,7 +254,10 @@ describe("the EMF documents", () => {
 describe("the EMF sink", () => {
   it("writes each document as exactly one JSON line, in namespace ScmWithdraw", () => {
     const written: string[] = [];
-    emfSink((line) => written.push(line))({ counts: { ...zeroCounts(), DeadLettered: 1 }, deadLetteredByReason: { rejected: 1 }, scmLatencyMs: [7] }, T);
+    emfSink((line) => written.push(line))(
+      { counts: { ...zeroCounts(), DeadLettered: 1 }, deadLetteredByReason: { rejected: 1 }, scmLatencyMs: [7] },
+      T,
+    );
     expect(written).toHaveLength(2);
     for (const line of written) {
       expect(line.endsWith("\n")).toBe(true);

@@ -28,10 +28,14 @@ function fakeScheduler(lateBy: (sleepNumber: number) => number = () => 0) {
         if (signal?.aborted) return fail(signal.reason);
         const timer = { at: t + ms + lateBy(sleeps++), wake };
         timers.push(timer);
-        signal?.addEventListener("abort", () => {
-          timers.splice(timers.indexOf(timer), 1);
-          fail(signal.reason);
-        }, { once: true });
+        signal?.addEventListener(
+          "abort",
+          () => {
+            timers.splice(timers.indexOf(timer), 1);
+            fail(signal.reason);
+          },
+          { once: true },
+        );
       }),
   };
   /** Fires every timer in time order until none is left, letting the callers run in between. */
@@ -77,7 +81,7 @@ describe("rate limiter under load", () => {
 
   it("never lets more than rps calls through in any one-second window, with random lateness", async () => {
     let seed = 7;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const { clock, runAll } = fakeScheduler(() => Math.floor(random() * 15));
     const limiter = createRateLimiter(10, clock);
     const released: number[] = [];
@@ -113,7 +117,15 @@ describe("rate limiter under load", () => {
   });
 });
 
-const ok = (durationMs = 50): ScmResult => ({ kind: "answer", status: 200, body: {}, errorCode: undefined, errorMsg: undefined, retryAfterMs: undefined, durationMs });
+const ok = (durationMs = 50): ScmResult => ({
+  kind: "answer",
+  status: 200,
+  body: {},
+  errorCode: undefined,
+  errorMsg: undefined,
+  retryAfterMs: undefined,
+  durationMs,
+});
 /** The gateway's 429, as the SCM client reads the simulator's answer (same body, same `APIG.0308`). */
 const throttledAnswer = (limit: number | undefined, durationMs = 50, time?: "1 second" | "1 minute"): ScmResult => {
   const body = throttleBody(limit ?? "unstated", time);
@@ -123,8 +135,14 @@ const throttledAnswer = (limit: number | undefined, durationMs = 50, time?: "1 s
 
 describe("the limit stated by the gateway", () => {
   it.each([
-    ["The throttling threshold has been reached: policy user over ratelimit,limit:20,time:1 second", { calls: 20, windowMs: 1000 }],
-    ["The throttling threshold has been reached: policy user over ratelimit,limit:600,time:1 minute", { calls: 600, windowMs: 60_000 }],
+    [
+      "The throttling threshold has been reached: policy user over ratelimit,limit:20,time:1 second",
+      { calls: 20, windowMs: 1000 },
+    ],
+    [
+      "The throttling threshold has been reached: policy user over ratelimit,limit:600,time:1 minute",
+      { calls: 600, windowMs: 60_000 },
+    ],
     ["policy ip over ratelimit, limit: 5, time: 2 seconds", { calls: 5, windowMs: 2000 }],
     ["The throttling threshold has been reached: policy user over ratelimit", undefined],
     ["limit:0,time:1 second", undefined],
@@ -304,12 +322,15 @@ describe("adaptive limiters that share nothing", () => {
     [2, 40],
     [5, 40],
     [5, 100],
-  ])("converge: %i container(s) under a limit of %i/s take ≥ 0.9 × it with ≤ 3 %% throttled", async (containers, limit) => {
-    const result = await simulate(containers, limit, 35);
-    expect(result.rate).toBeGreaterThanOrEqual(0.9 * limit);
-    expect(result.rate).toBeLessThanOrEqual(limit);
-    expect(result.throttledShare).toBeLessThanOrEqual(0.03);
-    // No container starves.
-    for (const rate of result.rates) expect(rate).toBeGreaterThan(limit / containers / 4);
-  });
+  ])(
+    "converge: %i container(s) under a limit of %i/s take ≥ 0.9 × it with ≤ 3 %% throttled",
+    async (containers, limit) => {
+      const result = await simulate(containers, limit, 35);
+      expect(result.rate).toBeGreaterThanOrEqual(0.9 * limit);
+      expect(result.rate).toBeLessThanOrEqual(limit);
+      expect(result.throttledShare).toBeLessThanOrEqual(0.03);
+      // No container starves.
+      for (const rate of result.rates) expect(rate).toBeGreaterThan(limit / containers / 4);
+    },
+  );
 });

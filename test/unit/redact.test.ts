@@ -9,7 +9,7 @@ import { createLogger } from "../../lib/logger.ts";
 import { forgetSecrets, redact, registerSecret } from "../../lib/redact.ts";
 import { findSecretFragment } from "../support/secrets.ts";
 
-const SECRET = "Tok3n/with+special=chars&\"quotes\"-0123456789";
+const SECRET = 'Tok3n/with+special=chars&"quotes"-0123456789';
 
 afterEach(() => forgetSecrets());
 
@@ -59,7 +59,10 @@ describe("redact", () => {
   it.each([
     ["https://admin:S3cretPassw0rd@scm.example.com/v3", "https://[redacted]@scm.example.com/v3"],
     ["see HTTP://user@host:8080?x", "see HTTP://[redacted]@host:8080?x"],
-    ['{"url":"https://a:p@ss@host/x","mail":"me@example.com"}', '{"url":"https://[redacted]@host/x","mail":"me@example.com"}'],
+    [
+      '{"url":"https://a:p@ss@host/x","mail":"me@example.com"}',
+      '{"url":"https://[redacted]@host/x","mail":"me@example.com"}',
+    ],
     ["https://scm.example.com/v3/a@b", "https://scm.example.com/v3/a@b"],
     // Pasted raw, a password with / # ? ends the URL's authority early; Node's URL parser also takes
     // https:admin@host and https:\\admin@host as https://admin@host.
@@ -76,8 +79,15 @@ describe("the scrubber's users", () => {
     registerSecret(SECRET);
     const lines: string[] = [];
     const log = createLogger({ write: (line) => lines.push(line) });
-    log.child({ ctx: SECRET.toLowerCase() }).info("x", { a: SECRET, nested: { list: [encodeURIComponent(SECRET)] }, error: new Error(`bad ${SECRET}`) });
-    expect(JSON.parse(lines[0]!)).toMatchObject({ ctx: "[redacted]", a: "[redacted]", nested: { list: ["[redacted]"] }, error: { message: "bad [redacted]" } });
+    log
+      .child({ ctx: SECRET.toLowerCase() })
+      .info("x", { a: SECRET, nested: { list: [encodeURIComponent(SECRET)] }, error: new Error(`bad ${SECRET}`) });
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      ctx: "[redacted]",
+      a: "[redacted]",
+      nested: { list: ["[redacted]"] },
+      error: { message: "bad [redacted]" },
+    });
     expect(findSecretFragment(lines.join(""), [SECRET])).toBeUndefined();
   });
 
@@ -108,8 +118,10 @@ describe("the suite-wide secret guard's matcher", () => {
     ["URL-encoded", encodeURIComponent(SECRET)],
     ["JSON-escaped", JSON.stringify(SECRET)],
     ["a 12-character fragment", SECRET.slice(5, 17)],
-    ["HTML-escaped (the part after its &)", SECRET.slice(SECRET.indexOf("&"))
-      .replace(/[&"]/g, (c) => `&#${c.charCodeAt(0)};`)],
+    [
+      "HTML-escaped (the part after its &)",
+      SECRET.slice(SECRET.indexOf("&")).replace(/[&"]/g, (c) => `&#${c.charCodeAt(0)};`),
+    ],
   ])("finds a secret %s", (_name, form) => {
     expect(findSecretFragment(`log line ${form} end`, [SECRET])).toBeDefined();
   });

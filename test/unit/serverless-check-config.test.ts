@@ -19,15 +19,25 @@ const worker = {
 describe("configProblems", () => {
   it("accepts what the handler accepts, whatever CloudFormation fills in later", () => {
     expect(configProblems(loadConfig, worker)).toEqual([]);
-    expect(configProblems(loadCleanupConfig, { ...worker, CLEANUP_MODE: "dry-run", WITHDRAWAL_QUEUE_URL: { Ref: "WithdrawalsQueue" } })).toEqual([]);
+    expect(
+      configProblems(loadCleanupConfig, {
+        ...worker,
+        CLEANUP_MODE: "dry-run",
+        WITHDRAWAL_QUEUE_URL: { Ref: "WithdrawalsQueue" },
+      }),
+    ).toEqual([]);
   });
 
   it("reports what the handler would refuse, in the handler's words", () => {
-    expect(configProblems(loadConfig, { ...worker, LOG_LEVEL: "loud", SCM_ENDPOINT: "http://scm.example.com" })).toEqual([
-      "SCM_ENDPOINT must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment (got \"http://scm.example.com\")",
+    expect(
+      configProblems(loadConfig, { ...worker, LOG_LEVEL: "loud", SCM_ENDPOINT: "http://scm.example.com" }),
+    ).toEqual([
+      'SCM_ENDPOINT must be an https:// URL (http:// only for loopback hosts), without credentials, query or fragment (got "http://scm.example.com")',
       'LOG_LEVEL must be one of debug, info, warn, error (any case) (got "loud")',
     ]);
-    expect(configProblems(loadCleanupConfig, { ...worker, CLEANUP_MAX_JOBS: 0 })).toEqual(['CLEANUP_MAX_JOBS must be an integer from 1 to 10000 (got "0")']);
+    expect(configProblems(loadCleanupConfig, { ...worker, CLEANUP_MAX_JOBS: 0 })).toEqual([
+      'CLEANUP_MAX_JOBS must be an integer from 1 to 10000 (got "0")',
+    ]);
   });
 
   it("still reports a required variable that is missing, but not one left to CloudFormation", () => {
@@ -36,6 +46,10 @@ describe("configProblems", () => {
   });
 
   it("rethrows anything that is not a configuration error", () => {
-    expect(() => configProblems(() => { throw new TypeError("bug"); }, worker)).toThrow("bug");
+    expect(() =>
+      configProblems(() => {
+        throw new TypeError("bug");
+      }, worker),
+    ).toThrow("bug");
   });
 });

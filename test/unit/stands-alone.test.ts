@@ -9,9 +9,13 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-const SELF = path.relative(ROOT, fileURLToPath(import.meta.url)).split(path.sep).join("/");
+const SELF = path
+  .relative(ROOT, fileURLToPath(import.meta.url))
+  .split(path.sep)
+  .join("/");
 /** Documents that lived next to the repository, never in it. */
-const OUTSIDE = /\bDESIGN\.md\b|\bSTYLE\.md\b|\bSTYLE item\b|(?:\.\.\/|\/work\/)shared\b|\bshared\/reference\b|\breference\/[\w-]+\.txt\b/;
+const OUTSIDE =
+  /\bDESIGN\.md\b|\bSTYLE\.md\b|\bSTYLE item\b|(?:\.\.\/|\/work\/)shared\b|\bshared\/reference\b|\breference\/[\w-]+\.txt\b/;
 
 describe("the repository", () => {
   it("refers to no document outside it", () => {

@@ -32,17 +32,36 @@ describe("parseSecret", () => {
     });
   });
   it('reads {"aksk": ...}, with or without a domain_id', () => {
-    const aksk = { access_key: "HPUAEXAMPLEAK", secret_key: "example/secret+key", domain_id: "0970dd7a1300f5672ff2c003c60ae115" };
+    const aksk = {
+      access_key: "HPUAEXAMPLEAK",
+      secret_key: "example/secret+key",
+      domain_id: "0970dd7a1300f5672ff2c003c60ae115",
+    };
     expect(parseSecret(JSON.stringify({ aksk }))).toEqual({
       kind: "aksk",
-      credentials: { accessKey: "HPUAEXAMPLEAK", secretKey: "example/secret+key", domainId: "0970dd7a1300f5672ff2c003c60ae115" },
+      credentials: {
+        accessKey: "HPUAEXAMPLEAK",
+        secretKey: "example/secret+key",
+        domainId: "0970dd7a1300f5672ff2c003c60ae115",
+      },
     });
-    expect(parseSecret(JSON.stringify({ aksk: { ...aksk, domain_id: undefined } }))).toEqual({ kind: "aksk", credentials: { accessKey: "HPUAEXAMPLEAK", secretKey: "example/secret+key" } });
+    expect(parseSecret(JSON.stringify({ aksk: { ...aksk, domain_id: undefined } }))).toEqual({
+      kind: "aksk",
+      credentials: { accessKey: "HPUAEXAMPLEAK", secretKey: "example/secret+key" },
+    });
   });
   it.each([
     ["AK/SK without a secret_key", '{"aksk":{"access_key":"HPUAEXAMPLEAK"}}', 'the "aksk" secret lacks secret_key'],
-    ["AK/SK with a space in the secret_key", '{"aksk":{"access_key":"HPUAEXAMPLEAK","secret_key":"has a space-0123"}}', "secret_key must be printable ASCII"],
-    ["AK/SK with a domain_id that is not an id", '{"aksk":{"access_key":"HPUAEXAMPLEAK","secret_key":"s3cr3t-0123456","domain_id":"a b"}}', "domain_id"],
+    [
+      "AK/SK with a space in the secret_key",
+      '{"aksk":{"access_key":"HPUAEXAMPLEAK","secret_key":"has a space-0123"}}',
+      "secret_key must be printable ASCII",
+    ],
+    [
+      "AK/SK with a domain_id that is not an id",
+      '{"aksk":{"access_key":"HPUAEXAMPLEAK","secret_key":"s3cr3t-0123456","domain_id":"a b"}}',
+      "domain_id",
+    ],
   ])("refuses %s, naming the field and not its value", (_name, secret, text) => {
     try {
       parseSecret(secret);
@@ -150,13 +169,22 @@ describe("createTokenProvider", () => {
 describe("an AK/SK secret", () => {
   it("yields a request signer (no token exchange), re-read after the TTL and after a 401", async () => {
     let now = 0;
-    const secret = fakeSecret([JSON.stringify({ aksk: { access_key: "HPUAEXAMPLEAK", secret_key: "example-secret-key-1" } })]);
+    const secret = fakeSecret([
+      JSON.stringify({ aksk: { access_key: "HPUAEXAMPLEAK", secret_key: "example-secret-key-1" } }),
+    ]);
     const tokens = createTokenProvider({ readSecret: secret.read, ttlMs: 1000, now: () => now });
     const signer = await tokens.getToken();
     expect(typeof signer).toBe("object");
     expect(await tokens.getToken()).toBe(signer);
-    const headers = (signer as RequestSigner).sign({ method: "GET", url: new URL("https://scm.example.com/v3/scm/certificates"), headers: {}, body: undefined });
-    expect(headers.Authorization).toMatch(/^SDK-HMAC-SHA256 Access=HPUAEXAMPLEAK, SignedHeaders=host;x-sdk-date, Signature=[0-9a-f]{64}$/);
+    const headers = (signer as RequestSigner).sign({
+      method: "GET",
+      url: new URL("https://scm.example.com/v3/scm/certificates"),
+      headers: {},
+      body: undefined,
+    });
+    expect(headers.Authorization).toMatch(
+      /^SDK-HMAC-SHA256 Access=HPUAEXAMPLEAK, SignedHeaders=host;x-sdk-date, Signature=[0-9a-f]{64}$/,
+    );
     const refreshed = await tokens.refresh(signer);
     expect(refreshed).not.toBe(signer);
     expect(secret.reads()).toBe(2);
@@ -198,7 +226,9 @@ describe("secret hygiene", () => {
     const { secretsManagerReader } = await import("../../lib/token-provider.ts");
     const client = {
       send: async () => {
-        const error = new Error("User: arn:aws:sts::1:assumed-role/x is not authorized to perform: secretsmanager:GetSecretValue");
+        const error = new Error(
+          "User: arn:aws:sts::1:assumed-role/x is not authorized to perform: secretsmanager:GetSecretValue",
+        );
         error.name = "AccessDeniedException";
         Object.assign(error, { $fault: "client", $metadata: { httpStatusCode: 400 } });
         throw error;

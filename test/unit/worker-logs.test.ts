@@ -46,14 +46,27 @@ function answer(status: number, body?: Record<string, unknown>, durationMs = 10)
 }
 /** Cancel-cert's documented success for `id`. */
 const ok = (id: string, durationMs = 10) => answer(200, { cert_id: id, message: "success" }, durationMs);
-const scmError = (status: number, code: string, msg = "error", durationMs = 10) => answer(status, { error_code: code, error_msg: msg }, durationMs);
-const timeout = (durationMs = 5000): ScmResult => ({ kind: "network", failure: "timeout", message: `no complete answer within ${durationMs} ms`, durationMs });
+const scmError = (status: number, code: string, msg = "error", durationMs = 10) =>
+  answer(status, { error_code: code, error_msg: msg }, durationMs);
+const timeout = (durationMs = 5000): ScmResult => ({
+  kind: "network",
+  failure: "timeout",
+  message: `no complete answer within ${durationMs} ms`,
+  durationMs,
+});
 
 /** Scripted answers per certificate; each call takes the next one, the last one repeats. An Error is thrown. */
 type Script = Record<string, { cancel?: (ScmResult | Error)[]; detail?: (ScmResult | Error)[] }>;
 
 function fakeWorker(
-  options: { script?: Script; getToken?: () => string; refresh?: () => string; tokens?: TokenProvider; dlqFailsFor?: Set<string>; metricsThrow?: boolean } = {},
+  options: {
+    script?: Script;
+    getToken?: () => string;
+    refresh?: () => string;
+    tokens?: TokenProvider;
+    dlqFailsFor?: Set<string>;
+    metricsThrow?: boolean;
+  } = {},
 ) {
   let clock = 1_000_000;
   const lines: Record<string, unknown>[] = [];
@@ -82,9 +95,13 @@ function fakeWorker(
   const worker = createWorker({
     config: CONFIG,
     scm,
-    tokens: options.tokens ?? { getToken: async () => (options.getToken ?? (() => FAKE_TOKEN))(), refresh: async () => (options.refresh ?? (() => FAKE_TOKEN))() },
+    tokens: options.tokens ?? {
+      getToken: async () => (options.getToken ?? (() => FAKE_TOKEN))(),
+      refresh: async () => (options.refresh ?? (() => FAKE_TOKEN))(),
+    },
     sendDeadLetter: async (letter) => {
-      if (options.dlqFailsFor?.has(letter.sourceMessageId)) throw Object.assign(new Error("The specified queue does not exist."), { name: "QueueDoesNotExist" });
+      if (options.dlqFailsFor?.has(letter.sourceMessageId))
+        throw Object.assign(new Error("The specified queue does not exist."), { name: "QueueDoesNotExist" });
       letters.push(letter);
     },
     logger: createLogger({ level: "debug", write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) }),
@@ -114,12 +131,31 @@ function fakeWorker(
   };
 }
 
-const failureDown = () => new TokenUnavailableError("secret_fetch_failed", "could not read secret scm-withdraw/token: TimeoutError: connect timed out");
+const failureDown = () =>
+  new TokenUnavailableError(
+    "secret_fetch_failed",
+    "could not read secret scm-withdraw/token: TimeoutError: connect timed out",
+  );
 
 /** The events that end a record's story; each record gets exactly one of them. */
-const OUTCOME_EVENTS = ["withdrawal_succeeded", "withdrawal_already_withdrawn", "withdrawal_dead_lettered", "withdrawal_left_for_retry", "dead_letter_failed", "withdrawal_crashed"];
+const OUTCOME_EVENTS = [
+  "withdrawal_succeeded",
+  "withdrawal_already_withdrawn",
+  "withdrawal_dead_lettered",
+  "withdrawal_left_for_retry",
+  "dead_letter_failed",
+  "withdrawal_crashed",
+];
 /** Every event the worker may log (docs/observability.md). */
-const EVENTS = [...OUTCOME_EVENTS, "withdrawal_retrying", "token_rejected", "token_unavailable", "outcome_hook_failed", "batch_processed", "metrics_failed"];
+const EVENTS = [
+  ...OUTCOME_EVENTS,
+  "withdrawal_retrying",
+  "token_rejected",
+  "token_unavailable",
+  "outcome_hook_failed",
+  "batch_processed",
+  "metrics_failed",
+];
 
 const ID = {
   withdrawn: "LOGS000000000001",
@@ -187,7 +223,9 @@ describe("the worker's log lines", () => {
       badSchema: "withdrawal_dead_lettered",
     });
     // The lines agree with the response: left-for-retry, DLQ failure and crash are the failures.
-    expect(response.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual([records.failing.messageId, records.dlqDown.messageId, records.crash.messageId].sort());
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(
+      [records.failing.messageId, records.dlqDown.messageId, records.crash.messageId].sort(),
+    );
     for (const line of fake.lines) expect(EVENTS, `unexpected event ${String(line.event)}`).toContain(line.event);
   });
 
@@ -200,32 +238,89 @@ describe("the worker's log lines", () => {
     expect(new Set(perRecord.map((l) => l.event))).toEqual(new Set([...OUTCOME_EVENTS, "withdrawal_retrying"]));
     for (const line of perRecord) {
       const record = Object.values(records).find((r) => r.messageId === line.messageId)!;
-      expect(line, String(line.event)).toMatchObject({ awsRequestId: "aws-req-1", messageId: record.messageId, receiveCount: Number(record.attributes.ApproximateReceiveCount) });
+      expect(line, String(line.event)).toMatchObject({
+        awsRequestId: "aws-req-1",
+        messageId: record.messageId,
+        receiveCount: Number(record.attributes.ApproximateReceiveCount),
+      });
       expect(typeof line.requestId).toBe("string");
       expect(typeof line.durationMs).toBe("number");
       if (line.event !== "withdrawal_crashed") expect(typeof line.attempt, String(line.event)).toBe("number");
     }
-    const outcome = (record: SQSRecord) => fake.linesOf(record).find((l) => OUTCOME_EVENTS.includes(l.event as string))!;
+    const outcome = (record: SQSRecord) =>
+      fake.linesOf(record).find((l) => OUTCOME_EVENTS.includes(l.event as string))!;
     // request_id, source and batch_id come from the body; request_id defaults to the messageId.
-    expect(outcome(records.withdrawn)).toMatchObject({ certificateId: ID.withdrawn, requestId: "OPS-1", source: "bulk", batchId: "b-7", attempt: 1, status: 200 });
-    expect(outcome(records.already)).toMatchObject({ certificateId: ID.already, requestId: records.already.messageId, source: "cleanup", batchId: "sweep-1", certificateStatus: "PAID" });
-    expect(outcome(records.forbidden)).toMatchObject({ source: "manual", reason: "forbidden", status: 403, errorCode: "SCM.0003", errorMsg: "error" });
+    expect(outcome(records.withdrawn)).toMatchObject({
+      certificateId: ID.withdrawn,
+      requestId: "OPS-1",
+      source: "bulk",
+      batchId: "b-7",
+      attempt: 1,
+      status: 200,
+    });
+    expect(outcome(records.already)).toMatchObject({
+      certificateId: ID.already,
+      requestId: records.already.messageId,
+      source: "cleanup",
+      batchId: "sweep-1",
+      certificateStatus: "PAID",
+    });
+    expect(outcome(records.forbidden)).toMatchObject({
+      source: "manual",
+      reason: "forbidden",
+      status: 403,
+      errorCode: "SCM.0003",
+      errorMsg: "error",
+    });
     expect(outcome(records.forbidden)).not.toHaveProperty("batchId");
-    expect(outcome(records.failing)).toMatchObject({ reason: "server_error", status: 500, errorCode: "SCM.0500", attempt: 3, receiveCount: 2 });
-    expect(outcome(records.exhausted)).toMatchObject({ reason: "retries_exhausted", lastReason: "timeout", attempt: 3, errorMsg: "no complete answer within 100 ms" });
+    expect(outcome(records.failing)).toMatchObject({
+      reason: "server_error",
+      status: 500,
+      errorCode: "SCM.0500",
+      attempt: 3,
+      receiveCount: 2,
+    });
+    expect(outcome(records.exhausted)).toMatchObject({
+      reason: "retries_exhausted",
+      lastReason: "timeout",
+      attempt: 3,
+      errorMsg: "no complete answer within 100 ms",
+    });
     expect(outcome(records.exhausted)).not.toHaveProperty("status");
-    expect(outcome(records.dlqDown)).toMatchObject({ level: "error", reason: "not_found", status: 404, error: "QueueDoesNotExist: The specified queue does not exist." });
-    expect(outcome(records.crash)).toMatchObject({ level: "error", certificateId: ID.crash, error: "Error: bug in a fake" });
+    expect(outcome(records.dlqDown)).toMatchObject({
+      level: "error",
+      reason: "not_found",
+      status: 404,
+      error: "QueueDoesNotExist: The specified queue does not exist.",
+    });
+    expect(outcome(records.crash)).toMatchObject({
+      level: "error",
+      certificateId: ID.crash,
+      error: "Error: bug in a fake",
+    });
     // A body that failed the schema still gives what it has, for correlation.
-    expect(outcome(records.notJson)).toMatchObject({ requestId: records.notJson.messageId, attempt: 0, reason: "invalid_message", problem: "body is not JSON" });
+    expect(outcome(records.notJson)).toMatchObject({
+      requestId: records.notJson.messageId,
+      attempt: 0,
+      reason: "invalid_message",
+      problem: "body is not JSON",
+    });
     expect(outcome(records.notJson)).not.toHaveProperty("certificateId");
-    expect(outcome(records.badSchema)).toMatchObject({ certificateId: "../../etc/passwd", requestId: "OPS-2", batchId: "b-8", source: "bulk", reason: "invalid_message" });
+    expect(outcome(records.badSchema)).toMatchObject({
+      certificateId: "../../etc/passwd",
+      requestId: "OPS-2",
+      batchId: "b-8",
+      source: "bulk",
+      reason: "invalid_message",
+    });
   });
 
   it("carry who requested the job and why (requested_by, reason) on every per-record line", async () => {
     const arn = "arn:aws:iam::123456789012:user/alice";
     const record = sqsRecord({ certificate_id: "scs1000000000001", requested_by: arn, reason: "CHG-42" });
-    const fake = fakeWorker({ script: { scs1000000000001: { cancel: [scmError(503, "SCM.0503"), ok("scs1000000000001")] } } });
+    const fake = fakeWorker({
+      script: { scs1000000000001: { cancel: [scmError(503, "SCM.0503"), ok("scs1000000000001")] } },
+    });
     await fake.run(record);
     const lines = fake.linesOf(record);
     expect(lines.map((l) => l.event)).toEqual(["withdrawal_retrying", "withdrawal_succeeded"]);
@@ -243,22 +338,49 @@ describe("the worker's log lines", () => {
 
   it("time each record from the start of its processing, and give each retry its call's latency and delay", async () => {
     const id = "LOGS000000000010";
-    const fake = fakeWorker({ script: { [id]: { cancel: [scmError(503, "APIG.0202", "Backend unavailable.", 30), ok(id, 20)] } } });
+    const fake = fakeWorker({
+      script: { [id]: { cancel: [scmError(503, "APIG.0202", "Backend unavailable.", 30), ok(id, 20)] } },
+    });
     await fake.run(sqsRecord({ certificate_id: id }));
     // Backoff with random()=0.5: floor(0.5 × min(1000, 100 × 2⁰)) = 50 ms.
     expect(fake.events("withdrawal_retrying")).toEqual([
-      expect.objectContaining({ attempt: 1, call: "cancel", reason: "server_error", status: 503, errorCode: "APIG.0202", errorMsg: "Backend unavailable.", latencyMs: 30, delayMs: 50, durationMs: 30 }),
+      expect.objectContaining({
+        attempt: 1,
+        call: "cancel",
+        reason: "server_error",
+        status: 503,
+        errorCode: "APIG.0202",
+        errorMsg: "Backend unavailable.",
+        latencyMs: 30,
+        delayMs: 50,
+        durationMs: 30,
+      }),
     ]);
-    expect(fake.events("withdrawal_succeeded")).toEqual([expect.objectContaining({ attempt: 2, status: 200, durationMs: 30 + 50 + 20 })]);
-    expect(fake.events("batch_processed")).toEqual([expect.objectContaining({ records: 1, withdrawn: 1, failures: 0, scmCalls: 2, durationMs: 100 })]);
+    expect(fake.events("withdrawal_succeeded")).toEqual([
+      expect.objectContaining({ attempt: 2, status: 200, durationMs: 30 + 50 + 20 }),
+    ]);
+    expect(fake.events("batch_processed")).toEqual([
+      expect.objectContaining({ records: 1, withdrawn: 1, failures: 0, scmCalls: 2, durationMs: 100 }),
+    ]);
   });
 
   it("say which call failed when the status check after SCM.0010 is what needs a retry", async () => {
     const id = "LOGS000000000011";
-    const fake = fakeWorker({ script: { [id]: { cancel: [scmError(400, "SCM.0010")], detail: [scmError(503, "APIG.0202", "Backend unavailable.", 15), answer(200, { id, status: "PAID" })] } } });
+    const fake = fakeWorker({
+      script: {
+        [id]: {
+          cancel: [scmError(400, "SCM.0010")],
+          detail: [scmError(503, "APIG.0202", "Backend unavailable.", 15), answer(200, { id, status: "PAID" })],
+        },
+      },
+    });
     await fake.run(sqsRecord({ certificate_id: id }));
-    expect(fake.events("withdrawal_retrying")).toEqual([expect.objectContaining({ call: "detail", status: 503, errorCode: "APIG.0202", latencyMs: 15 })]);
-    expect(fake.events("withdrawal_already_withdrawn")).toEqual([expect.objectContaining({ attempt: 2, certificateStatus: "PAID" })]);
+    expect(fake.events("withdrawal_retrying")).toEqual([
+      expect.objectContaining({ call: "detail", status: 503, errorCode: "APIG.0202", latencyMs: 15 }),
+    ]);
+    expect(fake.events("withdrawal_already_withdrawn")).toEqual([
+      expect.objectContaining({ attempt: 2, certificateStatus: "PAID" }),
+    ]);
   });
 
   it("repeat a shared call's lines for every record of the same certificate, each with its own ids", async () => {
@@ -272,11 +394,20 @@ describe("the worker's log lines", () => {
       [a.messageId, "A", undefined],
       [b.messageId, "B", "b-2"],
     ]);
-    expect(fake.events("withdrawal_succeeded").map((l) => l.requestId).sort()).toEqual(["A", "B"]);
+    expect(
+      fake
+        .events("withdrawal_succeeded")
+        .map((l) => l.requestId)
+        .sort(),
+    ).toEqual(["A", "B"]);
   });
 
   it("say token_unavailable once and leave every valid record, with its ids, when there is no token at the start", async () => {
-    const records = [sqsRecord({ certificate_id: "LOGS000000000013", request_id: "T-1" }), sqsRecord({ certificate_id: "LOGS000000000017" }), sqsRecord("not json")];
+    const records = [
+      sqsRecord({ certificate_id: "LOGS000000000013", request_id: "T-1" }),
+      sqsRecord({ certificate_id: "LOGS000000000017" }),
+      sqsRecord("not json"),
+    ];
     const fake = fakeWorker({
       getToken: () => {
         throw failureDown();
@@ -285,16 +416,29 @@ describe("the worker's log lines", () => {
     const response = await fake.run(...records);
     expect(response.batchItemFailures).toHaveLength(2);
     expect(fake.calls).toEqual([]);
-    expect(fake.events("token_unavailable")).toEqual([expect.objectContaining({ level: "error", code: "secret_fetch_failed", records: 2 })]);
-    expect(fake.events("withdrawal_left_for_retry").map((l) => [l.messageId, l.requestId, l.reason, l.attempt])).toEqual([
+    expect(fake.events("token_unavailable")).toEqual([
+      expect.objectContaining({ level: "error", code: "secret_fetch_failed", records: 2 }),
+    ]);
+    expect(
+      fake.events("withdrawal_left_for_retry").map((l) => [l.messageId, l.requestId, l.reason, l.attempt]),
+    ).toEqual([
       [records[0]!.messageId, "T-1", "token_unavailable", 0],
       [records[1]!.messageId, records[1]!.messageId, "token_unavailable", 0],
     ]);
     // An invalid body needs no token: it is dead-lettered anyway.
-    expect(fake.letters.map((l) => [l.sourceMessageId, l.reason])).toEqual([[records[2]!.messageId, "invalid_message"]]);
-    expect(fake.events("batch_processed")).toEqual([expect.objectContaining({ records: 3, retrying: 2, dead_lettered: 1, failures: 2, scmCalls: 0 })]);
+    expect(fake.letters.map((l) => [l.sourceMessageId, l.reason])).toEqual([
+      [records[2]!.messageId, "invalid_message"],
+    ]);
+    expect(fake.events("batch_processed")).toEqual([
+      expect.objectContaining({ records: 3, retrying: 2, dead_lettered: 1, failures: 2, scmCalls: 0 }),
+    ]);
     expect(fake.metrics).toHaveLength(1);
-    expect(fake.metrics[0]!.counts).toMatchObject({ TokenUnavailable: 1, LeftForRetry: 2, DeadLettered: 1, Withdrawn: 0 });
+    expect(fake.metrics[0]!.counts).toMatchObject({
+      TokenUnavailable: 1,
+      LeftForRetry: 2,
+      DeadLettered: 1,
+      Withdrawn: 0,
+    });
     expect(fake.outcomes.map((o) => o.state).sort()).toEqual(["dead_lettered", "retrying", "retrying"]);
   });
 
@@ -309,8 +453,16 @@ describe("the worker's log lines", () => {
     const record = sqsRecord({ certificate_id: id });
     const response = await fake.run(record);
     expect(response.batchItemFailures).toEqual([{ itemIdentifier: record.messageId }]);
-    expect(fake.linesOf(record).map((l) => l.event)).toEqual(["token_rejected", "token_unavailable", "withdrawal_left_for_retry"]);
-    expect(fake.events("token_unavailable")[0]).toMatchObject({ code: "secret_fetch_failed", attempt: 1, certificateId: id });
+    expect(fake.linesOf(record).map((l) => l.event)).toEqual([
+      "token_rejected",
+      "token_unavailable",
+      "withdrawal_left_for_retry",
+    ]);
+    expect(fake.events("token_unavailable")[0]).toMatchObject({
+      code: "secret_fetch_failed",
+      attempt: 1,
+      certificateId: id,
+    });
     expect(fake.events("withdrawal_left_for_retry")[0]).toMatchObject({ reason: "token_unavailable", status: 401 });
     expect(fake.metrics[0]!.counts).toMatchObject({ TokenUnavailable: 1, LeftForRetry: 1 });
   });
@@ -318,7 +470,9 @@ describe("the worker's log lines", () => {
   it("never carry the token, even when SCM echoes it in its error text (logs and DLQ attributes alike)", async () => {
     const id = "LOGS000000000015";
     const echo = `Incorrect token ${FAKE_TOKEN} (X-Auth-Token: ${FAKE_TOKEN})`;
-    const fake = fakeWorker({ script: { [id]: { cancel: [answer(403, { error_code: `SCM.${FAKE_TOKEN}`, error_msg: echo })] } } });
+    const fake = fakeWorker({
+      script: { [id]: { cancel: [answer(403, { error_code: `SCM.${FAKE_TOKEN}`, error_msg: echo })] } },
+    });
     await fake.run(sqsRecord({ certificate_id: id }));
     expect(JSON.stringify(fake.lines)).not.toContain(FAKE_TOKEN);
     expect(fake.letters).toHaveLength(1);
@@ -338,7 +492,12 @@ describe("the worker's log lines", () => {
     ["cut to its last 12 characters", ECHO_TOKEN.slice(-12)],
   ])("never carry the token echoed %s (logs and DLQ attributes alike)", async (_form, echoed) => {
     const id = "LOGS000000000017";
-    const fake = fakeWorker({ getToken: () => ECHO_TOKEN, script: { [id]: { cancel: [answer(403, { error_code: "SCM.0003", error_msg: `bad token ${echoed} for ${id}` })] } } });
+    const fake = fakeWorker({
+      getToken: () => ECHO_TOKEN,
+      script: {
+        [id]: { cancel: [answer(403, { error_code: "SCM.0003", error_msg: `bad token ${echoed} for ${id}` })] },
+      },
+    });
     await fake.run(sqsRecord({ certificate_id: id }));
     expect(fake.letters).toHaveLength(1);
     const attributes = deadLetterAttributes(fake.letters[0]!);
@@ -352,13 +511,25 @@ describe("the worker's log lines", () => {
     ["URL-encoded", encodeURIComponent(ECHO_PASSWORD)],
     ["JSON-escaped", JSON.stringify(ECHO_PASSWORD).slice(1, -1)],
   ])("never carry the IAM password in the token_unavailable line when IAM echoes it %s", async (_form, echoed) => {
-    const rejected: IamHttpResult = { kind: "answer", status: 401, subjectToken: undefined, body: { error: { code: 401, message: `password ${echoed} is wrong` } } };
-    const { exchange } = createIamExchange({ endpoint: "https://iam.myhuaweicloud.com", timeoutMs: 1000, transport: async () => rejected });
+    const rejected: IamHttpResult = {
+      kind: "answer",
+      status: 401,
+      subjectToken: undefined,
+      body: { error: { code: 401, message: `password ${echoed} is wrong` } },
+    };
+    const { exchange } = createIamExchange({
+      endpoint: "https://iam.myhuaweicloud.com",
+      timeoutMs: 1000,
+      transport: async () => rejected,
+    });
     const secret = JSON.stringify({ iam: { domain: "acme", user: "scm-bot", password: ECHO_PASSWORD } });
     const tokens = createTokenProvider({ readSecret: async () => secret, ttlMs: 0, exchangeIam: exchange });
     const fake = fakeWorker({ tokens });
     await fake.run(sqsRecord({ certificate_id: "LOGS000000000018" }));
-    expect(fake.events("token_unavailable")[0]).toMatchObject({ code: "iam_rejected", error: expect.stringContaining("password [redacted] is wrong") });
+    expect(fake.events("token_unavailable")[0]).toMatchObject({
+      code: "iam_rejected",
+      error: expect.stringContaining("password [redacted] is wrong"),
+    });
     expect(findSecretFragment(JSON.stringify(fake.lines), [ECHO_PASSWORD])).toBeUndefined();
   });
 
@@ -367,7 +538,9 @@ describe("the worker's log lines", () => {
     const fake = fakeWorker({ metricsThrow: true });
     const response = await fake.run(record);
     expect(response.batchItemFailures).toEqual([]);
-    expect(fake.events("metrics_failed")).toEqual([expect.objectContaining({ level: "warn", error: "Error: stdout closed" })]);
+    expect(fake.events("metrics_failed")).toEqual([
+      expect.objectContaining({ level: "warn", error: "Error: stdout closed" }),
+    ]);
   });
 
   it("use stable snake_case event names only", async () => {
@@ -405,7 +578,10 @@ describe("the worker's metrics", () => {
     expect(fake.outcomes).toHaveLength(Object.keys(records).length);
     expect(states.filter((s) => s === "withdrawn")).toHaveLength(3);
     expect(states.filter((s) => s === "retrying")).toHaveLength(3);
-    expect(fake.outcomes.find((o) => o.messageId === records.crash.messageId)).toMatchObject({ state: "retrying", reason: "crashed" });
+    expect(fake.outcomes.find((o) => o.messageId === records.crash.messageId)).toMatchObject({
+      state: "retrying",
+      reason: "crashed",
+    });
   });
 
   it("are flushed for an empty event too (zeros, no SCM call)", async () => {
