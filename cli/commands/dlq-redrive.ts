@@ -230,13 +230,7 @@ async function redrive(context: CommandContext, options: RedriveOptions) {
     progress.done();
     releaseFailed = (await scanner.release()).failed;
   }
-  const end = await context.call(dlqUrl, () => dlqDepth(context.sqs, dlqUrl));
-  // Stopped early on purpose (--max, Ctrl-C): the rest was not asked for, but messages held elsewhere still count.
-  const notSeen =
-    stoppedAtMax || interrupted
-      ? { inFlightElsewhere: Math.max(start.inFlight, end.inFlight), missed: 0 }
-      : unseen(start, end, seen);
-  const incomplete = !stoppedAtMax && (notSeen.inFlightElsewhere > 0 || notSeen.missed > 0);
+  const { notSeen, incomplete } = await coverage(context, dlqUrl, start, seen, { stoppedAtMax, interrupted });
   return {
     startedAt,
     moved,
@@ -253,6 +247,24 @@ async function redrive(context: CommandContext, options: RedriveOptions) {
     notSeen,
     incomplete,
   };
+}
+
+/** What the pass could not see (held by other readers, or missed), from the DLQ's depth before and after it. */
+async function coverage(
+  context: CommandContext,
+  dlqUrl: string,
+  start: Awaited<ReturnType<typeof dlqDepth>>,
+  seen: number,
+  stopped: { stoppedAtMax: boolean; interrupted: boolean },
+) {
+  const end = await context.call(dlqUrl, () => dlqDepth(context.sqs, dlqUrl));
+  // Stopped early on purpose (--max, Ctrl-C): the rest was not asked for, but messages held elsewhere still count.
+  const notSeen =
+    stopped.stoppedAtMax || stopped.interrupted
+      ? { inFlightElsewhere: Math.max(start.inFlight, end.inFlight), missed: 0 }
+      : unseen(start, end, seen);
+  const incomplete = !stopped.stoppedAtMax && (notSeen.inFlightElsewhere > 0 || notSeen.missed > 0);
+  return { notSeen, incomplete };
 }
 
 /** Prints what a pass did (text or --json) and returns the exit code. */

@@ -17,14 +17,13 @@ import { silentLogger, type Logger } from "../logger.ts";
 import { backoffDelay, sleep as defaultSleep } from "../retry.ts";
 export { forEachConcurrently } from "../concurrency.ts";
 import { jobKey } from "./keys.ts";
-import { asState, N, optionalS, S, type UpdateBuilder } from "./marshal.ts";
+import { N, optionalS, S, type UpdateBuilder } from "./marshal.ts";
 import {
   DEFAULT_TTL_DAYS,
   LedgerError,
   LedgerTimeoutError,
   type JobIdentity,
   type JobRef,
-  type JobState,
   type LedgerOperation,
   type LedgerOptions,
   type LedgerStats,
