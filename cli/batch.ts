@@ -6,33 +6,22 @@
 // Types only: lib/ledger.ts loads the DynamoDB SDK, which the CLI imports only when a command uses the ledger.
 import { CliError, UsageError } from "../lib/errors.ts";
 import type { BatchStatus, JobState, Ledger } from "../lib/ledger.ts";
+// The states only: lib/ledger/types.ts imports nothing at run time, so this loads no SDK.
+import { FINAL_STATES, JOB_STATES } from "../lib/ledger/types.ts";
 import type { ParsedValues } from "./args.ts";
 import type { CommandContext, LedgerTarget } from "./context.ts";
 import { createProgress, formatDuration, formatTable, plural } from "./output.ts";
-
-/** lib/ledger.ts's JOB_STATES and FINAL_STATES, repeated here so that this module loads no SDK. */
-const JOB_STATES = [
-  "queued",
-  "retrying",
-  "requeued",
-  "withdrawn",
-  "already_withdrawn",
-  "dead_lettered",
-] as const satisfies readonly JobState[];
-const FINAL_STATES: readonly JobState[] = ["withdrawn", "already_withdrawn", "dead_lettered"];
-/** Fails to compile if lib/ledger.ts gains a state missing above. */
-type NoStateMissing<T extends never> = T;
-export type JobStatesComplete = NoStateMissing<Exclude<JobState, (typeof JOB_STATES)[number]>>;
 
 /** How often a watch reads the batch's status (one Query each). */
 export const DEFAULT_WATCH_INTERVAL_MS = 2000;
 /**
  * A watch gives up when nothing in the batch changed for this long. A message that SQS's redrive
  * policy moves to the DLQ (a crash or timeout on every delivery) never gets an outcome: its job stays
- * `retrying` forever. Deployed, a retry comes back every 365 s (the visibility timeout), so 10 min
- * without any change means something is stuck, not slow.
+ * `retrying` forever. Deployed, a job left for retry may wait up to the longest step of
+ * RETRY_VISIBILITY_SCHEDULE (15 min by default) before its next receive, so only twice that without
+ * any change means something is stuck, not slow.
  */
-export const DEFAULT_STALL_TIMEOUT_MS = 10 * 60_000;
+export const DEFAULT_STALL_TIMEOUT_MS = 30 * 60_000;
 
 /** Flags of every command that follows a batch. */
 export const WATCH_OPTIONS = {
@@ -44,7 +33,7 @@ export const WATCH_OPTIONS = {
   "stall-timeout": {
     type: "string",
     valueName: "DURATION",
-    description: "give up (exit 1) when nothing in the batch changed for this long (default 10m)",
+    description: "give up (exit 1) when nothing in the batch changed for this long (default 30m)",
   },
 } as const;
 
