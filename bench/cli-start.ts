@@ -60,7 +60,7 @@ export function benchCliStart(options: CliStartOptions = CLI_START_DEFAULTS): Se
     ],
     notes: [
       `${options.runs} runs of each, alternating, after one untimed run of each; medians of the wall time of the whole process (spawn to exit).`,
-      "The bin is executed as a user runs it (`#!/usr/bin/env -S node --max-semi-space-size=1`), with the project's Node first on PATH.",
+      "The bin is executed as a user runs it (`#!/usr/bin/env -S node --max-semi-space-size=16`), with the project's Node first on PATH.",
       "It runs the built CLI (`dist/cli.mjs`, plain JavaScript, no TypeScript loader); `--help` loads only the dispatcher and the command index (cli/commands/index.ts), not the commands, the AWS SDK or HTTP.",
     ],
   };

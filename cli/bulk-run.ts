@@ -3,7 +3,13 @@
  * recorded in the ledger in chunks and sent with back-pressure, a row per record in the results file.
  */
 import { createReadStream } from "node:fs";
-import { CertificateIdSet, readBulk, type BulkFormat, type BulkLine, type BulkReadOptions } from "../lib/bulk-file.ts";
+import {
+  CertificateIdSet,
+  readBulkChunks,
+  type BulkFormat,
+  type BulkLine,
+  type BulkReadOptions,
+} from "../lib/bulk-file.ts";
 import { BulkFileError, UsageError } from "../lib/errors.ts";
 import type { JobRef, Ledger } from "../lib/ledger.ts";
 import { createSender, type Sender, type SendResult } from "../lib/producer.ts";
@@ -129,31 +135,34 @@ export class BulkRun {
     this.progress.update(Math.min(0.99, this.readFraction * (done / Math.max(1, counts.valid))), text);
   }
 
-  /** One record of the file: invalid, a duplicate, or a job to send (in a dry run, only counted). */
-  async take(entry: BulkLine, seen: CertificateIdSet): Promise<void> {
+  /**
+   * One record of the file: invalid, a duplicate, or a job to send (in a dry run, only counted). A promise
+   * only when the record must wait (for room to send, or for the ledger): most records need no await.
+   */
+  take(entry: BulkLine, seen: CertificateIdSet): Promise<void> | undefined {
     const { counts, results } = this;
     counts.read++;
     if ("error" in entry) {
       counts.invalid++;
       results.row([entry.line, entry.certificateId ?? "", "invalid", "", entry.error]);
       this.problem(entry.line, `${entry.error}; not sent`);
-      return;
+      return undefined;
     }
     if (this.plan.reasonRequired && !hasReason(entry.body)) {
       counts.invalid++;
       results.row([entry.line, entry.certificateId, "invalid", "", NO_REASON]);
       this.problem(entry.line, `${NO_REASON}; not sent`);
-      return;
+      return undefined;
     }
     const first = seen.firstSeen(entry.certificateId, entry.line);
     if (first !== undefined) {
       counts.duplicates++;
       results.row([entry.line, entry.certificateId, "duplicate", "", `duplicate of line ${first}; skipped`]);
       this.problem(entry.line, `${entry.certificateId} is a duplicate of line ${first}; skipped`);
-      return;
+      return undefined;
     }
     counts.valid++;
-    await this.send(entry);
+    return this.send(entry);
   }
 
   /** Sends what waits for the ledger, then waits for every send in flight. */
@@ -162,14 +171,15 @@ export class BulkRun {
     await this.sender?.flush();
   }
 
-  private async send(entry: ValidLine): Promise<void> {
+  private send(entry: ValidLine): Promise<void> | undefined {
     const { plan } = this;
     if (plan.dryRun) this.results.row([entry.line, entry.certificateId, "valid", "", ""]);
     else if (plan.ledger) {
       const job = withRequestId(entry.body, plan.batchId, entry.certificateId);
       this.chunk.push({ line: entry.line, id: entry.certificateId, ...job });
-      if (this.chunk.length >= LEDGER_CHUNK) await this.sendChunk();
-    } else await this.sender?.push({ key: { line: entry.line, id: entry.certificateId }, body: entry.body });
+      if (this.chunk.length >= LEDGER_CHUNK) return this.sendChunk();
+    } else return this.sender?.push({ key: { line: entry.line, id: entry.certificateId }, body: entry.body });
+    return undefined;
   }
 
   /** Records the waiting jobs as queued, then sends those the ledger does not hold (withdrawn, or queued before). */
@@ -223,16 +233,19 @@ export async function readAndSend(run: BulkRun, inputFile: InputFile): Promise<v
   const seen = new CertificateIdSet(Math.min(1 << 20, Math.ceil(inputFile.size / 17)));
   const input = createReadStream(plan.file, { fd: inputFile.fd });
   try {
-    for await (const entry of readBulk(input, plan.readOptions)) {
-      await run.take(entry, seen);
-      // Every 256 records: the bar redraws at most every 100 ms anyway, and a million texts cost time.
-      if ((counts.read & 255) === 0) {
-        run.readFraction = input.bytesRead / Math.max(1, inputFile.size);
-        run.showProgress();
-      }
-      if (context.signal?.aborted) {
-        run.interrupted = true;
-        break;
+    reading: for await (const entries of readBulkChunks(input, plan.readOptions)) {
+      for (const entry of entries) {
+        const wait = run.take(entry, seen);
+        if (wait) await wait;
+        // Every 256 records: the bar redraws at most every 100 ms anyway, and a million texts cost time.
+        if ((counts.read & 255) === 0) {
+          run.readFraction = input.bytesRead / Math.max(1, inputFile.size);
+          run.showProgress();
+        }
+        if (context.signal?.aborted) {
+          run.interrupted = true;
+          break reading;
+        }
       }
     }
   } catch (error) {

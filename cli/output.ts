@@ -110,6 +110,10 @@ export function createProgress(
 
 /** A CSV field, quoted when it must be (RFC 4180). */
 export function csvField(value: string | number | undefined): string {
-  const text = value === undefined ? "" : String(value);
-  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  // A bulk run writes a row per line of its file: numbers and empty fields skip the test.
+  if (value === undefined || value === "") return "";
+  if (typeof value === "number") return String(value);
+  return MUST_QUOTE.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
 }
+
+const MUST_QUOTE = /[",\r\n]/;

@@ -58,22 +58,33 @@ export function readBulkFile(path: string, options: BulkReadOptions): AsyncGener
 
 /** Yields one {@link BulkLine} per record of `input`; blank and comment lines yield nothing. */
 export async function* readBulk(input: Readable, options: BulkReadOptions): AsyncGenerator<BulkLine> {
+  for await (const entries of readBulkChunks(input, options)) yield* entries;
+}
+
+/**
+ * The records of `input` in arrays, one per chunk read (see {@link readLines}): a million-line file then
+ * costs a few hundred awaits instead of a million, the bulk of a plain {@link readBulk}'s time.
+ */
+export async function* readBulkChunks(input: Readable, options: BulkReadOptions): AsyncGenerator<BulkLine[]> {
   const state: ReadState = { csv: undefined, template: options.format === "txt" ? bodyTemplate(options) : undefined };
   let lineNumber = 0;
   try {
     for await (const lines of readLines(input)) {
+      const entries: BulkLine[] = [];
       for (const raw of lines) {
         lineNumber++;
         if (typeof raw !== "string") {
           const problem = `the line is longer than ${MAX_LINE_BYTES} bytes (${raw.tooLong} bytes)`;
+          // Only before a CSV header (as in csvLayout): no record can be waiting in `entries` to be lost.
           if (options.format === "csv" && !state.csv)
             throw new BulkFileError(`the header row on line ${lineNumber}: ${problem}`, lineNumber);
-          yield { line: lineNumber, certificateId: undefined, error: problem };
+          entries.push({ line: lineNumber, certificateId: undefined, error: problem });
           continue;
         }
         const entry = parseLine(lineNumber === 1 ? raw.replace(/^\uFEFF/, "") : raw, lineNumber, options, state);
-        if (entry) yield entry;
+        if (entry) entries.push(entry);
       }
+      if (entries.length > 0) yield entries;
     }
   } finally {
     input.destroy();

@@ -8,6 +8,7 @@ import {
   CertificateIdSet,
   formatFromPath,
   readBulk,
+  readBulkChunks,
   splitCsvRecord,
   type BulkLine,
   type BulkReadOptions,
@@ -33,6 +34,22 @@ describe("formatFromPath", () => {
     ["ids.json", undefined],
   ])("%s -> %s", (path, format) => {
     expect(formatFromPath(path)).toBe(format);
+  });
+});
+
+describe("readBulkChunks", () => {
+  it("yields a chunk's records as one array, line numbers running on across chunks and line ends", async () => {
+    // A line split across two chunks ends up in the second chunk's array, numbered as in the file.
+    const input = Readable.from(["AAAAAAAAAAAAAAA1\n# c\nAAAAAAAA", "AAAAAAA2\nnot-an-id\r\n", "AAAAAAAAAAAAAAA1\n"]);
+    const chunks: BulkLine[][] = [];
+    for await (const entries of readBulkChunks(input, { format: "txt" })) chunks.push(entries);
+    expect(chunks.map((c) => c.map((e) => e.line))).toEqual([[1], [3, 4], [5]]);
+    expect(chunks.flat().map((e) => ("error" in e ? "error" : e.certificateId))).toEqual([
+      "AAAAAAAAAAAAAAA1",
+      "AAAAAAAAAAAAAAA2",
+      "error",
+      "AAAAAAAAAAAAAAA1",
+    ]);
   });
 });
 
