@@ -5,7 +5,8 @@
  * injected, so tests run it in-process; `runCli()` wires it to the real process (the bin).
  *
  * Adding a command: a module exporting a {@link Command} (`{ ...HEADS.x, description, options, run }`),
- * and its head and loader in cli/commands/index.ts. Two-word names (`"dlq list"`) make groups.
+ * its head in cli/commands/heads.ts and its loader in cli/commands/index.ts. Two-word names
+ * (`"dlq list"`) make groups.
  */
 import packageJson from "../package.json" with { type: "json" };
 import { CliError, describeError, UsageError } from "../lib/errors.ts";

@@ -5,7 +5,7 @@ import type { LedgerJob } from "../../lib/ledger.ts";
 import { stringFlag } from "../args.ts";
 import { batchIdArgument, ledgerRead, readStatus, statusHeadline } from "../batch.ts";
 import { EXIT, type Command } from "../context.ts";
-import { HEADS } from "./index.ts";
+import { HEADS } from "./heads.ts";
 import { csvField, plural } from "../output.ts";
 
 const NAME = HEADS.batchReport.name;

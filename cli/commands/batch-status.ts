@@ -1,6 +1,6 @@
 /** `scm-withdraw batch status <batch_id>`: where a bulk batch or cleanup run stands, from the ledger. */
 import { EXIT, type Command } from "../context.ts";
-import { HEADS } from "./index.ts";
+import { HEADS } from "./heads.ts";
 import {
   batchIdArgument,
   DEFAULT_STALL_TIMEOUT_MS,

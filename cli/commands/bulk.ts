@@ -30,7 +30,7 @@ import {
 import { openInput, openResults, type InputFile, type ResultsFile } from "../bulk-files.ts";
 import { BulkRun, readAndSend, type BulkPlan } from "../bulk-run.ts";
 import { confirm, mustAsk, YES_OPTION } from "../confirm.ts";
-import { HEADS } from "./index.ts";
+import { HEADS } from "./heads.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
 import { resumeCommand } from "../resume.ts";
 import { formatBytes, formatDuration, plural, queueName } from "../output.ts";

@@ -32,7 +32,7 @@ import {
 import { stringFlag, type ParsedValues } from "../args.ts";
 import { confirm, mustAsk, YES_OPTION } from "../confirm.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
-import { HEADS } from "./index.ts";
+import { HEADS } from "./heads.ts";
 import { formatDuration, formatTable, queueName } from "../output.ts";
 
 const NAME = HEADS.cleanup.name;

@@ -2,7 +2,7 @@
 import { UsageError } from "../../lib/errors.ts";
 import { integerFlag, stringFlag } from "../args.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
-import { HEADS } from "./index.ts";
+import { HEADS } from "./heads.ts";
 import {
   createDlqScanner,
   describeUnseen,

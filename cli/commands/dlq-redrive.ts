@@ -15,7 +15,7 @@ import { parseWithdrawalBody } from "../../lib/message.ts";
 import { createSender, type SendResult } from "../../lib/producer.ts";
 import { integerFlag, stringFlag } from "../args.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
-import { HEADS } from "./index.ts";
+import { HEADS } from "./heads.ts";
 import {
   createDlqScanner,
   describeUnseen,

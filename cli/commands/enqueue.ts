@@ -6,7 +6,7 @@ import { idOfLine } from "../../lib/bulk-file.ts";
 import { parseWithdrawalBody, type WithdrawalRequest } from "../../lib/message.ts";
 import { createSender, type SendResult } from "../../lib/producer.ts";
 import { stringFlag, type ParsedValues } from "../args.ts";
-import { HEADS } from "./index.ts";
+import { HEADS } from "./heads.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
 import { formatTable, queueName } from "../output.ts";
 

@@ -3,7 +3,7 @@ import type { LedgerJob } from "../../lib/ledger.ts";
 import { CliError, UsageError } from "../../lib/errors.ts";
 import { ledgerRead } from "../batch.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
-import { HEADS } from "./index.ts";
+import { HEADS } from "./heads.ts";
 import type { DlqMessage } from "../dlq.ts";
 import { formatTable, plural } from "../output.ts";
 import { scanDlq } from "./dlq-list.ts";

@@ -2,7 +2,7 @@
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { UsageError } from "../../lib/errors.ts";
 import { EXIT, type Command, type CommandContext } from "../context.ts";
-import { HEADS } from "./index.ts";
+import { HEADS } from "./heads.ts";
 import { formatTable, queueName } from "../output.ts";
 
 interface Depth {
