@@ -27,7 +27,7 @@
  */
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import type { FailureReason } from "../lib/classify.ts";
+import { FAILURE_REASONS, type FailureReason } from "../lib/classify.ts";
 import { buildWithdrawalBody } from "../lib/message.ts";
 import { createSender, type SendResult } from "../lib/producer.ts";
 import { sleep } from "../lib/retry.ts";
@@ -456,17 +456,7 @@ export function expectedCounts(plan: ChaosPlan): Record<ExpectedOutcome, number>
   return counts;
 }
 
-const OUTCOME_ORDER: readonly ExpectedOutcome[] = [
-  "withdrawn",
-  "already_withdrawn",
-  "invalid_message",
-  "unauthorized",
-  "forbidden",
-  "not_found",
-  "rejected",
-  "unexpected_answer",
-  "retries_exhausted",
-];
+const OUTCOME_ORDER: readonly ExpectedOutcome[] = ["withdrawn", "already_withdrawn", ...FAILURE_REASONS];
 
 // ---------------------------------------------------------------------------------------------
 // The run
