@@ -47,6 +47,16 @@ afterAll(() => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
+/** `npm start` on free ports with a 1 s visibility timeout, its output piped (the Ctrl-C tests). */
+function spawnStart(logFile: string) {
+  const ports = ["--sqs-port", "0", "--scm-port", "0", "--secrets-port", "0"];
+  return spawn(
+    process.execPath,
+    ["--import", "tsx", "scripts/start.ts", ...ports, "--visibility-timeout", "1", "--log-file", logFile],
+    { cwd: REPO, env: { ...process.env, FORCE_COLOR: "0" }, stdio: ["ignore", "pipe", "pipe"] },
+  );
+}
+
 describe.concurrent("the local pipeline", () => {
   it.each([
     ["", "drain", []],
@@ -130,29 +140,7 @@ describe.concurrent("the local pipeline", () => {
 
   it("Ctrl-C after more jobs came in: the last summary npm start prints counts them", async () => {
     const logFile = join(scratch, "ctrl-c", "worker.log");
-    const child = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        "scripts/start.ts",
-        "--sqs-port",
-        "0",
-        "--scm-port",
-        "0",
-        "--secrets-port",
-        "0",
-        "--visibility-timeout",
-        "1",
-        "--log-file",
-        logFile,
-      ],
-      {
-        cwd: REPO,
-        env: { ...process.env, FORCE_COLOR: "0" },
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
+    const child = spawnStart(logFile);
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
@@ -215,29 +203,7 @@ describe.concurrent("the local pipeline", () => {
 
   it("Ctrl-C with stdout and stderr gone (`npm start | tee log`, tee stopped too): stops cleanly and still saves the DLQ", async () => {
     const dir = join(scratch, "epipe");
-    const child = spawn(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        "scripts/start.ts",
-        "--sqs-port",
-        "0",
-        "--scm-port",
-        "0",
-        "--secrets-port",
-        "0",
-        "--visibility-timeout",
-        "1",
-        "--log-file",
-        join(dir, "worker.log"),
-      ],
-      {
-        cwd: REPO,
-        env: { ...process.env, FORCE_COLOR: "0" },
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
+    const child = spawnStart(join(dir, "worker.log"));
     let stdout = "";
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
     const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
